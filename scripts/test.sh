@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (jest) and ends with one plain summary line,
+# `tests: N passed, N failed, N skipped`, that CI reads. Extra arguments go to jest.
+# FHIRGUARD_SOAK=1 adds the long soak and load runs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
+npx jest --ci --maxWorkers=2 --json --outputFile="$report" "$@"
+status=$?
+node -e '
+const r = require(process.argv[1]);
+const skipped = r.numPendingTests + r.numTodoTests;
+console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+if (r.numTotalTests === 0) { console.error("no test ran"); process.exit(1); }
+' "$report" || status=1
+exit $status

@@ -1,0 +1,6 @@
+// The table of fhirguard's commands, in the order `fhirguard --help` lists them. A new
+// command is a file in this folder plus one line here.
+
+import type { Command } from './command';
+
+export const COMMANDS: readonly Command[] = [];
