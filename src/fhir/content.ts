@@ -51,10 +51,11 @@ function formatIsJson(format: string): boolean {
 
 /**
  * Throws 406 unless the client accepts FHIR JSON. `_format` (the query parameter's value)
- * overrides Accept, as R4 specifies; an absent or empty Accept accepts anything.
+ * overrides Accept, as R4 specifies (an empty `_format` is ignored); an absent or empty
+ * Accept accepts anything.
  */
 export function negotiateResponse(accept: string | undefined, format: string | undefined): void {
-  if (format !== undefined) {
+  if (format !== undefined && format.trim() !== '') {
     if (format.length > MAX_HEADER || !formatIsJson(format)) throw notAcceptable(`_format '${shown(format)}' is not acceptable`);
     return;
   }
