@@ -5,9 +5,11 @@
 // prototype pollution in any JavaScript code that later merges or copies the object.
 //
 // JSON.parse itself copes with any nesting depth, so the depth and key checks run after it
-// in one iterative walk (no recursion to overflow). Measured on this machine, the walk costs
-// about a tenth of JSON.parse (0.35 ms vs 3.4 ms for a 1.7 MB Synthea transaction): see
-// bench/body.ts.
+// in one iterative walk (no recursion to overflow). bench/body.ts measures the whole check at
+// about 1.13x a bare decode + JSON.parse, for a 3 KB Patient and a 1.7 MB Synthea transaction
+// alike. Duplicate keys are not detected: that needs a second tokenizing pass over the text
+// (measured at 1.2x JSON.parse by itself), and JSON.parse's last-wins reading is the one the
+// reference worker uses too.
 
 import { refuse, type FhirError } from './outcome';
 

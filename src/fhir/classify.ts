@@ -160,7 +160,7 @@ function oneSegment(m: string, s: string, params: SearchParam[], ctx: Context): 
     case 'POST': {
       i = interaction('create', 'type', params);
       i.resourceType = type;
-      const ifNoneExist = ctx.req.headers === undefined ? undefined : header(ctx.req.headers, 'if-none-exist');
+      const ifNoneExist = header(ctx.req.headers, 'if-none-exist');
       if (ifNoneExist === undefined) return i;
       const criteria = parseQuery(ifNoneExist.charCodeAt(0) === 63 /* ? */ ? ifNoneExist.slice(1) : ifNoneExist);
       i.params = params.concat(criteria);
