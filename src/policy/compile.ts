@@ -1,0 +1,82 @@
+// From schema-checked fields to a Policy: the checks that need more than one field (a rule's
+// tier exists, tier xor deny, operations only with the operation interaction...), then the
+// decision table, the tiers, and warnings for what loads but is probably a mistake.
+
+import { Decider } from './decide';
+import { loadReferenceGraph } from './reference-graph';
+import type { PolicyFields, RuleFields } from './schema';
+import { DecisionTable, SYSTEM_KINDS } from './table';
+import { buildTiers } from './tiers';
+import type { Policy, TierConfig } from './types';
+import type { SourcePositions } from './yaml-check';
+
+function checkTierNames(fields: PolicyFields, at: SourcePositions): Map<string, number> {
+  const index = new Map<string, number>();
+  fields.tiers.forEach((t, i) => {
+    const first = index.get(t.name);
+    if (first !== undefined) at.report(`tiers[${i}].name`, `tier '${t.name}' is already defined by tiers[${first}]`);
+    else index.set(t.name, i);
+  });
+  return index;
+}
+
+function checkRule(r: RuleFields, k: number, tiers: ReadonlyMap<string, number>, at: SourcePositions): void {
+  const path = `rules[${k}]`;
+  if (r.tier !== undefined && r.deny !== undefined) at.report(`${path}.deny`, 'a rule has either tier: <name> or deny: true, not both');
+  if (r.tier === undefined && r.deny === undefined) at.report(path, 'a rule needs tier: <name> (serve what it matches) or deny: true (refuse it)');
+  if (r.tier !== undefined && !tiers.has(r.tier)) {
+    at.report(`${path}.tier`, `tier '${r.tier}' is not defined; the tiers are ${[...tiers.keys()].join(', ')}`);
+  }
+  if (r.operations !== undefined && !r.interactions.includes('operation')) {
+    at.report(`${path}.operations`, 'operations applies to the operation interaction only; add operation to interactions');
+  }
+  if (r.resources.includes('*') && r.resources.length > 1) {
+    at.report(`${path}.resources`, '"*" already covers every type: list either "*" or resource types');
+  }
+  if (!r.resources.includes('*')) {
+    r.interactions.forEach((kind, j) => {
+      if (SYSTEM_KINDS.has(kind)) {
+        at.report(`${path}.interactions[${j}]`, `${kind} is a system-level interaction, with no resource type: it needs resources: ["*"]`);
+      }
+    });
+  }
+}
+
+function warningsOf(file: string, fields: PolicyFields, table: DecisionTable, tiers: readonly TierConfig[]): string[] {
+  const usedRules = new Set<number>();
+  const usedTiers = new Set<number>();
+  for (const { verdict } of table.entries()) {
+    usedRules.add(verdict.rule);
+    usedTiers.add(verdict.tier);
+  }
+  const warnings: string[] = [];
+  fields.rules.forEach((_, k) => {
+    if (!usedRules.has(k)) warnings.push(`${file}: rules[${k}] never matches: earlier rules decide everything it covers`);
+  });
+  tiers.forEach((t) => {
+    if (!usedTiers.has(t.rank)) warnings.push(`${file}: tier '${t.name}' serves nothing: no rule routes to it`);
+  });
+  return warnings;
+}
+
+/** Builds the policy; reports problems into `at` and returns undefined when there are any. */
+export function compile(fields: PolicyFields, file: string, at: SourcePositions): Policy | undefined {
+  const before = at.issues.length;
+  const tierIndex = checkTierNames(fields, at);
+  fields.rules.forEach((r, k) => checkRule(r, k, tierIndex, at));
+  if (at.issues.length > before) return undefined;
+
+  const table = new DecisionTable(fields.rules, tierIndex);
+  const tiers = buildTiers(fields.tiers, table, at);
+  if (at.issues.length > before) return undefined;
+
+  loadReferenceGraph();
+  const decider = new Decider(table, tiers);
+  return {
+    file,
+    tiers,
+    tierByName: new Map(tiers.map((t) => [t.name, t])),
+    warnings: warningsOf(file, fields, table, tiers),
+    decide: decider.decide,
+  };
+}

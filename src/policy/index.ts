@@ -1,0 +1,6 @@
+// The policy stage of the request path (classify → policy → validate → route): which tier
+// serves an interaction, or a 403 OperationOutcome saying what was denied and why.
+
+export type { Policy, TierConfig } from './types';
+export { PolicyError, type PolicyIssue } from './policy-error';
+export { compilePolicy, loadPolicy } from './load';

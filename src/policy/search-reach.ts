@@ -1,0 +1,247 @@
+// What resource types a search can return or filter on, beyond the type in its URL: the leak
+// FHIR servers' own authorization keeps missing (`Encounter?_include=Encounter:practitioner`
+// returns Practitioners; `Encounter?practitioner.name=x` filters on them). Every answer errs
+// on the side of reaching more: whatever fhirguard cannot bound (an unknown parameter, a
+// `_filter` expression) reaches every type, and then only a policy that lets every type be
+// read allows it.
+
+import type { Interaction, SearchParam } from '../fhir/interaction';
+import { isResourceType, searchParam } from '../fhir/search-parameters';
+import {
+  ANY_TYPE,
+  closure,
+  compartmentMembers,
+  referenceSourcesOf,
+  referenceTargetsOf,
+  type Types,
+  union,
+} from './reference-graph';
+
+export interface Reach {
+  /** What reaches, as the client wrote it; values are left out where they may hold patient data. */
+  via: string;
+  types: Types;
+  /** With ANY_TYPE: why the reach could not be bounded. */
+  why?: string;
+}
+
+interface Bounded {
+  types: Types;
+  why?: string;
+}
+
+/** Whether the interaction runs a search whose reach must be checked. */
+export function searches(i: Interaction): boolean {
+  return (
+    i.kind === 'search-type' ||
+    i.kind === 'search-system' ||
+    i.compartment !== undefined ||
+    (i.conditional && i.params.length > 0)
+  );
+}
+
+/** The parameter as written: name, `:modifier`, `.chain` (classify splits them; reach reads the whole). */
+function rawKey(p: SearchParam): string {
+  let key = p.name;
+  if (p.modifier !== undefined) key += `:${p.modifier}`;
+  if (p.chain !== undefined) key += `.${p.chain}`;
+  return key;
+}
+
+/** A parameter that can never reach another type: plain names without chain. */
+function inert(p: SearchParam): boolean {
+  return p.chain === undefined && p.name.charCodeAt(0) !== 95 /* _ */ && !p.name.includes('.');
+}
+
+function concreteType(t: string | undefined): string | undefined {
+  return t !== undefined && isResourceType(t) ? t : undefined;
+}
+
+function typeList(value: string): Bounded {
+  const types = value.split(',').map((t) => t.trim());
+  const unknown = types.find((t) => !isResourceType(t));
+  return unknown === undefined ? { types } : { types: ANY_TYPE, why: `${JSON.stringify(unknown)} is not a resource type` };
+}
+
+/** The reference targets of `param` on every type of `from`; a type modifier narrows them. */
+function follow(from: Types, param: string, typeModifier: string | undefined): Bounded {
+  if (typeModifier !== undefined) {
+    return isResourceType(typeModifier)
+      ? { types: [typeModifier] }
+      : { types: ANY_TYPE, why: `${JSON.stringify(typeModifier)} is not a resource type` };
+  }
+  if (from === ANY_TYPE) return { types: ANY_TYPE, why: `${param} is followed from every type` };
+  const out: Types[] = [];
+  for (const t of from) {
+    const def = searchParam(t, param);
+    if (def?.type !== 'reference') continue;
+    if (def.targets.length === 0) return { types: ANY_TYPE, why: `${param} of ${t} can point to any type` };
+    out.push(def.targets);
+  }
+  if (out.length === 0) return { types: ANY_TYPE, why: `${param} is not a reference parameter of ${from.join(', ')}` };
+  return { types: union(out) };
+}
+
+/** `a.b:Type.c` from `from`: every type along the chain (the last element filters, reaching nothing more). */
+function chain(from: Types, key: string): Bounded {
+  const links = key.split('.');
+  const reached: Types[] = [];
+  let at: Types = from;
+  for (const link of links.slice(0, -1)) {
+    const colon = link.indexOf(':');
+    const next = follow(at, colon < 0 ? link : link.slice(0, colon), colon < 0 ? undefined : link.slice(colon + 1));
+    if (next.types === ANY_TYPE) return next;
+    reached.push(next.types);
+    at = next.types;
+  }
+  return { types: union(reached) };
+}
+
+/** `_has:Type:param:[_has:...:]field`: every Type along it, and a chain in the last field. */
+function has(key: string): Bounded {
+  const parts = key.split(':');
+  const types: string[] = [];
+  let i = 0;
+  while (parts[i] === '_has') {
+    const type = parts[i + 1];
+    if (type === undefined || !isResourceType(type)) {
+      return { types: ANY_TYPE, why: `${JSON.stringify(type ?? '')} is not a resource type` };
+    }
+    types.push(type);
+    i += 3;
+  }
+  const last = parts.slice(i).join(':');
+  if (!last.includes('.')) return { types };
+  const more = chain([types[types.length - 1]], last);
+  return more.types === ANY_TYPE ? more : { types: union([types, more.types]) };
+}
+
+/** One `_include` value: `Source:param[:Target]`, `Source:*`; `*` is handled by the caller. */
+function include(piece: string): Bounded {
+  const [source, param, target, ...extra] = piece.split(':');
+  if (extra.length > 0 || !source || !param) return { types: ANY_TYPE, why: `${JSON.stringify(piece)} is not Type:param[:Target]` };
+  if (!isResourceType(source)) return { types: ANY_TYPE, why: `${JSON.stringify(source)} is not a resource type` };
+  if (target !== undefined) {
+    return isResourceType(target)
+      ? { types: [source, target] }
+      : { types: ANY_TYPE, why: `${JSON.stringify(target)} is not a resource type` };
+  }
+  if (param === '*') {
+    const all = referenceTargetsOf(source);
+    return all === ANY_TYPE ? { types: ANY_TYPE, why: `a reference of ${source} can point to any type` } : { types: [source, ...all] };
+  }
+  const def = searchParam(source, param);
+  if (def?.type !== 'reference') return { types: ANY_TYPE, why: `${source} has no reference parameter ${param}` };
+  if (def.targets.length === 0) return { types: ANY_TYPE, why: `${source}:${param} can point to any type` };
+  return { types: [source, ...def.targets] };
+}
+
+/** One `_revinclude` value: the source type is what comes back. */
+function revinclude(piece: string): Bounded {
+  const source = piece.split(':')[0];
+  return isResourceType(source) ? { types: [source] } : { types: ANY_TYPE, why: `${JSON.stringify(source)} is not a resource type` };
+}
+
+function allOf(types: Types, step: (t: string) => Types): Types {
+  if (types === ANY_TYPE) return ANY_TYPE;
+  return union(types.map(step));
+}
+
+/** How the refusal names the search, e.g. `Encounter`, `[base]`, `Patient/[id]/*`. */
+function prefixOf(i: Interaction, concrete: string | undefined): string {
+  if (i.compartment) return `${i.compartment.resourceType}/[id]/${concrete ?? '*'}`;
+  if (i.kind === 'search-system') return '[base]';
+  if (i.kind !== 'search-type') return `conditional ${i.kind} ${i.resourceType ?? ''}`;
+  return i.resourceType ?? '[base]';
+}
+
+/**
+ * Every type the search reaches beyond what its own rule decided: compartment owners,
+ * system-search types, conditional criteria, `_include`, `_revinclude` (with `*` and
+ * `:iterate`), `_has`, chains, `_type`, `_list`, and unanalysed `_filter`/`_query`.
+ */
+export function searchReach(i: Interaction): Reach[] {
+  const reaches: Reach[] = [];
+  const concrete = concreteType(i.resourceType);
+  const prefix = prefixOf(i, concrete);
+  const typeParams = i.params.filter((p) => p.name === '_type' && p.modifier === undefined);
+  const typed = typeParams.length > 0 ? typeList(typeParams.map((p) => p.value).join(',')) : undefined;
+  const typeVia = `${prefix}?_type=${typeParams.map((p) => p.value).join(',')}`;
+
+  // What the search returns before includes.
+  let sources: Types;
+  if (i.compartment) {
+    reaches.push({ via: prefix, types: [i.compartment.resourceType] });
+    if (concrete) sources = [concrete];
+    else {
+      const members = typed ?? { types: compartmentMembers(i.compartment.resourceType), why: `R4 defines no ${i.compartment.resourceType} compartment here` };
+      sources = members.types;
+      reaches.push({ via: typed ? typeVia : prefix, ...members });
+    }
+  } else if (i.kind === 'search-system' || !concrete) {
+    const all = typed ?? { types: ANY_TYPE, why: 'no _type narrows it' };
+    sources = all.types;
+    reaches.push({ via: typed ? typeVia : 'a system search without _type', ...all });
+  } else {
+    sources = [concrete];
+    if (typed) reaches.push({ via: typeVia, ...typed });
+    if (i.kind !== 'search-type') {
+      reaches.push({ via: `${prefix}?${i.params.map((p) => p.name).join('&')}`, types: [concrete] });
+    }
+  }
+
+  const included: Types[] = [sources];
+  const wild: { via: string; forward: boolean }[] = [];
+  for (const p of i.params) {
+    if (inert(p)) continue;
+    const key = rawKey(p);
+    const base = key.split(/[:.]/, 1)[0];
+    const iterate = key.length > base.length && key.charCodeAt(base.length) === 58; /* `:iterate`, `:recurse` */
+    const via = `${prefix}?${key}`;
+    switch (base) {
+      case '_include':
+      case '_revinclude': {
+        const forward = base === '_include';
+        for (const piece of p.value.split(',')) {
+          const v = `${via}=${piece}`;
+          if (piece === '*') {
+            if (iterate) wild.push({ via: v, forward });
+            const types = allOf(sources, forward ? referenceTargetsOf : referenceSourcesOf);
+            included.push(types);
+            reaches.push({ via: v, types, why: 'every reference of every type the search returns' });
+            continue;
+          }
+          const b = forward ? include(piece) : revinclude(piece);
+          included.push(b.types);
+          reaches.push({ via: v, ...b });
+        }
+        break;
+      }
+      case '_has':
+        reaches.push({ via, ...has(key) });
+        break;
+      case '_list':
+        reaches.push({ via: `${via}=${p.value}`, types: ['List'] });
+        break;
+      case '_filter':
+      case '_query':
+        reaches.push({ via, types: ANY_TYPE, why: `fhirguard does not analyse ${base}` });
+        break;
+      case '_type':
+        break;
+      default:
+        if (key.includes('.')) reaches.push({ via, ...chain(sources, key) });
+    }
+  }
+
+  // `:iterate` with `*`: whatever the included types include in turn, to a fixed point.
+  if (wild.length > 0) {
+    const forward = wild.some((w) => w.forward);
+    const backward = wild.some((w) => !w.forward);
+    const step = (t: string): Types =>
+      union([forward ? referenceTargetsOf(t) : [], backward ? referenceSourcesOf(t) : []]);
+    const types = closure(union(included), step);
+    reaches.push({ via: wild[0].via, types, why: 'iterating every reference from every type reached' });
+  }
+  return reaches;
+}

@@ -1,0 +1,43 @@
+// What a loaded policy gives the rest of fhirguard: the tiers to start and route to, and the
+// per-request decision. Re-exported by index.ts, the module's public face.
+
+import type { Interaction } from '../fhir/interaction';
+
+export interface TierConfig {
+  name: string;
+  /**
+   * Upstreams of an operator's own FHIR server: 'http://host:port', 'https://host:port',
+   * 'unix:/path'. Empty = embedded reference workers started by `fhirguard up`.
+   */
+  upstreams: string[];
+  /**
+   * Number of embedded reference workers when upstreams is empty. Default 2 for read-only
+   * tiers (reads scale across processes), 1 for tiers that write (one SQLite writer per
+   * database avoids lock contention between workers). 0 when the tier has upstreams.
+   */
+  workers: number;
+  /** Upstream response timeout; default 10000. */
+  timeoutMs: number;
+  /** Kernel confinement mode: audit counts violations, enforce blocks them. Default enforce. */
+  mode: 'audit' | 'enforce';
+  /** required: refuse to start without kernel enforcement; preferred: run degraded, loudly. Default preferred. */
+  enforcement: 'required' | 'preferred';
+  /**
+   * The tier never writes: its workers open the database read-only and get read-only mounts.
+   * Derived from the rules (no rule routes a possibly writing interaction to it); the file
+   * may only make it stricter.
+   */
+  readOnly: boolean;
+  /** Position in `tiers` (0 = least privileged). */
+  rank: number;
+}
+
+export interface Policy {
+  file: string;
+  tiers: TierConfig[];
+  tierByName: ReadonlyMap<string, TierConfig>;
+  /** Things that load but are probably mistakes (an unused tier, a rule that never matches). */
+  warnings: string[];
+  /** The tier serving this interaction, or throws FhirError 403 (reason 'policy') naming what was denied and why. */
+  decide(interaction: Interaction): TierConfig;
+}
