@@ -2,5 +2,6 @@
 // command is a file in this folder plus one line here.
 
 import type { Command } from './command';
+import { workerCommand } from './worker';
 
-export const COMMANDS: readonly Command[] = [];
+export const COMMANDS: readonly Command[] = [workerCommand];
