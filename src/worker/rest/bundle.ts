@@ -215,7 +215,10 @@ function processTransaction(w: WorkerContext, req: FhirRequest, raw: unknown[], 
     const touched = new Map<string, number>();
     const touch = (ref: string, e: Entry): void => {
       const other = touched.get(ref);
-      if (other !== undefined) throw refuse(400, 'bad-bundle', 'invalid', `Bundle.entry[${other}] and Bundle.entry[${e.index}] both change ${ref}`);
+      if (other !== undefined) {
+        const [a, b] = [other, e.index].sort((x, y) => x - y);
+        throw refuse(400, 'bad-bundle', 'invalid', `Bundle.entry[${a}] and Bundle.entry[${b}] both change ${ref}`);
+      }
       touched.set(ref, e.index);
     };
     const identity = new Map<Entry, { id: string; existing: boolean }>();
