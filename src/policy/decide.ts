@@ -30,8 +30,9 @@ export class Decider {
    * search tier ranks no higher than X, as for bundle entries.
    */
   private readonly searchTier = new Map<string, TierConfig | null>();
-  /** Per tier rank: the types a search served there may not reach (for "any type" reaches). */
+  /** Per tier rank: the types a search served there may not reach, as a list (for messages) and a set. */
   private readonly unreadableAt: string[][];
+  private readonly unreadableSet: ReadonlySet<string>[];
 
   constructor(
     private readonly table: DecisionTable,
@@ -47,12 +48,14 @@ export class Decider {
         return !st || st.rank > tier.rank;
       }),
     );
+    this.unreadableSet = this.unreadableAt.map((list) => new Set(list));
   }
 
   readonly decide = (i: Interaction): TierConfig => {
     const tier = this.primary(i);
     if (i.kind === 'batch' || i.kind === 'transaction') checkEntries(i, tier, this.decide);
-    else if (searches(i)) for (const r of searchReach(i)) this.checkReach(r, tier, i);
+    // Where a tier may reach every type (the shipped policy), no reach can fail: skip computing it.
+    else if (this.unreadableAt[tier.rank].length > 0 && searches(i)) for (const r of searchReach(i)) this.checkReach(r, tier, i);
     return tier;
   };
 
@@ -83,11 +86,11 @@ export class Decider {
       if (bad.length > 0) throw denied(`${r.via} can reach any resource type${r.why ? ` (${r.why})` : ''}, including ${this.why(bad, tier, i)}`);
       return;
     }
+    const unreadable = this.unreadableSet[tier.rank];
     for (const t of r.types) {
-      const st = this.searchTier.get(t);
-      if (st && st.rank <= tier.rank) continue;
+      if (!unreadable.has(t)) continue;
       // Refusal path only: name every type of this reach that is not allowed.
-      const bad = [...new Set(r.types)].filter((u) => this.unreadableAt[tier.rank].includes(u));
+      const bad = [...new Set(r.types)].filter((u) => unreadable.has(u));
       throw denied(`${r.via} reaches ${this.why(bad, tier, i, 10)}`);
     }
   }

@@ -16,6 +16,10 @@ interface Graph {
   backward: Map<string, readonly string[]>;
   /** Compartment owner type → member types, where R4 ships the CompartmentDefinition. */
   compartments: Map<string, readonly string[]>;
+  /** Type → itself and every type reachable by following references forward, transitively. */
+  forwardClosure: Map<string, Types>;
+  /** Type → itself and every type that can reach it by references, transitively. */
+  backwardClosure: Map<string, Types>;
 }
 
 let graph: Graph | undefined;
@@ -47,10 +51,14 @@ function build(): Graph {
   const compartments = new Map<string, readonly string[]>([
     [patient.code, patient.resource.filter((r) => (r.param?.length ?? 0) > 0 && isResourceType(r.code)).map((r) => r.code)],
   ]);
+  const backwardLists = new Map([...backward].map(([t, s]) => [t, [...s] as readonly string[]]));
+  const step = <T>(m: Map<string, T>) => (t: string) => (m.get(t) ?? ANY_TYPE) as Types;
   return {
     forward,
-    backward: new Map([...backward].map(([t, s]) => [t, [...s]])),
+    backward: backwardLists,
     compartments,
+    forwardClosure: new Map(R4_RESOURCE_TYPES.map((t) => [t, closure([t], step(forward))])),
+    backwardClosure: new Map(R4_RESOURCE_TYPES.map((t) => [t, closure([t], step(backwardLists))])),
   };
 }
 
@@ -74,6 +82,16 @@ export function compartmentMembers(owner: string): Types {
   return g().compartments.get(owner) ?? ANY_TYPE;
 }
 
+/** `type` and everything its references reach, transitively (precomputed). */
+export function forwardClosureOf(type: string): Types {
+  return g().forwardClosure.get(type) ?? ANY_TYPE;
+}
+
+/** `type` and every type whose references can reach it, transitively (precomputed). */
+export function backwardClosureOf(type: string): Types {
+  return g().backwardClosure.get(type) ?? ANY_TYPE;
+}
+
 /** Union of `step(t)` over `from`, repeated until nothing new is added; ANY_TYPE absorbs. */
 export function closure(from: Types, step: (type: string) => Types): Types {
   if (from === ANY_TYPE) return ANY_TYPE;
@@ -94,6 +112,7 @@ export function closure(from: Types, step: (type: string) => Types): Types {
 
 /** Union of several type sets; ANY_TYPE absorbs. */
 export function union(sets: readonly Types[]): Types {
+  if (sets.length === 1) return sets[0];
   const out = new Set<string>();
   for (const s of sets) {
     if (s === ANY_TYPE) return ANY_TYPE;

@@ -9,8 +9,10 @@ import type { Interaction, SearchParam } from '../fhir/interaction';
 import { isResourceType, searchParam } from '../fhir/search-parameters';
 import {
   ANY_TYPE,
+  backwardClosureOf,
   closure,
   compartmentMembers,
+  forwardClosureOf,
   referenceSourcesOf,
   referenceTargetsOf,
   type Types,
@@ -22,12 +24,14 @@ export interface Reach {
   via: string;
   types: Types;
   /** With ANY_TYPE: why the reach could not be bounded. */
-  why?: string;
+  why?: string | undefined;
 }
 
 interface Bounded {
   types: Types;
   why?: string;
+  /** One more type reached (an include's source type), kept apart to avoid copying `types`. */
+  also?: string;
 }
 
 /** Whether the interaction runs a search whose reach must be checked. */
@@ -48,9 +52,12 @@ function rawKey(p: SearchParam): string {
   return key;
 }
 
-/** A parameter that can never reach another type: plain names without chain. */
+/** The parameters that reach other types without a chain. */
+const REACHING: ReadonlySet<string> = new Set(['_include', '_revinclude', '_has', '_type', '_list', '_filter', '_query']);
+
+/** A parameter that can never reach another type: no chain, not one of REACHING. */
 function inert(p: SearchParam): boolean {
-  return p.chain === undefined && p.name.charCodeAt(0) !== 95 /* _ */ && !p.name.includes('.');
+  return p.chain === undefined && !REACHING.has(p.name) && !p.name.includes('.');
 }
 
 function concreteType(t: string | undefined): string | undefined {
@@ -110,6 +117,7 @@ function has(key: string): Bounded {
     types.push(type);
     i += 3;
   }
+  if (types.length === 0) return { types: ANY_TYPE, why: `${JSON.stringify(key)} is not _has:Type:param:field` };
   const last = parts.slice(i).join(':');
   if (!last.includes('.')) return { types };
   const more = chain([types[types.length - 1]], last);
@@ -118,22 +126,26 @@ function has(key: string): Bounded {
 
 /** One `_include` value: `Source:param[:Target]`, `Source:*`; `*` is handled by the caller. */
 function include(piece: string): Bounded {
-  const [source, param, target, ...extra] = piece.split(':');
-  if (extra.length > 0 || !source || !param) return { types: ANY_TYPE, why: `${JSON.stringify(piece)} is not Type:param[:Target]` };
+  const parts = piece.split(':');
+  const source = parts[0];
+  const param = parts[1];
+  const target = parts[2];
+  if (parts.length > 3 || !source || !param) return { types: ANY_TYPE, why: `${JSON.stringify(piece)} is not Type:param[:Target]` };
   if (!isResourceType(source)) return { types: ANY_TYPE, why: `${JSON.stringify(source)} is not a resource type` };
   if (target !== undefined) {
     return isResourceType(target)
-      ? { types: [source, target] }
+      ? { types: [target], also: source }
       : { types: ANY_TYPE, why: `${JSON.stringify(target)} is not a resource type` };
   }
   if (param === '*') {
     const all = referenceTargetsOf(source);
-    return all === ANY_TYPE ? { types: ANY_TYPE, why: `a reference of ${source} can point to any type` } : { types: [source, ...all] };
+    return all === ANY_TYPE ? { types: ANY_TYPE, why: `a reference of ${source} can point to any type` } : { types: all, also: source };
   }
   const def = searchParam(source, param);
   if (def?.type !== 'reference') return { types: ANY_TYPE, why: `${source} has no reference parameter ${param}` };
   if (def.targets.length === 0) return { types: ANY_TYPE, why: `${source}:${param} can point to any type` };
-  return { types: [source, ...def.targets] };
+  // The definition's own array: no copy per request.
+  return { types: def.targets, also: source };
 }
 
 /** One `_revinclude` value: the source type is what comes back. */
@@ -142,9 +154,11 @@ function revinclude(piece: string): Bounded {
   return isResourceType(source) ? { types: [source] } : { types: ANY_TYPE, why: `${JSON.stringify(source)} is not a resource type` };
 }
 
+const NONE: readonly Reach[] = Object.freeze([]);
+
 function allOf(types: Types, step: (t: string) => Types): Types {
   if (types === ANY_TYPE) return ANY_TYPE;
-  return union(types.map(step));
+  return types.length === 1 ? step(types[0]) : union(types.map(step));
 }
 
 /** How the refusal names the search, e.g. `Encounter`, `[base]`, `Patient/[id]/*`. */
@@ -160,52 +174,58 @@ function prefixOf(i: Interaction, concrete: string | undefined): string {
  * system-search types, conditional criteria, `_include`, `_revinclude` (with `*` and
  * `:iterate`), `_has`, chains, `_type`, `_list`, and unanalysed `_filter`/`_query`.
  */
-export function searchReach(i: Interaction): Reach[] {
+export function searchReach(i: Interaction): readonly Reach[] {
+  // The common case, a type search on plain parameters, reaches nothing beyond its type.
+  if (i.kind === 'search-type' && i.compartment === undefined && i.params.every(inert)) return NONE;
   const reaches: Reach[] = [];
   const concrete = concreteType(i.resourceType);
   const prefix = prefixOf(i, concrete);
-  const typeParams = i.params.filter((p) => p.name === '_type' && p.modifier === undefined);
-  const typed = typeParams.length > 0 ? typeList(typeParams.map((p) => p.value).join(',')) : undefined;
-  const typeVia = `${prefix}?_type=${typeParams.map((p) => p.value).join(',')}`;
+  let typeValues: string | undefined;
+  for (const p of i.params) {
+    if (p.name === '_type' && p.modifier === undefined) typeValues = typeValues === undefined ? p.value : `${typeValues},${p.value}`;
+  }
+  const typed = typeValues !== undefined ? typeList(typeValues) : undefined;
+  const typeVia = (): string => `${prefix}?_type=${typeValues}`;
 
   // What the search returns before includes.
   let sources: Types;
   if (i.compartment) {
     reaches.push({ via: prefix, types: [i.compartment.resourceType] });
     if (concrete) sources = [concrete];
-    else {
-      const members = typed ?? { types: compartmentMembers(i.compartment.resourceType), why: `R4 defines no ${i.compartment.resourceType} compartment here` };
-      sources = members.types;
-      reaches.push({ via: typed ? typeVia : prefix, ...members });
+    else if (typed) {
+      sources = typed.types;
+      reaches.push({ via: typeVia(), types: typed.types, why: typed.why });
+    } else {
+      sources = compartmentMembers(i.compartment.resourceType);
+      reaches.push({ via: prefix, types: sources, why: `R4 defines no ${i.compartment.resourceType} compartment here` });
     }
   } else if (i.kind === 'search-system' || !concrete) {
-    const all = typed ?? { types: ANY_TYPE, why: 'no _type narrows it' };
-    sources = all.types;
-    reaches.push({ via: typed ? typeVia : 'a system search without _type', ...all });
+    sources = typed ? typed.types : ANY_TYPE;
+    reaches.push(typed ? { via: typeVia(), types: sources, why: typed.why } : { via: 'a system search without _type', types: ANY_TYPE, why: 'no _type narrows it' });
   } else {
     sources = [concrete];
-    if (typed) reaches.push({ via: typeVia, ...typed });
+    if (typed) reaches.push({ via: typeVia(), types: typed.types, why: typed.why });
     if (i.kind !== 'search-type') {
-      reaches.push({ via: `${prefix}?${i.params.map((p) => p.name).join('&')}`, types: [concrete] });
+      reaches.push({ via: `${prefix}?${i.params.map((p) => p.name).join('&')}`, types: sources });
     }
   }
 
   const included: Types[] = [sources];
-  const wild: { via: string; forward: boolean }[] = [];
+  let wild: { via: string; forward: boolean }[] | undefined;
   for (const p of i.params) {
-    if (inert(p)) continue;
+    if (inert(p) || p.name === '_type') continue;
     const key = rawKey(p);
-    const base = key.split(/[:.]/, 1)[0];
-    const iterate = key.length > base.length && key.charCodeAt(base.length) === 58; /* `:iterate`, `:recurse` */
     const via = `${prefix}?${key}`;
-    switch (base) {
+    switch (p.name) {
       case '_include':
       case '_revinclude': {
-        const forward = base === '_include';
+        const forward = p.name === '_include';
+        // `_include:iterate` (and R3's `:recurse`): any modifier counts as iterating.
+        const iterate = p.modifier !== undefined;
         for (const piece of p.value.split(',')) {
           const v = `${via}=${piece}`;
           if (piece === '*') {
-            if (iterate) wild.push({ via: v, forward });
+            if (iterate) (wild ??= []).push({ via: v, forward });
             const types = allOf(sources, forward ? referenceTargetsOf : referenceSourcesOf);
             included.push(types);
             reaches.push({ via: v, types, why: 'every reference of every type the search returns' });
@@ -213,34 +233,44 @@ export function searchReach(i: Interaction): Reach[] {
           }
           const b = forward ? include(piece) : revinclude(piece);
           included.push(b.types);
-          reaches.push({ via: v, ...b });
+          reaches.push({ via: v, types: b.types, why: b.why });
+          if (b.also !== undefined) {
+            included.push([b.also]);
+            reaches.push({ via: v, types: [b.also] });
+          }
         }
         break;
       }
-      case '_has':
-        reaches.push({ via, ...has(key) });
+      case '_has': {
+        const b = has(key);
+        reaches.push({ via, types: b.types, why: b.why });
         break;
+      }
       case '_list':
         reaches.push({ via: `${via}=${p.value}`, types: ['List'] });
         break;
       case '_filter':
       case '_query':
-        reaches.push({ via, types: ANY_TYPE, why: `fhirguard does not analyse ${base}` });
-        break;
-      case '_type':
+        reaches.push({ via, types: ANY_TYPE, why: `fhirguard does not analyse ${p.name}` });
         break;
       default:
-        if (key.includes('.')) reaches.push({ via, ...chain(sources, key) });
+        if (key.includes('.')) {
+          const b = chain(sources, key);
+          reaches.push({ via, types: b.types, why: b.why });
+        }
     }
   }
 
-  // `:iterate` with `*`: whatever the included types include in turn, to a fixed point.
-  if (wild.length > 0) {
+  // `:iterate` with `*`: whatever the included types include in turn, to a fixed point
+  // (precomputed per type when only one direction iterates).
+  if (wild !== undefined) {
     const forward = wild.some((w) => w.forward);
     const backward = wild.some((w) => !w.forward);
-    const step = (t: string): Types =>
-      union([forward ? referenceTargetsOf(t) : [], backward ? referenceSourcesOf(t) : []]);
-    const types = closure(union(included), step);
+    const from = union(included);
+    const types =
+      forward && backward
+        ? closure(from, (t) => union([referenceTargetsOf(t), referenceSourcesOf(t)]))
+        : allOf(from, forward ? forwardClosureOf : backwardClosureOf);
     reaches.push({ via: wild[0].via, types, why: 'iterating every reference from every type reached' });
   }
   return reaches;

@@ -149,8 +149,11 @@ describe('_has', () => {
     );
   });
 
-  test('an unknown type reaches every type', () => {
+  test('an unknown type, or no type at all, reaches every type', () => {
     expect(refusal(policy, search('Patient', ['_has:Observaton:patient:code', 'x']))).toMatch(/can reach any resource type \("Observaton" is not a resource type\)/);
+    expect(refusal(policy, I('search-type', { resourceType: 'Patient', params: [{ name: '_has', chain: 'name', value: 'x' }] }))).toBe(
+      'Patient?_has.name can reach any resource type ("_has.name" is not _has:Type:param:field), including AuditEvent and Practitioner, which the policy does not allow reading',
+    );
   });
 });
 
