@@ -54,7 +54,7 @@ function tierName(v: string): string | undefined {
 }
 
 function upstream(v: string): string | undefined {
-  const shape = 'expected http://host:port, https://host:port or unix:/absolute/socket/path';
+  const shape = 'expected http://host:port[/base], https://host:port[/base] or unix:/absolute/socket/path';
   if (v.startsWith('unix:')) {
     const path = v.slice('unix:'.length);
     if (!path.startsWith('/') || path.includes('\0')) return `${JSON.stringify(v)}: ${shape}`;
@@ -68,10 +68,12 @@ function upstream(v: string): string | undefined {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `${JSON.stringify(v)}: ${shape}`;
   if (url.username || url.password) return `${JSON.stringify(v)}: credentials do not belong in the policy file`;
-  // The request path is forwarded as received (the FHIR base included), so an upstream is
-  // an origin only; a path here would be silently ignored or doubled.
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || v.endsWith('/')) {
-    return `${JSON.stringify(v)}: an upstream is scheme://host:port only, without path, query or trailing '/'`;
+  if (url.search || url.hash || v.includes('?') || v.includes('#')) return `${JSON.stringify(v)}: an upstream takes no query or fragment`;
+  // An optional base path (`https://fhir.example.org/fhir`): plain segments, exactly as written
+  // (URL parsing would silently resolve `..` or re-encode characters).
+  const written = /^[a-z]+:\/\/[^/]*(.*)$/i.exec(v)?.[1] ?? '';
+  if (written !== '' && written !== '/' && (written !== url.pathname || !/^(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+\/?$/.test(written))) {
+    return `${JSON.stringify(v)}: the base path must be plain segments (letters, digits, '.', '_', '~', '-'), e.g. https://fhir.example.org/fhir`;
   }
   return undefined;
 }

@@ -202,24 +202,27 @@ rules:
     upstreams:
       - http://127.0.0.1:9101
       - unix:/run/fhirguard/read-0.sock
-      - https://fhir.example.org
+      - https://fhir.example.org/fhir
       - ftp://127.0.0.1:21
       - unix:relative.sock
-      - http://127.0.0.1:9101/fhir
+      - http://127.0.0.1:9101/a/../fhir
       - http://user:secret@127.0.0.1:9101
       - not a url
       - http://127.0.0.1:9101
+      - http://127.0.0.1:9102/?x=1
+      - HTTP://127.0.0.1:9103/fhir/
 rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
 `)).toEqual([
-      'p.yaml:7:9: tiers[0].upstreams[3]: "ftp://127.0.0.1:21": expected http://host:port, https://host:port or unix:/absolute/socket/path',
-      'p.yaml:8:9: tiers[0].upstreams[4]: "unix:relative.sock": expected http://host:port, https://host:port or unix:/absolute/socket/path',
-      `p.yaml:9:9: tiers[0].upstreams[5]: "http://127.0.0.1:9101/fhir": an upstream is scheme://host:port only, without path, query or trailing '/'`,
+      'p.yaml:7:9: tiers[0].upstreams[3]: "ftp://127.0.0.1:21": expected http://host:port[/base], https://host:port[/base] or unix:/absolute/socket/path',
+      'p.yaml:8:9: tiers[0].upstreams[4]: "unix:relative.sock": expected http://host:port[/base], https://host:port[/base] or unix:/absolute/socket/path',
+      `p.yaml:9:9: tiers[0].upstreams[5]: "http://127.0.0.1:9101/a/../fhir": the base path must be plain segments (letters, digits, '.', '_', '~', '-'), e.g. https://fhir.example.org/fhir`,
       'p.yaml:10:9: tiers[0].upstreams[6]: "http://user:secret@127.0.0.1:9101": credentials do not belong in the policy file',
-      'p.yaml:11:9: tiers[0].upstreams[7]: "not a url" is not a URL; expected http://host:port, https://host:port or unix:/absolute/socket/path',
+      'p.yaml:11:9: tiers[0].upstreams[7]: "not a url" is not a URL; expected http://host:port[/base], https://host:port[/base] or unix:/absolute/socket/path',
       'p.yaml:12:9: tiers[0].upstreams[8]: "http://127.0.0.1:9101" is listed twice',
+      'p.yaml:13:9: tiers[0].upstreams[9]: "http://127.0.0.1:9102/?x=1": an upstream takes no query or fragment',
     ]);
   });
 
