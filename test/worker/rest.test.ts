@@ -75,7 +75,7 @@ describe('CapabilityStatement', () => {
     expect(obsParams).not.toContain('code-value-quantity'); // composite: not implemented
     expect(obs.operation.map((o: Json) => o.name)).toEqual(['validate']);
     expect(obs.searchInclude).toContain('Observation:subject');
-    expect(p.searchRevInclude).toContain('Observation:subject');
+    expect(rest.documentation).toMatch(/_revinclude/);
   });
 });
 
@@ -381,6 +381,15 @@ describe('batch and transaction', () => {
     expect((await req('GET', `/Patient/${p.id}`)).json.gender).toBe('female');
   });
 
+  test('an entry cannot be a nested batch or transaction', async () => {
+    const res = await req('POST', '/', {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: { resourceType: 'Bundle', type: 'transaction', entry: [] }, request: { method: 'POST', url: '/' } }],
+    });
+    expectOutcome(res, 400, /cannot itself be a batch/);
+  });
+
   test('other bundle types are refused', async () => {
     expectOutcome(await req('POST', '/', { resourceType: 'Bundle', type: 'collection', entry: [] }), 400, /batch and transaction/);
     expectOutcome(await req('POST', '/', patient()), 400, /Bundle/);
@@ -484,6 +493,10 @@ describe('search', () => {
     expectOutcome(await req('GET', '/Observation?_sort=nonsense'), 400);
     expectOutcome(await req('GET', '/Observation?subject.nonsense=1'), 400);
     expectOutcome(await req('GET', '/Observation?status:missing=maybe'), 400);
+    const ids = Array.from({ length: 1001 }, (_, i) => `id${i}`).join(',');
+    expectOutcome(await req('GET', `/Observation?_id=${ids}`), 400, /at most 1000/);
+    const many = Array.from({ length: 30 }, () => `_id=${Array.from({ length: 900 }, (_, i) => `x${i}`).join(',')}`).join('&');
+    expectOutcome(await req('POST', '/Observation/_search', many, { 'content-type': 'application/x-www-form-urlencoded' }), 400, /too many/);
   });
 });
 

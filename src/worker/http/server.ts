@@ -77,10 +77,17 @@ function errorResponse(err: unknown, log: Logger, method: string, url: string): 
       ...(err instanceof FhirErrorWithHeaders ? { headers: err.headers } : {}),
     };
   }
-  const code = (err as { code?: string }).code;
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+  const code = String((err as { code?: string }).code ?? '');
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
     log.warn({ method, url, code }, 'database busy');
     const e = refuse(503, 'busy', 'transient', 'the database is busy with other writers; retry');
+    return { status: 503, body: JSON.stringify(e.toOutcome()), headers: { 'Retry-After': '1' } };
+  }
+  if (code === 'SQLITE_READONLY_ROLLBACK' || code === 'SQLITE_READONLY_RECOVERY') {
+    // A writer died inside a transaction and left a hot journal: only a writable connection
+    // can roll it back, which any write worker does as soon as it touches the database.
+    log.warn({ method, url, code }, 'database needs recovery by a write worker');
+    const e = refuse(503, 'recovery', 'transient', 'the database awaits recovery by a write worker; retry');
     return { status: 503, body: JSON.stringify(e.toOutcome()), headers: { 'Retry-After': '1' } };
   }
   log.error({ err, method, url }, 'request failed');

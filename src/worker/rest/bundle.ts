@@ -108,6 +108,7 @@ function entryRequest(parent: FhirRequest, e: Entry, assignedId?: string): FhirR
   } catch {
     throw entryError(e.index, `request.url '${e.url}' is not a valid URL`);
   }
+  if (!segments.length) throw entryError(e.index, 'an entry cannot itself be a batch or transaction');
   const explicitPrefer = parent.headers.prefer !== undefined;
   return {
     method: e.method,

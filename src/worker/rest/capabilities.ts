@@ -10,19 +10,7 @@ import { OPERATIONS } from './operations';
 const READ_INTERACTIONS = ['read', 'vread', 'history-instance', 'history-type', 'search-type'];
 const WRITE_INTERACTIONS = ['create', 'update', 'patch', 'delete'];
 
-function revIncludesByTarget(): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const source of R4_RESOURCE_TYPES) {
-    for (const p of indexedParamsOf(source)) {
-      if (p.type !== 'reference') continue;
-      for (const target of p.targets) out.set(target, [...(out.get(target) ?? []), `${source}:${p.code}`]);
-    }
-  }
-  return out;
-}
-
 export function capabilityStatement(readOnly: boolean, started: Date): Record<string, unknown> {
-  const revIncludes = revIncludesByTarget();
   const interactions = [...READ_INTERACTIONS, ...(readOnly ? [] : WRITE_INTERACTIONS)].sort().map((code) => ({ code }));
   const resources = R4_RESOURCE_TYPES.map((type) => {
     const params = indexedParamsOf(type);
@@ -42,7 +30,6 @@ export function capabilityStatement(readOnly: boolean, started: Date): Record<st
       conditionalDelete: readOnly ? 'not-supported' : 'single',
       referencePolicy: ['literal', 'local'],
       searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
-      searchRevInclude: revIncludes.get(type) ?? [],
       searchParam: [
         { name: '_id', type: 'token' },
         { name: '_lastUpdated', type: 'date' },
@@ -72,7 +59,9 @@ export function capabilityStatement(readOnly: boolean, started: Date): Record<st
         documentation:
           'Search: string (:exact, :contains), token (:not, :text, system|code), reference (:[type], chained, _has), ' +
           'date/number/quantity (eq ne gt lt ge le sa eb ap), uri (:below, :above), :missing on all; ' +
-          `_count (at most ${MAX_COUNT}) and _offset paging, _sort, _include and _revinclude (no :iterate), ` +
+          `_count (at most ${MAX_COUNT}) and _offset paging, _sort, _include (the searchInclude values) and _revinclude ` +
+          '(any [type]:[reference parameter] whose targets include the searched type; not listed per type, as that list ' +
+          'repeats every reference parameter under each of its targets), neither with :iterate; ' +
           '_summary=count, _total, _elements. Unknown or unsupported parameters are refused (400). ' +
           'Transactions are atomic; urn:uuid fullUrls and conditional references are resolved.',
         resource: resources,

@@ -14,6 +14,8 @@ export const DEFAULT_COUNT = 50;
 export const MAX_COUNT = 1000;
 /** Chains and `_has` nest at most this deep. */
 const MAX_DEPTH = 3;
+/** Comma-separated alternatives of one parameter: far more than a real search, far fewer than SQLite's bound variables. */
+const MAX_ALTERNATIVES = 1000;
 
 const MODIFIERS: Record<IndexedParam['type'], ReadonlySet<string>> = {
   string: new Set(['exact', 'contains']),
@@ -140,6 +142,7 @@ function parseCondition(type: string, key: string, value: string, depth: number)
   const modifier = colon < 0 ? undefined : key.slice(colon + 1);
   if (value === '') throw bad(`the search parameter '${key}' has an empty value`);
   const alternatives = splitEscaped(value, ',');
+  if (alternatives.length > MAX_ALTERNATIVES) throw bad(`'${key}' has ${alternatives.length} alternatives; at most ${MAX_ALTERNATIVES} are accepted`);
   if (code === '_id') {
     if (modifier) throw notSupported(`the modifier ':${modifier}' is not supported on _id`);
     return { kind: 'id', ids: alternatives.map(unescape) };

@@ -1,6 +1,7 @@
 // Runs a SearchRequest against the store: one page of matching rids in sort order, the
 // total when asked for, then the `_include`/`_revinclude` resources of that page.
 
+import { refuse } from '../../fhir/outcome';
 import type { ResourceStore, StoredRow } from '../storage/store';
 import type { Condition, IncludeSpec, SearchRequest } from './query';
 import { conditionSql, orderBySql, sqlContext, type Sql } from './sql';
@@ -13,9 +14,14 @@ export interface SearchResult {
   hasNext: boolean;
 }
 
+/** Bound values per statement: well under SQLite's limit (32,766), far over any real search. */
+const MAX_SQL_ARGS = 20_000;
+
 function whereSql(type: string, conditions: readonly Condition[]): Sql {
   const ctx = sqlContext();
   const parts = conditions.map((c) => conditionSql(c, type, 'r', ctx));
+  const args = parts.reduce((n, p) => n + p.args.length, 0);
+  if (args > MAX_SQL_ARGS) throw refuse(400, 'too-costly', 'too-costly', `the search has too many criteria values (${args}; at most ${MAX_SQL_ARGS})`);
   return {
     sql: ['r.type = ?', 'r.deleted = 0', ...parts.map((p) => p.sql)].join(' AND '),
     args: [type, ...parts.flatMap((p) => p.args)],
