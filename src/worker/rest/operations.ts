@@ -4,10 +4,10 @@
 import { refuse } from '../../fhir/outcome';
 import type { Issue } from '../../fhir/outcome';
 import { ID_RE } from '../indexing/references';
-import { DEFAULT_COUNT, MAX_COUNT } from '../search/parse';
 import type { Json } from '../storage/store';
 import { searchsetBundle } from './bundles';
 import { type FhirRequest, type FhirResponse, type WorkerContext, info, outcomeBody } from './context';
+import { parsePaging } from './paging';
 import { gone, notFound } from './read';
 import { validationIssues } from './resource-checks';
 
@@ -69,19 +69,7 @@ export function validate(w: WorkerContext, req: FhirRequest, type: string, id?: 
 }
 
 export function everything(w: WorkerContext, req: FhirRequest, id: string): FhirResponse {
-  let count = DEFAULT_COUNT;
-  let offset = 0;
-  const linkParams: [string, string][] = [];
-  for (const [k, v] of req.query) {
-    if (k !== '_offset') linkParams.push([k, v]);
-    if (k === '_count' || k === '_offset') {
-      if (!/^\d{1,9}$/.test(v)) throw refuse(400, 'bad-operation', 'invalid', `${k} must be a non-negative integer`);
-      if (k === '_count') count = Math.min(Number(v), MAX_COUNT);
-      else offset = Number(v);
-    } else if (k !== '_format' && k !== '_pretty') {
-      throw refuse(400, 'not-supported', 'not-supported', `$everything does not support the parameter '${k}' (it supports _count, _offset)`);
-    }
-  }
+  const { count, offset, linkParams } = parsePaging(req.query, '$everything');
   if (!ID_RE.test(id)) throw notFound('Patient', id);
   const patient = w.store.current('Patient', id);
   if (!patient) throw notFound('Patient', id);
