@@ -253,6 +253,11 @@ describe('conditional interactions', () => {
     expect(updated.json.id).toBe(created.json.id);
     expect(updated.json.meta.versionId).toBe('2');
     expectOutcome(await req('PUT', url, patient({ id: 'someone-else', identifier: [ident] })), 400, /not the id/);
+    // No match, but the body names an existing resource the criteria do not match: 409.
+    const { json: other } = await req('POST', '/Patient', patient());
+    const fresh = uniqueIdentifier();
+    expectOutcome(await req('PUT', `/Patient?identifier=${fresh.system}|${fresh.value}`, patient({ id: other.id, identifier: [fresh] })), 409, /does not match/);
+    expect((await req('GET', `/Patient/${other.id}`)).json.meta.versionId).toBe('1');
     await req('POST', '/Patient', patient({ identifier: [ident] }));
     expectOutcome(await req('PUT', url, patient({ identifier: [ident] })), 412);
   });
@@ -462,6 +467,33 @@ describe('search', () => {
     });
     expect(byPost.status).toBe(200);
     expect(byPost.json.total).toBe(3);
+  });
+
+  test('number and uri parameters', async () => {
+    const tag = randomUUID();
+    for (const p of [0.02, 0.3, 0.75]) {
+      await req('POST', '/RiskAssessment', {
+        resourceType: 'RiskAssessment',
+        status: 'final',
+        subject: { reference: 'Patient/x' },
+        identifier: [{ system: 'urn:fhirguard:risk', value: tag }],
+        prediction: [{ probabilityDecimal: p }],
+      });
+    }
+    const q = `RiskAssessment?identifier=urn:fhirguard:risk|${tag}`;
+    expect(await count(`${q}&probability=gt0.25`)).toBe(2);
+    expect(await count(`${q}&probability=0.3`)).toBe(1);
+    expect(await count(`${q}&probability=0.8`)).toBe(1); // 0.8 means [0.75, 0.85)
+    expect(await count(`${q}&probability=le0.02`)).toBe(1);
+    expect(await count(`${q}&probability=ap0.3`)).toBe(1);
+
+    const base = `http://fhirguard.test/${tag}`;
+    await req('POST', '/ValueSet', { resourceType: 'ValueSet', status: 'active', url: `${base}/vs/one` });
+    await req('POST', '/ValueSet', { resourceType: 'ValueSet', status: 'active', url: `${base}/vs/two` });
+    expect(await count(`ValueSet?url=${base}/vs/one`)).toBe(1);
+    expect(await count(`ValueSet?url=${base}/vs`)).toBe(0);
+    expect(await count(`ValueSet?url:below=${base}/vs/`)).toBe(2);
+    expect(await count(`ValueSet?url:above=${base}/vs/one/child`)).toBe(1);
   });
 
   test('_lastUpdated and _sort=_lastUpdated', async () => {
