@@ -131,9 +131,14 @@ function patchCurrent(w: WorkerContext, req: FhirRequest, type: string, id: stri
   if (cur.deleted) throw gone(type, id, cur.version);
   checkIfMatch(req, type, id, cur);
   const resource = JSON.parse(cur.json!) as Json;
-  const failures = applyPatch(resource, ops)
-    .map((err, i) => (err ? `operation ${i} (${ops[i].op} ${ops[i].path}): ${err.name}` : undefined))
-    .filter(Boolean);
+  let failures: string[];
+  try {
+    failures = applyPatch(resource, ops)
+      .map((err, i) => (err ? `operation ${i} (${ops[i].op} ${ops[i].path}): ${err.name}` : ''))
+      .filter(Boolean);
+  } catch (err) {
+    failures = [(err as Error).message];
+  }
   if (failures.length) throw refuse(422, 'patch-failed', 'processing', `the JSON Patch cannot be applied to ${type}/${id}: ${failures.join('; ')}`);
   if (resource === null || typeof resource !== 'object' || resource.resourceType !== type || resource.id !== id) {
     throw refuse(422, 'patch-failed', 'processing', `a JSON Patch must not change a resource's resourceType or id`);
