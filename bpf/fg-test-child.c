@@ -70,7 +70,7 @@ static long compat_getpid(void)
 
 static long openat2_flags(const char *path, unsigned long long flags)
 {
-	struct open_how how = { .flags = flags, .mode = 0600 };
+	struct open_how how = { .flags = flags, .mode = (flags & O_CREAT) ? 0600 : 0 };
 	long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
 	if (fd >= 0)
 		syscall(SYS_close, fd);

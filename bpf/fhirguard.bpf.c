@@ -117,11 +117,12 @@ static __always_inline __u64 write_open_flags(__u32 nr, struct pt_regs *regs)
 	if (nr == NR_creat)
 		return 01 | 0100 | 01000;
 	if (nr == NR_open) {
-		flags = BPF_CORE_READ(regs, si);
+		flags = BPF_CORE_READ(regs, si); /* open(path, flags, mode) */
 	} else if (nr == NR_openat) {
-		flags = BPF_CORE_READ(regs, dx);
+		flags = BPF_CORE_READ(regs, dx); /* openat(dirfd, path, flags, mode) */
 	} else if (nr == NR_openat2) {
-		const void *how = (const void *)BPF_CORE_READ(regs, si);
+		/* openat2(dirfd, path, how, size): how is the third argument. */
+		const void *how = (const void *)BPF_CORE_READ(regs, dx);
 		if (bpf_probe_read_user(&flags, sizeof(flags), how) != 0)
 			return 0; /* the kernel's own copy will fail with EFAULT too */
 	} else {
