@@ -55,15 +55,28 @@ export interface HistoryScope {
   since?: number;
 }
 
-const INSERT_SQL: Record<keyof IndexRows, string> = {
-  string: 'INSERT INTO idx_string (rid, type, code, norm, exact) VALUES (?, ?, ?, ?, ?)',
-  token: 'INSERT INTO idx_token (rid, type, code, system, value, text) VALUES (?, ?, ?, ?, ?, ?)',
-  reference: 'INSERT INTO idx_reference (rid, type, code, target_type, target_id, url) VALUES (?, ?, ?, ?, ?, ?)',
-  date: 'INSERT INTO idx_date (rid, type, code, lo, hi) VALUES (?, ?, ?, ?, ?)',
-  number: 'INSERT INTO idx_number (rid, type, code, value) VALUES (?, ?, ?, ?)',
-  quantity: 'INSERT INTO idx_quantity (rid, type, code, value, system, unit_code, unit) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  uri: 'INSERT INTO idx_uri (rid, type, code, value) VALUES (?, ?, ?, ?)',
+/** Index columns after (rid, type), in the order extractIndexRows gives them. */
+const INDEX_COLUMNS: Record<keyof IndexRows, readonly string[]> = {
+  string: ['code', 'norm', 'exact'],
+  token: ['code', 'system', 'value', 'text'],
+  reference: ['code', 'target_type', 'target_id', 'url'],
+  date: ['code', 'lo', 'hi'],
+  number: ['code', 'value'],
+  quantity: ['code', 'value', 'system', 'unit_code', 'unit'],
+  uri: ['code', 'value'],
 };
+
+/**
+ * One statement per index table and resource: the rows travel as one JSON array and
+ * json_each unpacks them inside SQLite, instead of one native call per row.
+ */
+function insertSql(kind: keyof IndexRows): string {
+  const cols = INDEX_COLUMNS[kind];
+  return (
+    `INSERT INTO ${INDEX_TABLES[kind]} (rid, type, ${cols.join(', ')}) ` +
+    `SELECT ?, ?, ${cols.map((_, i) => `value ->> ${i}`).join(', ')} FROM json_each(?)`
+  );
+}
 
 const KINDS = Object.keys(INDEX_TABLES) as (keyof IndexRows)[];
 
@@ -104,7 +117,7 @@ export class ResourceStore {
           'INSERT INTO versions (rid, version, type, id, last_updated, method, json) VALUES (?, ?, ?, ?, ?, ?, ?)',
         ),
         deleteIndex: KINDS.map((k) => db.prepare(`DELETE FROM ${INDEX_TABLES[k]} WHERE rid = ?`)),
-        insertIndex: Object.fromEntries(KINDS.map((k) => [k, db.prepare(INSERT_SQL[k])])) as Record<keyof IndexRows, Statement>,
+        insertIndex: Object.fromEntries(KINDS.map((k) => [k, db.prepare(insertSql(k))])) as Record<keyof IndexRows, Statement>,
       };
     }
   }
@@ -124,9 +137,12 @@ export class ResourceStore {
 
   /**
    * Runs fn in one IMMEDIATE transaction (the write lock is taken at BEGIN, so two writer
-   * processes never deadlock upgrading read locks). Nested calls become savepoints.
+   * processes never deadlock upgrading read locks). Inside a transaction already (an entry of
+   * a transaction bundle) fn just runs: a failing entry fails the whole bundle, so a
+   * savepoint per entry would cost time and protect nothing.
    */
   transaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
     return this.db.transaction(fn).immediate();
   }
 
@@ -175,10 +191,7 @@ export class ResourceStore {
 
   private insertIndexRows(rid: number, type: string, rows: IndexRows): void {
     const insert = this.write!.insertIndex;
-    for (const kind of KINDS) {
-      const stmt = insert[kind];
-      for (const row of rows[kind]) stmt.run(rid, type, ...row);
-    }
+    for (const kind of KINDS) if (rows[kind].length) insert[kind].run(rid, type, JSON.stringify(rows[kind]));
   }
 
   history(scope: HistoryScope, count: number, offset: number): VersionRow[] {
