@@ -5,7 +5,7 @@ import { refuse } from '../../fhir/outcome';
 import type { Issue } from '../../fhir/outcome';
 import { ID_RE } from '../indexing/references';
 import type { Json } from '../storage/store';
-import { searchsetBundle } from './bundles';
+import { searchsetBundle } from './result-bundles';
 import { type FhirRequest, type FhirResponse, type WorkerContext, info, outcomeBody } from './context';
 import { parsePaging } from './paging';
 import { gone, notFound } from './read';

@@ -5,7 +5,7 @@ import { ID_RE } from '../indexing/references';
 import { parseSearch } from '../search/parse';
 import type { Condition } from '../search/query';
 import { runSearch } from '../search/run';
-import { searchsetBundle } from './bundles';
+import { searchsetBundle } from './result-bundles';
 import type { FhirRequest, FhirResponse, WorkerContext } from './context';
 
 function respond(w: WorkerContext, req: FhirRequest, type: string, url: string, params: [string, string][], extra: Condition[] = []): FhirResponse {

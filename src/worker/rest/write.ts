@@ -6,8 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { applyPatch, type Operation } from 'rfc6902';
 import { FhirError, refuse } from '../../fhir/outcome';
 import { ID_RE } from '../indexing/references';
-import { parseCriteria } from '../search/parse';
-import { matchingRids } from '../search/run';
+import { conditionalMatches } from '../search/run';
 import type { CurrentRow, Json, WriteResult } from '../storage/store';
 import { type FhirRequest, type FhirResponse, type WorkerContext, info, outcomeBody, parseETag, versionResponse } from './context';
 import { gone, notFound } from './read';
@@ -31,12 +30,6 @@ function checkIfMatch(req: FhirRequest, type: string, id: string, cur: CurrentRo
   }
 }
 
-/** At most two matches tell none, one and many apart. */
-function criteriaMatches(w: WorkerContext, type: string, query: [string, string][]): { id: string }[] {
-  const rids = matchingRids(w.store, type, parseCriteria(type, query), undefined, 2);
-  return w.store.rows(rids);
-}
-
 function multipleMatches(type: string): FhirError {
   return refuse(412, 'multiple-matches', 'multiple-matches', `the criteria match more than one ${type}`);
 }
@@ -47,7 +40,7 @@ export function create(w: WorkerContext, req: FhirRequest, type: string): FhirRe
     const ifNoneExist = req.headers['if-none-exist'];
     if (ifNoneExist !== undefined) {
       const query = [...new URLSearchParams(String(ifNoneExist).replace(/^[^?]*\?/, ''))];
-      const found = criteriaMatches(w, type, query);
+      const found = conditionalMatches(w.store, type, query);
       if (found.length > 1) throw multipleMatches(type);
       if (found.length === 1) {
         const cur = w.store.current(type, found[0].id)!;
@@ -83,7 +76,7 @@ export function update(w: WorkerContext, req: FhirRequest, type: string, id: str
 export function conditionalUpdate(w: WorkerContext, req: FhirRequest, type: string): FhirResponse {
   const resource = checkResource(req.body, type);
   return w.store.transaction(() => {
-    const found = criteriaMatches(w, type, req.query);
+    const found = conditionalMatches(w.store, type, req.query);
     if (found.length > 1) throw multipleMatches(type);
     let id: string;
     if (found.length === 1) {
@@ -156,7 +149,7 @@ export function patch(w: WorkerContext, req: FhirRequest, type: string, id: stri
 export function conditionalPatch(w: WorkerContext, req: FhirRequest, type: string): FhirResponse {
   const ops = checkPatch(req.body);
   return w.store.transaction(() => {
-    const found = criteriaMatches(w, type, req.query);
+    const found = conditionalMatches(w.store, type, req.query);
     if (found.length > 1) throw multipleMatches(type);
     if (!found.length) throw refuse(404, 'not-found', 'not-found', `no ${type} matches the criteria`);
     return patchCurrent(w, req, type, found[0].id, ops);
@@ -187,7 +180,7 @@ export function remove(w: WorkerContext, req: FhirRequest, type: string, id: str
 
 export function conditionalRemove(w: WorkerContext, req: FhirRequest, type: string): FhirResponse {
   return w.store.transaction(() => {
-    const found = criteriaMatches(w, type, req.query);
+    const found = conditionalMatches(w.store, type, req.query);
     if (found.length > 1) throw multipleMatches(type);
     if (!found.length) return { status: 200, body: outcomeBody([info(`no ${type} matches the criteria; nothing deleted`, 'not-found')]) };
     return deleteCurrent(w, req, type, found[0].id);

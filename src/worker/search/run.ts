@@ -3,6 +3,7 @@
 
 import { refuse } from '../../fhir/outcome';
 import type { ResourceStore, StoredRow } from '../storage/store';
+import { parseCriteria } from './parse';
 import type { Condition, IncludeSpec, SearchRequest } from './query';
 import { conditionSql, orderBySql, sqlContext, type Sql } from './sql';
 
@@ -105,4 +106,12 @@ export function runSearch(store: ResourceStore, req: SearchRequest, extra: reado
     ...(total !== undefined ? { total } : {}),
     hasNext,
   };
+}
+
+/**
+ * The resources matching the criteria of a conditional interaction (or reference), at most
+ * two: enough to tell none, one and several apart.
+ */
+export function conditionalMatches(store: ResourceStore, type: string, query: [string, string][]): StoredRow[] {
+  return store.rows(matchingRids(store, type, parseCriteria(type, query), undefined, 2));
 }
