@@ -1,0 +1,205 @@
+// The model turned into lookup tables for the walker, one type at a time and only when a
+// resource first needs it: JSON property → slot (element, type, FHIRPath segment), the
+// required elements, the choice groups, the invariants with their compiled evaluators.
+
+import { FastPathCompiler } from './fastpath';
+import { compileInvariant, CompiledInvariant } from './invariants';
+import type { Model, ModelElement, ModelType, ModelTypeRef, ModelValueSet } from './model/spec';
+import { isPrimitiveType } from './primitives';
+
+export interface CompiledValueSet {
+  url: string;
+  /** Every code of the value set, whatever its system (for `code` elements). */
+  codes: ReadonlySet<string>;
+  bySystem: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export interface Slot {
+  key: string;
+  el: ModelElement;
+  /** The type this JSON property holds (for a choice, the type its name selects). */
+  type: string;
+  ref: ModelTypeRef;
+  primitive: boolean;
+  /** The `_name` property that carries a primitive's id and extensions. */
+  companion: boolean;
+  /** The FHIRPath step for locations: `name`, or `value.ofType(Quantity)` for a choice. */
+  step: string;
+  /** `.` + step, ready to append to a location. */
+  seg: string;
+  /** The value is a resource (contained, Bundle.entry.resource...): dispatched on its resourceType. */
+  isResource: boolean;
+  /** Definition path of the element (`Patient.contact`), the base of its invariants. */
+  path: string;
+  invariants: CompiledInvariant[];
+  /** The required binding's codes; null when they cannot be known offline. */
+  valueSet?: CompiledValueSet | null;
+}
+
+export interface RequiredElement {
+  el: ModelElement;
+  step: string;
+  keys: string[];
+}
+
+export interface CompiledType {
+  name: string;
+  kind: ModelType['kind'];
+  abstract: boolean;
+  /** The definition path of the root (`Quantity` for SimpleQuantity). */
+  path: string;
+  slots: ReadonlyMap<string, Slot>;
+  /** Element name → its value slots (several for a choice), for FHIRPath navigation. */
+  byName: ReadonlyMap<string, Slot[]>;
+  /** The type it specialises (Patient → DomainResource). */
+  base?: string;
+  required: RequiredElement[];
+  /** Elements with a cardinality the JSON shape does not already enforce (max 0, bounded arrays, min > 1). */
+  counted: RequiredElement[];
+  /** For each choice element: its JSON keys (at most one may be present). */
+  choices: string[][];
+  invariants: CompiledInvariant[];
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export class TypeRegistry {
+  private readonly compiled = new Map<string, CompiledType>();
+  private readonly valueSets = new Map<string, CompiledValueSet | null>();
+  private readonly fastCompiler = new FastPathCompiler(this);
+  private readonly invariantCache = new Map<string, CompiledInvariant | null>();
+
+  constructor(private readonly model: Model) {}
+
+  has(name: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.model.types, name);
+  }
+
+  kind(name: string): ModelType['kind'] | undefined {
+    return this.has(name) ? this.model.types[name].kind : undefined;
+  }
+
+  /** Adds or replaces model types (custom profiles); compiled forms are rebuilt lazily. */
+  addTypes(types: Record<string, ModelType>, valueSets: Record<string, ModelValueSet> = {}): void {
+    Object.assign(this.model.types, types);
+    Object.assign(this.model.valueSets, valueSets);
+    for (const name of Object.keys(types)) this.compiled.delete(name);
+  }
+
+  get(name: string): CompiledType | undefined {
+    let t = this.compiled.get(name);
+    if (!t && this.has(name)) {
+      const model = this.model.types[name];
+      t = this.compile(name, model);
+      // Registered before its invariants are compiled: checking an invariant on an empty
+      // node navigates the type tables, which may lead back to this type.
+      this.compiled.set(name, t);
+      this.compileInvariants(t, model);
+    }
+    return t;
+  }
+
+  valueSet(url: string): CompiledValueSet | null {
+    if (this.valueSets.has(url)) return this.valueSets.get(url)!;
+    const raw = this.model.valueSets[url];
+    let vs: CompiledValueSet | null = null;
+    if (raw) {
+      const bySystem = new Map<string, ReadonlySet<string>>();
+      const codes = new Set<string>();
+      for (const [system, list] of Object.entries(raw)) {
+        bySystem.set(system, new Set(list));
+        for (const c of list) codes.add(c);
+      }
+      vs = { url, codes, bySystem };
+    }
+    this.valueSets.set(url, vs);
+    return vs;
+  }
+
+  /** Whether `type` is `ancestor` or specialises it (Age is a Quantity, Patient a Resource). */
+  isA(type: string, ancestor: string): boolean {
+    for (let t: string | undefined = type, depth = 0; t && depth < 10; depth++) {
+      if (t === ancestor) return true;
+      t = this.has(t) ? this.model.types[t].base : undefined;
+    }
+    return false;
+  }
+
+  /** Whether the model knows a value set (expandable or not). */
+  knowsValueSet(url: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.model.valueSets, url);
+  }
+
+  private compile(name: string, t: ModelType): CompiledType {
+    const path = t.constrains ?? name;
+    const slots = new Map<string, Slot>();
+    const byName = new Map<string, Slot[]>();
+    const required: RequiredElement[] = [];
+    const counted: RequiredElement[] = [];
+    const choices: string[][] = [];
+    for (const el of t.elements) {
+      const elPath = `${path}.${el.name}`;
+      const invariants: CompiledInvariant[] = []; // filled by compileInvariants
+      const keys: string[] = [];
+      for (const ref of el.types) {
+        const key = el.choice ? el.name + capitalise(ref.code) : el.name;
+        const primitive = isPrimitiveType(ref.code);
+        const step = el.choice ? `${el.name}.ofType(${ref.code})` : el.name;
+        const type = ref.as ?? ref.code;
+        const isResource = type === 'Resource' || this.kind(type) === 'resource';
+        const slot: Slot = { key, el, type, ref, primitive, companion: false, step, seg: '.' + step, isResource, path: elPath, invariants };
+        if (el.binding?.strength === 'required') slot.valueSet = this.valueSet(el.binding.valueSet);
+        slots.set(key, slot);
+        keys.push(key);
+        const named = byName.get(el.name) ?? [];
+        named.push(slot);
+        byName.set(el.name, named);
+        if (primitive) {
+          slots.set('_' + key, { ...slot, key: '_' + key, companion: true, invariants: [] });
+          keys.push('_' + key);
+        }
+      }
+      const entry = { el, step: el.name, keys };
+      if (el.min > 0) required.push(entry);
+      if (el.max === 0 || el.min > 1 || (el.array && el.max > 1)) counted.push(entry);
+      if (el.choice) choices.push(keys.filter((k) => !k.startsWith('_')));
+    }
+    const compiled: CompiledType = {
+      name,
+      kind: t.kind,
+      abstract: !!t.abstract,
+      path,
+      slots,
+      byName,
+      base: t.base,
+      required,
+      counted,
+      choices,
+      invariants: [],
+    };
+    return compiled;
+  }
+
+  private compileInvariants(t: CompiledType, model: ModelType): void {
+    const emptyNode = t.kind === 'resource' ? { resourceType: t.path } : {};
+    t.invariants.push(...this.invariantsFor(model.invariants, t.path, emptyNode, t.name));
+    const done = new Set<ModelElement>();
+    for (const slot of t.slots.values()) {
+      if (!slot.el.invariants || done.has(slot.el)) continue;
+      done.add(slot.el);
+      const list = this.invariantsFor(slot.el.invariants, slot.path, {}, slot.el.types[0]?.code ?? 'Element');
+      slot.invariants.push(...list); // one array, shared by the element's slots (choice variants)
+    }
+  }
+
+  private invariantsFor(list: ModelElement['invariants'], base: string, emptyNode: unknown, nodeType: string): CompiledInvariant[] {
+    const out: CompiledInvariant[] = [];
+    for (const inv of list ?? []) {
+      const c = compileInvariant(inv, base, emptyNode, this.fastCompiler, nodeType, this.invariantCache);
+      if (c) out.push(c);
+    }
+    return out;
+  }
+}

