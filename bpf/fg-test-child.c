@@ -4,12 +4,16 @@
  * "ready" and know exactly which syscalls the policy will see.
  *   getppid | getpid | compat-getpid | creat P | open-r P | open-w P | open-legacy-w P |
  *   openat2-r P | openat2-w P | mkdir P | connect4 IP PORT | connect6 IP PORT | udp4 IP PORT |
- *   fork-creat P (a child creates P) | exec P ARG (execve P with one argument) | exit */
+ *   fork-creat P (a child creates P) | exec P ARG (execve P with one argument) |
+ *   seccomp (install an allow-all seccomp filter, as a container runtime does before exec) | exit */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -104,6 +108,15 @@ static long exec_one(char *path, char *arg)
 	return syscall(SYS_execve, path, argv, envp);
 }
 
+static long allow_all_seccomp(void)
+{
+	struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog prog = { .len = 1, .filter = &allow };
+	if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -1;
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
 int main(void)
 {
 	char line[512];
@@ -156,6 +169,8 @@ int main(void)
 				r = fork_creat(a1);
 			else if (!strcmp(cmd, "exec") && a1 && a2)
 				r = exec_one(a1, a2);
+			else if (!strcmp(cmd, "seccomp"))
+				r = allow_all_seccomp();
 			else if (!strcmp(cmd, "exit"))
 				syscall(SYS_exit_group, 0);
 			else {

@@ -44,6 +44,7 @@
 static const char *pin_dir = "/sys/fs/bpf/fhirguard";
 static const char *cgroup_root = "/sys/fs/cgroup/unified/fhirguard";
 static const char *phase_names[FG_NPHASES] = { "boot", "serve", "shutdown" };
+static const char *recset_names[FG_NRECSETS] = { "boot", "serve", "shutdown", "bootSeccomp" };
 
 static void die(const char *fmt, ...)
 {
@@ -531,7 +532,7 @@ static int cmd_set_policy(const char *cg, const char *spec_path)
 	 * on cgroups that have a policy entry. */
 	ensure_zeroed(m.counters, &cgid, sizeof(struct fg_counters) * (size_t)ncpus());
 	if (s.pol.flags & FG_F_RECORD)
-		for (uint32_t ph = 0; ph < FG_NPHASES; ph++) {
+		for (uint32_t ph = 0; ph < FG_NRECSETS; ph++) {
 			struct fg_rec_key rk = { .cgid = cgid, .phase = ph };
 			ensure_zeroed(m.recorded, &rk, sizeof(struct fg_bitmap));
 		}
@@ -582,7 +583,7 @@ static int cmd_forget(const char *cg)
 	struct maps m = open_maps();
 	bool had = bpf_map_delete_elem(m.policies, &cgid) == 0;
 	bpf_map_delete_elem(m.counters, &cgid);
-	for (uint32_t ph = 0; ph < FG_NPHASES; ph++) {
+	for (uint32_t ph = 0; ph < FG_NRECSETS; ph++) {
 		struct fg_rec_key rk = { .cgid = cgid, .phase = ph };
 		bpf_map_delete_elem(m.recorded, &rk);
 	}
@@ -634,12 +635,12 @@ static void print_cgroup(FILE *o, struct maps *m, uint64_t cgid, struct fg_count
 		(unsigned long long)allowed);
 
 	bool any = false;
-	for (uint32_t ph = 0; ph < FG_NPHASES; ph++) {
+	for (uint32_t ph = 0; ph < FG_NRECSETS; ph++) {
 		struct fg_rec_key rk = { .cgid = cgid, .phase = ph };
 		struct fg_bitmap b;
 		if (bpf_map_lookup_elem(m->recorded, &rk, &b) != 0)
 			continue;
-		fprintf(o, "%s\"%s\":[", any ? "," : "{", phase_names[ph]);
+		fprintf(o, "%s\"%s\":[", any ? "," : "{", recset_names[ph]);
 		any = true;
 		bool f1 = true;
 		for (int nr = 0; nr < FG_NR_SLOTS; nr++)

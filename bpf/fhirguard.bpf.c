@@ -50,7 +50,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, FG_MAX_CGROUPS * FG_NPHASES);
+	__uint(max_entries, FG_MAX_CGROUPS * FG_NPHASES); /* FG_NRECSETS per recording cgroup */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct fg_rec_key);
 	__type(value, struct fg_bitmap);
@@ -131,6 +131,16 @@ static __always_inline __u64 write_open_flags(__u32 nr, struct pt_regs *regs)
 	return flags & O_WRITE_FLAGS;
 }
 
+static __always_inline void record(__u64 cgid, __u32 set, __u32 word, __u64 bit)
+{
+	struct fg_rec_key rk = { .cgid = cgid, .phase = set };
+	struct fg_bitmap *b = bpf_map_lookup_elem(&fg_recorded, &rk);
+	/* Read before the atomic OR: after the first few calls every bit a worker uses is set and
+	 * the shared cache line is only read. */
+	if (b && !(b->bits[word & (FG_WORDS - 1)] & bit))
+		__sync_fetch_and_or(&b->bits[word & (FG_WORDS - 1)], bit);
+}
+
 SEC("raw_tracepoint/sys_enter")
 int fg_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -175,12 +185,9 @@ int fg_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	}
 
 	if (flags & FG_F_RECORD) {
-		struct fg_rec_key rk = { .cgid = cgid, .phase = phase };
-		struct fg_bitmap *b = bpf_map_lookup_elem(&fg_recorded, &rk);
-		/* Read before the atomic OR: after the first few calls every bit a worker uses is
-		 * set and the shared cache line is only read. */
-		if (b && !(b->bits[word & (FG_WORDS - 1)] & bit))
-			__sync_fetch_and_or(&b->bits[word & (FG_WORDS - 1)], bit);
+		record(cgid, phase, word, bit);
+		if (phase == FG_PHASE_BOOT && bpf_get_current_task_btf()->seccomp.mode != 0)
+			record(cgid, FG_REC_BOOT_SECCOMP, word, bit);
 	}
 
 	if (!kind)

@@ -38,7 +38,15 @@ struct fg_counters {
 	__u64 egress_allowed;
 };
 
-/* Key of fg_recorded; the value is a struct fg_bitmap. */
+/* Recorded sets per cgroup: one per phase, plus the boot-phase calls made while the caller
+ * already had a seccomp filter. A container runtime sets up the container from inside its
+ * cgroup before it installs the filter (mounts, pivot_root, ...): those calls are in "boot" but
+ * not in "bootSeccomp", which is what the seccomp profile itself must allow for start-up. */
+#define FG_REC_BOOT_SECCOMP 3
+#define FG_NRECSETS 4
+
+/* Key of fg_recorded (phase: enum fg_phase or FG_REC_BOOT_SECCOMP); the value is a struct
+ * fg_bitmap. */
 struct fg_rec_key {
 	__u64 cgid;
 	__u32 phase;

@@ -42,6 +42,13 @@ export interface BpfPolicy {
   phase?: Phase;
 }
 
+/** Per phase, plus `bootSeccomp`: the boot-phase calls made while the caller already had a
+ * seccomp filter. A container runtime's own set-up inside the cgroup (mounts, pivot_root, ...)
+ * happens before it installs the filter: it is in `boot` but not in `bootSeccomp`, and a
+ * seccomp profile needs `bootSeccomp ∪ serve ∪ shutdown`. */
+export type RecordedSets = Record<Phase | 'bootSeccomp', string[]>;
+const RECORDED_SETS = [...PHASES, 'bootSeccomp'] as const;
+
 export interface SyscallCount {
   nr: number;
   calls: number;
@@ -57,7 +64,7 @@ export interface CgroupCounters {
   egressDenied: number;
   egressAllowed: number;
   /** Syscall names seen per phase, sorted; null unless the policy records. */
-  recorded: Record<Phase, string[]> | null;
+  recorded: RecordedSets | null;
 }
 
 export interface BpfCounters {
@@ -174,7 +181,7 @@ interface RawCgroup {
   syscalls: Record<string, { calls: number; violations: number }>;
   egressDenied: number;
   egressAllowed: number;
-  recorded: Partial<Record<Phase, number[]>> | null;
+  recorded: Partial<Record<Phase | 'bootSeccomp', number[]>> | null;
 }
 
 function nameOf(nr: number): string {
@@ -186,8 +193,8 @@ function toCounters(raw: RawCgroup): CgroupCounters {
   for (const [nr, c] of Object.entries(raw.syscalls)) syscalls[nameOf(Number(nr))] = { nr: Number(nr), ...c };
   let recorded: CgroupCounters['recorded'] = null;
   if (raw.recorded) {
-    recorded = { boot: [], serve: [], shutdown: [] };
-    for (const ph of PHASES) recorded[ph] = (raw.recorded[ph] ?? []).map(nameOf).sort();
+    recorded = { boot: [], serve: [], shutdown: [], bootSeccomp: [] };
+    for (const set of RECORDED_SETS) recorded[set] = (raw.recorded[set] ?? []).map(nameOf).sort();
   }
   return { cgid: raw.cgid, policy: raw.policy, syscalls, egressDenied: raw.egressDenied, egressAllowed: raw.egressAllowed, recorded };
 }
@@ -215,7 +222,10 @@ export class BpfEnforcer {
           reject(new LoaderError(rest[0] ?? '', stderr || err.message, code));
         } else resolve(stdout);
       });
-      child.stdin?.end(input ?? '');
+      // A loader that fails early closes its stdin: its exit status tells the story, not EPIPE.
+      child.stdin?.on('error', () => undefined);
+      if (input === undefined) child.stdin?.end();
+      else child.stdin?.end(input);
     });
   }
 
@@ -247,7 +257,7 @@ export class BpfEnforcer {
   }
 
   /** The syscall names a recording cgroup made, per phase. */
-  async recorded(cgroupPath: string): Promise<Record<Phase, string[]>> {
+  async recorded(cgroupPath: string): Promise<RecordedSets> {
     const c = (await this.counters(cgroupPath)).cgroups[0];
     if (!c) throw new Error(`${cgroupPath}: not registered with fhirguard's eBPF programs`);
     if (!c.recorded) throw new Error(`${cgroupPath}: its policy does not record`);

@@ -275,6 +275,9 @@ describe('recorder', () => {
   it('records every syscall per phase, from the exec into the cgroup to the exit, without blocking', async () => {
     const dir = await cgroupWith({ action: 'record', allow: [] });
     const c = await Child.startInside(dir);
+    // Still boot: the process installs a seccomp filter, then makes one more call.
+    expect(await c.send('seccomp')).toBe('ok 0');
+    expect(await c.send('getpid')).toBe(`ok ${c.pid}`);
     await bpf.setPhase(dir, 'serve');
     expect(await c.send('getppid')).toMatch(/^ok \d+$/);
     expect(await c.send(`open-r ${TEST_CHILD}`)).toMatch(/^ok \d+$/);
@@ -283,7 +286,9 @@ describe('recorder', () => {
     expect(await c.exited).toEqual({ code: 0, signal: null });
     const rec = await bpf.recorded(dir);
     // Boot: the shell's exec of the child and the child's dynamic loading.
-    expect(rec.boot).toEqual(expect.arrayContaining(['execve', 'mmap', 'write']));
+    expect(rec.boot).toEqual(expect.arrayContaining(['execve', 'mmap', 'write', 'prctl', 'seccomp', 'getpid']));
+    // Only what ran under the filter: what a seccomp profile needs for start-up.
+    expect(rec.bootSeccomp).toEqual(['getpid', 'read', 'write']);
     expect(rec.serve).toEqual(['close', 'getppid', 'openat', 'read', 'write']);
     // The read that received "exit" was entered in the serve phase.
     expect(rec.shutdown).toEqual(['exit_group']);
