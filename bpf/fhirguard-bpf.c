@@ -4,7 +4,8 @@
  * (pinned links), the policies still enforced and the counters still counting.
  *
  *   fhirguard-bpf [--pin-dir DIR] [--cgroup-root DIR] <command>
- *     load                         load programs, reuse pinned maps, attach and pin links
+ *     load                         load programs, reuse pinned maps, attach and pin links;
+ *                                  links of an older build are replaced without a gap
  *     set-policy <cgroup> <spec|-> register/replace the policy of a cgroup v2 directory
  *     phase <cgroup> boot|serve|shutdown
  *     forget <cgroup|cgid>         drop a cgroup's policy, counters, sets and egress rules
@@ -207,45 +208,60 @@ static int ncpus(void)
 
 /* ---------- load / unload ---------- */
 
-static bool link_pin_valid(const char *path, bool cgroup, uint64_t want_cgid)
+enum link_state { LINK_MISSING, LINK_CURRENT, LINK_OUTDATED, LINK_DEFUNCT };
+
+/* A pinned link is current when it is attached (for cgroup links: to the wanted root) and runs
+ * the program this build just loaded (same tag: the hash of its instructions). */
+static enum link_state pinned_link_state(const char *path, bool cgroup, uint64_t want_cgid, int want_prog_fd)
 {
 	int fd = bpf_obj_get(path);
 	if (fd < 0)
-		return false;
+		return errno == ENOENT ? LINK_MISSING : LINK_DEFUNCT;
 	struct bpf_link_info info;
 	uint32_t len = sizeof(info);
 	memset(&info, 0, sizeof(info));
-	bool ok = bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
+	enum link_state st = LINK_DEFUNCT;
 	/* A cgroup link whose cgroup was removed (or that points at another root) is defunct. */
-	if (ok && cgroup)
-		ok = info.cgroup.cgroup_id == want_cgid;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && (!cgroup || info.cgroup.cgroup_id == want_cgid)) {
+		struct bpf_prog_info have, want;
+		uint32_t hl = sizeof(have), wl = sizeof(want);
+		memset(&have, 0, sizeof(have));
+		memset(&want, 0, sizeof(want));
+		int pfd = bpf_prog_get_fd_by_id(info.prog_id);
+		st = LINK_OUTDATED;
+		if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &have, &hl) == 0 &&
+		    bpf_obj_get_info_by_fd(want_prog_fd, &want, &wl) == 0 && memcmp(have.tag, want.tag, sizeof(have.tag)) == 0)
+			st = LINK_CURRENT;
+		if (pfd >= 0)
+			close(pfd);
+	}
 	close(fd);
-	return ok;
+	return st;
 }
 
+/* Attaches the program unless its pinned link is current. A link running an older build is
+ * replaced without a gap: the new link is attached before the old pin goes (for a moment both
+ * run; their decisions agree on everything the old build decided). */
 static void attach_and_pin(struct bpf_program *prog, const char *pin, int cgfd, bool cgroup,
 			   uint64_t cgid, FILE *out, bool *first)
 {
 	char p[4096];
 	pin_path(p, sizeof(p), pin);
-	bool reused = false;
-	if (access(p, F_OK) == 0) {
-		if (link_pin_valid(p, cgroup, cgid))
-			reused = true;
-		else if (unlink(p) != 0)
-			die("cannot replace stale %s: %s", p, strerror(errno));
-	}
-	if (!reused) {
+	enum link_state st = pinned_link_state(p, cgroup, cgid, bpf_program__fd(prog));
+	if (st != LINK_CURRENT) {
 		struct bpf_link *l = cgroup ? bpf_program__attach_cgroup(prog, cgfd) : bpf_program__attach(prog);
 		if (!l)
 			die("attaching %s: %s\n%s", bpf_program__name(prog), strerror(errno), libbpf_log);
+		if (st != LINK_MISSING && unlink(p) != 0)
+			die("cannot replace %s: %s", p, strerror(errno));
 		if (bpf_link__pin(l, p) != 0)
 			die("pinning %s: %s", p, strerror(errno));
 		bpf_link__destroy(l); /* the pin keeps it attached */
 	}
+	static const char *states[] = { "attached", "reused", "replaced", "replaced" };
 	fprintf(out, "%s{\"program\":\"%s\",\"link\":", *first ? "" : ",", bpf_program__name(prog));
 	json_str(out, p);
-	fprintf(out, ",\"reused\":%s}", reused ? "true" : "false");
+	fprintf(out, ",\"reused\":%s,\"state\":\"%s\"}", st == LINK_CURRENT ? "true" : "false", states[st]);
 	*first = false;
 }
 

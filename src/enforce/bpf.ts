@@ -95,7 +95,9 @@ export interface LoadResult {
   pinDir: string;
   cgroupRoot: string;
   cgroupRootId: string;
-  links: { program: string; link: string; reused: boolean }[];
+  /** reused: the pinned link already ran this build's program; replaced: it ran another
+   * build's (or was defunct) and was swapped for this one without a gap; attached: new. */
+  links: { program: string; link: string; reused: boolean; state: 'attached' | 'reused' | 'replaced' }[];
 }
 
 export interface BpfOptions {

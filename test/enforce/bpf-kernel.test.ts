@@ -14,6 +14,7 @@ import { CGROUP2, Child, TEST_CHILD, cgroupOf, killAll, makeCgroup, removeCgroup
 
 const tag = randomBytes(4).toString('hex');
 const root = path.join(CGROUP2, `fhirguard-test-${tag}`);
+const movedRoot = path.join(CGROUP2, `fhirguard-test-${tag}-moved`);
 const bpf = new BpfEnforcer({ pinDir: `/sys/fs/bpf/fhirguard-test-${tag}`, cgroupRoot: root });
 const tmp = mkdtempSync(path.join(tmpdir(), 'fg-bpf-'));
 const cgroups: string[] = [];
@@ -61,6 +62,7 @@ afterAll(async () => {
   }
   await bpf.unload().catch(() => undefined);
   await removeCgroup(root);
+  await removeCgroup(movedRoot);
   rmSync(tmp, { recursive: true, force: true });
   expect(existsSync(bpf.pinDir)).toBe(false);
 });
@@ -327,6 +329,28 @@ describe('pinned state', () => {
     expect(all.cgroups.map((g) => g.cgid)).not.toContain(cgid);
     expect(await c.send('exit')).toBeNull();
     expect(await c.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('a loader pointed at another cgroup root moves the egress programs there without a gap', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer((sock) => sock.destroy()).listen(0, '127.0.0.1', () => {
+        const a = s.address();
+        resolve(typeof a === 'object' && a ? a.port : 0);
+      });
+      s.unref();
+    });
+    const oldRoot = await cgroupWith({ action: 'enforce', allow: SYSCALL_NAMES, egress: [], phase: 'serve' });
+    const moved = new BpfEnforcer({ pinDir: bpf.pinDir, cgroupRoot: movedRoot });
+    const loaded = await moved.load();
+    const states = Object.fromEntries(loaded.links.map((l) => [l.program, l.state]));
+    expect(states).toEqual({ fg_sys_enter: 'reused', fg_connect4: 'replaced', fg_connect6: 'replaced', fg_sendmsg4: 'replaced', fg_sendmsg6: 'replaced' });
+    const newDir = makeCgroup(path.join(movedRoot, 'w'));
+    cgroups.push(newDir);
+    await moved.setPolicy(newDir, { action: 'enforce', allow: SYSCALL_NAMES, egress: [], phase: 'serve' });
+    const inNew = await Child.start(newDir);
+    expect(await inNew.send(`connect4 127.0.0.1 ${port}`)).toBe('err 1');
+    const inOld = await Child.start(oldRoot);
+    expect(await inOld.send(`connect4 127.0.0.1 ${port}`)).toBe('ok 0');
   });
 
   it('forget drops a cgroup: its processes are no longer policed', async () => {
