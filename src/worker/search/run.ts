@@ -5,7 +5,7 @@ import { refuse } from '../../fhir/outcome';
 import type { ResourceStore, StoredRow } from '../storage/store';
 import { parseCriteria } from './parse';
 import type { Condition, IncludeSpec, SearchRequest } from './query';
-import { conditionSql, orderBySql, sqlContext, type Sql } from './sql';
+import { conditionSql, orderBySql, sqlContext, typeTerm, type Sql } from './sql';
 
 export interface SearchResult {
   matches: StoredRow[];
@@ -24,7 +24,7 @@ function whereSql(type: string, conditions: readonly Condition[]): Sql {
   const args = parts.reduce((n, p) => n + p.args.length, 0);
   if (args > MAX_SQL_ARGS) throw refuse(400, 'too-costly', 'too-costly', `the search has too many criteria values (${args}; at most ${MAX_SQL_ARGS})`);
   return {
-    sql: ['r.type = ?', 'r.deleted = 0', ...parts.map((p) => p.sql)].join(' AND '),
+    sql: [typeTerm('r', conditions), 'r.deleted = 0', ...parts.map((p) => p.sql)].join(' AND '),
     args: [type, ...parts.flatMap((p) => p.args)],
   };
 }

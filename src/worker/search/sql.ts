@@ -138,6 +138,22 @@ function or(parts: Sql[]): Sql {
   return { sql: `(${parts.map((p) => p.sql).join(' OR ')})`, args: parts.flatMap((p) => p.args) };
 }
 
+/** Conditions of the form `<rid> IN (SELECT rid FROM idx_... WHERE <indexed lookup>)`. */
+export function drivesByRid(c: Condition): boolean {
+  if (c.kind === 'chain' || c.kind === 'compartment') return true;
+  if (c.kind !== 'param' || c.modifier === 'not') return false;
+  return c.values.every((v) => !('prefix' in v) || v.prefix !== 'ne');
+}
+
+/**
+ * `<alias>.type = ?`, or `+<alias>.type = ?` when the conditions name their resources by rid:
+ * SQLite should start from those rids, and a usable index on type would tempt it to scan the
+ * whole type instead (without statistics it cannot tell which is smaller).
+ */
+export function typeTerm(a: string, conditions: readonly Condition[]): string {
+  return `${conditions.some(drivesByRid) ? '+' : ''}${a}.type = ?`;
+}
+
 /** The predicate `cond` puts on the row `a` of resources, a resource of `type`. */
 export function conditionSql(cond: Condition, type: string, a: string, ctx: SqlContext): Sql {
   const rid = `${a}.rid`;
@@ -168,7 +184,7 @@ export function conditionSql(cond: Condition, type: string, a: string, ctx: SqlC
         const t = `t${++ctx.aliases}`;
         const innerSql = conditionSql(inner, target, t, ctx);
         return {
-          sql: `(target_type = ? AND target_id IN (SELECT ${t}.id FROM resources ${t} WHERE ${t}.type = ? AND ${t}.deleted = 0 AND ${innerSql.sql}))`,
+          sql: `(target_type = ? AND target_id IN (SELECT ${t}.id FROM resources ${t} WHERE ${typeTerm(t, [inner])} AND ${t}.deleted = 0 AND ${innerSql.sql}))`,
           args: [target, target, ...innerSql.args],
         };
       });
@@ -182,7 +198,7 @@ export function conditionSql(cond: Condition, type: string, a: string, ctx: SqlC
       const t = `t${++ctx.aliases}`;
       const inner = conditionSql(cond.inner, cond.sourceType, t, ctx);
       return {
-        sql: `${idCol} IN (SELECT target_id FROM idx_reference WHERE type = ? AND code = ? AND target_type = ? AND rid IN (SELECT ${t}.rid FROM resources ${t} WHERE ${t}.type = ? AND ${t}.deleted = 0 AND ${inner.sql}))`,
+        sql: `${idCol} IN (SELECT target_id FROM idx_reference WHERE type = ? AND code = ? AND target_type = ? AND rid IN (SELECT ${t}.rid FROM resources ${t} WHERE ${typeTerm(t, [cond.inner])} AND ${t}.deleted = 0 AND ${inner.sql}))`,
         args: [cond.sourceType, cond.param.code, type, cond.sourceType, ...inner.args],
       };
     }
