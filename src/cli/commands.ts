@@ -3,5 +3,6 @@
 
 import type { Command } from './command';
 import { workerCommand } from './worker';
+import { execCommand } from './exec';
 
-export const COMMANDS: readonly Command[] = [workerCommand];
+export const COMMANDS: readonly Command[] = [workerCommand, execCommand];

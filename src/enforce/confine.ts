@@ -1,0 +1,68 @@
+// The confinement of one tier, as a container spec: the same for the tier's workers and for
+// `fhirguard exec --tier`, so what operators test with exec is what workers get.
+
+import type { ContainerSpec, CreateRuntimeHook } from './bundle';
+import { hostFiles, minimalCover } from './host-files';
+import { ociSeccomp, type SeccompMode, type SeccompProfile } from './seccomp';
+
+export interface TierConfinement {
+  tier: string;
+  /** The data directory is mounted read-only (read tiers). */
+  readOnly: boolean;
+  /** The tier's seccomp profile; null runs without a filter (benchmark baseline only). */
+  seccomp: SeccompProfile | null;
+  seccompMode: SeccompMode;
+}
+
+export interface ContainerLayout {
+  /** fhirguard install root (dist/, node_modules/, bin/). */
+  install: string;
+  /** Directory holding the database. */
+  dataDir: string;
+  /** Directory the process's Unix socket lives in (read-write). */
+  socketDir: string;
+  uid: number;
+  gid: number;
+  /** More host paths to mount read-only at their own path (e.g. exec's command). */
+  extraReadOnly?: string[];
+  pidsLimit?: number;
+  memoryBytes?: number;
+}
+
+export const DEFAULT_PIDS_LIMIT = 128;
+export const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
+
+/** runc's cgroupsPath of a container: absolute, so it is the same path in every hierarchy. */
+export function cgroupsPathOf(tier: string, id: string): string {
+  return `/fhirguard/${tier}/${id}`;
+}
+
+export function tierContainerSpec(
+  t: TierConfinement,
+  layout: ContainerLayout,
+  id: string,
+  process: { args: string[]; env?: string[]; cwd?: string },
+  hook?: CreateRuntimeHook,
+): ContainerSpec {
+  const host = hostFiles(layout.install);
+  const writable = t.readOnly ? [layout.socketDir] : [layout.socketDir, layout.dataDir];
+  const readOnly = minimalCover([...host.readOnly, ...(layout.extraReadOnly ?? []), ...(t.readOnly ? [layout.dataDir] : [])]).filter(
+    (p) => !writable.includes(p),
+  );
+  return {
+    hostname: id,
+    args: process.args,
+    env: ['PATH=/usr/bin:/bin', 'HOME=/nonexistent', ...(process.env ?? [])],
+    cwd: process.cwd ?? '/',
+    uid: layout.uid,
+    gid: layout.gid,
+    readOnly,
+    writable,
+    rootSymlinks: host.rootSymlinks,
+    cgroupsPath: cgroupsPathOf(t.tier, id),
+    seccomp: t.seccomp ? ociSeccomp(t.seccomp, t.seccompMode) : null,
+    pidsLimit: layout.pidsLimit ?? DEFAULT_PIDS_LIMIT,
+    memoryBytes: layout.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    ...(hook ? { createRuntimeHook: hook } : {}),
+  };
+}

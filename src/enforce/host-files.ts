@@ -1,0 +1,112 @@
+// What a confined worker needs from the host, and nothing more: the node binary, the
+// directories holding the shared libraries it and the native addons under node_modules
+// load (found with ldd), a few files of /etc, and the fhirguard install (dist/,
+// node_modules/, bin/, package.json). No /usr/bin, no /bin: there is no shell or tool in a
+// worker's root to exec, even where seccomp must allow execve for the worker's own start.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+
+export interface HostFiles {
+  /** Host paths (files or directories) mounted read-only at the same path. */
+  readOnly: string[];
+  /** Top-level symlinks of the host root (e.g. lib -> usr/lib) recreated in the container root. */
+  rootSymlinks: Record<string, string>;
+  /** The node binary (absolute, symlinks resolved). */
+  node: string;
+  /** The fhirguard install root (holding bin/fhirguard). */
+  install: string;
+}
+
+/** /etc files node reads at start; absent ones are skipped. */
+const ETC_FILES = ['/etc/ld.so.cache', '/etc/localtime'];
+
+/** The libraries `ldd` reports for a binary or shared object, as printed and resolved. */
+function sharedLibraries(file: string): string[] {
+  let out: string;
+  try {
+    out = execFileSync('ldd', [file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return []; // statically linked, or not an ELF file ldd understands
+  }
+  const libs: string[] = [];
+  for (const line of out.split('\n')) {
+    const m = /=>\s+(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (m) libs.push(m[1]);
+  }
+  return libs;
+}
+
+function nativeAddons(dir: string, found: string[] = [], depth = 0): string[] {
+  if (depth > 8) return found;
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return found;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) nativeAddons(p, found, depth + 1);
+    else if (e.isFile() && e.name.endsWith('.node')) found.push(p);
+  }
+  return found;
+}
+
+/** Directories to mount so that `lib` resolves in the container as on the host. */
+function libraryDirs(lib: string): string[] {
+  const dirs = [realpathSync(path.dirname(lib))];
+  const real = realpathSync(lib);
+  dirs.push(path.dirname(real));
+  return dirs;
+}
+
+let cached: HostFiles | undefined;
+
+/**
+ * The host files a worker container mounts. `install` is the fhirguard install root.
+ * Computed once per process: ldd runs a handful of times.
+ */
+export function hostFiles(install: string): HostFiles {
+  if (cached && cached.install === install) return cached;
+  const node = realpathSync(process.execPath);
+  const ro = new Set<string>([node]);
+  const addons = nativeAddons(path.join(install, 'node_modules'));
+  for (const bin of [node, ...addons]) {
+    for (const lib of sharedLibraries(bin)) {
+      if (existsSync(lib)) libraryDirs(lib).forEach((d) => ro.add(d));
+    }
+  }
+  for (const f of ETC_FILES) if (existsSync(f)) ro.add(f);
+  for (const f of ['dist', 'node_modules', 'bin', 'package.json']) {
+    const p = path.join(install, f);
+    if (existsSync(p)) ro.add(realpathSync(p));
+  }
+  const rootSymlinks: Record<string, string> = {};
+  for (const name of readdirSync('/')) {
+    const p = `/${name}`;
+    try {
+      if (lstatSync(p).isSymbolicLink()) rootSymlinks[name] = readlinkSync(p);
+    } catch {
+      // vanished while listing: nothing to recreate
+    }
+  }
+  cached = { readOnly: minimalCover([...ro]), rootSymlinks, node, install };
+  return cached;
+}
+
+/** Drops paths already covered by a mounted ancestor, so each directory is mounted once. */
+export function minimalCover(paths: string[]): string[] {
+  const sorted = [...new Set(paths)].sort();
+  const out: string[] = [];
+  for (const p of sorted) {
+    if (!out.some((q) => p === q || p.startsWith(q.endsWith('/') ? q : `${q}/`))) out.push(p);
+  }
+  return out;
+}
+
+/** True when host path `p` is visible in a container mounting `mounted` (read-only or not). */
+export function coveredBy(p: string, mounted: string[]): boolean {
+  return mounted.some((q) => p === q || p.startsWith(`${q}/`));
+}

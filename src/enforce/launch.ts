@@ -1,0 +1,123 @@
+// Starting one process under a tier's whole confinement: the container (mounts,
+// namespaces, no capabilities, limits, seccomp) and, where the kernel allows, the tier's
+// eBPF policy registered on the container's cgroup in boot phase before its process runs.
+// The agent starts workers through this; `fhirguard exec` starts operators' commands.
+
+import type { StdioOptions } from 'node:child_process';
+import path from 'node:path';
+import type { BpfAction, BpfEnforcer, CgroupCounters, Phase } from './bpf';
+import { tierContainerSpec } from './confine';
+import { Container } from './container';
+import { bpfPolicyOf } from './ebpf-profile';
+import type { StateLayout, WorkerIdentity } from './layout';
+import type { Runc } from './runc';
+import type { SeccompMode } from './seccomp';
+import type { TierProfiles } from './tier-profiles';
+
+export interface EnforcementContext {
+  runc: Runc;
+  layout: StateLayout;
+  install: string;
+  identity: WorkerIdentity;
+  /** null where eBPF cannot run (the reason is the caller's to report). */
+  bpf: BpfEnforcer | null;
+  /** The cgroup v2 mount runc's cgroups appear under (e.g. /sys/fs/cgroup/unified). */
+  cgroupV2Mount: string;
+}
+
+export interface LaunchRequest {
+  tier: string;
+  /** Data directory mounted read-only. */
+  readOnly: boolean;
+  mode: 'enforce' | 'audit' | 'record';
+  /** null: no seccomp filter and no eBPF policy (the benchmark's unconfined baseline). */
+  profiles: TierProfiles | null;
+  /** Register the eBPF policy (when ctx.bpf is there). */
+  ebpf: boolean;
+  id: string;
+  dataDir: string;
+  socketDir: string;
+  args: string[];
+  env?: string[];
+  extraReadOnly?: string[];
+  stdio: StdioOptions;
+}
+
+export class ConfinedProcess {
+  private forgotten = false;
+
+  constructor(
+    readonly container: Container,
+    readonly ctx: EnforcementContext,
+    /** The container's cgroup v2 directory. */
+    readonly cgroupDir: string,
+    /** The cgroup's id when an eBPF policy is registered on it (counters outlive the directory). */
+    readonly cgid: string | null,
+  ) {}
+
+  /** True when the tier's eBPF policy is registered on this container's cgroup. */
+  get ebpf(): boolean {
+    return this.cgid !== null;
+  }
+
+  /** One map update: boot → serve (tighter), or → shutdown before a graceful stop. */
+  async setPhase(phase: Phase): Promise<void> {
+    if (this.cgid !== null && this.ctx.bpf) await this.ctx.bpf.setPhase(this.cgroupDir, phase);
+  }
+
+  /** This cgroup's eBPF counters, or null without eBPF. */
+  async counters(): Promise<CgroupCounters | null> {
+    if (this.cgid === null || !this.ctx.bpf || this.forgotten) return null;
+    const c = await this.ctx.bpf.counters(this.cgid);
+    return c.cgroups[0] ?? null;
+  }
+
+  /** Drops the cgroup's eBPF state after the container is gone (returns its last counters). */
+  async forget(): Promise<CgroupCounters | null> {
+    if (this.cgid === null || !this.ctx.bpf || this.forgotten) return null;
+    const last = (await this.ctx.bpf.counters(this.cgid)).cgroups[0] ?? null;
+    this.forgotten = true;
+    await this.ctx.bpf.forget(this.cgid);
+    return last;
+  }
+}
+
+export function bpfActionOf(mode: LaunchRequest['mode']): BpfAction {
+  return mode;
+}
+
+export async function launchConfined(ctx: EnforcementContext, req: LaunchRequest): Promise<ConfinedProcess> {
+  const seccompMode: SeccompMode = req.mode;
+  const spec = tierContainerSpec(
+    { tier: req.tier, readOnly: req.readOnly, seccomp: req.profiles?.seccomp ?? null, seccompMode },
+    {
+      install: ctx.install,
+      dataDir: req.dataDir,
+      socketDir: req.socketDir,
+      uid: ctx.identity.uid,
+      gid: ctx.identity.gid,
+      extraReadOnly: req.extraReadOnly,
+    },
+    req.id,
+    { args: req.args, env: req.env },
+  );
+  const cgroupDir = path.join(ctx.cgroupV2Mount, spec.cgroupsPath);
+  const bpf = req.ebpf && req.profiles ? ctx.bpf : null;
+  const profiles = req.profiles;
+  let cgid: string | null = null;
+  const container = await Container.start({
+    runc: ctx.runc,
+    id: req.id,
+    bundleDir: path.join(ctx.layout.bundles, req.id),
+    spec,
+    stdio: req.stdio,
+    ...(bpf && profiles
+      ? {
+          beforeStart: async () => {
+            cgid = (await bpf.setPolicy(cgroupDir, bpfPolicyOf(profiles.ebpf, bpfActionOf(req.mode)))).cgid;
+          },
+        }
+      : {}),
+  });
+  return new ConfinedProcess(container, ctx, cgroupDir, cgid);
+}
