@@ -1,7 +1,7 @@
-// Rules that span a whole Bundle: fullUrls absolute (or urn:uuid/urn:oid) and unique,
-// `urn:` references resolvable to an entry, and the link relations (plus a warning when a
-// RESTful fullUrl disagrees with its resource). Request presence per bundle type is bdl-3,
-// evaluated with the other invariants.
+// Rules that span a whole Bundle: a request in every batch/transaction entry and a response
+// in every response entry (bdl-3, bdl-4), fullUrls absolute (or urn:uuid/urn:oid) and unique
+// (bdl-7), `urn:` references resolvable to an entry, and the link relations (plus a warning
+// when a RESTful fullUrl disagrees with its resource).
 
 import { clip } from './primitives';
 import { OID_URN_RE, UUID_URN_RE } from './references';
@@ -16,6 +16,8 @@ const SINGLE_RELATIONS = new Set(['self', 'first', 'previous', 'prev', 'next', '
 /** Paging relations only mean something for the results of a search or history. */
 const PAGING_RELATIONS = new Set(['first', 'previous', 'prev', 'next', 'last']);
 const PAGED_TYPES = new Set(['searchset', 'history']);
+const REQUEST_TYPES = new Set(['batch', 'transaction', 'history']);
+const RESPONSE_TYPES = new Set(['batch-response', 'transaction-response', 'history']);
 
 export function checkBundle(bundle: Record<string, unknown>, frame: BundleFrame, w: Walker): void {
   const type = typeof bundle.type === 'string' ? bundle.type : '';
@@ -25,7 +27,9 @@ export function checkBundle(bundle: Record<string, unknown>, frame: BundleFrame,
 
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
-    if (!isObject(entry) || typeof entry.fullUrl !== 'string') continue;
+    if (!isObject(entry)) continue;
+    if (type) entryParts(entry, i, type, w);
+    if (typeof entry.fullUrl !== 'string') continue;
     const fullUrl = entry.fullUrl;
     const at = `.entry[${i}].fullUrl`;
     fullUrls.add(fullUrl);
@@ -73,6 +77,20 @@ export function checkBundle(bundle: Record<string, unknown>, frame: BundleFrame,
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
     if (isObject(entry)) checkLinks(entry.link, type, `.entry[${i}].link`, w);
+  }
+}
+
+/** bdl-3 and bdl-4: which bundle types carry a request, which a response, in every entry. */
+function entryParts(entry: Record<string, unknown>, i: number, type: string, w: Walker): void {
+  const needsRequest = REQUEST_TYPES.has(type);
+  if ((entry.request !== undefined) !== needsRequest) {
+    if (needsRequest) w.issue('error', 'required', `bdl-3: every entry of a ${type} bundle needs a request`, `.entry[${i}].request`);
+    else w.issue('error', 'invalid', `bdl-3: entries of a ${type} bundle must not have a request`, `.entry[${i}].request`);
+  }
+  const needsResponse = RESPONSE_TYPES.has(type);
+  if ((entry.response !== undefined) !== needsResponse) {
+    if (needsResponse) w.issue('error', 'required', `bdl-4: every entry of a ${type} bundle needs a response`, `.entry[${i}].response`);
+    else w.issue('error', 'invalid', `bdl-4: entries of a ${type} bundle must not have a response`, `.entry[${i}].response`);
   }
 }
 

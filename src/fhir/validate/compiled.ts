@@ -182,6 +182,11 @@ export class TypeRegistry {
     return compiled;
   }
 
+  /** An invariant from outside the core model (a profile's), evaluated at definition path `base`. */
+  compileExtraInvariant(inv: NonNullable<ModelElement['invariants']>[number], base: string): CompiledInvariant | null {
+    return compileInvariant(inv, base, {}, this.fastCompiler, '', this.invariantCache);
+  }
+
   private compileInvariants(t: CompiledType, model: ModelType): void {
     const emptyNode = t.kind === 'resource' ? { resourceType: t.path } : {};
     t.invariants.push(...this.invariantsFor(model.invariants, t.path, emptyNode, t.name));

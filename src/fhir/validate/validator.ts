@@ -2,39 +2,94 @@
 // that returns every issue found. Built once (the proxy at start, the CLI per run); each
 // type's tables and invariants are compiled on first use.
 
+import * as path from 'node:path';
 import type { Issue } from '../outcome';
 import { TypeRegistry } from './compiled';
 import { coreModel } from './model/core';
 import type { Model } from './model/spec';
+import { projectRoot, readConformanceDir } from './packages';
+import { ProfileSet } from './profiles';
 import { Walker } from './walker';
 
 export interface ResourceValidationOptions {
-  /** Profiles (canonical URLs) to validate against besides those in meta.profile. */
+  /** Profiles (canonical URLs) the top-level resource must also conform to, besides its meta.profile. */
   profiles?: readonly string[];
   /** An unknown profile (in meta.profile or `profiles`) is an error rather than a warning. */
   unknownProfileIsError?: boolean;
 }
 
+export interface ValidatorConfig {
+  /** Folders of StructureDefinitions / FHIR packages (default: none). */
+  profileDirs?: readonly string[];
+}
+
+const CORE_SD = 'http://hl7.org/fhir/StructureDefinition/';
+
 export class FhirValidator {
   readonly registry: TypeRegistry;
+  readonly profiles: ProfileSet;
 
-  constructor(model: Model = cloneModel(coreModel())) {
+  constructor(config: ValidatorConfig = {}, model: Model = cloneModel(coreModel())) {
     this.registry = new TypeRegistry(model);
+    this.profiles = new ProfileSet(this.registry);
+    for (const dir of config.profileDirs ?? []) this.loadProfiles(dir);
+  }
+
+  /** Loads the profiles of a folder; returns what could not be used. */
+  loadProfiles(dir: string): string[] {
+    const notes: string[] = [];
+    for (const file of readConformanceDir(dir)) {
+      for (const p of file.problems) notes.push(`${path.basename(file.file)}: ${p}`);
+      const before = this.profiles.notes.length;
+      this.profiles.load(file.resources);
+      notes.push(...this.profiles.notes.slice(before));
+    }
+    return notes;
   }
 
   /** Every issue of one resource (errors and warnings); valid when no issue is an error. */
-  validateResource(resource: unknown, _opts: ResourceValidationOptions = {}): Issue[] {
-    const w = new Walker(this.registry);
+  validateResource(resource: unknown, opts: ResourceValidationOptions = {}): Issue[] {
+    const w = new Walker(this.registry, (res, location, env, walker) => {
+      const meta = res.meta as { profile?: unknown } | undefined;
+      const claimed = Array.isArray(meta?.profile) ? meta.profile.filter((p): p is string => typeof p === 'string') : [];
+      const urls = res === resource ? [...claimed, ...(opts.profiles ?? [])] : claimed;
+      for (const url of urls) {
+        if (url === CORE_SD + String(res.resourceType)) continue; // the base definition itself
+        if (this.profiles.has(url)) {
+          walker.issues.push(...this.profiles.check(res, url, location, env));
+        } else {
+          walker.issues.push({
+            severity: opts.unknownProfileIsError ? 'error' : 'warning',
+            code: 'not-supported',
+            diagnostics: `profile ${url} is not loaded: the resource was not validated against it`,
+            expression: [location + '.meta.profile'],
+          });
+        }
+      }
+    });
     w.resource(resource);
     return w.issues;
   }
 }
 
-/** The registry adds profile types to its model: each validator gets its own copy of the tables. */
+/** The registry can add types to its model: each validator gets its own copy of the tables. */
 function cloneModel(m: Model): Model {
   return { fhirVersion: m.fhirVersion, types: { ...m.types }, valueSets: { ...m.valueSets } };
 }
 
 export function hasErrors(issues: readonly Issue[]): boolean {
   return issues.some((i) => i.severity === 'error' || i.severity === 'fatal');
+}
+
+/** Where operators drop custom profiles: FHIRGUARD_FHIR_PROFILES, else profiles/fhir/ of the installation. */
+export function defaultProfileDir(): string {
+  return process.env.FHIRGUARD_FHIR_PROFILES || path.join(projectRoot(), 'profiles', 'fhir');
+}
+
+let shared: FhirValidator | undefined;
+
+/** The process-wide validator with the operator's profiles, built on first use. */
+export function defaultValidator(): FhirValidator {
+  shared ??= new FhirValidator({ profileDirs: [defaultProfileDir()] });
+  return shared;
 }

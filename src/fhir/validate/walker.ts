@@ -47,7 +47,14 @@ export class Walker {
   private env: Env = { resource: undefined, rootResource: undefined };
   private elementType: CompiledType | undefined;
 
-  constructor(private readonly reg: TypeRegistry) {}
+  /**
+   * @param onResource called after each resource (top-level or inline) is walked, with its
+   *   location: where the validator checks the profiles it claims.
+   */
+  constructor(
+    private readonly reg: TypeRegistry,
+    private readonly onResource?: (resource: Json, location: string, env: Env, walker: Walker) => void,
+  ) {}
 
   isResourceType(name: string): boolean {
     return this.reg.kind(name) === 'resource';
@@ -105,6 +112,7 @@ export class Walker {
     this.invariants(t.invariants, value, t, rt);
     this.containedRules(value, frame);
     if (bundle) checkBundle(value, bundle, this);
+    this.onResource?.(value, this.location(), this.env, this);
 
     if (contained && savedFrame && frame.refersToContainer) savedFrame.referToContainer.add(value);
     this.frame = savedFrame;

@@ -48,6 +48,10 @@ export class ValueSetExpander {
     else if (resource.resourceType === 'ValueSet') this.valueSets.set(url, resource as ValueSetLike);
   }
 
+  knows(url: string): boolean {
+    return this.valueSets.has(stripVersion(url));
+  }
+
   /** The codes of a value set by system, or null when it cannot be expanded offline. */
   expand(url: string): ModelValueSet {
     const codes = this.codes(stripVersion(url), new Set());
