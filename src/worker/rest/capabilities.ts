@@ -28,7 +28,7 @@ export function capabilityStatement(readOnly: boolean, started: Date): Record<st
       conditionalRead: 'not-supported',
       conditionalUpdate: !readOnly,
       conditionalDelete: readOnly ? 'not-supported' : 'single',
-      referencePolicy: ['literal', 'local'],
+      referencePolicy: ['literal'],
       searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
       searchParam: [
         { name: '_id', type: 'token' },
