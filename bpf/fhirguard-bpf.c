@@ -808,6 +808,36 @@ static bool cgroup2_mount(char *out, size_t len)
 	return found;
 }
 
+/* A securityfs file's first line; securityfs is mounted on a private temporary directory for
+ * the read when the host has it nowhere (the probe leaves no mount behind). */
+static bool read_securityfs(const char *name, char *out, size_t len)
+{
+	char path[512], dir[] = "/tmp/fhirguard-securityfs-XXXXXX";
+	bool mounted = false;
+	snprintf(path, sizeof(path), "/sys/kernel/security/%s", name);
+	if (access(path, R_OK) != 0) {
+		if (!mkdtemp(dir))
+			return false;
+		if (mount("securityfs", dir, "securityfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+			rmdir(dir);
+			return false;
+		}
+		mounted = true;
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+	}
+	FILE *f = fopen(path, "r");
+	bool ok = f && fgets(out, (int)len, f);
+	if (f)
+		fclose(f);
+	if (ok)
+		out[strcspn(out, "\n")] = 0;
+	if (mounted) {
+		umount2(dir, MNT_DETACH);
+		rmdir(dir);
+	}
+	return ok;
+}
+
 static void probe_prog(bool *first, const char *name, enum bpf_prog_type t, const char *extra_why)
 {
 	int r = libbpf_probe_bpf_prog_type(t, NULL);
@@ -821,7 +851,14 @@ static int cmd_probe(void)
 {
 	bool first = true;
 	char why[512];
-	printf("{\"euid\":%u,", geteuid());
+	char lsms[256] = "", lockdown[256] = "";
+	bool have_lsms = read_securityfs("lsm", lsms, sizeof(lsms));
+	read_securityfs("lockdown", lockdown, sizeof(lockdown));
+	printf("{\"euid\":%u,\"activeLsms\":", geteuid());
+	json_str(stdout, lsms);
+	printf(",\"lockdown\":");
+	json_str(stdout, lockdown);
+	putchar(',');
 	printf("\"capabilities\":{\"sysAdmin\":%s,\"bpf\":%s,\"perfmon\":%s,\"netAdmin\":%s},",
 	       cap_effective(21) ? "true" : "false", cap_effective(39) ? "true" : "false",
 	       cap_effective(38) ? "true" : "false", cap_effective(12) ? "true" : "false");
@@ -851,18 +888,17 @@ static int cmd_probe(void)
 	probe_prog(&first, "tracepoint", BPF_PROG_TYPE_TRACEPOINT, NULL);
 	probe_prog(&first, "cgroupSockAddr", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, NULL);
 
-	int lsm_active = -1;
-	FILE *lf = fopen("/sys/kernel/security/lsm", "r");
-	if (lf) {
-		char lsms[512] = "";
-		if (fgets(lsms, sizeof(lsms), lf))
-			lsm_active = strstr(lsms, "bpf") != NULL;
-		fclose(lf);
-	}
-	probe_prog(&first, "lsm", BPF_PROG_TYPE_LSM,
-		   lsm_active == 0 ? "\"bpf\" is not in the active LSM list (/sys/kernel/security/lsm; boot with lsm=...,bpf)"
-		   : lsm_active < 0 ? "securityfs not mounted: the active LSM list could not be read" : NULL);
-	probe_prog(&first, "tracing", BPF_PROG_TYPE_TRACING, NULL);
+	char lsm_why[600];
+	if (!have_lsms)
+		snprintf(lsm_why, sizeof(lsm_why), "the active LSM list could not be read (securityfs)");
+	else if (!strstr(lsms, "bpf"))
+		snprintf(lsm_why, sizeof(lsm_why), "\"bpf\" is not among the active LSMs (%s): boot with lsm=...,bpf", lsms);
+	else
+		snprintf(lsm_why, sizeof(lsm_why), "bpf is an active LSM (%s) but the kernel refuses to load LSM programs%s%s",
+			 lsms, lockdown[0] ? "; lockdown: " : "", lockdown);
+	probe_prog(&first, "lsm", BPF_PROG_TYPE_LSM, lsm_why);
+	probe_prog(&first, "tracing", BPF_PROG_TYPE_TRACING, "fentry/fexit/tp_btf programs");
+
 
 	int r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_send_signal, NULL);
 	snprintf(why, sizeof(why), "%s", r < 0 ? strerror(-r) : "bpf_send_signal is not available to raw tracepoints");

@@ -109,6 +109,14 @@ static __always_inline struct fg_event *new_event(__u64 cgid, __u8 kind, const s
 	return e;
 }
 
+/* Events are for the log, counters for the totals: only the 1st, 2nd, 4th, 8th... violation of
+ * a kind (per cgroup and CPU) is sent, so an audit-mode worker hammering one syscall cannot
+ * flood the ring buffer or the agent's log, and the log still shows it going on. */
+static __always_inline bool log_worthy(__u64 n)
+{
+	return (n & (n - 1)) == 0;
+}
+
 /* The flags a write open would carry, or 0; creat always writes. openat2's flags live in user
  * memory (struct open_how), read here before the kernel copies them. */
 static __always_inline __u64 write_open_flags(__u32 nr, struct pt_regs *regs)
@@ -178,10 +186,11 @@ int fg_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	}
 
 	struct fg_counters *c = bpf_map_lookup_elem(&fg_counters, &cgid);
+	__u64 nviol = 1;
 	if (c) {
 		c->calls[nr] += 1;
 		if (kind)
-			c->violations[nr] += 1;
+			nviol = c->violations[nr] += 1;
 	}
 
 	if (flags & FG_F_RECORD) {
@@ -192,7 +201,7 @@ int fg_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!kind)
 		return 0;
-	struct fg_event *e = new_event(cgid, kind, p);
+	struct fg_event *e = log_worthy(nviol) ? new_event(cgid, kind, p) : 0;
 	if (e) {
 		e->nr = nr;
 		e->open_flags = open_flags;
@@ -231,9 +240,10 @@ static __always_inline int egress_check(__u64 cgid, const __u8 addr[16], __u16 p
 			c->egress_allowed += 1;
 		return 1;
 	}
+	__u64 ndenied = 1;
 	if (c)
-		c->egress_denied += 1;
-	struct fg_event *e = new_event(cgid, FG_EV_EGRESS, p);
+		ndenied = c->egress_denied += 1;
+	struct fg_event *e = log_worthy(ndenied) ? new_event(cgid, FG_EV_EGRESS, p) : 0;
 	if (e) {
 		e->family = family;
 		e->port = bpf_ntohs(port_be);

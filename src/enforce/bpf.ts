@@ -330,6 +330,9 @@ export interface KernelSupport {
   /** BPF-LSM, which could refuse a syscall instead of killing after it: not used yet,
    * reported for operators. */
   lsm: Mechanism;
+  /** The kernel's active LSMs and lockdown state ('' when unreadable), for operators. */
+  activeLsms: string;
+  lockdown: string;
   /** Where the cgroup v2 hierarchy is mounted ('' when nowhere). */
   cgroup2Mount: string;
   bpffsMounted: boolean;
@@ -345,6 +348,8 @@ interface ProbeCheck {
 
 interface ProbeJson {
   euid: number;
+  activeLsms: string;
+  lockdown: string;
   capabilities: { sysAdmin: boolean; bpf: boolean; perfmon: boolean; netAdmin: boolean };
   checks: Record<string, ProbeCheck>;
 }
@@ -365,7 +370,7 @@ function mechanism(checks: Record<string, ProbeCheck>, names: string[]): Mechani
 export async function probeKernel(opts: BpfOptions = {}): Promise<KernelSupport> {
   const loader = opts.loader ?? defaultLoaderPath();
   const euid = typeof process.geteuid === 'function' ? process.geteuid() : null;
-  const base = { loader, euid, cgroup2Mount: '', bpffsMounted: false };
+  const base = { loader, euid, cgroup2Mount: '', bpffsMounted: false, activeLsms: '', lockdown: '' };
   if (!existsSync(loader)) {
     const marker = path.join(path.dirname(loader), 'UNSUPPORTED');
     const why = existsSync(marker)
@@ -400,6 +405,8 @@ export async function probeKernel(opts: BpfOptions = {}): Promise<KernelSupport>
     egress,
     recorder,
     lsm: mechanism(c, ['lsm']),
+    activeLsms: probe.activeLsms,
+    lockdown: probe.lockdown,
     cgroup2Mount: c.cgroup2?.ok ? (c.cgroup2.mount ?? '') : '',
     bpffsMounted: c.bpffs?.ok ?? false,
     probe,

@@ -90,21 +90,24 @@ describe('audit', () => {
     const watch = await bpf.watchEvents((e) => events.push(e));
     try {
       const c = await Child.start(dir);
-      for (let i = 0; i < 3; i++) expect(await c.send('getppid')).toBe(`ok ${process.pid}`);
+      for (let i = 0; i < 20; i++) expect(await c.send('getppid')).toBe(`ok ${process.pid}`);
       // int 0x80 from a 64-bit process: counted in the compat slot, never as x86_64 getpid.
       expect(await c.send('compat-getpid')).toBe(`ok ${c.pid}`);
       const counts = await syscallsOf(dir);
-      expect(counts.getppid).toMatchObject({ nr: 110, calls: 3, violations: 3 });
+      expect(counts.getppid).toMatchObject({ nr: 110, calls: 20, violations: 20 });
       expect(counts['(compat-or-unknown)']).toMatchObject({ nr: 511, calls: 1, violations: 1 });
       expect(counts.getpid).toBeUndefined();
       expect(counts.write.violations).toBe(0);
-      expect(counts.write.calls).toBeGreaterThanOrEqual(4);
+      expect(counts.write.calls).toBeGreaterThanOrEqual(21);
       expect(await c.send('exit')).toBeNull();
       expect(await c.exited).toEqual({ code: 0, signal: null });
       const deadline = Date.now() + 10000;
       while (events.filter((e) => e.pid === c.pid).length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const mine = events.filter((e) => e.pid === c.pid);
-      expect(mine.filter((e) => e.syscall === 'getppid')).toHaveLength(3);
+      // Events thin out (1st, 2nd, 4th, 8th, 16th violation per CPU); the counters keep the total.
+      const logged = mine.filter((e) => e.syscall === 'getppid').length;
+      expect(logged).toBeGreaterThanOrEqual(5);
+      expect(logged).toBeLessThan(20);
       expect(mine[0]).toMatchObject({ kind: 'syscall', action: 'audit', phase: 'serve', comm: 'fg-test-child' });
       // exit_group is not in the allow set either: counted, and the child still exited normally.
       expect(mine.map((e) => e.syscall)).toContain('exit_group');
