@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -171,6 +172,18 @@ static uint64_t cgroup_arg(const char *arg)
 	return cgroup_id(arg);
 }
 
+/* Commands that change pinned state hold an exclusive lock on the pin directory, so two
+ * agents (or an agent and an operator) cannot interleave a load, a policy swap or a phase
+ * switch. The lock goes with the process. */
+static void lock_pin_dir(void)
+{
+	int fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		die("%s: %s (run `fhirguard-bpf load` first)", pin_dir, strerror(errno));
+	if (flock(fd, LOCK_EX) != 0)
+		die("locking %s: %s", pin_dir, strerror(errno));
+}
+
 struct maps {
 	int policies, counters, recorded, egress, events, stats;
 };
@@ -271,6 +284,7 @@ static int cmd_load(void)
 	int err = mkdir_p(pin_dir, 0700);
 	if (err)
 		die("cannot create %s: %s", pin_dir, strerror(-err));
+	lock_pin_dir();
 	err = mkdir_p(cgroup_root, 0755);
 	if (err)
 		die("cannot create %s: %s", cgroup_root, strerror(-err));
@@ -317,6 +331,7 @@ static int cmd_unload(void)
 		}
 		die("%s: %s", pin_dir, strerror(errno));
 	}
+	lock_pin_dir();
 	/* Links first, so the programs stop before their maps go. */
 	for (int pass = 0; pass < 2; pass++) {
 		rewinddir(d);
@@ -530,6 +545,7 @@ static void ensure_zeroed(int fd, const void *key, size_t value_size)
 static int cmd_set_policy(const char *cg, const char *spec_path)
 {
 	uint64_t cgid = cgroup_id(cg);
+	lock_pin_dir();
 	struct maps m = open_maps();
 	FILE *f = strcmp(spec_path, "-") == 0 ? stdin : fopen(spec_path, "r");
 	if (!f)
@@ -582,6 +598,7 @@ static int cmd_phase(const char *cg, const char *phase)
 	int ph = phase_index(phase);
 	if (ph < 0)
 		die("unknown phase %s (boot, serve, shutdown)", phase);
+	lock_pin_dir();
 	struct maps m = open_maps();
 	struct fg_policy p;
 	if (bpf_map_lookup_elem(m.policies, &cgid, &p) != 0)
@@ -596,6 +613,7 @@ static int cmd_phase(const char *cg, const char *phase)
 static int cmd_forget(const char *cg)
 {
 	uint64_t cgid = cgroup_arg(cg);
+	lock_pin_dir();
 	struct maps m = open_maps();
 	bool had = bpf_map_delete_elem(m.policies, &cgid) == 0;
 	bpf_map_delete_elem(m.counters, &cgid);
