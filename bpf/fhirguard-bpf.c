@@ -134,8 +134,14 @@ static void ensure_bpffs(void)
 		return;
 	if (mkdir_p(parent, 0700) < 0)
 		die("cannot create %s: %s", parent, strerror(errno));
-	if (mount("bpf", parent, "bpf", 0, "mode=0700") != 0)
+	/* Two loaders starting at once must not both mount: the second bpffs would hide the first
+	 * one's pins. Decide under a lock on the (not yet mounted) directory. */
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX) != 0)
+		die("locking %s: %s", parent, strerror(errno));
+	if (!is_fs(parent, BPF_FS_MAGIC) && mount("bpf", parent, "bpf", 0, "mode=0700") != 0)
 		die("%s is not a bpffs and mounting one there failed: %s", parent, strerror(errno));
+	close(fd);
 }
 
 /* The id bpf_get_current_cgroup_id() returns for processes in a cgroup v2 directory: the

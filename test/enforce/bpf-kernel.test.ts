@@ -3,7 +3,8 @@
 // loader, real processes moved into real cgroups. Needs root and the built loader
 // (`make -C bpf`); without them this suite fails and says why.
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -80,6 +81,27 @@ describe('probeKernel', () => {
     const k = await probeKernel({ loader: path.join(tmp, 'no-such-loader') });
     expect(k.syscallPolicy).toEqual({ available: false, reason: expect.stringMatching(/not built/) });
     expect(k.egress.available).toBe(false);
+  });
+});
+
+describe('load', () => {
+  it('mounts bpffs where it is missing, once, even when two loaders race', async () => {
+    const mnt = mkdtempSync(path.join(tmpdir(), 'fg-bpffs-'));
+    const cgRoot = `${root}-mnt`;
+    const opts = { pinDir: path.join(mnt, 'pins'), cgroupRoot: cgRoot };
+    const mounts = (): number => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === mnt).length;
+    try {
+      expect(mounts()).toBe(0);
+      const [a, b] = await Promise.all([new BpfEnforcer(opts).load(), new BpfEnforcer(opts).load()]);
+      expect(mounts()).toBe(1);
+      const states = [...a.links, ...b.links].map((l) => l.state).sort();
+      expect(states).toEqual([...Array(5).fill('attached'), ...Array(5).fill('reused')]);
+      await new BpfEnforcer(opts).unload();
+    } finally {
+      if (mounts() > 0) execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+      await removeCgroup(cgRoot);
+    }
   });
 });
 
