@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createServer, type Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { bpfOutputDir } from '../../src/enforce/bpf';
 
@@ -123,4 +124,20 @@ export async function removeCgroup(dir: string): Promise<void> {
     }
   }
   if (existsSync(dir)) throw new Error(`cgroup ${dir} still busy`);
+}
+
+/** A TCP server on 127.0.0.1 (ephemeral port) that accepts and closes: a connect target. */
+export function listenLoopback(): Promise<{ port: number; server: Server }> {
+  return new Promise((resolve) => {
+    const server = createServer((sock) => sock.destroy()).listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      resolve({ port: typeof a === 'object' && a ? a.port : 0, server });
+    });
+  });
+}
+
+/** Polls until `done()` holds or `ms` pass (the caller's assertions then say what is missing). */
+export async function until(done: () => boolean, ms = 10000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }

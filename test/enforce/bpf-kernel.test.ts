@@ -5,13 +5,13 @@
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BpfEnforcer, probeKernel, type BpfEvent, type BpfPolicy } from '../../src/enforce/bpf';
 import { SYSCALL_NAMES } from '../../src/enforce/syscalls';
-import { CGROUP2, Child, TEST_CHILD, cgroupOf, killAll, makeCgroup, removeCgroup } from './bpf-helpers';
+import { CGROUP2, Child, TEST_CHILD, cgroupOf, killAll, listenLoopback, makeCgroup, removeCgroup, until } from './bpf-helpers';
 
 const tag = randomBytes(4).toString('hex');
 const root = path.join(CGROUP2, `fhirguard-test-${tag}`);
@@ -19,6 +19,7 @@ const movedRoot = path.join(CGROUP2, `fhirguard-test-${tag}-moved`);
 const bpf = new BpfEnforcer({ pinDir: `/sys/fs/bpf/fhirguard-test-${tag}`, cgroupRoot: root });
 const tmp = mkdtempSync(path.join(tmpdir(), 'fg-bpf-'));
 const cgroups: string[] = [];
+const servers: Server[] = [];
 let n = 0;
 
 /** A fresh worker-like cgroup under the instance's root, registered with `policy`. */
@@ -57,6 +58,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await killAll();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   for (const dir of cgroups.reverse()) {
     await bpf.forget(dir).catch(() => undefined);
     await removeCgroup(dir);
@@ -123,8 +125,7 @@ describe('audit', () => {
       expect(counts.write.calls).toBeGreaterThanOrEqual(21);
       expect(await c.send('exit')).toBeNull();
       expect(await c.exited).toEqual({ code: 0, signal: null });
-      const deadline = Date.now() + 10000;
-      while (events.filter((e) => e.pid === c.pid).length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await until(() => events.filter((e) => e.pid === c.pid).length >= 5);
       const mine = events.filter((e) => e.pid === c.pid);
       // Events thin out (1st, 2nd, 4th, 8th, 16th violation per CPU); the counters keep the total.
       const logged = mine.filter((e) => e.syscall === 'getppid').length;
@@ -217,8 +218,7 @@ describe('no write opens (serve phase)', () => {
       const c = await Child.start(dir);
       expect(await c.send(`open-w ${existing}`)).toMatch(/^ok \d+$/);
       expect((await syscallsOf(dir)).openat).toMatchObject({ calls: 1, violations: 1 });
-      const deadline = Date.now() + 10000;
-      while (!events.some((e) => e.pid === c.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await until(() => events.some((e) => e.pid === c.pid));
       expect(events.find((e) => e.pid === c.pid)).toMatchObject({ kind: 'write-open', syscall: 'openat', openFlags: 0o101 });
     } finally {
       await watch.stop();
@@ -227,16 +227,11 @@ describe('no write opens (serve phase)', () => {
 });
 
 describe('egress (cgroup/connect4, connect6, sendmsg4)', () => {
-  const servers: Server[] = [];
-  const listen = (): Promise<number> =>
-    new Promise((resolve) => {
-      const s = createServer((sock) => sock.destroy()).listen(0, '127.0.0.1', () => {
-        const a = s.address();
-        resolve(typeof a === 'object' && a ? a.port : 0);
-      });
-      servers.push(s);
-    });
-  afterAll(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))));
+  const listen = async (): Promise<number> => {
+    const { port, server } = await listenLoopback();
+    servers.push(server);
+    return port;
+  };
 
   it('enforce: allow-listed address and port connect; anything else gets EPERM and is counted', async () => {
     const allowed = await listen();
@@ -357,13 +352,8 @@ describe('pinned state', () => {
   });
 
   it('a loader pointed at another cgroup root moves the egress programs there without a gap', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer((sock) => sock.destroy()).listen(0, '127.0.0.1', () => {
-        const a = s.address();
-        resolve(typeof a === 'object' && a ? a.port : 0);
-      });
-      s.unref();
-    });
+    const { port, server } = await listenLoopback();
+    servers.push(server);
     const oldRoot = await cgroupWith({ action: 'enforce', allow: SYSCALL_NAMES, egress: [], phase: 'serve' });
     const moved = new BpfEnforcer({ pinDir: bpf.pinDir, cgroupRoot: movedRoot });
     const loaded = await moved.load();
