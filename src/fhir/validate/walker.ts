@@ -121,6 +121,18 @@ export class Walker {
     if (!inline) this.segs.pop();
   }
 
+  /**
+   * Validates a value meant for `slot` at `location` (a patch's value): as one item, or as
+   * the whole array when `whole` and the element repeats.
+   */
+  valueAt(location: string, value: unknown, slot: Slot, whole: boolean): void {
+    this.segs.push(location);
+    if (whole && slot.el.array) this.array(value, slot, undefined);
+    else if (value === null || Array.isArray(value)) this.err('structure', `'${slot.key}' takes one ${slot.type} here, not ${describe(value)}`);
+    else this.value(value, slot);
+    this.segs.pop();
+  }
+
   private object(obj: Json, t: CompiledType, isResource: boolean): void {
     for (const key in obj) {
       if (isResource && key === 'resourceType') continue;
