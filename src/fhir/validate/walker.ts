@@ -136,8 +136,9 @@ export class Walker {
   private object(obj: Json, t: CompiledType, isResource: boolean): void {
     for (const key in obj) {
       if (isResource && key === 'resourceType') continue;
-      const slot = t.slots.get(key);
       const value = obj[key];
+      if (value === undefined) continue; // not JSON: an absent property set in code
+      const slot = t.slots.get(key);
       if (!slot) {
         this.unknown(key, t);
         continue;
