@@ -2,10 +2,8 @@
 // command is a file in this folder plus one line here.
 
 import type { Command } from './command';
-import { validateCommand } from './validate';
 import { workerCommand } from './worker';
 import { execCommand } from './exec';
-import { agentCommand } from './agent';
 import { profileCommand } from './profile';
 
-export const COMMANDS: readonly Command[] = [workerCommand, execCommand, agentCommand, profileCommand, validateCommand];
+export const COMMANDS: readonly Command[] = [workerCommand, execCommand, profileCommand];
