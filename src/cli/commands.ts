@@ -2,8 +2,9 @@
 // command is a file in this folder plus one line here.
 
 import type { Command } from './command';
+import { validateCommand } from './validate';
 import { workerCommand } from './worker';
 import { execCommand } from './exec';
 import { profileCommand } from './profile';
 
-export const COMMANDS: readonly Command[] = [workerCommand, execCommand, profileCommand];
+export const COMMANDS: readonly Command[] = [workerCommand, execCommand, profileCommand, validateCommand];
