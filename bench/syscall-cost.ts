@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
-import { BpfEnforcer, bpfOutputDir } from '../src/enforce/bpf';
+import { BpfEnforcer, bpfOutputDir, cgroup2Mount } from '../src/enforce/bpf';
 
 const LOOP = path.join(bpfOutputDir(), 'fg-syscall-loop');
 const calls = Number(process.argv[2] ?? 2_000_000);
@@ -51,8 +51,9 @@ function othersAttached(): number {
 async function main(): Promise<void> {
   if (process.geteuid?.() !== 0) throw new Error('needs root: it loads eBPF programs');
   if (!existsSync(LOOP)) throw new Error(`${LOOP} is not built: run make -C bpf`);
+  if (!cgroup2Mount()) throw new Error('no cgroup v2 hierarchy is mounted');
   const tag = randomBytes(4).toString('hex');
-  const bpf = new BpfEnforcer({ pinDir: `/sys/fs/bpf/fhirguard-bench-${tag}`, cgroupRoot: `/sys/fs/cgroup/unified/fhirguard-bench-${tag}` });
+  const bpf = new BpfEnforcer({ pinDir: `/sys/fs/bpf/fhirguard-bench-${tag}`, cgroupRoot: path.join(cgroup2Mount(), `fhirguard-bench-${tag}`) });
   const audit = path.join(bpf.cgroupRoot, 'audit');
   const record = path.join(bpf.cgroupRoot, 'record');
   const others = othersAttached();

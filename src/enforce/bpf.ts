@@ -106,12 +106,26 @@ export interface BpfOptions {
   /** bpffs directory holding the pinned maps and links; default /sys/fs/bpf/fhirguard. */
   pinDir?: string;
   /** cgroup v2 directory above every worker's cgroup, where the egress programs attach;
-   * default /sys/fs/cgroup/unified/fhirguard. */
+   * default <cgroup v2 mount>/fhirguard (/sys/fs/cgroup/unified/fhirguard here). */
   cgroupRoot?: string;
 }
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/fhirguard';
-export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup/unified/fhirguard';
+
+/** Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup/unified on a hybrid host,
+ * /sys/fs/cgroup on a pure v2 one; '' when there is none. */
+export function cgroup2Mount(): string {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[f.indexOf('-') + 1] === 'cgroup2') return f[4] ?? '';
+  }
+  return '';
+}
+
+/** The workers' cgroup v2 parent, where the egress programs attach: <cgroup2>/fhirguard. */
+export function defaultCgroupRoot(): string {
+  return path.join(cgroup2Mount() || '/sys/fs/cgroup/unified', 'fhirguard');
+}
 
 /** The repository root, found from this file whether it runs from src/ or dist/src/. */
 function repoRoot(): string {
@@ -209,7 +223,7 @@ export class BpfEnforcer {
   constructor(opts: BpfOptions = {}) {
     this.loader = opts.loader ?? defaultLoaderPath();
     this.pinDir = opts.pinDir ?? process.env.FHIRGUARD_BPF_PIN_DIR ?? DEFAULT_PIN_DIR;
-    this.cgroupRoot = opts.cgroupRoot ?? process.env.FHIRGUARD_CGROUP_ROOT ?? DEFAULT_CGROUP_ROOT;
+    this.cgroupRoot = opts.cgroupRoot ?? process.env.FHIRGUARD_CGROUP_ROOT ?? defaultCgroupRoot();
   }
 
   private args(rest: string[]): string[] {

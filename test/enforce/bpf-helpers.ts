@@ -8,10 +8,11 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import path from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { createInterface } from 'node:readline';
-import { bpfOutputDir } from '../../src/enforce/bpf';
+import { bpfOutputDir, cgroup2Mount } from '../../src/enforce/bpf';
 
 export const TEST_CHILD = path.join(bpfOutputDir(), 'fg-test-child');
-export const CGROUP2 = '/sys/fs/cgroup/unified';
+/** The cgroup v2 mount ('' when there is none: the suite then fails saying so). */
+export const CGROUP2 = cgroup2Mount();
 
 export interface Exit {
   code: number | null;

@@ -49,7 +49,7 @@ beforeAll(async () => {
   if (!k.syscallPolicy.available) throw new Error(`eBPF syscall policy not available: ${k.syscallPolicy.reason}`);
   if (!k.egress.available) throw new Error(`eBPF egress not available: ${k.egress.reason}`);
   if (!existsSync(TEST_CHILD)) throw new Error(`${TEST_CHILD} not built (make -C bpf)`);
-  if (!existsSync(CGROUP2)) throw new Error(`no cgroup v2 hierarchy at ${CGROUP2}`);
+  if (!CGROUP2) throw new Error('no cgroup v2 hierarchy is mounted (mount | grep cgroup2)');
   const loaded = await bpf.load();
   expect(loaded.links.map((l) => l.program).sort()).toEqual(
     ['fg_connect4', 'fg_connect6', 'fg_sendmsg4', 'fg_sendmsg6', 'fg_sys_enter'],
