@@ -73,6 +73,11 @@ export class TypeRegistry {
 
   constructor(private readonly model: Model) {}
 
+  /** Every type name of the model. */
+  names(): string[] {
+    return Object.keys(this.model.types);
+  }
+
   has(name: string): boolean {
     return Object.prototype.hasOwnProperty.call(this.model.types, name);
   }

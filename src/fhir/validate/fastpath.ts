@@ -53,11 +53,11 @@ const DATE_TYPES = new Set(['date', 'dateTime', 'instant', 'System.Date', 'Syste
 export class FastPathCompiler {
   constructor(private readonly reg: TypeRegistry) {}
 
-  /** A closure for `expression`, or undefined when it is outside the subset. */
-  compile(expression: string, parse: (e: string) => unknown): ((node: unknown, type: string, env: FastEnv) => Coll) | undefined {
+  /** A closure for an expression (fhirpath.js's parse tree), or undefined when it is outside the subset. */
+  compile(ast: unknown): ((node: unknown, type: string, env: FastEnv) => Coll) | undefined {
     let fn: Expr;
     try {
-      fn = this.expr(parse(expression) as Ast);
+      fn = this.expr(ast as Ast);
     } catch (e) {
       if (e instanceof Unsupported) return undefined;
       throw e;

@@ -11,7 +11,7 @@ import { checkFhirPathPatch, checkJsonPatch } from './patch';
 import { checkSearchParams } from './search';
 import { defaultValidator, FhirValidator, hasErrors } from './validator';
 
-export { FhirValidator, defaultValidator, hasErrors } from './validator';
+export { FhirValidator, defaultValidator, hasErrors, preloadValidator } from './validator';
 export type { ResourceValidationOptions } from './validator';
 
 export interface ValidateOptions {

@@ -104,9 +104,8 @@ export function compileInvariant(
   const expression = CORRECTED_INVARIANTS[inv.key]?.expression ?? inv.expression;
   const cacheKey = `${base}\u0000${expression}`;
   if (cache.has(cacheKey)) return cache.get(cacheKey)!;
-  try {
-    fhirpath.parse(expression);
-  } catch {
+  const ast = parse(expression);
+  if (!ast) {
     cache.set(cacheKey, null);
     return null;
   }
@@ -127,7 +126,7 @@ export function compileInvariant(
       return undefined;
     }
   };
-  const closure = fastCompiler.compile(expression, (e) => fhirpath.parse(e));
+  const closure = fastCompiler.compile(ast);
   const fast = closure
     ? (node: unknown, type: string, env: Env): boolean | undefined => {
         const r = closure(node, type, env);
@@ -147,7 +146,7 @@ export function compileInvariant(
       }
     : (node: unknown, _type: string, env: Env) => reference(node, env);
   const compiled: CompiledInvariant = { key: inv.key, human: inv.human, expression, evaluate, fast, reference };
-  const reads = localReads(expression);
+  const reads = localReads(ast);
   if (reads && evaluate(emptyNode, nodeType, { resource: emptyNode, rootResource: emptyNode }) === true) {
     compiled.skipUnless = new Set(reads);
   }
@@ -155,7 +154,23 @@ export function compileInvariant(
   return compiled;
 }
 
-interface AstNode {
+const parsed = new Map<string, AstNode | null>();
+
+/** fhirpath.js's parse tree of an expression (parsing costs about a millisecond: once each). */
+function parse(expression: string): AstNode | null {
+  let ast = parsed.get(expression);
+  if (ast === undefined) {
+    try {
+      ast = fhirpath.parse(expression) as AstNode;
+    } catch {
+      ast = null;
+    }
+    parsed.set(expression, ast);
+  }
+  return ast;
+}
+
+export interface AstNode {
   type: string;
   text?: string;
   children?: AstNode[];
@@ -170,13 +185,7 @@ const LAMBDAS = new Set(['where', 'select', 'all', 'exists', 'repeat', 'any']);
  * first step of each path counts: `contained.meta.versionId` reads nothing from the node
  * but `contained`, so a node without `contained` gives the same result as an empty node.
  */
-export function localReads(expression: string): string[] | undefined {
-  let ast: AstNode;
-  try {
-    ast = fhirpath.parse(expression) as AstNode;
-  } catch {
-    return undefined;
-  }
+export function localReads(ast: AstNode): string[] | undefined {
   const names = new Set<string>();
   let local = true;
   const visit = (node: AstNode, parent: AstNode | undefined, inLambda: boolean): void => {

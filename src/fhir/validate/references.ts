@@ -10,6 +10,8 @@ import { clip } from './primitives';
 export interface LocalRef {
   ref: string;
   location: string;
+  /** A Reference.reference (ref-1) rather than a canonical or uri. */
+  reference?: boolean;
 }
 
 export interface ReferenceProblem {

@@ -354,14 +354,14 @@ export class Walker {
     const ref = v.reference;
     if (typeof ref === 'string' && ref.length > 0) {
       const first = ref.charCodeAt(0);
-      if (first === 35 /* # */) this.localRef(ref);
+      if (first === 35 /* # */) this.localRef(ref, true);
       else if (ref.startsWith('urn:') && this.bundle) this.bundle.urnRefs.push({ ref, location: this.location('.reference') });
     }
     const problem = checkReferenceTarget(v, slot.ref.targets, (name) => this.reg.kind(name) === 'resource');
     if (problem) this.err(problem.code, problem.diagnostics, problem.field ? '.' + problem.field : '');
   }
 
-  private localRef(ref: string): void {
+  private localRef(ref: string, reference = false): void {
     if (!this.frame) return;
     if (ref === '#') {
       this.frame.refersToContainer = true;
@@ -372,7 +372,7 @@ export class Walker {
       f.localRefs.add(ref);
       root = f;
     }
-    root.pending.push({ ref, location: this.location() });
+    root.pending.push({ ref, location: this.location(), reference });
   }
 
   /** dom-3 (each contained resource is referenced) and ref-1 (each `#id` names one). */
@@ -398,7 +398,9 @@ export class Walker {
         this.issues.push({
           severity: 'error',
           code: 'invariant',
-          diagnostics: `ref-1: the local reference '${clip(p.ref)}' does not name a contained resource`,
+          diagnostics: p.reference
+            ? `ref-1: the local reference '${clip(p.ref)}' does not name a contained resource`
+            : `the local canonical '${clip(p.ref)}' does not name a contained resource`,
           expression: [p.location],
         });
       }
