@@ -278,6 +278,29 @@ export class FastPathCompiler {
     }
   }
 
+  /** Every child of `item`, in property order (what children() returns). */
+  private allChildren(item: Item): Coll {
+    const out: Coll = [];
+    const v = item.v;
+    if (typeof v !== 'object' || v === null) {
+      if (item.e && typeof item.e === 'object') {
+        this.children({ v: item.e, t: 'Element' }, 'id', out);
+        this.children({ v: item.e, t: 'Element' }, 'extension', out);
+      }
+      return out;
+    }
+    const t = this.reg.get(item.t);
+    if (!t) throw FALLBACK;
+    const done = new Set<string>();
+    for (const key of Object.keys(v)) {
+      const slot = t.slots.get(key);
+      if (!slot || done.has(slot.el.name)) continue;
+      done.add(slot.el.name);
+      this.children(item, slot.el.name, out);
+    }
+    return out;
+  }
+
   private item(v: unknown, type: string, comp: unknown): Item {
     if (type === 'Resource' && v && typeof v === 'object') {
       const rt = (v as Record<string, unknown>).resourceType;
@@ -353,6 +376,21 @@ export class FastPathCompiler {
         break;
       case 'trace':
         return (f) => f;
+      case 'children':
+        if (arity === 0) return (f) => f.flatMap((x) => this.allChildren(x));
+        break;
+      case 'descendants':
+        if (arity === 0)
+          return (f) => {
+            const out: Coll = [];
+            let level = f;
+            while (level.length) {
+              level = level.flatMap((x) => this.allChildren(x));
+              out.push(...level);
+            }
+            return out;
+          };
+        break;
       case 'hasValue':
         if (arity === 0) return (f) => bool(f.length === 1 && isPrimitiveValue(f[0].v));
         break;
