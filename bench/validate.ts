@@ -96,6 +96,17 @@ function main(): void {
     f.push(Number(process.hrtime.bigint() - s) / 1e6);
   }
   rows.push({ name: `all ${corpus.length} R4 examples`, ours: median(o), theirs: median(f), unit: 'ms' });
+  const bo: number[] = [];
+  const bf: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    let s = process.hrtime.bigint();
+    ours.validateResource(bundle);
+    bo.push(Number(process.hrtime.bigint() - s) / 1e6);
+    s = process.hrtime.bigint();
+    theirs.validate(bundle);
+    bf.push(Number(process.hrtime.bigint() - s) / 1e6);
+  }
+  rows.push({ name: `Synthea transaction (${entries.length} entries)`, ours: median(bo), theirs: median(bf), unit: 'ms' });
 
   const width = Math.max(...rows.map((r) => r.name.length)) + 2;
   console.log(`fhirguard validator vs fhir ${require('fhir/package.json').version} Fhir.validate (median of ${rounds} alternating rounds)\n`);

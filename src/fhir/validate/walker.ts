@@ -257,10 +257,10 @@ export class Walker {
     else if (slot.isResource) this.resource(v, true, slot.key === 'contained');
     else {
       const t = this.reg.get(slot.type);
-      if (t && this.complex(v, t)) {
-        if (slot.valueSet && (slot.type === 'CodeableConcept' || slot.type === 'Coding')) this.binding(v as Json, slot);
-        if (slot.type === 'Reference') this.reference(v as Json, slot);
-      }
+      // Not an object, or empty: already one issue; the element's invariants would only repeat it.
+      if (!t || !this.complex(v, t)) return;
+      if (slot.valueSet && (slot.type === 'CodeableConcept' || slot.type === 'Coding')) this.binding(v as Json, slot);
+      if (slot.type === 'Reference') this.reference(v as Json, slot);
     }
     if (slot.invariants.length) {
       const type = slot.type === 'Resource' && isObject(v) && typeof v.resourceType === 'string' ? v.resourceType : slot.type;
@@ -268,7 +268,7 @@ export class Walker {
     }
   }
 
-  /** Validates an object of a complex type; false when it is not an object at all. */
+  /** Validates an object of a complex type; false when it is not a non-empty object. */
   private complex(v: unknown, t: CompiledType): boolean {
     if (!isObject(v)) {
       this.err('structure', `expected ${t.path} (a JSON object), got ${describe(v)}`);
