@@ -67,3 +67,10 @@ test('the resources the invalid cases were made from are valid', () => {
   ];
   for (const r of valid) expect(describeIssues(errors(r))).toEqual([]);
 });
+
+test('a document nested too deeply for the stack is a verdict, not a crash', () => {
+  let ext: Record<string, unknown> = { url: 'http://x.org/e', valueString: 'a' };
+  for (let i = 0; i < 20000; i++) ext = { url: 'http://x.org/e', extension: [ext] };
+  const issues = validator.validateResource({ resourceType: 'Patient', extension: [ext] });
+  expect(issues[issues.length - 1]).toMatchObject({ severity: 'fatal', code: 'too-costly' });
+});

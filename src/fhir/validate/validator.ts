@@ -77,7 +77,14 @@ export class FhirValidator {
         }
       }
     });
-    w.resource(resource);
+    try {
+      w.resource(resource);
+    } catch (err) {
+      // Only a pathologically deep document exhausts the stack (the proxy bounds JSON depth
+      // before this; the CLI reads files as they are): a verdict, not a crash.
+      if (!(err instanceof RangeError)) throw err;
+      return [...w.issues, { severity: 'fatal', code: 'too-costly', diagnostics: `the document is nested too deeply to validate (${err.message})` }];
+    }
     return w.issues;
   }
 }
