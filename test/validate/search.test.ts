@@ -127,3 +127,23 @@ test('conditional interactions check their criteria too', () => {
   const i: Interaction = { kind: 'delete', level: 'type', resourceType: 'Patient', conditional: true, params: [{ name: 'nickname', value: 'x' }] };
   expect(() => validateRequest(i, undefined)).toThrow(FhirError);
 });
+
+describe('history parameters', () => {
+  const history = (params: SearchParam[]): Interaction => ({ kind: 'history-type', level: 'type', resourceType: 'Patient', conditional: false, params });
+  test('_count, _since and _at pass', () => {
+    expect(validateRequest(history([{ name: '_count', value: '10' }, { name: '_since', value: '2020-01-01T00:00:00Z' }, { name: '_at', value: 'ge2020-01' }]), undefined)).toEqual({
+      warnings: [],
+      droppedParams: [],
+    });
+  });
+  test.each([
+    [{ name: '_since', value: '2020-01-01' }, 'invalid', '_since'],
+    [{ name: '_count', value: 'ten' }, 'invalid', '_count'],
+    [{ name: '_at', value: 'soon' }, 'invalid', '_at'],
+    [{ name: 'name', value: 'x' }, 'not-supported', 'name'],
+    [{ name: '_count', modifier: 'exact', value: '1' }, 'not-supported', '_count:exact'],
+  ] as [SearchParam, string, string][])('%j', (p, code, expression) => {
+    const e = refusal(history([p]));
+    expect([e.status, ...e.issues.map((x) => [x.code, x.expression?.[0]])]).toEqual([400, [code, expression]]);
+  });
+});

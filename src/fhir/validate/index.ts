@@ -8,7 +8,7 @@
 import type { Interaction } from '../interaction';
 import { FhirError, refuse, type Issue } from '../outcome';
 import { checkFhirPathPatch, checkJsonPatch } from './patch';
-import { checkSearchParams } from './search';
+import { checkHistoryParams, checkSearchParams } from './search';
 import { defaultValidator, FhirValidator, hasErrors } from './validator';
 
 export { FhirValidator, defaultValidator, hasErrors, preloadValidator } from './validator';
@@ -37,6 +37,7 @@ const RESOURCE_BODY_KINDS: ReadonlySet<string> = new Set(['create', 'update']);
 /** Kinds whose query is search criteria (conditional interactions search too). */
 const SEARCH_KINDS: ReadonlySet<string> = new Set(['search-type', 'search-system']);
 const CONDITIONAL_KINDS: ReadonlySet<string> = new Set(['create', 'update', 'patch', 'delete']);
+const HISTORY_KINDS: ReadonlySet<string> = new Set(['history-instance', 'history-type', 'history-system']);
 
 /**
  * Checks a request (its parsed body and search parameters) against the interaction it
@@ -47,8 +48,11 @@ export function validateRequest(interaction: Interaction, body: unknown, opts: V
   const result: ValidateResult = { warnings: [], droppedParams: [] };
   checkRequestShape(interaction, body);
 
-  if (SEARCH_KINDS.has(interaction.kind) || (interaction.conditional && CONDITIONAL_KINDS.has(interaction.kind))) {
-    const search = checkSearchParams(interaction.resourceType ?? '', interaction.params, !!opts.lenient);
+  const searches = SEARCH_KINDS.has(interaction.kind) || (interaction.conditional && CONDITIONAL_KINDS.has(interaction.kind));
+  if (searches || HISTORY_KINDS.has(interaction.kind)) {
+    const search = searches
+      ? checkSearchParams(interaction.resourceType ?? '', interaction.params, !!opts.lenient)
+      : checkHistoryParams(interaction.params, !!opts.lenient);
     if (search.errors.length) throw new FhirError(400, 'invalid-search', search.errors);
     result.warnings.push(...search.warnings);
     result.droppedParams.push(...search.dropped);

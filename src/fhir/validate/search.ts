@@ -348,3 +348,27 @@ function checkResultParam(c: Checker, types: string[], p: SearchParam, name: str
     for (const e of alternatives(p.value)) if (!NAME_RE.test(e)) c.error('invalid', `_elements: '${e}' is not an element name`, name);
   }
 }
+
+const INSTANT_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$/;
+
+/** History interactions take only `_count`, `_since` (an instant), `_at` (a date) and the format parameters. */
+export function checkHistoryParams(params: readonly SearchParam[], lenient = false): SearchCheck {
+  const c = new Checker(lenient);
+  for (const p of params) {
+    const name = fullName(p);
+    if (p.modifier !== undefined || p.chain !== undefined) {
+      c.error('not-supported', `history parameters take no modifier or chain ('${name}')`, name);
+    } else if (p.name === '_count') {
+      if (!/^\d+$/.test(p.value)) c.error('invalid', `'${p.value}' is not a valid value for _count`, name);
+    } else if (p.name === '_since') {
+      if (!INSTANT_RE.test(p.value)) c.error('invalid', `_since takes an instant (e.g. 2020-01-01T00:00:00Z), not '${p.value}'`, name);
+    } else if (p.name === '_at') {
+      for (const v of alternatives(p.value)) {
+        if (!DATE_RE.test(v.replace(PREFIXES, ''))) c.error('invalid', `'${v}' is not a valid value for _at`, name);
+      }
+    } else if (!['_format', '_pretty', '_summary', '_elements', '_list'].includes(p.name)) {
+      c.unknown(`'${p.name}' is not a parameter of history interactions`, name);
+    }
+  }
+  return c.result;
+}
