@@ -132,10 +132,6 @@ export class TypeRegistry {
     return false;
   }
 
-  /** Whether the model knows a value set (expandable or not). */
-  knowsValueSet(url: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.model.valueSets, url);
-  }
 
   private compile(name: string, t: ModelType): CompiledType {
     const path = t.constrains ?? name;
