@@ -1,9 +1,10 @@
-# fhirguard images, one Dockerfile, four stages:
+# fhirguard images, one Dockerfile:
 #
 #   builder  compiles everything: npm dependencies (better-sqlite3 is native), the
 #            TypeScript, the eBPF programs and their loader (clang, libbpf, bpftool).
 #   worker   the reference FHIR worker alone (docker build --target worker): non-root.
 #   agent    the privileged agent (docker build --target agent): runc and the eBPF loader.
+#   bridge   socat, serving a Kubernetes worker pod's TCP port from the worker's Unix socket.
 #   proxy    the FHIR front door, the default target (docker build .): non-root.
 #
 # The builder and the runtime stages use the same Node major so the native SQLite binding
@@ -48,13 +49,14 @@ ENTRYPOINT ["/opt/fhirguard/bin/fhirguard"]
 
 # The reference worker alone, for orchestrators that run workers themselves (Kubernetes:
 # deploy/kubernetes/worker-*.yaml, under the tier's seccomp profile). Writes only to the
-# database directory; read tiers mount it read-only.
+# database directory (read tiers mount it read-only) and serves on a Unix socket, the only
+# socket family the tier profiles allow (the bridge target serves it over TCP).
 FROM app AS worker
-RUN mkdir -p /var/lib/fhirguard/data && chown fhirguard:fhirguard /var/lib/fhirguard/data
-VOLUME ["/var/lib/fhirguard/data"]
+RUN mkdir -p /var/lib/fhirguard/data /run/fhirguard \
+ && chown fhirguard:fhirguard /var/lib/fhirguard/data /run/fhirguard
+VOLUME ["/var/lib/fhirguard/data", "/run/fhirguard"]
 USER 10001:10001
-EXPOSE 8080
-CMD ["worker", "--tier", "write", "--db", "/var/lib/fhirguard/data/fhirguard.db", "--listen", "0.0.0.0:8080"]
+CMD ["worker", "--tier", "write", "--db", "/var/lib/fhirguard/data/fhirguard.db", "--listen", "unix:/run/fhirguard/worker.sock"]
 
 # The agent: the only privileged process. It starts each worker as a runc container with the
 # tier's seccomp profile, puts the tier's eBPF policy on the worker's cgroup, and restarts
@@ -84,6 +86,20 @@ COPY --from=builder /build/bpf/.output/fhirguard-bpf ./bpf/.output/fhirguard-bpf
 ENV FHIRGUARD_BPF_LOADER=/opt/fhirguard/bpf/.output/fhirguard-bpf
 USER root
 CMD ["agent"]
+
+# A TCP-to-Unix-socket bridge for Kubernetes worker pods (deploy/kubernetes/worker-*.yaml):
+# a tier's seccomp profile lets its worker create Unix sockets only, so the worker serves on
+# a socket in a volume shared with this container, which serves the pod's TCP port. It runs
+# under the runtime's default profile, non-root, and holds nothing but socat.
+FROM debian:bookworm-slim AS bridge
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends socat \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 fhirguard \
+ && useradd --system --uid 10001 --gid fhirguard --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin fhirguard
+USER 10001:10001
+ENTRYPOINT ["socat"]
+CMD ["TCP-LISTEN:8080,fork,reuseaddr", "UNIX-CONNECT:/run/fhirguard/worker.sock"]
 
 # The proxy: the FHIR listener and the admin listener (/metrics, /healthz, /readyz) on all
 # interfaces of its container; never root.

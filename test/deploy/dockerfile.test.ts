@@ -89,9 +89,11 @@ function dpkgInstalled(pkg: string): boolean {
 }
 
 describe('Dockerfile stages', () => {
-  it('has the builder, the shared runtime base and the worker, agent and proxy targets, proxy by default', () => {
-    expect(stages.map((s) => s.name)).toEqual(['builder', 'app', 'worker', 'agent', 'proxy']);
+  it('has the builder, the shared runtime base, the worker, agent, bridge and proxy targets, proxy by default', () => {
+    expect(stages.map((s) => s.name)).toEqual(['builder', 'app', 'worker', 'agent', 'bridge', 'proxy']);
     for (const t of ['worker', 'agent', 'proxy']) expect(lineage(stages, t).map((s) => s.name)).toEqual(['app', t]);
+    // The bridge holds socat only: no Node, no fhirguard.
+    expect(lineage(stages, 'bridge').map((s) => s.base)).toEqual(['debian:bookworm-slim']);
   });
 
   it('builds on Debian Node images of one LTS major, the one this project runs and tests on', () => {
@@ -113,10 +115,12 @@ describe('Dockerfile stages', () => {
     expect(builderApt).toEqual(expect.arrayContaining(['clang', 'llvm', 'libbpf-dev', 'bpftool', 'python3', 'make', 'g++']));
     const agentApt = stage('agent').steps.filter((s) => s.keyword === 'RUN').flatMap((s) => aptPackages(s.args));
     expect(agentApt).toEqual(expect.arrayContaining(['runc', 'libbpf1', 'libelf1']));
+    const bridgeApt = stage('bridge').steps.filter((s) => s.keyword === 'RUN').flatMap((s) => aptPackages(s.args));
+    expect(bridgeApt).toEqual(['socat']);
   });
 
   it('runs the proxy and the worker as a non-root user the image creates, and only the agent as root', () => {
-    for (const t of ['proxy', 'worker']) {
+    for (const t of ['proxy', 'worker', 'bridge']) {
       const user = effectiveUser(stages, t);
       expect(isRootUser(user)).toBe(false);
       const uid = user.split(':')[0];
