@@ -1,0 +1,98 @@
+// Every PromQL expression of the Grafana dashboard, sent to a real Prometheus that scraped
+// the real fhirguard system under a workload with refusals (and, when the whole system runs
+// here, attacks on confined workers): each must parse and return data. An expression whose
+// metrics fhirguard does not export yet fails here, by name; none is skipped.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dashboardQueries, loadDashboard, metricNames, GRAFANA_DIR } from './dashboard';
+import { startPrometheus, waitFor, type PrometheusServer, type QueryResult } from './prometheus-server';
+import { attack, canRunUp, startProxyAndWorkers, startUp, workloadRound, type AttackReport, type RunningSystem } from './system';
+
+jest.setTimeout(600_000);
+
+const queries = dashboardQueries(loadDashboard());
+let dir: string;
+let system: RunningSystem | undefined;
+let prometheus: PrometheusServer | undefined;
+let statuses: Array<{ what: string; status: number }> = [];
+let attacks: AttackReport | undefined;
+const results = new Map<string, QueryResult>();
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fg-prom-'));
+  system = canRunUp() ? await startUp(dir) : await startProxyAndWorkers(dir);
+  prometheus = await startPrometheus(join(dir, 'prometheus'), new URL(system.admin).host);
+  const prom = prometheus;
+  // Prometheus must see the target up before the workload, so rates have a start.
+  await waitFor('Prometheus to scrape fhirguard', async () => ((await prom.query('up{job="fhirguard"} == 1')).data?.result.length ? true : undefined), 60_000, 250);
+  // Traffic across several scrapes (bounded: 12 rounds), the attacks in the middle.
+  for (let n = 0; n < 12; n++) {
+    statuses.push(...(await workloadRound(system.base, n)));
+    if (n === 5 && system.mode === 'up') attacks = await attack(system);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  // Enough samples of the request counter for every rate() window: at least 5 scrapes
+  // after traffic started, and the last scrape after the workload ended.
+  const end = Date.now() / 1000;
+  await waitFor(
+    'Prometheus to hold the workload',
+    async () => {
+      const r = await prom.query('max(count_over_time(fhirguard_requests_total[1m])) >= 5 and max(timestamp(fhirguard_requests_total)) > ' + end.toFixed(3));
+      return r.data?.result.length ? true : undefined;
+    },
+    120_000,
+    500,
+  );
+  for (const q of queries) results.set(`${q.panelId}/${q.refId}`, await prom.query(q.promql));
+});
+
+afterAll(async () => {
+  await prometheus?.stop();
+  await system?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the workload', () => {
+  it('went through every tier and was refused where fhirguard must refuse', () => {
+    const by = (what: string) => statuses.filter((s) => s.what === what).map((s) => s.status);
+    for (const ok of ['create', 'read', 'search', 'capabilities', 'update', 'history', 'transaction', '$validate']) {
+      expect({ what: ok, statuses: [...new Set(by(ok))] }).toEqual({ what: ok, statuses: [expect.any(Number)] });
+      expect(by(ok).every((s) => s >= 200 && s < 300)).toBe(true);
+    }
+    expect(new Set(by('refuse-delete'))).toEqual(new Set([403]));
+    expect(new Set(by('refuse-type'))).toEqual(new Set([404]));
+    expect(new Set(by('refuse-id'))).toEqual(new Set([400]));
+    expect(new Set(by('refuse-json'))).toEqual(new Set([400]));
+    expect(new Set(by('refuse-content-type'))).toEqual(new Set([415]));
+  });
+
+  it('ran the whole system with its agent, and attacked its confined workers', () => {
+    // The enforcement panels need `fhirguard up` (agent, runc, eBPF) as root: without it
+    // this fails, as do the expressions reading enforcement metrics below.
+    expect({ mode: system?.mode, root: process.getuid?.() === 0 }).toEqual({ mode: 'up', root: true });
+    expect(attacks?.steps.map((s) => s.what)).toHaveLength(4);
+  });
+});
+
+describe('the shipped Prometheus configuration', () => {
+  it('passes promtool', () => {
+    const r = spawnSync('promtool', ['check', 'config', join(GRAFANA_DIR, 'prometheus.yml')], { encoding: 'utf8' });
+    expect({ status: r.status, out: r.status === 0 ? '' : r.stdout + r.stderr }).toEqual({ status: 0, out: '' });
+  });
+});
+
+describe.each(queries.map((q) => [`${q.panelTitle} [${q.refId}]`, q] as const))('dashboard expression: %s', (_name, q) => {
+  it('parses in Prometheus', () => {
+    const r = results.get(`${q.panelId}/${q.refId}`);
+    expect({ expr: q.promql, status: r?.status, error: r?.error }).toEqual({ expr: q.promql, status: 'success', error: undefined });
+  });
+
+  it('returns data', () => {
+    const r = results.get(`${q.panelId}/${q.refId}`);
+    // On failure: the metrics this expression reads are not exported (or not yet scraped).
+    expect({ expr: q.promql, metrics: metricNames(q.promql), hasData: (r?.data?.result.length ?? 0) > 0 }).toEqual({ expr: q.promql, metrics: metricNames(q.promql), hasData: true });
+  });
+});
