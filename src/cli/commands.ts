@@ -5,6 +5,9 @@ import type { Command } from './command';
 import { validateCommand } from './validate';
 import { workerCommand } from './worker';
 import { execCommand } from './exec';
+import { agentCommand } from './agent';
 import { profileCommand } from './profile';
+import { proxyCommand } from './proxy';
+import { upCommand } from './up';
 
-export const COMMANDS: readonly Command[] = [workerCommand, execCommand, profileCommand, validateCommand];
+export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, profileCommand, validateCommand];

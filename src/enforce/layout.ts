@@ -83,15 +83,14 @@ export async function prepareDataDir(dataDir: string, id: WorkerIdentity): Promi
 /**
  * A fresh socket directory for one worker: owned by the worker's uid (it creates its socket
  * there) and group (the proxy, in that group, connects), 0750; the parents root's, 0755.
+ * `id` null (the agent is not root): the directory stays the agent user's.
  */
-export async function prepareSocketDir(dir: string, id: WorkerIdentity): Promise<void> {
+export async function prepareSocketDir(dir: string, id: WorkerIdentity | null): Promise<void> {
   await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
-  await mkdir(dir, { recursive: true });
-  for (const f of await readdir(dir)) {
-    // A socket left by a killed worker: the read tier's profile forbids unlink, so the
-    // worker could not replace it itself.
-    await rm(path.join(dir, f), { force: true, recursive: true });
-  }
-  await chown(dir, id.uid, id.gid);
+  // A socket left by a killed worker goes too: the read tier's profile forbids unlink, so
+  // the worker could not replace it itself.
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { mode: 0o750 });
+  if (id) await chown(dir, id.uid, id.gid);
   await chmod(dir, 0o750);
 }

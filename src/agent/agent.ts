@@ -1,0 +1,206 @@
+// The privileged agent: runs the workers of every tier that has no upstreams of its own,
+// confined as far as this host allows, keeps them running, and tells the unprivileged
+// proxy (over its Unix-socket API) where they are, what state they are in, and what the
+// kernel counted. Where confinement is impossible it says so loudly, and refuses tiers
+// whose policy says `enforcement: required`.
+
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { openEnforcement, type EnforcementStatus } from '../enforce/context';
+import type { EnforcementContext } from '../enforce/launch';
+import { checkDataDir, prepareDataDir, prepareSocketDir, stateLayout, type WorkerIdentity } from '../enforce/layout';
+import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
+import type { Policy } from '../policy';
+import { CounterTotals, type TierCounters } from './counters';
+import { decideTier, type TierEnforcement } from './enforcement';
+import { ContainerLauncher, ProcessLauncher, type WorkerLauncher } from './launchers';
+import { WorkerSupervisor, type SupervisorOptions, type WorkerInfo } from './supervisor';
+
+export interface AgentOptions {
+  policy: Policy;
+  profilesDir: string;
+  stateDir: string;
+  db: string;
+  install: string;
+  identity: WorkerIdentity;
+  runcPath?: string;
+  log: Logger;
+  workerLogLevel?: string;
+  /** Supervisor tuning (tests shorten the backoff). */
+  supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired'>>;
+}
+
+export interface ProfileInfo {
+  tier: string;
+  digest: string;
+  seccompFile: string;
+  ebpfFile: string;
+  seccompAllowed: number;
+  serveAllowed: number;
+  borrowedFrom?: string;
+}
+
+export interface CountersReport {
+  available: boolean;
+  reason?: string;
+  eventsDropped: number;
+  tiers: TierCounters[];
+}
+
+export class Agent extends EventEmitter {
+  private status!: EnforcementStatus;
+  private ctx: EnforcementContext | null = null;
+  private tiers: TierEnforcement[] = [];
+  private profiles = new Map<string, TierProfiles>();
+  private supervisors: WorkerSupervisor[] = [];
+  private totals!: CounterTotals;
+  private stopping = false;
+
+  constructor(readonly o: AgentOptions) {
+    super();
+  }
+
+  get enforcementStatus(): EnforcementStatus {
+    return this.status;
+  }
+
+  /** Probes the host, decides each tier, starts its workers. Resolves once they are being
+   * started (their states: workers() and the 'worker' event). */
+  async start(): Promise<void> {
+    const { log } = this.o;
+    const { ctx, status } = await openEnforcement({
+      stateDir: this.o.stateDir,
+      install: this.o.install,
+      identity: this.o.identity,
+      runcPath: this.o.runcPath,
+    });
+    this.ctx = ctx;
+    this.status = status;
+    this.tiers = this.o.policy.tiers.map((t) => decideTier(t, status));
+    this.totals = new CounterTotals(new Map(this.o.policy.tiers.map((t) => [t.name, t.mode])));
+
+    const local = this.o.policy.tiers.filter((t) => this.tierState(t.name)?.status === 'running');
+    for (const t of local) this.profiles.set(t.name, loadTierProfiles(this.o.profilesDir, t.name, t.readOnly));
+    this.announce();
+
+    const layout = stateLayout(this.o.stateDir);
+    const dataDir = path.dirname(this.o.db);
+    checkDataDir(dataDir, layout);
+    const root = process.getuid?.() === 0;
+    if (root) {
+      for (const change of await prepareDataDir(dataDir, this.o.identity)) log.info(`database directory: ${change}`);
+    }
+    if (ctx) {
+      // Containers left by an agent that died cannot be supervised (runc was their parent).
+      for (const c of await ctx.runc.list()) {
+        log.warn({ container: c.id }, 'removing a container left by an earlier agent');
+        await ctx.runc.delete(c.id);
+      }
+    }
+    const cmd = { install: this.o.install, db: this.o.db, logLevel: this.o.workerLogLevel ?? 'info' };
+    const launcher: WorkerLauncher = ctx
+      ? new ContainerLauncher(ctx, cmd, this.profiles, status.ebpf.ok)
+      : new ProcessLauncher(cmd, root ? this.o.identity : null);
+
+    for (const t of local) {
+      for (let i = 0; i < t.workers; i++) {
+        const id = `${t.name}-${i}`;
+        const socketDir = path.join(layout.sockets, t.name, id);
+        await prepareSocketDir(socketDir, root ? this.o.identity : null);
+        const sup = new WorkerSupervisor({ tier: t, id, socketDir, socketPath: path.join(socketDir, 'worker.sock') }, launcher, {
+          log,
+          ...this.o.supervisor,
+          onRetired: (c) => this.totals.retire(t.name, c),
+        });
+        sup.on('change', (info: WorkerInfo) => this.emit('worker', info));
+        this.supervisors.push(sup);
+      }
+    }
+    // Read-only workers need the database a writing worker creates: writers go first, and
+    // readers once one of them is ready (in the background: the API answers meanwhile).
+    const writers = this.supervisors.filter((s) => !s.slot.tier.readOnly);
+    const readers = this.supervisors.filter((s) => s.slot.tier.readOnly);
+    writers.forEach((s) => s.start());
+    const startReaders = (): void => {
+      if (!this.stopping) readers.forEach((s) => s.start());
+    };
+    if (writers.length && readers.length && !existsSync(this.o.db)) {
+      void Promise.race(writers.map((s) => s.until(['ready', 'serving'], 120_000))).then(startReaders, (err) => {
+        log.error({ err }, 'no writing worker became ready; starting the read-only workers anyway');
+        startReaders();
+      });
+    } else startReaders();
+  }
+
+  /** The loud part of degraded mode: one line per tier that is less confined than it could be. */
+  private announce(): void {
+    const { log } = this.o;
+    const s = this.status;
+    if (!s.containers.ok) {
+      log.error(`ENFORCEMENT DEGRADED: workers run as plain processes, without containers, seccomp or eBPF: ${s.containers.reason}`);
+    } else if (!s.ebpf.ok) {
+      log.error(`ENFORCEMENT DEGRADED: no eBPF policy (no serve phase, no syscall counters): ${s.ebpf.reason}`);
+    }
+    for (const t of this.tiers) {
+      if (t.status === 'refused') log.error({ tier: t.tier }, `tier ${t.tier} REFUSED: ${t.reason}; its requests will fail with 503`);
+      else if (t.status === 'running') {
+        const off = Object.entries(t.mechanisms).filter(([, m]) => !m.active);
+        if (off.length) log.warn({ tier: t.tier, inactive: Object.fromEntries(off.map(([k, m]) => [k, m.reason])) }, `tier ${t.tier}: enforcement not fully active`);
+        else log.info({ tier: t.tier }, `tier ${t.tier}: seccomp, eBPF, read-only mounts and network namespace active`);
+      }
+    }
+  }
+
+  private tierState(name: string): TierEnforcement | undefined {
+    return this.tiers.find((t) => t.tier === name);
+  }
+
+  workers(): WorkerInfo[] {
+    return this.supervisors.map((s) => s.info());
+  }
+
+  enforcement(): { degraded: boolean; tiers: Array<TierEnforcement & { profile: ProfileInfo | null }> } {
+    return {
+      degraded: !this.status.containers.ok || !this.status.ebpf.ok,
+      tiers: this.tiers.map((t) => ({ ...t, profile: this.profileInfo(t.tier) })),
+    };
+  }
+
+  private profileInfo(tier: string): ProfileInfo | null {
+    const p = this.profiles.get(tier);
+    if (!p) return null;
+    return {
+      tier,
+      digest: p.digest,
+      seccompFile: p.seccompFile,
+      ebpfFile: p.ebpfFile,
+      seccompAllowed: p.seccompAllowed.length,
+      serveAllowed: p.ebpf.serve.length,
+      ...(p.borrowedFrom ? { borrowedFrom: p.borrowedFrom } : {}),
+    };
+  }
+
+  async counters(): Promise<CountersReport> {
+    const tiers = this.tiers.filter((t) => t.status === 'running').map((t) => t.tier);
+    const bpf = this.ctx?.bpf;
+    if (!bpf) return { available: false, reason: this.status.ebpf.reason, eventsDropped: 0, tiers: this.totals.snapshot(tiers, []) };
+    const all = await bpf.counters();
+    const byCgid = new Map(all.cgroups.map((c) => [c.cgid, c]));
+    const live = this.supervisors.flatMap((s) => {
+      const c = s.current?.cgid ? byCgid.get(s.current.cgid) : undefined;
+      return c ? [{ tier: s.slot.tier.name, counters: c }] : [];
+    });
+    return { available: true, eventsDropped: all.eventsDropped, tiers: this.totals.snapshot(tiers, live) };
+  }
+
+  supervisor(id: string): WorkerSupervisor | undefined {
+    return this.supervisors.find((s) => s.slot.id === id);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.supervisors.map((s) => s.stop()));
+  }
+}

@@ -1,0 +1,94 @@
+// The agent's API for the unprivileged proxy: JSON over HTTP on a Unix socket (mode 0660,
+// group = the workers' group the proxy runs in). Read-only: nothing here changes what the
+// agent does, so reaching the socket gives no power over workers.
+//   GET /workers      {workers: [{tier, id, address, state, restarts, ...}]}
+//   GET /events       NDJSON: every worker first, then one line per state change
+//   GET /counters     {available, reason?, eventsDropped, tiers: [{tier, action, syscalls, egressDenied, egressAllowed}]}
+//   GET /enforcement  {degraded, tiers: [{tier, status, mode, mechanisms: {seccomp, ebpf, mount_ro, netns}, profile}]}
+//   GET /health       {ok: true}
+
+import { chmod, chown, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { Logger } from 'pino';
+import type { Agent } from './agent';
+import type { WorkerInfo } from './supervisor';
+
+export interface ApiOptions {
+  socketPath: string;
+  /** Group allowed to connect (0660); default: the socket stays root's. */
+  gid?: number;
+  log: Logger;
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function serveApi(agent: Agent, o: ApiOptions): Promise<{ close(): Promise<void> }> {
+  const streams = new Set<http.ServerResponse>();
+  const onWorker = (info: WorkerInfo): void => {
+    const line = JSON.stringify({ type: 'worker', worker: info }) + '\n';
+    for (const s of streams) s.write(line);
+  };
+  agent.on('worker', onWorker);
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET');
+      send(res, 405, { error: `${req.method} not allowed: the agent API is read-only` });
+      return;
+    }
+    switch (url.pathname) {
+      case '/health':
+        send(res, 200, { ok: true });
+        return;
+      case '/workers':
+        send(res, 200, { workers: agent.workers() });
+        return;
+      case '/enforcement':
+        send(res, 200, agent.enforcement());
+        return;
+      case '/counters':
+        agent.counters().then(
+          (c) => send(res, 200, c),
+          (err) => {
+            o.log.error({ err }, 'reading eBPF counters failed');
+            send(res, 500, { error: `reading eBPF counters failed: ${(err as Error).message}` });
+          },
+        );
+        return;
+      case '/events': {
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        for (const w of agent.workers()) res.write(JSON.stringify({ type: 'worker', worker: w }) + '\n');
+        streams.add(res);
+        req.once('close', () => streams.delete(res));
+        return;
+      }
+      default:
+        send(res, 404, { error: `no ${url.pathname}: try /workers, /events, /counters, /enforcement` });
+    }
+  });
+
+  await rm(o.socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  if (o.gid !== undefined) await chown(o.socketPath, 0, o.gid);
+  await chmod(o.socketPath, 0o660);
+
+  return {
+    close: async () => {
+      agent.off('worker', onWorker);
+      for (const s of streams) s.end();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(o.socketPath, { force: true });
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// The proxy's side of the agent API (and what `fhirguard up` uses to wait for workers):
+// typed GETs over the agent's Unix socket, and a watch that delivers every worker state
+// change as it happens, reconnecting when the agent restarts.
+
+import http from 'node:http';
+import { createInterface } from 'node:readline';
+import type { CountersReport, ProfileInfo } from './agent';
+import type { TierEnforcement } from './enforcement';
+import type { WorkerInfo } from './supervisor';
+
+export type { CountersReport, TierEnforcement, WorkerInfo, ProfileInfo };
+
+export interface EnforcementReport {
+  degraded: boolean;
+  tiers: Array<TierEnforcement & { profile: ProfileInfo | null }>;
+}
+
+export class AgentClient {
+  constructor(
+    readonly socketPath: string,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  private get<T>(path: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: this.socketPath, path, method: 'GET', timeout: this.timeoutMs }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.once('end', () => {
+          if (res.statusCode !== 200) reject(new Error(`agent ${path}: HTTP ${res.statusCode}: ${body}`));
+          else resolve(JSON.parse(body) as T);
+        });
+      });
+      req.once('timeout', () => req.destroy(new Error(`agent ${path}: no answer in ${this.timeoutMs} ms`)));
+      req.once('error', reject);
+      req.end();
+    });
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    return (await this.get<{ workers: WorkerInfo[] }>('/workers')).workers;
+  }
+
+  counters(): Promise<CountersReport> {
+    return this.get('/counters');
+  }
+
+  enforcement(): Promise<EnforcementReport> {
+    return this.get('/enforcement');
+  }
+
+  /**
+   * Calls onWorker for every worker now and at each state change. When the agent goes away,
+   * onDisconnect is called and the watch reconnects every retryMs until stop().
+   */
+  watch(onWorker: (w: WorkerInfo) => void, opts: { onDisconnect?: (err?: Error) => void; retryMs?: number } = {}): { stop(): void } {
+    let stopped = false;
+    let current: http.ClientRequest | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    const connect = (): void => {
+      if (stopped) return;
+      let ended = false;
+      const again = (err?: Error): void => {
+        if (stopped || ended) return;
+        ended = true;
+        current = null;
+        opts.onDisconnect?.(err);
+        timer = setTimeout(connect, opts.retryMs ?? 500);
+      };
+      current = http.request({ socketPath: this.socketPath, path: '/events', method: 'GET' }, (res) => {
+        // A destroyed response errors on the stream and on the readline over it.
+        res.on('error', (err) => again(err));
+        createInterface({ input: res })
+          .on('line', (line) => {
+            const e = JSON.parse(line) as { type: string; worker?: WorkerInfo };
+            if (e.type === 'worker' && e.worker) onWorker(e.worker);
+          })
+          .on('error', (err) => again(err))
+          .once('close', () => again());
+      });
+      current.once('error', (err) => again(err));
+      current.end();
+    };
+    connect();
+    return {
+      stop: () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        current?.destroy();
+      },
+    };
+  }
+}
+
+/** Workers the proxy may route to: healthy and under their serve-phase policy. */
+export function routable(w: WorkerInfo): boolean {
+  return w.state === 'serving';
+}

@@ -1,0 +1,59 @@
+// What the agent can promise each tier, per mechanism, decided once at start from what
+// the host offers (GET /enforcement, fhirguard_enforcement_active{tier,mechanism}).
+// A mechanism is active when it is applied and blocks; audit mode applies seccomp and eBPF
+// without blocking, and says so.
+
+import type { EnforcementStatus } from '../enforce/context';
+import type { TierConfig } from '../policy';
+
+export type Mechanism = 'seccomp' | 'ebpf' | 'mount_ro' | 'netns';
+export const MECHANISMS: readonly Mechanism[] = ['seccomp', 'ebpf', 'mount_ro', 'netns'];
+
+export interface MechanismState {
+  active: boolean;
+  /** Why not (or, when active, what exactly is applied). */
+  reason: string;
+}
+
+export interface TierEnforcement {
+  tier: string;
+  /** running: workers started; refused: `enforcement: required` and a mechanism is missing;
+   * external: the tier's upstreams are an operator's own servers. */
+  status: 'running' | 'refused' | 'external';
+  mode: 'audit' | 'enforce';
+  enforcement: 'required' | 'preferred';
+  confinement: 'container' | 'process' | 'none';
+  mechanisms: Record<Mechanism, MechanismState>;
+  reason?: string;
+}
+
+export function decideTier(tier: TierConfig, s: EnforcementStatus): TierEnforcement {
+  const base = { tier: tier.name, mode: tier.mode, enforcement: tier.enforcement };
+  if (tier.upstreams.length > 0) {
+    const why = 'served by upstreams outside fhirguard (their own confinement: see `fhirguard record --cgroup`)';
+    const m = { active: false, reason: why };
+    return { ...base, status: 'external', confinement: 'none', mechanisms: { seccomp: m, ebpf: m, mount_ro: m, netns: m }, reason: why };
+  }
+  const audit = tier.mode === 'audit';
+  let mechanisms: Record<Mechanism, MechanismState>;
+  if (!s.containers.ok) {
+    const m = { active: false, reason: `workers run as plain processes: ${s.containers.reason}` };
+    mechanisms = { seccomp: m, ebpf: m, mount_ro: m, netns: m };
+  } else {
+    mechanisms = {
+      seccomp: audit ? { active: false, reason: 'audit mode: the profile logs (SCMP_ACT_LOG) instead of refusing' } : { active: true, reason: 'tier profile, refusals return EPERM' },
+      ebpf: !s.ebpf.ok
+        ? { active: false, reason: s.ebpf.reason ?? 'unavailable' }
+        : audit
+          ? { active: false, reason: 'audit mode: violations are counted, not killed' }
+          : { active: true, reason: 'boot/serve phase policy on each worker cgroup, violations killed' },
+      mount_ro: { active: true, reason: tier.readOnly ? 'read-only root and read-only database directory' : 'read-only root; database directory writable (the tier writes)' },
+      netns: { active: true, reason: 'empty network namespace: the worker serves only its Unix socket' },
+    };
+  }
+  const missing = !s.containers.ok ? [s.containers.reason] : !s.ebpf.ok ? [`eBPF: ${s.ebpf.reason}`] : [];
+  if (tier.enforcement === 'required' && missing.length) {
+    return { ...base, status: 'refused', confinement: 'none', mechanisms, reason: `enforcement: required, but ${missing.join('; ')}` };
+  }
+  return { ...base, status: 'running', confinement: s.containers.ok ? 'container' : 'process', mechanisms };
+}

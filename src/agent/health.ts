@@ -1,0 +1,30 @@
+// A worker is healthy when GET /metadata on its Unix socket answers 200.
+
+import http from 'node:http';
+
+export function checkHealth(socketPath: string, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.request({ socketPath, path: '/metadata', method: 'GET', timeout: timeoutMs, headers: { accept: 'application/fhir+json' } }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode === 200));
+      res.once('error', () => resolve(false));
+    });
+    req.once('timeout', () => req.destroy());
+    req.once('error', () => resolve(false));
+    req.end();
+  });
+}
+
+/** Polls until healthy (true), or until `gone` settles or the deadline passes (false). */
+export async function waitHealthy(socketPath: string, gone: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let exited = false;
+  void gone.then(() => (exited = true));
+  const deadline = Date.now() + timeoutMs;
+  let delay = 20;
+  while (!exited && Date.now() < deadline) {
+    if (await checkHealth(socketPath)) return true;
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 250);
+  }
+  return false;
+}

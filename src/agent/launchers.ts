@@ -1,0 +1,158 @@
+// The two ways the agent runs a worker: confined (a runc container under the tier's
+// seccomp profile, with the tier's eBPF policy on its cgroup) or, in degraded mode, as a
+// plain child process. The supervisor sees the same handle either way.
+
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { CgroupCounters } from '../enforce/bpf';
+import { launchConfined, type EnforcementContext } from '../enforce/launch';
+import type { WorkerIdentity } from '../enforce/layout';
+import type { TierProfiles } from '../enforce/tier-profiles';
+import type { TierConfig } from '../policy';
+
+export interface WorkerSlot {
+  tier: TierConfig;
+  /** Unique among the agent's workers, e.g. read-0; also the container id. */
+  id: string;
+  socketDir: string;
+  socketPath: string;
+}
+
+export interface WorkerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface WorkerHandle {
+  readonly pid: number;
+  readonly exited: Promise<WorkerExit>;
+  /** Boot → serve phase (no-op where there is no eBPF policy). */
+  serve(): Promise<void>;
+  /** Shutdown phase, SIGTERM, SIGKILL after graceMs. */
+  stop(graceMs: number): Promise<void>;
+  /** After exit: the cgroup's last eBPF counters (then dropped), or null. */
+  retire(): Promise<CgroupCounters | null>;
+  /** Live eBPF counters, or null. */
+  counters(): Promise<CgroupCounters | null>;
+  readonly cgid: string | null;
+}
+
+export interface WorkerLauncher {
+  readonly kind: 'container' | 'process';
+  launch(slot: WorkerSlot): Promise<WorkerHandle>;
+}
+
+export interface WorkerCommand {
+  install: string;
+  db: string;
+  logLevel: string;
+}
+
+function workerArgs(cmd: WorkerCommand, slot: WorkerSlot): string[] {
+  return [
+    path.join(cmd.install, 'bin', 'fhirguard'),
+    'worker',
+    '--tier',
+    slot.tier.name,
+    '--db',
+    cmd.db,
+    '--listen',
+    `unix:${slot.socketPath}`,
+    '--log-level',
+    cmd.logLevel,
+    ...(slot.tier.readOnly ? ['--read-only'] : []),
+  ];
+}
+
+export class ContainerLauncher implements WorkerLauncher {
+  readonly kind = 'container';
+
+  constructor(
+    private readonly ctx: EnforcementContext,
+    private readonly cmd: WorkerCommand,
+    private readonly profiles: ReadonlyMap<string, TierProfiles>,
+    /** Register eBPF policies (the kernel supports them). */
+    private readonly ebpf: boolean,
+  ) {}
+
+  async launch(slot: WorkerSlot): Promise<WorkerHandle> {
+    const profiles = this.profiles.get(slot.tier.name);
+    if (!profiles) throw new Error(`no profiles loaded for tier ${slot.tier.name}`);
+    const p = await launchConfined(this.ctx, {
+      tier: slot.tier.name,
+      readOnly: slot.tier.readOnly,
+      mode: slot.tier.mode,
+      profiles,
+      ebpf: this.ebpf,
+      id: slot.id,
+      dataDir: path.dirname(this.cmd.db),
+      socketDir: slot.socketDir,
+      // The worker logs JSON lines on stderr: they go to the agent's stderr.
+      args: [process.execPath, ...workerArgs(this.cmd, slot)],
+      stdio: ['ignore', 2, 2],
+    });
+    const exited = p.container.exited.then((e) => ({ code: e.code, signal: e.signal }));
+    return {
+      get pid() {
+        return p.container.pid;
+      },
+      exited,
+      cgid: p.cgid,
+      serve: async () => {
+        // Without the start gate the pid is not known yet: runc's state has it.
+        if (!p.container.pid) p.container.pid = (await this.ctx.runc.state(slot.id))?.pid ?? 0;
+        await p.setPhase('serve');
+      },
+      stop: async (graceMs) => {
+        if (p.container.running) await p.setPhase('shutdown').catch(() => undefined);
+        await p.container.stop(graceMs);
+      },
+      retire: async () => {
+        await p.container.cleanup();
+        return p.forget();
+      },
+      counters: () => p.counters(),
+    };
+  }
+}
+
+/** Degraded mode: a plain process, as the worker identity when the agent is root. */
+export class ProcessLauncher implements WorkerLauncher {
+  readonly kind = 'process';
+
+  constructor(
+    private readonly cmd: WorkerCommand,
+    private readonly identity: WorkerIdentity | null,
+  ) {}
+
+  async launch(slot: WorkerSlot): Promise<WorkerHandle> {
+    const child = spawn(process.execPath, workerArgs(this.cmd, slot), {
+      stdio: ['ignore', 2, 2],
+      ...(this.identity ? { uid: this.identity.uid, gid: this.identity.gid } : {}),
+    });
+    const exited = new Promise<WorkerExit>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: 127, signal: null }));
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', () => resolve());
+      child.once('error', reject);
+    });
+    return {
+      pid: child.pid ?? 0,
+      exited,
+      cgid: null,
+      serve: async () => undefined,
+      stop: async (graceMs) => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+          await exited;
+          clearTimeout(t);
+        }
+      },
+      retire: async () => null,
+      counters: async () => null,
+    };
+  }
+}

@@ -1,0 +1,223 @@
+// Keeps one worker slot running: start, wait for health, switch to the serve phase, watch,
+// and restart after a crash or a kill with exponential backoff (reset once a worker has
+// served for a while). Every state change is emitted at once, so the proxy stops routing
+// to a dead worker without waiting for a health-check period.
+
+import { EventEmitter } from 'node:events';
+import { rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { CgroupCounters } from '../enforce/bpf';
+import { checkHealth, waitHealthy } from './health';
+import type { WorkerExit, WorkerHandle, WorkerLauncher, WorkerSlot } from './launchers';
+
+export type WorkerState = 'starting' | 'ready' | 'serving' | 'crashed' | 'stopped';
+
+export interface WorkerInfo {
+  tier: string;
+  id: string;
+  /** How the proxy reaches it: unix:/path. */
+  address: string;
+  socketPath: string;
+  state: WorkerState;
+  restarts: number;
+  /** container: runc + seccomp (+ eBPF); process: degraded mode. */
+  confinement: 'container' | 'process';
+  pid: number | null;
+  /** ISO time of the last state change. */
+  since: string;
+  lastExit: { code: number | null; signal: string | null; at: string } | null;
+}
+
+export interface SupervisorOptions {
+  log: Logger;
+  /** First restart delay; doubles per consecutive failure. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** A worker that served this long resets the backoff. */
+  stableMs?: number;
+  startTimeoutMs?: number;
+  healthIntervalMs?: number;
+  /** Consecutive failed health checks after which a serving worker is killed and restarted. */
+  healthFailures?: number;
+  stopGraceMs?: number;
+  /** Receives the last eBPF counters of each worker that ended (the tier's totals keep them). */
+  onRetired?: (counters: CgroupCounters) => void;
+}
+
+export class WorkerSupervisor extends EventEmitter {
+  private state: WorkerState = 'stopped';
+  private since = new Date();
+  private restarts = 0;
+  private lastExit: WorkerInfo['lastExit'] = null;
+  private handle: WorkerHandle | null = null;
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    readonly slot: WorkerSlot,
+    private readonly launcher: WorkerLauncher,
+    private readonly o: SupervisorOptions,
+  ) {
+    super();
+  }
+
+  info(): WorkerInfo {
+    return {
+      tier: this.slot.tier.name,
+      id: this.slot.id,
+      address: `unix:${this.slot.socketPath}`,
+      socketPath: this.slot.socketPath,
+      state: this.state,
+      restarts: this.restarts,
+      confinement: this.launcher.kind,
+      pid: this.handle?.pid || null,
+      since: this.since.toISOString(),
+      lastExit: this.lastExit,
+    };
+  }
+
+  /** The running worker's live eBPF counters, if any. */
+  async counters(): Promise<CgroupCounters | null> {
+    return this.handle ? this.handle.counters().catch(() => null) : null;
+  }
+
+  get current(): WorkerHandle | null {
+    return this.handle;
+  }
+
+  private set(state: WorkerState): void {
+    this.state = state;
+    this.since = new Date();
+    this.emit('change', this.info());
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopping = false;
+    this.loop = this.run();
+  }
+
+  /** Resolves when the worker reached `state` (or rejects when the supervisor stops first). */
+  until(states: WorkerState[], timeoutMs = 60_000): Promise<WorkerInfo> {
+    if (states.includes(this.state)) return Promise.resolve(this.info());
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.off('change', on);
+        reject(new Error(`${this.slot.id}: not ${states.join('|')} after ${timeoutMs} ms (state ${this.state})`));
+      }, timeoutMs);
+      const on = (i: WorkerInfo): void => {
+        if (states.includes(i.state)) {
+          clearTimeout(t);
+          this.off('change', on);
+          resolve(i);
+        }
+      };
+      this.on('change', on);
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private backoff(failures: number): number {
+    const base = this.o.backoffMs ?? 200;
+    return Math.min(base * 2 ** Math.max(0, failures - 1), this.o.maxBackoffMs ?? 10_000);
+  }
+
+  private async run(): Promise<void> {
+    const log = this.o.log.child({ tier: this.slot.tier.name, worker: this.slot.id });
+    let failures = 0;
+    while (!this.stopping) {
+      this.set('starting');
+      let handle: WorkerHandle;
+      try {
+        // The socket a killed worker left behind: the read tier may not unlink it itself.
+        await rm(this.slot.socketPath, { force: true });
+        handle = await this.launcher.launch(this.slot);
+      } catch (err) {
+        failures++;
+        log.error({ err }, `worker did not start: ${(err as Error).message}`);
+        this.lastExit = { code: null, signal: null, at: new Date().toISOString() };
+        this.set('crashed');
+        await this.sleep(this.backoff(failures));
+        continue;
+      }
+      this.handle = handle;
+      let servedAt = 0;
+      const healthy = await waitHealthy(this.slot.socketPath, handle.exited, this.o.startTimeoutMs ?? 60_000);
+      if (healthy && !this.stopping) {
+        this.set('ready');
+        try {
+          await handle.serve();
+          servedAt = Date.now();
+          this.set('serving');
+          log.info({ pid: handle.pid }, 'worker serving');
+        } catch (err) {
+          // Without its serve-phase policy the worker would run less confined than promised.
+          log.error({ err }, `switching to the serve phase failed, restarting the worker: ${(err as Error).message}`);
+          void handle.stop(0);
+        }
+      } else if (!this.stopping) {
+        log.error('worker did not answer GET /metadata in time, killing it');
+        void handle.stop(0);
+      }
+      const exit = await this.watch(handle, log);
+      this.lastExit = { code: exit.code, signal: exit.signal, at: new Date().toISOString() };
+      // Said at once: the proxy stops routing to this worker now, not at its next health check.
+      if (!this.stopping) this.set('crashed');
+      const last = await handle.retire().catch((err) => {
+        log.warn({ err }, 'reading the last eBPF counters failed');
+        return null;
+      });
+      if (last) this.o.onRetired?.(last);
+      this.handle = null;
+      if (this.stopping) break;
+      this.restarts++;
+      failures = servedAt && Date.now() - servedAt >= (this.o.stableMs ?? 30_000) ? 1 : failures + 1;
+      log.warn({ exit, restarts: this.restarts }, `worker exited (status ${exit.code ?? exit.signal}); restarting`);
+      await this.sleep(this.backoff(failures));
+    }
+    this.set('stopped');
+  }
+
+  /** Waits for the worker's exit, killing it when its health checks keep failing. */
+  private async watch(handle: WorkerHandle, log: Logger): Promise<WorkerExit> {
+    let exited = false;
+    void handle.exited.then(() => (exited = true));
+    let misses = 0;
+    const interval = this.o.healthIntervalMs ?? 5000;
+    const timer = setInterval(() => {
+      if (exited || this.stopping || this.state !== 'serving') return;
+      void checkHealth(this.slot.socketPath).then((ok) => {
+        misses = ok ? 0 : misses + 1;
+        if (misses >= (this.o.healthFailures ?? 3) && !exited && !this.stopping) {
+          log.error({ misses }, 'worker stopped answering GET /metadata, killing it');
+          void handle.stop(0);
+        }
+      });
+    }, interval);
+    try {
+      return await handle.exited;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    const h = this.handle;
+    if (h) await h.stop(this.o.stopGraceMs ?? 10_000);
+    await this.loop;
+    this.loop = null;
+  }
+}

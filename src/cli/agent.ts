@@ -1,0 +1,77 @@
+// `fhirguard agent`: the privileged process. Runs each tier's workers confined (runc
+// containers, seccomp, eBPF) or, where this host cannot, as plain processes and says so;
+// serves the worker addresses, states and kernel counters to the proxy on a Unix socket.
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import pino from 'pino';
+import { Agent } from '../agent/agent';
+import { serveApi } from '../agent/api';
+import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
+import { installRoot } from '../enforce/install-root';
+import { parseIdentity } from '../enforce/layout';
+import { loadPolicy } from '../policy';
+import { LOG_LEVEL_OPTION, type Command } from './command';
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: "run and confine the tiers' workers (root), and serve their state to the proxy",
+  usage: '[options]',
+  options: {
+    ...ENFORCE_OPTIONS,
+    socket: { type: 'string', env: 'FHIRGUARD_AGENT_SOCKET', arg: '<path>', help: "the agent API's Unix socket (default <state-dir>/agent.sock, mode 0660)" },
+    'socket-group': {
+      type: 'string',
+      env: 'FHIRGUARD_AGENT_SOCKET_GROUP',
+      arg: '<gid>',
+      help: "group that may connect to the API socket (default: the workers' group, which the proxy runs in)",
+    },
+    'log-level': LOG_LEVEL_OPTION,
+  },
+  details: [
+    'Needs root, runc and eBPF for full enforcement. Without them (not root, no runc, no eBPF)',
+    'it runs degraded: workers as plain processes or without eBPF, a loud log line, enforcement',
+    'reported inactive on GET /enforcement; tiers with `enforcement: required` are refused.',
+    'API (GET, JSON): /workers, /events (NDJSON stream), /counters, /enforcement, /health.',
+    'SIGTERM or SIGINT: every worker gets its shutdown phase and SIGTERM; the agent exits 0.',
+  ].join('\n'),
+  async run(values) {
+    const log = pino({ level: String(values['log-level'] ?? 'info'), name: 'fhirguard-agent' }, pino.destination({ dest: 2, sync: true }));
+    const paths = enforcePaths(values);
+    let agent: Agent;
+    let api: { close(): Promise<void> };
+    try {
+      const identity = parseIdentity(values['worker-user'] as string | undefined);
+      const policy = loadPolicy(paths.policyFile);
+      agent = new Agent({
+        policy,
+        profilesDir: paths.profilesDir,
+        stateDir: paths.stateDir,
+        db: paths.db,
+        install: installRoot(),
+        identity,
+        runcPath: values.runc as string | undefined,
+        log,
+        workerLogLevel: String(values['log-level'] ?? 'info'),
+      });
+      const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
+      await mkdir(path.dirname(socketPath), { recursive: true });
+      await agent.start();
+      const gid = typeof values['socket-group'] === 'string' ? Number(values['socket-group']) : identity.gid;
+      api = await serveApi(agent, { socketPath, gid: process.getuid?.() === 0 ? gid : undefined, log });
+      log.info({ socket: socketPath, workers: agent.workers().length }, 'agent ready');
+    } catch (err) {
+      log.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
+      return 1;
+    }
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    log.info('stopping workers');
+    await api.close();
+    await agent.stop();
+    log.info('agent stopped');
+    return 0;
+  },
+};

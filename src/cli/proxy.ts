@@ -1,0 +1,37 @@
+// `fhirguard proxy`: the FHIR front door alone. Tiers with `upstreams` forward to them;
+// tiers without get their members from the agent (`--agent`), which `fhirguard up` starts.
+// Never needs root.
+
+import pino from 'pino';
+import { runProxy } from '../proxy/run';
+import { PROXY_OPTIONS } from '../proxy/options';
+import { LOG_LEVEL_OPTION, type Command } from './command';
+
+export const proxyCommand: Command = {
+  name: 'proxy',
+  summary: 'run the FHIR front door (classify, policy, validate, route) in front of the tiers\' upstreams',
+  usage: '[options]',
+  options: {
+    ...PROXY_OPTIONS,
+    policy: { type: 'string', env: 'FHIRGUARD_POLICY', default: 'profiles/policy.yaml', arg: '<file>', help: 'policy file (tiers and rules)' },
+    agent: {
+      type: 'string',
+      env: 'FHIRGUARD_AGENT_SOCKET',
+      arg: '<socket>',
+      help: "the agent's API socket: tiers without upstreams route to the workers it runs",
+    },
+    'log-level': LOG_LEVEL_OPTION,
+  },
+  details: 'SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.',
+  async run(values) {
+    const log = pino({ level: String(values['log-level']), name: 'fhirguard-proxy' });
+    const running = await runProxy(values, log);
+    if (typeof running === 'number') return running;
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await running.close();
+    return 0;
+  },
+};

@@ -1,0 +1,137 @@
+// `fhirguard up`: the whole system on one machine. Starts the privileged agent (which runs
+// and confines every tier's workers), waits for its API, then starts the proxy in a
+// process of its own, without root when up runs as root (it takes the workers' group so it
+// can reach their sockets and the agent's). Stops both on SIGINT/SIGTERM, and stops
+// everything if either dies.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { AgentClient } from '../agent/client';
+import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
+import { installRoot } from '../enforce/install-root';
+import { parseIdentity } from '../enforce/layout';
+import { PROXY_OPTIONS } from '../proxy/options';
+import { LOG_LEVEL_OPTION, type Command } from './command';
+
+function say(message: string): void {
+  process.stderr.write(`fhirguard up: ${message}\n`);
+}
+
+/**
+ * The unprivileged proxy must reach the agent's socket in the state dir: the state dir is
+ * given to the workers' group (0750), and every directory above it must let that group
+ * through. Returns the first one that does not, if any.
+ */
+function prepareStateDir(stateDir: string, gid: number): string | undefined {
+  mkdirSync(stateDir, { recursive: true });
+  chownSync(stateDir, 0, gid);
+  chmodSync(stateDir, 0o750);
+  for (let dir = path.dirname(stateDir); ; dir = path.dirname(dir)) {
+    const st = statSync(dir);
+    const passable = (st.mode & 0o001) !== 0 || (st.gid === gid && (st.mode & 0o010) !== 0);
+    if (!passable) return dir;
+    if (dir === path.dirname(dir)) return undefined;
+  }
+}
+
+function exited(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? 1);
+    else child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+async function waitForAgent(client: AgentClient, agent: ChildProcess, timeoutMs: number): Promise<boolean> {
+  const gone = exited(agent).then(() => false);
+  const deadline = Date.now() + timeoutMs;
+  const poll = async (): Promise<boolean> => {
+    while (Date.now() < deadline) {
+      try {
+        await client.enforcement();
+        return true;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    return false;
+  };
+  return Promise.race([poll(), gone]);
+}
+
+export const upCommand: Command = {
+  name: 'up',
+  summary: 'run the whole system on its embedded default: agent, confined workers per tier, proxy',
+  usage: '[options]',
+  options: {
+    ...PROXY_OPTIONS,
+    ...ENFORCE_OPTIONS,
+    'log-level': LOG_LEVEL_OPTION,
+  },
+  details: [
+    'As root: workers run in runc containers under their tier\'s seccomp and eBPF profiles, and',
+    'the proxy runs as --worker-user. Not root: everything runs as you, workers as plain',
+    'processes, and the agent says loudly that nothing is confined.',
+  ].join('\n'),
+  async run(values) {
+    const install = installRoot();
+    const bin = path.join(install, 'bin', 'fhirguard');
+    const paths = enforcePaths(values);
+    const identity = parseIdentity(values['worker-user'] as string | undefined);
+    const root = process.getuid?.() === 0;
+    const socket = path.join(paths.stateDir, 'agent.sock');
+    const level = String(values['log-level']);
+    const pass = (names: string[]): string[] =>
+      names.flatMap((n) => (typeof values[n] === 'string' ? [`--${n}`, String(values[n])] : []));
+
+    if (root) {
+      const blocked = prepareStateDir(paths.stateDir, identity.gid);
+      if (blocked) {
+        say(`the proxy (gid ${identity.gid}) cannot reach ${paths.stateDir}: ${blocked} is closed to it; choose another --state-dir or open ${blocked} (chmod o+x)`);
+        return 2;
+      }
+    }
+    const agent = spawn(
+      process.execPath,
+      [bin, 'agent', '--policy', paths.policyFile, '--profiles', paths.profilesDir, '--state-dir', paths.stateDir, '--db', paths.db, '--socket', socket, '--log-level', level, ...pass(['runc', 'worker-user'])],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    const client = new AgentClient(socket, 2000);
+    if (!(await waitForAgent(client, agent, 120_000))) {
+      say('the agent did not start (see its log above)');
+      agent.kill('SIGTERM');
+      await exited(agent);
+      return 1;
+    }
+
+    const proxy = spawn(
+      process.execPath,
+      [bin, 'proxy', '--policy', paths.policyFile, '--agent', socket, '--log-level', level, ...pass(['listen', 'base', 'admin', 'body-limit', 'max-depth'])],
+      { stdio: ['ignore', 'inherit', 'inherit'], ...(root ? { uid: identity.uid, gid: identity.gid } : {}) },
+    );
+    if (root) say(`proxy runs as uid ${identity.uid} gid ${identity.gid}; only the agent keeps root`);
+
+    let stopping = false;
+    let asked = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      proxy.kill('SIGTERM');
+      void exited(proxy).then(() => agent.kill('SIGTERM'));
+    };
+    const onSignal = (): void => {
+      asked = true;
+      stop();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const first = await Promise.race([exited(agent).then((c) => ['agent', c] as const), exited(proxy).then((c) => ['proxy', c] as const)]);
+    if (!asked) {
+      say(`the ${first[0]} exited (status ${first[1]}); stopping the rest`);
+      stop();
+    }
+    const [a, p] = await Promise.all([exited(agent), exited(proxy)]);
+    if (asked) return a === 0 && p === 0 ? 0 : 1;
+    return first[1] || 1;
+  },
+};

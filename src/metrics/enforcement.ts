@@ -1,0 +1,132 @@
+// Kernel enforcement as Prometheus metrics, read from the agent at scrape time (the proxy
+// holds no kernel state of its own): syscall calls and violations per tier, egress
+// denials, workers by state, restarts, which mechanisms are active per tier, and the
+// profile each tier runs under. Syscall labels are names from the x86_64 table, so their
+// cardinality is bounded by the kernel, not by clients.
+
+import { Gauge, type Registry } from 'prom-client';
+import type { AgentClient } from '../agent/client';
+import { MECHANISMS } from '../agent/enforcement';
+import { collected } from './collected';
+
+const WORKER_STATES = ['starting', 'ready', 'serving', 'crashed', 'stopped'] as const;
+
+/**
+ * One agent call per scrape however many metrics read it, and a scrape that still answers
+ * (with the proxy's own metrics) while the agent is away: a failed call yields `fallback`.
+ */
+function perScrape<T>(call: () => Promise<T>, fallback: T, onError: (err: Error) => void): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at > 250) {
+      last = { at: now, value: call().catch((err: Error) => (onError(err), fallback)) };
+    }
+    return last.value;
+  };
+}
+
+export function registerEnforcementMetrics(
+  registry: Registry,
+  client: AgentClient,
+  tierNames: readonly string[],
+  onError: (err: Error) => void,
+): void {
+  const agent = {
+    counters: perScrape(() => client.counters(), { available: false, eventsDropped: 0, tiers: [] } as Awaited<ReturnType<AgentClient['counters']>>, onError),
+    workers: perScrape(() => client.workers(), [] as Awaited<ReturnType<AgentClient['workers']>>, onError),
+    enforcement: perScrape(() => client.enforcement(), { degraded: true, tiers: [] } as Awaited<ReturnType<AgentClient['enforcement']>>, onError),
+  };
+  collected(registry, {
+    name: 'fhirguard_syscalls_total',
+    help: "System calls made by each tier's workers (eBPF counters, boot and serve phases)",
+    type: 'counter',
+    async values() {
+      const c = await agent.counters();
+      return c.tiers.flatMap((t) => Object.entries(t.syscalls).map(([syscall, s]) => ({ labels: { tier: t.tier, syscall }, value: s.calls })));
+    },
+  });
+  collected(registry, {
+    name: 'fhirguard_syscall_violations_total',
+    help: "System calls outside a tier's eBPF policy, by the action taken (enforce: killed; audit: counted)",
+    type: 'counter',
+    async values() {
+      const c = await agent.counters();
+      return c.tiers.flatMap((t) =>
+        Object.entries(t.syscalls)
+          .filter(([, s]) => s.violations > 0)
+          .map(([syscall, s]) => ({ labels: { tier: t.tier, syscall, action: t.action }, value: s.violations })),
+      );
+    },
+  });
+  collected(registry, {
+    name: 'fhirguard_egress_denied_total',
+    help: "Outbound connections refused by a tier's egress allow-list",
+    type: 'counter',
+    async values() {
+      const c = await agent.counters();
+      return c.tiers.map((t) => ({ labels: { tier: t.tier }, value: t.egressDenied }));
+    },
+  });
+  new Gauge({
+    name: 'fhirguard_workers',
+    help: 'Workers by tier and state, as the agent reports them',
+    labelNames: ['tier', 'state'],
+    registers: [registry],
+    async collect() {
+      const workers = await agent.workers();
+      this.reset();
+      for (const tier of tierNames) for (const state of WORKER_STATES) this.set({ tier, state }, 0);
+      for (const w of workers) this.inc({ tier: w.tier, state: w.state });
+    },
+  });
+  collected(registry, {
+    name: 'fhirguard_worker_restarts_total',
+    help: 'Worker restarts after a crash, a kill or a failed health check',
+    type: 'counter',
+    async values() {
+      const sums = new Map<string, number>(tierNames.map((t) => [t, 0]));
+      for (const w of await agent.workers()) sums.set(w.tier, (sums.get(w.tier) ?? 0) + w.restarts);
+      return [...sums].map(([tier, value]) => ({ labels: { tier }, value }));
+    },
+  });
+  new Gauge({
+    name: 'fhirguard_enforcement_active',
+    help: 'Whether a confinement mechanism is active for a tier (1) or not (0): seccomp, ebpf, mount_ro, netns',
+    labelNames: ['tier', 'mechanism'],
+    registers: [registry],
+    async collect() {
+      const e = await agent.enforcement();
+      this.reset();
+      for (const t of e.tiers) for (const m of MECHANISMS) this.set({ tier: t.tier, mechanism: m }, t.mechanisms[m].active ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'fhirguard_profile_info',
+    help: "The profile each tier runs under: digest of its seccomp and eBPF files and its seccomp allow count",
+    labelNames: ['tier', 'digest', 'allowed_syscalls'],
+    registers: [registry],
+    async collect() {
+      const e = await agent.enforcement();
+      this.reset();
+      for (const t of e.tiers) {
+        if (t.profile) this.set({ tier: t.tier, digest: t.profile.digest, allowed_syscalls: String(t.profile.seccompAllowed) }, 1);
+      }
+    },
+  });
+  new Gauge({
+    name: 'fhirguard_profile_allowed_syscalls',
+    help: "Syscalls a tier's profile allows, by phase (seccomp: the whole life; serve: the eBPF serve set)",
+    labelNames: ['tier', 'phase'],
+    registers: [registry],
+    async collect() {
+      const e = await agent.enforcement();
+      this.reset();
+      for (const t of e.tiers) {
+        if (!t.profile) continue;
+        this.set({ tier: t.tier, phase: 'seccomp' }, t.profile.seccompAllowed);
+        this.set({ tier: t.tier, phase: 'serve' }, t.profile.serveAllowed);
+      }
+    },
+  });
+}

@@ -1,0 +1,158 @@
+// fhirguard's request metrics, in one prom-client Registry served by the admin listener.
+// Label values come only from fixed sets (tier names of the policy, interaction kinds, the
+// 146 R4 resource types, the outcomes below, refusal reasons of a bounded shape), so no
+// client input can grow the series count.
+
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { INTERACTION_KINDS } from '../fhir/interaction';
+import { isResourceType } from '../fhir/search-parameters';
+import { CounterCell, HistogramCell, LeanCounter, LeanHistogram } from './lean';
+
+/** How a request ended, from the client's point of view. */
+export const OUTCOMES = ['success', 'client-error', 'server-error', 'refused', 'upstream-error'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export const STAGES = ['classify', 'policy', 'validate', 'proxy'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** Label value for requests refused before a tier or interaction was known. */
+export const NONE = 'none';
+
+const MAX_REASONS = 200;
+const REASON_SHAPE = /^[a-z0-9][a-z0-9_-]{0,47}$/;
+const KNOWN_KINDS: ReadonlySet<string> = new Set(INTERACTION_KINDS);
+
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const STAGE_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05];
+
+export interface TierHealthSource {
+  /** Healthy and total members per tier, read at scrape time. */
+  tierHealth(): { tier: string; healthy: number; members: number }[];
+}
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  private readonly requests: LeanCounter;
+  private readonly requestDuration: LeanHistogram;
+  private readonly upstreamDuration: LeanHistogram;
+  private readonly refusals: LeanCounter;
+  private readonly upstreamErrors: Counter<'tier' | 'kind'>;
+  private readonly retries: Counter<'tier'>;
+  private readonly tiers: ReadonlySet<string>;
+  private readonly stageCells: Record<Stage, HistogramCell>;
+  private readonly reasons = new Set<string>();
+  private healthSource: TierHealthSource | undefined;
+
+  constructor(tierNames: readonly string[], { processMetrics = true }: { processMetrics?: boolean } = {}) {
+    const r = this.registry;
+    this.tiers = new Set(tierNames);
+    this.requests = new LeanCounter(
+      'fhirguard_requests_total',
+      'FHIR requests by tier, interaction, resource type and outcome',
+      ['tier', 'interaction', 'resource_type', 'outcome'],
+      r,
+    );
+    this.requestDuration = new LeanHistogram(
+      'fhirguard_request_duration_seconds',
+      'Time from request arrival to the last byte of the response',
+      ['tier', 'interaction'],
+      r,
+      REQUEST_BUCKETS,
+    );
+    this.upstreamDuration = new LeanHistogram(
+      'fhirguard_upstream_duration_seconds',
+      'Time the tier upstream took, from dispatch to the end of its response body',
+      ['tier'],
+      r,
+      REQUEST_BUCKETS,
+    );
+    const stages = new LeanHistogram(
+      'fhirguard_stage_duration_seconds',
+      'Time per request-path stage; proxy is the whole request minus the upstream time',
+      ['stage'],
+      r,
+      STAGE_BUCKETS,
+    );
+    this.stageCells = Object.fromEntries(STAGES.map((s) => [s, stages.cell(s)])) as Record<Stage, HistogramCell>;
+    this.refusals = new LeanCounter('fhirguard_refusals_total', 'Requests refused by fhirguard, by reason', ['reason'], r);
+    this.upstreamErrors = new Counter({
+      name: 'fhirguard_upstream_errors_total',
+      help: 'Upstream failures by tier and kind (connect, timeout, unavailable)',
+      labelNames: ['tier', 'kind'],
+      registers: [r],
+    });
+    this.retries = new Counter({
+      name: 'fhirguard_upstream_retries_total',
+      help: 'Idempotent reads retried on another member after a connection error',
+      labelNames: ['tier'],
+      registers: [r],
+    });
+    const self = this;
+    new Gauge({
+      name: 'fhirguard_upstream_healthy_members',
+      help: 'Members of each tier pool that pass their health check',
+      labelNames: ['tier'],
+      registers: [r],
+      collect() {
+        for (const t of self.healthSource?.tierHealth() ?? []) this.set({ tier: t.tier }, t.healthy);
+      },
+    });
+    new Gauge({
+      name: 'fhirguard_upstream_members',
+      help: 'Members configured in each tier pool',
+      labelNames: ['tier'],
+      registers: [r],
+      collect() {
+        for (const t of self.healthSource?.tierHealth() ?? []) this.set({ tier: t.tier }, t.members);
+      },
+    });
+    if (processMetrics) collectDefaultMetrics({ register: r });
+  }
+
+  setHealthSource(source: TierHealthSource): void {
+    this.healthSource = source;
+  }
+
+  stage(s: Stage): HistogramCell {
+    return this.stageCells[s];
+  }
+
+  tierLabel(tier: string | undefined): string {
+    return tier !== undefined && this.tiers.has(tier) ? tier : NONE;
+  }
+
+  /** The counter of one (tier, interaction, type, outcome); labels are bounded here. */
+  requestCell(tier: string | undefined, interaction: string | undefined, resourceType: string | undefined, outcome: Outcome): CounterCell {
+    return this.requests.cell(
+      this.tierLabel(tier),
+      interaction !== undefined && KNOWN_KINDS.has(interaction) ? interaction : NONE,
+      resourceType !== undefined && isResourceType(resourceType) ? resourceType : '',
+      outcome,
+    );
+  }
+
+  durationCell(tier: string | undefined, interaction: string | undefined): HistogramCell {
+    return this.requestDuration.cell(this.tierLabel(tier), interaction !== undefined && KNOWN_KINDS.has(interaction) ? interaction : NONE);
+  }
+
+  upstreamCell(tier: string): HistogramCell {
+    return this.upstreamDuration.cell(this.tierLabel(tier));
+  }
+
+  refusal(reason: string): void {
+    let label = REASON_SHAPE.test(reason) ? reason : 'other';
+    if (!this.reasons.has(label)) {
+      if (this.reasons.size >= MAX_REASONS) label = 'other';
+      else this.reasons.add(label);
+    }
+    this.refusals.cell(label).inc();
+  }
+
+  upstreamError(tier: string, kind: 'connect' | 'timeout' | 'unavailable'): void {
+    this.upstreamErrors.inc({ tier: this.tierLabel(tier), kind });
+  }
+
+  retry(tier: string): void {
+    this.retries.inc({ tier: this.tierLabel(tier) });
+  }
+}

@@ -1,0 +1,37 @@
+// Keeps the pools of agent-run tiers in step with the agent: a worker joins its tier's
+// pool when it is serving (healthy and under its serve-phase policy) and leaves it the
+// moment the agent reports it otherwise, so the proxy never waits for a failed health
+// check to stop routing to a dead worker.
+
+import type { Logger } from 'pino';
+import { AgentClient, routable, type WorkerInfo } from '../agent/client';
+import type { UpstreamPools } from './pool';
+
+export function followAgent(client: AgentClient, pools: UpstreamPools, tiers: readonly string[], log: Logger): { stop(): void } {
+  const workers = new Map<string, WorkerInfo>();
+  const managed = new Set(tiers);
+  const sync = (tier: string): void => {
+    const pool = pools.get(tier);
+    if (!pool) return;
+    const addresses = [...workers.values()].filter((w) => w.tier === tier && routable(w)).map((w) => w.address);
+    pool.setUpstreams(addresses.sort());
+  };
+  return client.watch(
+    (w) => {
+      if (!managed.has(w.tier)) return;
+      const before = workers.get(w.id);
+      workers.set(w.id, w);
+      if (!before || before.state !== w.state || before.address !== w.address) {
+        log.info({ tier: w.tier, worker: w.id, state: w.state, restarts: w.restarts }, 'worker state');
+        sync(w.tier);
+      }
+    },
+    {
+      onDisconnect: (err) => {
+        // Workers keep serving while the agent restarts; their pools keep their members
+        // and health checks until the agent is back and says otherwise.
+        log.warn({ err }, 'lost the agent; retrying');
+      },
+    },
+  );
+}

@@ -1,0 +1,30 @@
+// What the request path learns about one request, carried on the Fastify request from the
+// pipeline (classify, policy, validate) to forwarding, error replies and metrics.
+
+import type { Interaction } from '../fhir/interaction';
+import type { TierConfig } from '../policy/types';
+
+export class RequestState {
+  interaction: Interaction | undefined = undefined;
+  tier: TierConfig | undefined = undefined;
+  /** The body as received, forwarded byte for byte. */
+  rawBody: Buffer | undefined = undefined;
+  /** The raw query string sent upstream (the client's, minus parameters dropped as lenient). */
+  forwardQuery = '';
+  /** performance.now() when the request arrived. */
+  start = 0;
+  /** True when fhirguard refused the request itself (nothing was forwarded). */
+  refused = false;
+  /** True when the upstream failed (502/503/504 written by fhirguard). */
+  upstreamFailed = false;
+  /** performance.now() at dispatch, at the upstream's response headers and at its body end. */
+  upstreamStart = 0;
+  upstreamHeaders = 0;
+  upstreamEnd = 0;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    fhirguard: RequestState | null;
+  }
+}

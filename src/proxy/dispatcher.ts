@@ -1,0 +1,84 @@
+// The HTTP client @fastify/reply-from forwards through. reply-from sends every request to
+// the origin returned by getUpstream; fhirguard gives it one placeholder origin per tier, and
+// this dispatcher turns that into a member of the tier's pool: round-robin over healthy
+// members, the tier's timeout, the member's Host and base path, and failover. Failover lives
+// here rather than in reply-from's retry because a retry must go to a different member.
+
+import type { Dispatcher } from 'undici';
+import { isConnectionError, NoHealthyMemberError } from './errors';
+import type { Member, TierPool, UpstreamPools } from './pool';
+
+/** Methods whose request may be sent twice without changing anything upstream. */
+const IDEMPOTENT_READS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+
+type Callback = (err: Error | null, data?: Dispatcher.ResponseData) => void;
+
+export interface DispatchHooks {
+  onRetry?(tier: string): void;
+}
+
+export class TierDispatcher {
+  private readonly byOrigin = new Map<string, TierPool>();
+  private readonly originByTier = new Map<string, string>();
+
+  constructor(
+    pools: UpstreamPools,
+    private readonly hooks: DispatchHooks = {},
+  ) {
+    pools.all().forEach((p, i) => {
+      // A placeholder origin per tier; never resolved, only looked up here.
+      const origin = `http://tier-${i}.fhirguard.invalid`;
+      this.byOrigin.set(origin, p);
+      this.originByTier.set(p.name, origin);
+    });
+  }
+
+  /** The origin reply-from should use for a tier. */
+  originOf(tier: string): string | undefined {
+    return this.originByTier.get(tier);
+  }
+
+  /** The subset of undici's Dispatcher.request that reply-from calls. */
+  request(opts: Dispatcher.RequestOptions & { origin?: string }, callback: Callback): void {
+    const pool = this.byOrigin.get(String(opts.origin));
+    if (!pool) {
+      callback(new Error(`no upstream pool for ${String(opts.origin)}`));
+      return;
+    }
+    const member = pool.pick();
+    if (!member) {
+      callback(new NoHealthyMemberError(pool.name));
+      return;
+    }
+    this.send(pool, member, opts, IDEMPOTENT_READS.has(opts.method) ? 1 : 0, callback);
+  }
+
+  private send(pool: TierPool, member: Member, opts: Dispatcher.RequestOptions, retries: number, callback: Callback): void {
+    const headers = opts.headers as Record<string, string | string[] | undefined>;
+    headers.host = member.upstream.host;
+    member.client.request(
+      {
+        path: member.upstream.basePath + opts.path,
+        method: opts.method,
+        headers,
+        body: opts.body,
+        headersTimeout: pool.timeoutMs,
+        bodyTimeout: pool.timeoutMs,
+      },
+      (err: Error | null, data?: Dispatcher.ResponseData) => {
+        if (err && isConnectionError(err)) {
+          pool.markDown(member, err);
+          if (retries > 0) {
+            const other = pool.pick(member);
+            if (other) {
+              this.hooks.onRetry?.(pool.name);
+              this.send(pool, other, opts, retries - 1, callback);
+              return;
+            }
+          }
+        }
+        callback(err, data);
+      },
+    );
+  }
+}

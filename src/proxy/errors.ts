@@ -1,0 +1,99 @@
+// Where every refusal and upstream fault becomes a FHIR OperationOutcome reply: FhirErrors
+// from the pipeline, Fastify's own errors (body too large, bad URL, bad content length),
+// and upstream failures (502 connection, 503 no healthy member, 504 timeout).
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { FhirError, refuse } from '../fhir/outcome';
+
+export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+/** Raised by the dispatcher when a tier has no member that passes its health check. */
+export class NoHealthyMemberError extends Error {
+  readonly code = 'FHIRGUARD_NO_HEALTHY_MEMBER';
+  constructor(readonly tier: string) {
+    super(`no healthy upstream in tier '${tier}'`);
+  }
+}
+
+/** Failures that say the member cannot be reached at all (so another member may serve). */
+const CONNECTION_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT', // Unix socket file gone
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EACCES',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+]);
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function codeOf(err: unknown): string {
+  return (err as { code?: unknown })?.code ? String((err as { code: unknown }).code) : '';
+}
+
+export function isConnectionError(err: unknown): boolean {
+  return CONNECTION_CODES.has(codeOf(err));
+}
+
+export type UpstreamFaultKind = 'connect' | 'timeout' | 'unavailable';
+
+/** The OperationOutcome for an upstream failure; `err` is what the HTTP client reported. */
+export function upstreamFault(err: unknown, tier: string, timeoutMs: number): { error: FhirError; kind: UpstreamFaultKind } {
+  if (err instanceof NoHealthyMemberError) {
+    return {
+      kind: 'unavailable',
+      error: refuse(503, 'no-healthy-upstream', 'transient', `tier '${tier}' has no healthy upstream; try again later`),
+    };
+  }
+  const code = codeOf(err);
+  if (TIMEOUT_CODES.has(code)) {
+    return {
+      kind: 'timeout',
+      error: refuse(504, 'upstream-timeout', 'timeout', `the '${tier}' upstream did not answer within ${timeoutMs} ms`),
+    };
+  }
+  return {
+    kind: 'connect',
+    error: refuse(502, 'upstream-failed', 'transient', `the '${tier}' upstream could not be reached or broke the connection (${code || 'error'})`),
+  };
+}
+
+/** Fastify's own request errors, as FHIR refusals. */
+const FASTIFY_ERRORS: Record<string, (err: Error) => FhirError> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: () => refuse(413, 'body-too-large', 'too-long', 'request body is larger than the configured limit'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => refuse(415, 'unsupported-media-type', 'not-supported', 'unsupported or malformed Content-Type'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => refuse(400, 'bad-request', 'invalid', 'Content-Length does not match the body'),
+  FST_ERR_CTP_INVALID_TYPE: () => refuse(415, 'unsupported-media-type', 'not-supported', 'malformed Content-Type'),
+  FST_ERR_BAD_URL: () => refuse(400, 'bad-url', 'invalid', 'the URL is not valid (bad percent-encoding)'),
+  FST_ERR_MAX_PARAM_LENGTH: () => refuse(414, 'bad-url', 'too-long', 'the URL path is too long'),
+};
+
+/** Any error reaching the reply: a FhirError as is, anything else mapped or a 500. */
+export function toFhirError(err: unknown): FhirError {
+  if (err instanceof FhirError) return err;
+  const code = codeOf(err);
+  const mapped = FASTIFY_ERRORS[code];
+  if (mapped) return mapped(err as Error);
+  const status = Number((err as { statusCode?: unknown })?.statusCode);
+  if (status >= 400 && status < 500) {
+    return refuse(status, 'bad-request', 'invalid', (err as Error).message || 'bad request');
+  }
+  return refuse(500, 'internal-error', 'exception', 'fhirguard failed to handle this request; see its log for the request id');
+}
+
+export function sendOutcome(reply: FastifyReply, error: FhirError): FastifyReply {
+  if (error.status === 405 && !reply.hasHeader('allow')) reply.header('allow', 'GET, HEAD, POST, PUT, PATCH, DELETE');
+  if (error.status === 503) reply.header('retry-after', '1');
+  return reply.code(error.status).header('content-type', FHIR_JSON).send(JSON.stringify(error.toOutcome()));
+}
+
+/** The request was for a path under the FHIR base with a method no FHIR interaction uses. */
+export function methodNotAllowed(request: FastifyRequest): FhirError {
+  return refuse(405, 'method-not-allowed', 'not-supported', `${request.method} is not a FHIR RESTful method`);
+}

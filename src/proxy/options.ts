@@ -1,0 +1,25 @@
+// The options `fhirguard proxy` and `fhirguard up` share (a user contract: each has an
+// environment equivalent, listed by --help and in the README).
+
+import type { OptionSpec } from '../cli/command';
+
+export const PROXY_OPTIONS: Record<string, OptionSpec> = {
+  listen: { type: 'string', env: 'FHIRGUARD_LISTEN', default: '127.0.0.1:8080', arg: '<host:port>', help: 'FHIR listener (port 0: any free port)' },
+  base: { type: 'string', env: 'FHIRGUARD_BASE', default: '/fhir', arg: '<path>', help: 'FHIR base path' },
+  admin: { type: 'string', env: 'FHIRGUARD_ADMIN', default: '127.0.0.1:9464', arg: '<host:port>', help: 'admin listener: /metrics, /healthz, /readyz' },
+  'body-limit': { type: 'string', env: 'FHIRGUARD_BODY_LIMIT', default: '16777216', arg: '<bytes>', help: 'largest request body accepted (413 above)' },
+  'max-depth': { type: 'string', env: 'FHIRGUARD_MAX_DEPTH', default: '64', arg: '<n>', help: 'deepest JSON nesting accepted in a body (400 above)' },
+};
+
+export function positiveInt(value: unknown, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive whole number (got '${String(value)}')`);
+  return n;
+}
+
+/** `/fhir/` → `/fhir`; `/` → '' (FHIR at the root). */
+export function normaliseBase(value: unknown): string {
+  const text = String(value ?? '/fhir').trim();
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(text)) throw new Error(`--base '${text}' must be a path of plain segments starting with '/'`);
+  return text.replace(/\/+$/, '');
+}

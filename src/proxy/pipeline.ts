@@ -1,0 +1,124 @@
+// The request path before forwarding, as one Fastify preHandler: classify → policy →
+// validate, each stage timed. It runs synchronously; any FhirError it throws becomes the
+// OperationOutcome reply (see errors.ts) and nothing reaches an upstream.
+
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { performance } from 'node:perf_hooks';
+import { parseJsonBody } from '../fhir/body';
+import { classify } from '../fhir/classify';
+import { checkRequestContentType, negotiateResponse } from '../fhir/content';
+import { refuse } from '../fhir/outcome';
+import { validateRequest } from '../fhir/validate';
+import type { ProxyMetrics } from '../metrics/registry';
+import type { Policy } from '../policy/types';
+import { RequestState } from './context';
+
+export interface PipelineOptions {
+  /** The FHIR base path, e.g. '/fhir'. */
+  base: string;
+  policy: Policy;
+  metrics: ProxyMetrics;
+  /** Deepest JSON nesting accepted in a body. */
+  maxDepth: number;
+}
+
+const FORM = 'application/x-www-form-urlencoded';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** `application/fhir+json; charset=utf-8` → `application/fhir+json`. */
+export function mediaType(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const semi = header.indexOf(';');
+  return (semi < 0 ? header : header.slice(0, semi)).trim().toLowerCase();
+}
+
+function isJson(type: string | undefined): boolean {
+  return type !== undefined && (type === 'application/json' || type.endsWith('+json') || type === 'text/json');
+}
+
+/** `_format` from a raw query string, when present (rare, so not parsed otherwise). */
+function formatParam(query: string): string | undefined {
+  if (!query.includes('_format=')) return undefined;
+  return new URLSearchParams(query).get('_format') ?? undefined;
+}
+
+export function createPipeline(opts: PipelineOptions) {
+  const { base, policy, metrics, maxDepth } = opts;
+  const classifyStage = metrics.stage('classify');
+  const policyStage = metrics.stage('policy');
+  const validateStage = metrics.stage('validate');
+
+  return function pipeline(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const state = request.fhirguard ?? (request.fhirguard = new RequestState());
+    try {
+      const t0 = performance.now();
+      const url = request.url;
+      // The router matched the decoded path; the pipeline works on the raw one, which must
+      // start with the base spelled exactly (so '/%66hir/...' cannot dodge anything).
+      if (!url.startsWith(base) || (url.length > base.length && url[base.length] !== '/' && url[base.length] !== '?')) {
+        throw refuse(400, 'bad-url', 'invalid', `the request path must start with the FHIR base '${base}'`);
+      }
+      const q = url.indexOf('?', base.length);
+      const path = q < 0 ? url.slice(base.length) : url.slice(base.length, q);
+      const query = q < 0 ? '' : url.slice(q + 1);
+
+      const headers = request.headers;
+      const contentType = mediaType(headers['content-type']);
+      let body: unknown;
+      let form: string | undefined;
+      const raw = request.body;
+      if (Buffer.isBuffer(raw) && raw.length > 0) {
+        state.rawBody = raw;
+        if (isJson(contentType)) body = parseJsonBody(raw, { maxDepth });
+        else if (contentType === FORM) form = decodeForm(raw);
+      }
+      const interaction = classify({ method: request.method, path, query, headers, body, form, base });
+      state.interaction = interaction;
+      checkRequestContentType(request.method, state.rawBody ? contentType : headers['content-type'], interaction);
+      negotiateResponse(headers.accept, formatParam(query));
+      const t1 = performance.now();
+      classifyStage.observe((t1 - t0) / 1000);
+
+      const tier = policy.decide(interaction);
+      state.tier = tier;
+      const t2 = performance.now();
+      policyStage.observe((t2 - t1) / 1000);
+
+      const lenient = isLenient(headers.prefer);
+      const checked = validateRequest(interaction, body, { lenient });
+      state.forwardQuery = checked.droppedParams.length ? dropParams(query, checked.droppedParams) : query;
+      validateStage.observe((performance.now() - t2) / 1000);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  };
+}
+
+/** `Prefer: handling=lenient` (RFC 7240 preference; strict is the default). */
+function isLenient(prefer: string | string[] | undefined): boolean {
+  if (prefer === undefined) return false;
+  const text = Array.isArray(prefer) ? prefer.join(',') : prefer;
+  return /(?:^|[,;\s])handling\s*=\s*"?lenient"?/i.test(text);
+}
+
+/** The raw query without the parameters lenient handling dropped (`name[:modifier][.chain]`). */
+function dropParams(query: string, dropped: readonly string[]): string {
+  const drop = new Set(dropped);
+  return query
+    .split('&')
+    .filter((pair) => {
+      const eq = pair.indexOf('=');
+      const key = decodeURIComponent((eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' '));
+      return !drop.has(key);
+    })
+    .join('&');
+}
+
+function decodeForm(raw: Buffer): string {
+  try {
+    return utf8.decode(raw);
+  } catch {
+    throw refuse(400, 'invalid-utf8', 'invalid', 'the form body is not valid UTF-8');
+  }
+}

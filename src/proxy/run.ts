@@ -1,0 +1,114 @@
+// Starting and stopping the proxy process: load and check the policy (refuse to start on
+// any error), warm the FHIR tables so the first request pays nothing, open the tier pools
+// (fed by the agent for agent-run tiers), then the FHIR and admin listeners.
+
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { AgentClient } from '../agent/client';
+import { loadSearchParameters } from '../fhir/search-parameters';
+import { preloadValidator } from '../fhir/validate';
+import { createAdminServer } from '../metrics/admin';
+import { registerEnforcementMetrics } from '../metrics/enforcement';
+import { ProxyMetrics } from '../metrics/registry';
+import { loadPolicy, PolicyError, type Policy } from '../policy';
+import { followAgent } from './agent-members';
+import { formatHostPort, parseHostPort } from './address';
+import { normaliseBase, positiveInt } from './options';
+import { UpstreamPools } from './pool';
+import { buildProxy } from './server';
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+export interface RunningProxy {
+  fhirUrl: string;
+  adminAddress: string;
+  close(): Promise<void>;
+}
+
+/** Starts the proxy; returns an exit status instead when it cannot start (the reason is logged). */
+export async function runProxy(values: Values, log: Logger): Promise<RunningProxy | number> {
+  let policy: Policy;
+  let base: string;
+  let bodyLimit: number;
+  let maxDepth: number;
+  let listen: { host: string; port: number };
+  let adminAt: { host: string; port: number };
+  try {
+    base = normaliseBase(values.base);
+    bodyLimit = positiveInt(values['body-limit'], 'body-limit');
+    maxDepth = positiveInt(values['max-depth'], 'max-depth');
+    listen = parseHostPort(String(values.listen), '--listen');
+    adminAt = parseHostPort(String(values.admin), '--admin');
+    policy = loadPolicy(path.resolve(String(values.policy)));
+  } catch (err) {
+    const message = err instanceof PolicyError ? `policy rejected:\n${err.message}` : (err as Error).message;
+    log.fatal(message);
+    process.stderr.write(`fhirguard proxy: ${message}\n`);
+    return 2;
+  }
+  for (const w of policy.warnings) log.warn({ policy: policy.file }, `policy: ${w}`);
+
+  const agentSocket = typeof values.agent === 'string' ? path.resolve(values.agent) : undefined;
+  const agentTiers = policy.tiers.filter((t) => t.upstreams.length === 0).map((t) => t.name);
+  if (agentTiers.length > 0 && !agentSocket) {
+    const message = `tiers ${agentTiers.join(', ')} have no upstreams: give them upstreams in ${policy.file}, or run the agent and pass --agent (\`fhirguard up\` does both)`;
+    log.fatal(message);
+    process.stderr.write(`fhirguard proxy: ${message}\n`);
+    return 2;
+  }
+
+  loadSearchParameters();
+  const preload = preloadValidator();
+  log.info({ ms: Math.round(preload.ms), profiles: preload.profiles.length }, 'validator ready');
+  for (const note of preload.notes) log.warn(`validator: ${note}`);
+
+  const metrics = new ProxyMetrics(policy.tiers.map((t) => t.name));
+  const pools = new UpstreamPools(policy.tiers, {
+    onStateChange: (tier, member, healthy, why) => log[healthy ? 'info' : 'warn']({ tier, member, healthy }, why),
+  });
+  metrics.setHealthSource(pools);
+  let follow: { stop(): void } | undefined;
+  if (agentSocket) {
+    const client = new AgentClient(agentSocket);
+    follow = followAgent(client, pools, agentTiers, log);
+    registerEnforcementMetrics(metrics.registry, client, policy.tiers.map((t) => t.name), (err) => log.warn({ err }, 'reading enforcement state from the agent failed'));
+  }
+  await pools.start();
+
+  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth });
+  const admin = createAdminServer({
+    registry: metrics.registry,
+    log,
+    readiness: () => ({ ready: pools.ready(), tiers: pools.tierHealth() }),
+  });
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+    await new Promise<void>((resolve, reject) => {
+      admin.once('error', reject);
+      admin.listen(adminAt.port, adminAt.host, () => resolve());
+    });
+  } catch (err) {
+    log.fatal({ err }, `cannot listen: ${(err as Error).message}`);
+    follow?.stop();
+    await app.close();
+    await pools.close();
+    return 1;
+  }
+  const fhirAddr = app.server.address() as AddressInfo;
+  const adminAddr = admin.address() as AddressInfo;
+  const fhirUrl = `http://${formatHostPort({ host: fhirAddr.address, port: fhirAddr.port })}${base}`;
+  const adminAddress = formatHostPort({ host: adminAddr.address, port: adminAddr.port });
+  log.info({ fhir: fhirUrl, admin: adminAddress, tiers: policy.tiers.map((t) => t.name) }, 'fhirguard proxy listening');
+  return {
+    fhirUrl,
+    adminAddress,
+    async close() {
+      follow?.stop();
+      await app.close(); // stops accepting, lets in-flight requests finish
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
+      await pools.close();
+      log.info('fhirguard proxy stopped');
+    },
+  };
+}

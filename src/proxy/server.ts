@@ -1,0 +1,160 @@
+// The FHIR listener: a Fastify app whose one route, the FHIR base, runs the request path
+// (pipeline.ts: classify → policy → validate) as a preHandler and then hands the request
+// to @fastify/http-proxy, which forwards it to a member of the tier's pool (dispatcher.ts).
+// Everything else that can end a request (refusals, upstream faults, paths outside the
+// base, unknown methods) ends here as a FHIR OperationOutcome.
+
+import httpProxy from '@fastify/http-proxy';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { MethodNotAllowedError } from '../fhir/classify';
+import { refuse, type FhirError } from '../fhir/outcome';
+import type { ProxyMetrics } from '../metrics/registry';
+import type { Policy } from '../policy';
+import { RequestState } from './context';
+import { TierDispatcher } from './dispatcher';
+import { sendOutcome, toFhirError, upstreamFault } from './errors';
+import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
+import { observeResponse } from './observe';
+import { createPipeline } from './pipeline';
+import type { UpstreamPools } from './pool';
+import { requestIdFrom } from './request-id';
+
+export interface ProxyOptions {
+  policy: Policy;
+  pools: UpstreamPools;
+  metrics: ProxyMetrics;
+  logger: Logger;
+  /** FHIR base path, e.g. '/fhir' ('' serves FHIR at the root). */
+  base: string;
+  /** Largest request body accepted, in bytes (413 above). */
+  bodyLimit: number;
+  /** Deepest JSON nesting accepted in a body (400 above). */
+  maxDepth: number;
+}
+
+/** Every method a FHIR interaction uses, plus those the classifier refuses with 405 itself. */
+const ROUTED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
+
+/** The placeholder upstream @fastify/http-proxy needs; the tier's dispatcher replaces it. */
+const UNROUTED = 'http://unrouted.fhirguard.invalid';
+
+export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
+  const base = o.base.replace(/\/+$/, '');
+  const app = Fastify({
+    loggerInstance: o.logger as never,
+    // fhirguard logs one line per request itself (observe.ts), with tier and interaction.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: o.bodyLimit,
+    requestIdHeader: false,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
+    return503OnClosing: true,
+    // Long compartment/chain paths are legal FHIR; the classifier bounds them itself.
+    routerOptions: { maxParamLength: 2048 },
+  });
+
+  // Every body is kept as the bytes received: the pipeline parses what it must check and
+  // the same bytes are forwarded, so what the worker sees is exactly what was validated.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.decorateRequest('fhirguard', null);
+  app.addHook('onRequest', (request, _reply, done) => {
+    const state = new RequestState();
+    state.start = performance.now();
+    request.fhirguard = state;
+    done();
+  });
+
+  const dispatcher = new TierDispatcher(o.pools, { onRetry: (tier) => o.metrics.retry(tier) });
+  const rewriteLocation = locationRewriter(o.pools.all().flatMap((p) => p.members.map((m) => m.upstream)));
+  const pipeline = createPipeline({ base, policy: o.policy, metrics: o.metrics, maxDepth: o.maxDepth });
+
+  // Set before the proxy plugin registers its routes, which inherit them.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0];
+    const underBase = base === '' || path === base || path.startsWith(base + '/');
+    const error: FhirError = underBase
+      ? refuse(405, 'method-not-allowed', 'not-supported', `${request.method} is not a FHIR RESTful method`)
+      : refuse(404, 'unknown-path', 'not-found', `no FHIR endpoint at ${truncate(path)}; the FHIR base is '${base || '/'}'`);
+    refusal(request, reply, error);
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const error = toFhirError(err);
+    if (error.status >= 500) request.log.error({ err }, 'request failed inside fhirguard');
+    refusal(request, reply, error);
+  });
+
+  await app.register(httpProxy, {
+    prefix: base || '/',
+    upstream: '',
+    proxyPayloads: false,
+    httpMethods: ROUTED_METHODS,
+    preHandler: pipeline,
+    undici: dispatcher as never,
+    // fhirguard builds the upstream path from the raw URL it checked, never from a
+    // re-encoded one, and sends the body bytes it validated.
+    handler: (request: FastifyRequest, reply: FastifyReply, _dest: string, options: object) => forward(request, reply, options, base),
+    replyOptions: {
+      getUpstream: (request: FastifyRequest) => dispatcher.originOf(request.fhirguard?.tier?.name ?? '') ?? UNROUTED,
+      rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | number | undefined>) =>
+        forwardRequestHeaders(request, headers, base, request.fhirguard?.rawBody !== undefined) as never,
+      rewriteHeaders: (headers: Record<string, string | string[] | number | undefined>, request: FastifyRequest) =>
+        rewriteResponseHeaders(headers, request, base, rewriteLocation) as never,
+      // Retries are the dispatcher's (another member, idempotent reads only); reply-from's
+      // own retry on 503 would resend to the same tier regardless of method.
+      retryDelay: () => null,
+      onError: (reply: FastifyReply, { error }: { error: Error & { cause?: unknown } }) => {
+        const state = reply.request.fhirguard;
+        const tier = state?.tier;
+        const fault = upstreamFault(error.cause ?? error, tier?.name ?? 'unknown', tier?.timeoutMs ?? 0);
+        if (state) state.upstreamFailed = true;
+        o.metrics.upstreamError(tier?.name ?? 'unknown', fault.kind);
+        reply.log.warn({ err: error.cause ?? error, tier: tier?.name }, fault.error.message);
+        sendOutcome(reply, fault.error);
+      },
+    },
+  } as never);
+
+  app.addHook('onResponse', (request, reply, done) => {
+    observeResponse(request, reply, o.metrics);
+    done();
+  });
+
+  function refusal(request: FastifyRequest, reply: FastifyReply, error: FhirError): void {
+    const state = request.fhirguard;
+    if (state) state.refused = true;
+    o.metrics.refusal(error.reason);
+    if (error instanceof MethodNotAllowedError) reply.header('allow', error.allow.join(', '));
+    request.log.info({ status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
+    sendOutcome(reply, error);
+  }
+
+  return app as unknown as FastifyInstance;
+}
+
+function forward(request: FastifyRequest, reply: FastifyReply, options: object, base: string): FastifyReply {
+  const state = request.fhirguard as RequestState;
+  const url = request.url;
+  const q = url.indexOf('?');
+  const path = (q < 0 ? url : url.slice(0, q)).slice(base.length) || '/';
+  const query = state.forwardQuery;
+  const body = state.rawBody;
+  const method = request.method;
+  // GET/HEAD carry no body upstream; a body a client sent with them is dropped.
+  if (method === 'GET' || method === 'HEAD') (request as { body: unknown }).body = undefined;
+  state.upstreamStart = performance.now();
+  return reply.from(path, {
+    ...(options as Record<string, unknown>),
+    queryString: () => query,
+    ...(body !== undefined && method !== 'GET' && method !== 'HEAD'
+      ? { body, contentType: request.headers['content-type'] ?? 'application/fhir+json' }
+      : {}),
+  } as never);
+}
+
+function truncate(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
