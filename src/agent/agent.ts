@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { openEnforcement, type EnforcementStatus } from '../enforce/context';
 import type { EnforcementContext } from '../enforce/launch';
-import { checkDataDir, prepareDataDir, prepareSocketDir, stateLayout, type WorkerIdentity } from '../enforce/layout';
+import { checkDataDir, prepareDataDir, prepareSocketDir, stateLayout, unsearchableAncestor, type WorkerIdentity } from '../enforce/layout';
 import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
 import type { Policy } from '../policy';
 import { CounterTotals, type TierCounters } from './counters';
@@ -89,8 +89,13 @@ export class Agent extends EventEmitter {
     const dataDir = path.dirname(this.o.db);
     checkDataDir(dataDir, layout);
     const root = process.getuid?.() === 0;
-    if (root) {
-      for (const change of await prepareDataDir(dataDir, this.o.identity)) log.info(`database directory: ${change}`);
+    for (const change of await prepareDataDir(dataDir, root ? this.o.identity : null)) log.info(`database directory: ${change}`);
+    if (!ctx && root) {
+      // Plain-process workers run as the worker identity and see the host's directories.
+      for (const p of [this.o.db, path.join(this.o.install, 'bin', 'fhirguard')]) {
+        const blocked = unsearchableAncestor(p, this.o.identity);
+        if (blocked) throw new Error(`workers (uid ${this.o.identity.uid}) cannot reach ${p}: ${blocked} is not searchable for them`);
+      }
     }
     if (ctx) {
       // Containers left by an agent that died cannot be supervised (runc was their parent).

@@ -59,16 +59,18 @@ export function checkDataDir(dataDir: string, layout: StateLayout): void {
 }
 
 /**
- * Makes the database directory and the database files (when present) belong to the worker
- * identity, so every tier's workers can open the database as a non-root user: read tiers
- * read it through a read-only mount, write tiers write it. Returns what it changed.
+ * Creates the database directory when missing and, with `id` (the agent is root), makes it
+ * and the database files belong to the worker identity, so every tier's workers can open the
+ * database as a non-root user: read tiers read it through a read-only mount, write tiers
+ * write it. Returns what it changed.
  */
-export async function prepareDataDir(dataDir: string, id: WorkerIdentity): Promise<string[]> {
+export async function prepareDataDir(dataDir: string, id: WorkerIdentity | null): Promise<string[]> {
   const changed: string[] = [];
   if (!existsSync(dataDir)) {
     await mkdir(dataDir, { recursive: true, mode: 0o750 });
     changed.push(`created ${dataDir}`);
   }
+  if (!id) return changed;
   const paths = [dataDir, ...(await readdir(dataDir)).map((f) => path.join(dataDir, f)).filter((p) => statSync(p).isFile())];
   for (const p of paths) {
     const st = statSync(p);
@@ -78,6 +80,28 @@ export async function prepareDataDir(dataDir: string, id: WorkerIdentity): Promi
     }
   }
   return changed;
+}
+
+/**
+ * For workers that run as plain processes (degraded mode): the first ancestor of `p` the
+ * identity cannot search, or null. Containers do not need this (their mounts skip the
+ * host's parent directories).
+ */
+export function unsearchableAncestor(p: string, id: WorkerIdentity): string | null {
+  let dir = path.dirname(path.resolve(p));
+  const chain: string[] = [];
+  for (;;) {
+    chain.unshift(dir);
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  for (const d of chain) {
+    const st = statSync(d);
+    const bit = st.uid === id.uid ? 0o100 : st.gid === id.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) return d;
+  }
+  return null;
 }
 
 /**

@@ -1,0 +1,113 @@
+// A real `fhirguard agent` process for tests: started from the compiled CLI with a temp
+// state directory, waited on until its API answers and its workers serve, stopped with
+// SIGTERM (its exit status is checked by the caller).
+
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { AgentClient, type WorkerInfo } from '../../src/agent/client';
+import { FHIRGUARD } from './confined';
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  client: AgentClient;
+  socketPath: string;
+  stateDir: string;
+  db: string;
+  /** Everything the agent (and its workers) wrote on stderr so far. */
+  log(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM; resolves with the exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const spawned = new Set<ChildProcess>();
+
+/** Safety net for afterAll: SIGKILLs agents a failed test left running (their workers are
+ * the agent's children or containers the next agent on that state directory removes). */
+export function killLeftoverAgents(): void {
+  for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+}
+
+export async function startAgent(dir: string, extraArgs: string[] = [], spawnOpts: SpawnOptions = {}): Promise<AgentProcess> {
+  const stateDir = path.join(dir, 'state');
+  const db = path.join(dir, 'data', 'fhir.db');
+  const socketPath = path.join(stateDir, 'agent.sock');
+  const proc = spawn(FHIRGUARD, ['agent', '--state-dir', stateDir, '--db', db, '--log-level', 'info', ...extraArgs], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...spawnOpts,
+  });
+  spawned.add(proc);
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const client = new AgentClient(socketPath);
+  // The API answers once the workers are being started.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (gone) throw new Error(`agent exited before its API answered:\n${log}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`agent API did not answer within 60 s:\n${log}`);
+    }
+    if (existsSync(socketPath)) {
+      try {
+        await client.workers();
+        break;
+      } catch {
+        // not listening yet
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    proc,
+    client,
+    socketPath,
+    stateDir,
+    db,
+    log: () => log,
+    exited,
+    stop: async () => {
+      if (gone) return exited;
+      // Plain-process workers (degraded mode) would outlive a SIGKILLed agent: note them first.
+      const pids = (await client.workers().catch(() => [])).map((w) => w.pid).filter((p): p is number => !!p);
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => {
+        proc.kill('SIGKILL');
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+      }, 30_000);
+      const exit = await exited;
+      clearTimeout(t);
+      return exit;
+    },
+  };
+}
+
+/** Polls GET /workers until `pred` holds for the list (a generous deadline: container starts on a loaded machine). */
+export async function waitWorkers(
+  client: AgentClient,
+  pred: (ws: WorkerInfo[]) => boolean,
+  timeoutMs = 90_000,
+  log?: () => string,
+): Promise<WorkerInfo[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last: WorkerInfo[] = [];
+  while (Date.now() < deadline) {
+    last = await client.workers();
+    if (pred(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const tail = log ? `\n${log().split('\n').slice(-30).join('\n')}` : '';
+  throw new Error(`workers never reached the expected states: ${JSON.stringify(last.map((w) => [w.id, w.state, w.restarts]))}${tail}`);
+}
+
+export const allServing = (ws: WorkerInfo[]): boolean => ws.length > 0 && ws.every((w) => w.state === 'serving');
