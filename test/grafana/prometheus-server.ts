@@ -62,6 +62,7 @@ export function scrapeConfig(target: string): string {
 
 export async function startPrometheus(dir: string, target: string): Promise<PrometheusServer> {
   if (!existsSync(PROMETHEUS_BIN)) throw new Error(`${PROMETHEUS_BIN} is missing: install the Debian package prometheus (scripts/apt-packages.txt)`);
+  mkdirSync(dir, { recursive: true });
   const config = join(dir, 'prometheus.yml');
   writeFileSync(config, scrapeConfig(target));
   const storage = join(dir, 'tsdb');

@@ -4,8 +4,7 @@
 // metrics fhirguard does not export yet fails here, by name; none is skipped.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { dashboardQueries, loadDashboard, metricNames, GRAFANA_DIR } from './dashboard';
 import { startPrometheus, waitFor, type PrometheusServer, type QueryResult } from './prometheus-server';
@@ -22,7 +21,9 @@ let attacks: AttackReport | undefined;
 const results = new Map<string, QueryResult>();
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fg-prom-'));
+  // Short (Unix socket paths) and traversable: under `up` the proxy runs as the workers' user.
+  dir = mkdtempSync(join('/tmp', 'fg-prom-'));
+  chmodSync(dir, 0o755);
   system = canRunUp() ? await startUp(dir) : await startProxyAndWorkers(dir);
   prometheus = await startPrometheus(join(dir, 'prometheus'), new URL(system.admin).host);
   const prom = prometheus;

@@ -71,7 +71,14 @@ export async function startUp(dir: string): Promise<RunningSystem> {
   const stateDir = join(dir, 'state');
   const p = spawnLogged(['up', '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--policy', policyFile, '--state-dir', stateDir, '--log-level', 'warn']);
   const adminUrl = `http://127.0.0.1:${admin}`;
-  await waitReady(adminUrl, p, 300_000);
+  try {
+    await waitReady(adminUrl, p, 300_000);
+  } catch (err) {
+    if (!p.gone()) p.proc.kill('SIGTERM');
+    await p.exited;
+    await reapLeftovers(stateDir);
+    throw err;
+  }
   return {
     mode: 'up',
     base: `http://127.0.0.1:${listen}/fhir`,
@@ -81,8 +88,45 @@ export async function startUp(dir: string): Promise<RunningSystem> {
     async stop() {
       if (!p.gone()) p.proc.kill('SIGTERM');
       await p.exited;
+      await reapLeftovers(stateDir);
     },
   };
+}
+
+/**
+ * `up` stops its agent and workers itself; should it fail to, the processes this test
+ * started are found by the state directory only they name, and stopped by pid, and their
+ * containers removed from the runc root only they use.
+ */
+async function reapLeftovers(stateDir: string): Promise<void> {
+  const { readdirSync, readFileSync: read } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const mine = (): number[] =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          return read(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(stateDir);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const pids = mine();
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+    await waitFor('leftover processes to exit', async () => (mine().length === 0 ? true : undefined), 15_000, 200).catch(() => undefined);
+  }
+  const runcRoot = join(stateDir, 'runc');
+  const list = spawnSync('runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' });
+  for (const id of (list.stdout ?? '').split('\n').filter(Boolean)) spawnSync('runc', ['--root', runcRoot, 'delete', '--force', id]);
 }
 
 export async function startProxyAndWorkers(dir: string): Promise<RunningSystem> {
