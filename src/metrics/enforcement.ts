@@ -7,6 +7,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { AgentClient } from '../agent/client';
 import { MECHANISMS } from '../agent/enforcement';
+import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../enforce/profile/reference';
 import { collected } from './collected';
 
 const WORKER_STATES = ['starting', 'ready', 'serving', 'crashed', 'stopped'] as const;
@@ -114,6 +115,11 @@ export function registerEnforcementMetrics(
       }
     },
   });
+  new Gauge({
+    name: 'fhirguard_docker_default_allowed_syscalls',
+    help: "x86_64 syscalls Docker's default seccomp profile allows: the baseline for each tier's allow counts",
+    registers: [registry],
+  }).set(DOCKER_DEFAULT_ALLOWED_COUNT);
   new Gauge({
     name: 'fhirguard_profile_allowed_syscalls',
     help: "Syscalls a tier's profile allows, by phase (seccomp: the whole life; serve: the eBPF serve set)",

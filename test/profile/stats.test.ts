@@ -8,6 +8,7 @@ import { DANGEROUS_SYSCALLS } from '../../src/enforce/profile/dangerous';
 import { X86_64_TABLE } from '../../src/enforce/profile/reference';
 import { SYSCALL_NAMES, syscallNr } from '../../src/enforce/syscalls';
 import { DOCKER_DEFAULT, FIXTURES, jsonOf, profileCli, SMALL_DOCKER_DEFAULT } from './helpers';
+import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../../src/enforce/profile/reference';
 
 const V1 = path.join(FIXTURES, 'v1');
 
@@ -79,6 +80,8 @@ describe('profile stats on hand-counted fixtures', () => {
     const r = jsonOf(profileCli('stats', '--profiles', V1, '--docker-default', DOCKER_DEFAULT, '--json', '--tier', 'alpha'));
     expect(r.tiers.map((t: any) => t.tier)).toEqual(['alpha']);
     expect(r.tiers[0].dockerDefaultAllowed).toBe(297);
+    // The constant the metrics export where the list is not at hand agrees with the list.
+    expect(r.tiers[0].dockerDefaultAllowed).toBe(DOCKER_DEFAULT_ALLOWED_COUNT);
   });
 
   test('an unusable policy leaves the tiers sorted by name, and says so', () => {
