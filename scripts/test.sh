@@ -9,7 +9,7 @@ trap 'rm -f "$report"' EXIT
 npx jest --ci --maxWorkers=2 --json --outputFile="$report" "$@"
 status=$?
 node -e '
-const r = require(process.argv[1]);
+const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 const skipped = r.numPendingTests + r.numTodoTests;
 console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
 if (r.numTotalTests === 0) { console.error("no test ran"); process.exit(1); }
