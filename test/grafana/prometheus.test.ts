@@ -20,6 +20,15 @@ let statuses: Array<{ what: string; status: number }> = [];
 let attacks: AttackReport | undefined;
 const results = new Map<string, QueryResult>();
 
+/** What each attack must have left in the metrics Prometheus scraped. */
+const ATTACK_EVIDENCE: Record<string, string> = {
+  'read tier (enforce): a program started in a serving worker, killed': 'sum by (tier, action) (fhirguard_syscall_violations_total{tier="read", action="enforce"})',
+  'ops tier (audit): a program started in a serving worker, counted': 'sum by (tier, action) (fhirguard_syscall_violations_total{tier="ops", action="audit"})',
+  'ops tier (audit): its outbound connection, counted by the egress hook': 'sum by (tier) (fhirguard_egress_denied_total{tier="ops"})',
+  'write tier: the killed worker, restarted': 'sum by (tier) (fhirguard_worker_restarts_total{tier="write"})',
+};
+const evidence = new Map<string, QueryResult>();
+
 beforeAll(async () => {
   // Short (Unix socket paths) and traversable: under `up` the proxy runs as the workers' user.
   dir = mkdtempSync(join('/tmp', 'fg-prom-'));
@@ -48,6 +57,7 @@ beforeAll(async () => {
     500,
   );
   for (const q of queries) results.set(`${q.panelId}/${q.refId}`, await prom.query(q.promql));
+  for (const [name, promql] of Object.entries(ATTACK_EVIDENCE)) evidence.set(name, await prom.query(promql));
 });
 
 afterAll(async () => {
@@ -75,6 +85,12 @@ describe('the workload', () => {
     // this fails, as do the expressions reading enforcement metrics below.
     expect({ mode: system?.mode, root: process.getuid?.() === 0 }).toEqual({ mode: 'up', root: true });
     expect(attacks?.steps.map((s) => s.what)).toHaveLength(4);
+  });
+
+  it.each(Object.keys(ATTACK_EVIDENCE))('left its mark in the metrics: %s', (name) => {
+    const r = evidence.get(name);
+    const value = Number(r?.data?.result[0]?.value?.[1] ?? 0);
+    expect({ name, attacks: attacks?.steps, value: value > 0 }).toEqual({ name, attacks: attacks?.steps, value: true });
   });
 });
 

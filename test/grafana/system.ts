@@ -224,11 +224,12 @@ export interface AttackReport {
 }
 
 /**
- * Attacks on the running system's workers (`up` as root only): a process started inside a
+ * Attacks on the running system's workers (`up` as root only): a program started inside a
  * serving read worker's container (runc exec joins its cgroup, namespaces and seccomp
- * profile) tries to exec, which the read tier's eBPF serve policy kills; the same in the
- * audit-mode ops tier opens a TCP connection, which is counted and refused by the egress
- * hook; and a write worker is killed outright, which the agent restarts.
+ * profile), which the read tier's eBPF serve policy kills at its first syscall outside the
+ * serve set; the same in the audit-mode ops tier, counted instead, where the program then
+ * opens a TCP connection that the egress hook counts as a denial (audit: not refused); and
+ * a write worker killed outright, which the agent restarts.
  */
 export async function attack(system: RunningSystem): Promise<AttackReport> {
   const { AgentClient } = await import('../../src/agent/client');
@@ -245,9 +246,10 @@ export async function attack(system: RunningSystem): Promise<AttackReport> {
       });
     });
   const read = await serving('read');
-  steps.push({ what: `exec /bin/true in read worker ${read.id}`, result: await runcExec(read.id, ['/bin/true']) });
+  // The container holds only what a worker needs: node is the one program there is to run.
+  steps.push({ what: `exec node in read worker ${read.id}`, result: await runcExec(read.id, [process.execPath, '-e', '0']) });
   const ops = await serving('ops');
-  steps.push({ what: `TCP connect from ops worker ${ops.id}`, result: await runcExec(ops.id, ['/bin/bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/9']) });
+  steps.push({ what: `TCP connect from ops worker ${ops.id}`, result: await runcExec(ops.id, [process.execPath, '-e', "require('net').connect(9, '127.0.0.1').on('error', (e) => { console.log(e.code); process.exit(0); })"]) });
   const write = await serving('write');
   process.kill(write.pid as number, 'SIGKILL');
   steps.push({ what: `SIGKILL write worker ${write.id} (pid ${write.pid})`, result: 'sent' });
