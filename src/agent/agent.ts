@@ -26,6 +26,8 @@ export interface AgentOptions {
   install: string;
   identity: WorkerIdentity;
   runcPath?: string;
+  /** Run containers and seccomp without the eBPF policy (reported inactive, on request). */
+  withoutEbpf?: boolean;
   log: Logger;
   workerLogLevel?: string;
   /** Supervisor tuning (tests shorten the backoff). */
@@ -75,6 +77,7 @@ export class Agent extends EventEmitter {
       install: this.o.install,
       identity: this.o.identity,
       runcPath: this.o.runcPath,
+      withoutEbpf: this.o.withoutEbpf,
     });
     this.ctx = ctx;
     this.status = status;

@@ -26,6 +26,11 @@ export const agentCommand: Command = {
       arg: '<gid>',
       help: "group that may connect to the API socket (default: the workers' group, which the proxy runs in)",
     },
+    'without-ebpf': {
+      type: 'boolean',
+      env: 'FHIRGUARD_WITHOUT_EBPF',
+      help: 'leave the eBPF policy out (containers and seccomp only; reported inactive)',
+    },
     'log-level': LOG_LEVEL_OPTION,
   },
   details: [
@@ -51,6 +56,7 @@ export const agentCommand: Command = {
         install: installRoot(),
         identity,
         runcPath: values.runc as string | undefined,
+        withoutEbpf: values['without-ebpf'] === true,
         log,
         workerLogLevel: String(values['log-level'] ?? 'info'),
       });

@@ -175,3 +175,13 @@ test('--serve-after: the serve phase starts by itself after the command started'
   const violations = Object.values(rep.counters.syscalls as Record<string, { violations: number }>).reduce((n, c) => n + c.violations, 0);
   expect(violations).toBeGreaterThanOrEqual(1);
 });
+
+test("exec passes the command's stdio and exit status through and prints nothing of its own on stdout", async () => {
+  const r = await runExec([...execArgs('read'), attack, 'no-such-attack']);
+  expect(r.code).toBe(2);
+  expect(r.stdout).toBe('');
+  expect(r.stderr).toContain('unknown attack no-such-attack');
+  const ok = await runExec([...execArgs('read'), attack, 'ptrace']);
+  expect(ok.code).toBe(0);
+  expect(ok.stdout).toBe('ptrace errno=EPERM\n');
+});
