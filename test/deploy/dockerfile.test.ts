@@ -151,6 +151,15 @@ describe('Dockerfile stages', () => {
     expect(missing).toEqual([]);
   });
 
+  it("points the agent at the eBPF loader where its stage copies it (bpf/Makefile is not in the image to find it by)", () => {
+    const steps = stage('agent').steps;
+    const workdir = lineage(stages, 'agent').flatMap((s) => s.steps).filter((s) => s.keyword === 'WORKDIR').pop()?.args.trim() ?? '/';
+    const loaderCopy = copies(stages).find((c) => c.stage === 'agent' && c.sources.some((src) => src.endsWith('/fhirguard-bpf')));
+    const env = steps.find((s) => s.keyword === 'ENV' && s.args.startsWith('FHIRGUARD_BPF_LOADER='));
+    expect(loaderCopy).toBeDefined();
+    expect(env?.args.split('=')[1]).toBe(posix.resolve(workdir, loaderCopy?.dest as string));
+  });
+
   it('copies between stages only from stages that exist earlier', () => {
     const names = stages.map((s) => s.name);
     for (const c of copies(stages).filter((c) => c.from !== undefined)) {
