@@ -127,6 +127,12 @@ async function reapLeftovers(stateDir: string): Promise<void> {
   const runcRoot = join(stateDir, 'runc');
   const list = spawnSync('runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' });
   for (const id of (list.stdout ?? '').split('\n').filter(Boolean)) spawnSync('runc', ['--root', runcRoot, 'delete', '--force', id]);
+  // A container that failed to start can leave runc's bind mount in its state directory.
+  const mounts = read('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1])
+    .filter((m) => m !== undefined && m.startsWith(`${stateDir}/`));
+  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
 }
 
 export async function startProxyAndWorkers(dir: string): Promise<RunningSystem> {
