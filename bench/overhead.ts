@@ -3,9 +3,10 @@
 //   (a) unconfined:        plain processes (the agent with no runc: degraded mode)
 //   (b) seccomp:           runc containers (mounts, namespaces, no capabilities) + seccomp
 //   (c) seccomp + eBPF:    (b) plus the eBPF policy in serve phase on every worker cgroup
-// and prints throughput and p50/p99 latency for each, and (b)/(a), (c)/(a) throughput.
-// Target: (c) >= 97% of (a). Variants are interleaved over rounds (median per variant) so
-// machine noise hits all alike. Needs root, runc and `make -C bpf`.
+// and prints throughput, p50/p99 latency and the workers' CPU time per request for each, and
+// (b)/(a), (c)/(a). Target: (c) >= 97% of (a)'s throughput. The three systems run side by
+// side and the runs alternate in rotating order (median per variant), so machine noise hits
+// all alike. Needs root, runc and `make -C bpf`.
 // Run: npx tsc -p tsconfig.json && npm run bench:overhead [-- <seconds per run> <rounds>]
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,8 +20,8 @@ import { AgentClient } from '../src/agent/client';
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'fhirguard');
 const SYNTHEA = path.join(ROOT, '..', 'shared', 'corpus', 'synthea');
-const SECONDS = Number(process.argv[2] ?? 10);
-const ROUNDS = Number(process.argv[3] ?? 3);
+const SECONDS = Number(process.argv[2] ?? 5);
+const ROUNDS = Number(process.argv[3] ?? 6);
 const TARGET = 0.97;
 
 type Variant = 'unconfined' | 'seccomp' | 'seccomp+ebpf';
@@ -79,25 +80,37 @@ async function startSystem(variant: Variant, dir: string, db: string): Promise<{
     stdio: ['ignore', 'ignore', 'ignore'],
   });
   const client = new AgentClient(socket, 2000);
-  await waitAllServing(client);
+  try {
+    await waitAllServing(client);
+  } catch (err) {
+    await stop(agent);
+    throw err;
+  }
   const proxy = spawn(process.execPath, [BIN, 'proxy', '--agent', socket, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: proxy.stdout! }).on('line', (line) => {
-      const m = /"fhir":"([^"]+)"/.exec(line);
-      if (m && line.includes('proxy listening')) resolve(m[1]);
+  let url: string;
+  try {
+    url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: proxy.stdout! }).on('line', (line) => {
+        const m = /"fhir":"([^"]+)"/.exec(line);
+        if (m && line.includes('proxy listening')) resolve(m[1]);
+      });
+      proxy.once('exit', () => reject(new Error('proxy exited during start')));
     });
-    proxy.once('exit', () => reject(new Error('proxy exited during start')));
-  });
-  proxy.stdout!.resume();
-  // The proxy learns its members from the agent: wait until every tier answers through it.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const res = await fetch(`${url}/Patient?_count=1`).catch(() => null);
-    if (res?.status === 200) break;
-    if (Date.now() > deadline) throw new Error(`proxy not routing after 60 s (last status ${res?.status})`);
-    await new Promise((r) => setTimeout(r, 100));
+    proxy.stdout!.resume();
+    // The proxy learns its members from the agent: wait until every tier answers through it.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const res = await fetch(`${url}/Patient?_count=1`).catch(() => null);
+      if (res?.status === 200) break;
+      if (Date.now() > deadline) throw new Error(`proxy not routing after 60 s (last status ${res?.status})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await stop(proxy);
+    await stop(agent);
+    throw err;
   }
   return {
     url,
@@ -195,29 +208,28 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o755); // plain-process workers (variant a) must reach the database
   const db = path.join(dir, 'data', 'fhir.db');
   const results: Record<Variant, Run[]> = { unconfined: [], seccomp: [], 'seccomp+ebpf': [] };
-  let reqs: Req[] | undefined;
   console.log(`overhead: ${SECONDS} s per run, ${ROUNDS} rounds, ${cpus().length} CPUs, load ${loadavg()[0].toFixed(2)}; workload through the proxy, ${CONNECTIONS} connections`);
+  // All three systems run side by side (one database); the runs alternate between them in a
+  // rotating order, so a busy spell of the machine falls on every variant alike.
+  const systems = new Map<Variant, Awaited<ReturnType<typeof startSystem>>>();
   try {
+    for (const v of VARIANTS) systems.set(v, await startSystem(v, dir, db));
+    const files = readdirSync(SYNTHEA).filter((f) => f.endsWith('.json')).sort().slice(0, 3);
+    const reqs = requests(await seed(systems.get('unconfined')!.url, files));
+    for (const v of VARIANTS) await drive(systems.get(v)!.url, reqs, 3); // warm-up: JIT, SQLite page cache
     for (let round = 0; round < ROUNDS; round++) {
-      for (const v of VARIANTS) {
-        const sys = await startSystem(v, dir, db);
-        try {
-          if (!reqs) {
-            const files = readdirSync(SYNTHEA).filter((f) => f.endsWith('.json')).sort().slice(0, 3);
-            reqs = requests(await seed(sys.url, files));
-          }
-          await drive(sys.url, reqs, 3); // warm-up: JIT, SQLite page cache
-          const run = await drive(sys.url, reqs, SECONDS, await sys.workerPids());
-          results[v].push(run);
-          console.log(
-            `  round ${round + 1} ${v.padEnd(13)} ${run.rps.toFixed(0)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms  worker CPU ${run.cpuMsPerReq.toFixed(3)} ms/req  errors ${run.errors}  non-2xx ${run.non2xx}`,
-          );
-        } finally {
-          await sys.stop();
-        }
+      const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]);
+      for (const v of order) {
+        const sys = systems.get(v)!;
+        const run = await drive(sys.url, reqs, SECONDS, await sys.workerPids());
+        results[v].push(run);
+        console.log(
+          `  round ${round + 1} ${v.padEnd(13)} ${run.rps.toFixed(0)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms  worker CPU ${run.cpuMsPerReq.toFixed(3)} ms/req  errors ${run.errors}  non-2xx ${run.non2xx}`,
+        );
       }
     }
   } finally {
+    for (const sys of systems.values()) await sys.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   const summary = Object.fromEntries(

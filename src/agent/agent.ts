@@ -4,6 +4,7 @@
 // kernel counted. Where confinement is impossible it says so loudly, and refuses tiers
 // whose policy says `enforcement: required`.
 
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -112,12 +113,15 @@ export class Agent extends EventEmitter {
       ? new ContainerLauncher(ctx, cmd, this.profiles, status.ebpf.ok)
       : new ProcessLauncher(cmd, root ? this.o.identity : null);
 
+    // Cgroups are host-wide: workers of agents on other state directories must not share them.
+    const instance = createHash('sha256').update(path.resolve(this.o.stateDir)).digest('hex').slice(0, 6);
     for (const t of local) {
       for (let i = 0; i < t.workers; i++) {
         const id = `${t.name}-${i}`;
         const socketDir = path.join(layout.sockets, t.name, id);
         await prepareSocketDir(socketDir, root ? this.o.identity : null);
-        const sup = new WorkerSupervisor({ tier: t, id, socketDir, socketPath: path.join(socketDir, 'worker.sock') }, launcher, {
+        const slot = { tier: t, id, socketDir, socketPath: path.join(socketDir, 'worker.sock'), cgroupName: `${id}-${instance}` };
+        const sup = new WorkerSupervisor(slot, launcher, {
           log,
           ...this.o.supervisor,
           onRetired: (c) => this.totals.retire(t.name, c),

@@ -16,6 +16,8 @@ export interface WorkerSlot {
   id: string;
   socketDir: string;
   socketPath: string;
+  /** Last component of the worker's cgroup /fhirguard/<tier>/<cgroupName> (containers only). */
+  cgroupName: string;
 }
 
 export interface WorkerExit {
@@ -85,6 +87,7 @@ export class ContainerLauncher implements WorkerLauncher {
       profiles,
       ebpf: this.ebpf,
       id: slot.id,
+      cgroupName: slot.cgroupName,
       dataDir: path.dirname(this.cmd.db),
       socketDir: slot.socketDir,
       // The worker logs JSON lines on stderr: they go to the agent's stderr.
@@ -105,7 +108,7 @@ export class ContainerLauncher implements WorkerLauncher {
       },
       stop: async (graceMs) => {
         if (p.container.running) await p.setPhase('shutdown').catch(() => undefined);
-        await p.container.stop(graceMs);
+        await p.stop(graceMs);
       },
       retire: async () => {
         await p.container.cleanup();

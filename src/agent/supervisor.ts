@@ -22,6 +22,8 @@ export interface WorkerInfo {
   restarts: number;
   /** container: runc + seccomp (+ eBPF); process: degraded mode. */
   confinement: 'container' | 'process';
+  /** The worker's cgroup (containers): /fhirguard/<tier>/<id>-<agent instance>. */
+  cgroup: string | null;
   pid: number | null;
   /** ISO time of the last state change. */
   since: string;
@@ -71,6 +73,7 @@ export class WorkerSupervisor extends EventEmitter {
       state: this.state,
       restarts: this.restarts,
       confinement: this.launcher.kind,
+      cgroup: this.launcher.kind === 'container' ? `/fhirguard/${this.slot.tier.name}/${this.slot.cgroupName}` : null,
       pid: this.handle?.pid || null,
       since: this.since.toISOString(),
       lastExit: this.lastExit,

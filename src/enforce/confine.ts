@@ -43,6 +43,8 @@ export function tierContainerSpec(
   id: string,
   process: { args: string[]; env?: string[]; cwd?: string },
   hook?: CreateRuntimeHook,
+  /** The cgroup's last component; default the container id. */
+  cgroupName = id,
 ): ContainerSpec {
   const host = hostFiles(layout.install);
   const writable = t.readOnly ? [layout.socketDir] : [layout.socketDir, layout.dataDir];
@@ -59,7 +61,7 @@ export function tierContainerSpec(
     readOnly,
     writable,
     rootSymlinks: host.rootSymlinks,
-    cgroupsPath: cgroupsPathOf(t.tier, id),
+    cgroupsPath: cgroupsPathOf(t.tier, cgroupName),
     seccomp: t.seccomp ? ociSeccomp(t.seccomp, t.seccompMode) : null,
     pidsLimit: layout.pidsLimit ?? DEFAULT_PIDS_LIMIT,
     memoryBytes: layout.memoryBytes ?? DEFAULT_MEMORY_BYTES,

@@ -4,6 +4,7 @@
 // The agent starts workers through this; `fhirguard exec` starts operators' commands.
 
 import type { StdioOptions } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BpfAction, BpfEnforcer, CgroupCounters, Phase } from './bpf';
 import { tierContainerSpec } from './confine';
@@ -35,6 +36,9 @@ export interface LaunchRequest {
   /** Register the eBPF policy (when ctx.bpf is there). */
   ebpf: boolean;
   id: string;
+  /** The cgroup's last component (/fhirguard/<tier>/<cgroupName>); default the id. Two agents
+   * on one host give their workers different names, or they would share cgroups. */
+  cgroupName?: string;
   dataDir: string;
   socketDir: string;
   args: string[];
@@ -63,6 +67,23 @@ export class ConfinedProcess {
   /** One map update: boot → serve (tighter), or → shutdown before a graceful stop. */
   async setPhase(phase: Phase): Promise<void> {
     if (this.cgid !== null && this.ctx.bpf) await this.ctx.bpf.setPhase(this.cgroupDir, phase);
+  }
+
+  /**
+   * Stops the container: SIGTERM, SIGKILL after graceMs, and when runc cannot reach it any
+   * more (its state gone), SIGKILL to every process of its cgroup (cgroup.kill).
+   */
+  async stop(graceMs: number): Promise<void> {
+    const c = this.container;
+    const gone = c.stop(graceMs);
+    const late = new Promise<'late'>((resolve) => {
+      const t = setTimeout(() => resolve('late'), graceMs + 5000);
+      void c.exited.then(() => clearTimeout(t));
+    });
+    if ((await Promise.race([gone, late])) === 'late') {
+      await writeFile(path.join(this.cgroupDir, 'cgroup.kill'), '1').catch(() => undefined);
+      await gone;
+    }
   }
 
   /** This cgroup's eBPF counters, or null without eBPF. */
@@ -100,6 +121,8 @@ export async function launchConfined(ctx: EnforcementContext, req: LaunchRequest
     },
     req.id,
     { args: req.args, env: req.env },
+    undefined,
+    req.cgroupName ?? req.id,
   );
   const cgroupDir = path.join(ctx.cgroupV2Mount, spec.cgroupsPath);
   const bpf = req.ebpf && req.profiles ? ctx.bpf : null;

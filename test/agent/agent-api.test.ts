@@ -4,7 +4,7 @@
 // worker keeps serving; SIGTERM stops everything.
 
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent/client';
@@ -49,6 +49,9 @@ test('GET /workers: every worker of the shipped tiers, confined, serving FHIR at
   for (const w of ws) {
     expect(w).toMatchObject({ state: 'serving', confinement: 'container', restarts: 0 });
     expect(w.address).toBe(`unix:${w.socketPath}`);
+    // Its own cgroup, named after this agent's state directory so that agents never share one.
+    expect(w.cgroup).toMatch(new RegExp(`^/fhirguard/${w.tier}/${w.id}-[0-9a-f]{6}$`));
+    expect(readFileSync(`/proc/${w.pid}/cgroup`, 'utf8')).toContain(`0::${w.cgroup}\n`);
     const meta = await fhirRequest(w.socketPath, 'GET', '/metadata');
     expect(meta.status).toBe(200);
     expect(meta.json.resourceType).toBe('CapabilityStatement');
