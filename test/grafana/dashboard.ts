@@ -34,6 +34,8 @@ export interface DashboardQuery {
   raw: string;
   /** As sent to Prometheus (macros and variables replaced). */
   promql: string;
+  /** Grafana runs it as an instant query (bar gauges, tables) rather than over a range. */
+  instant: boolean;
 }
 
 /**
@@ -62,7 +64,7 @@ export function dashboardQueries(dashboard: Record<string, any>): DashboardQuery
   const out: DashboardQuery[] = [];
   for (const p of allPanels(dashboard)) {
     for (const t of p.targets ?? []) {
-      out.push({ panelId: p.id, panelTitle: p.title, refId: t.refId, raw: t.expr, promql: substitute(t.expr) });
+      out.push({ panelId: p.id, panelTitle: p.title, refId: t.refId, raw: t.expr, promql: substitute(t.expr), instant: t.instant === true && t.range !== true });
     }
   }
   return out;

@@ -41,12 +41,15 @@ export interface QueryResult {
   status: 'success' | 'error';
   error?: string;
   errorType?: string;
-  data?: { resultType: string; result: Array<{ metric: Record<string, string>; value?: [number, string] }> };
+  data?: { resultType: string; result: Array<{ metric: Record<string, string>; value?: [number, string]; values?: Array<[number, string]> }> };
 }
 
 export interface PrometheusServer {
   url: string;
+  /** An instant query at now (what Grafana sends for an instant target). */
   query(promql: string): Promise<QueryResult>;
+  /** A range query over the last `seconds` (what Grafana sends for a time-series target). */
+  queryRange(promql: string, seconds: number, stepSeconds: number): Promise<QueryResult>;
   log(): string;
   stop(): Promise<void>;
 }
@@ -93,6 +96,12 @@ export async function startPrometheus(dir: string, target: string): Promise<Prom
     log: () => log,
     async query(promql) {
       const r = await fetch(`${url}/api/v1/query`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ query: promql }) });
+      return (await r.json()) as QueryResult;
+    },
+    async queryRange(promql, seconds, stepSeconds) {
+      const end = Date.now() / 1000;
+      const body = new URLSearchParams({ query: promql, start: (end - seconds).toFixed(3), end: end.toFixed(3), step: String(stepSeconds) });
+      const r = await fetch(`${url}/api/v1/query_range`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
       return (await r.json()) as QueryResult;
     },
     async stop() {

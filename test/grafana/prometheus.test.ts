@@ -20,12 +20,12 @@ let statuses: Array<{ what: string; status: number }> = [];
 let attacks: AttackReport | undefined;
 const results = new Map<string, QueryResult>();
 
-/** What each attack must have left in the metrics Prometheus scraped. */
+/** What each attack must have left in the metrics Prometheus scraped (at any scrape). */
 const ATTACK_EVIDENCE: Record<string, string> = {
-  'read tier (enforce): a program started in a serving worker, killed': 'sum by (tier, action) (fhirguard_syscall_violations_total{tier="read", action="enforce"})',
-  'ops tier (audit): a program started in a serving worker, counted': 'sum by (tier, action) (fhirguard_syscall_violations_total{tier="ops", action="audit"})',
-  'ops tier (audit): its outbound connection, counted by the egress hook': 'sum by (tier) (fhirguard_egress_denied_total{tier="ops"})',
-  'write tier: the killed worker, restarted': 'sum by (tier) (fhirguard_worker_restarts_total{tier="write"})',
+  'read tier (enforce): a program started in a serving worker, killed': 'max(max_over_time(fhirguard_syscall_violations_total{tier="read", action="enforce"}[5m]))',
+  'ops tier (audit): a program started in a serving worker, counted': 'max(max_over_time(fhirguard_syscall_violations_total{tier="ops", action="audit"}[5m]))',
+  'ops tier (audit): its outbound connection, counted by the egress hook': 'max(max_over_time(fhirguard_egress_denied_total{tier="ops"}[5m]))',
+  'write tier: the killed worker, restarted': 'max(max_over_time(fhirguard_worker_restarts_total{tier="write"}[5m]))',
 };
 const evidence = new Map<string, QueryResult>();
 
@@ -56,7 +56,17 @@ beforeAll(async () => {
     120_000,
     500,
   );
-  for (const q of queries) results.set(`${q.panelId}/${q.refId}`, await prom.query(q.promql));
+  // Each target as Grafana sends it: time-series targets over the last minute, instant ones
+  // at now. A series missing from one scrape (the proxy could not reach the agent in time)
+  // is missing from an instant query until the next scrape: instant queries get a few.
+  for (const q of queries) {
+    let r = q.instant ? await prom.query(q.promql) : await prom.queryRange(q.promql, 60, 2);
+    for (let retry = 0; q.instant && r.status === 'success' && r.data?.result.length === 0 && retry < 5; retry++) {
+      await new Promise((res) => setTimeout(res, 1000));
+      r = await prom.query(q.promql);
+    }
+    results.set(`${q.panelId}/${q.refId}`, r);
+  }
   for (const [name, promql] of Object.entries(ATTACK_EVIDENCE)) evidence.set(name, await prom.query(promql));
 });
 
@@ -90,7 +100,7 @@ describe('the workload', () => {
   it.each(Object.keys(ATTACK_EVIDENCE))('left its mark in the metrics: %s', (name) => {
     const r = evidence.get(name);
     const value = Number(r?.data?.result[0]?.value?.[1] ?? 0);
-    expect({ name, attacks: attacks?.steps, value: value > 0 }).toEqual({ name, attacks: attacks?.steps, value: true });
+    expect(value > 0 ? 'in the metrics' : `not in the metrics (${JSON.stringify(r)}); the attacks: ${JSON.stringify(attacks?.steps)}`).toBe('in the metrics');
   });
 });
 
