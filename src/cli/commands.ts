@@ -9,5 +9,6 @@ import { agentCommand } from './agent';
 import { profileCommand } from './profile';
 import { proxyCommand } from './proxy';
 import { upCommand } from './up';
+import { recordCommand } from './record';
 
-export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, profileCommand, validateCommand];
+export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, profileCommand, recordCommand, validateCommand];

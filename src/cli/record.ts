@@ -1,0 +1,205 @@
+// `fhirguard record`: records what workers really do into tight per-tier profiles.
+//   fhirguard record [--tier <name>]... [--workload <file>] [--out <dir>] [--prove]
+//   fhirguard record --cgroup <dir> --duration <s> --out <dir> [--name <name>]
+// Exit status: 0 done, 1 a recording or a proof failed (or this host cannot record), 2 bad usage.
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { DEFAULT_STATE_DIR, parseIdentity } from '../enforce/layout';
+import { installRoot } from '../enforce/install-root';
+import { defaultDockerAllowFile } from '../enforce/profile/reference';
+import { cgroupReportMarkdown, recordCgroup } from '../enforce/record/cgroup-record';
+import { defaultCorpusDir } from '../enforce/record/corpus';
+import { recordTiers } from '../enforce/record/record-tiers';
+import { stopEverything } from '../enforce/record/tier-run';
+import { reportMarkdown } from '../enforce/record/report';
+import { loadWorkload } from '../enforce/record/workload';
+import { loadSeccompProfile } from '../enforce/seccomp';
+import { loadPolicy, PolicyError } from '../policy';
+import { LOG_LEVEL_OPTION, type Command } from './command';
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+class UsageError extends Error {}
+
+function say(line: string): void {
+  process.stderr.write(`fhirguard record: ${line}\n`);
+}
+
+function str(values: Values, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function count(values: Values, name: string, fallback: number | undefined): number | undefined {
+  const v = str(values, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a whole number >= 1 (got '${v}')`);
+  return n;
+}
+
+async function recordCgroupCommand(values: Values, log: pino.Logger): Promise<number> {
+  const cgroupDir = path.resolve(str(values, 'cgroup')!);
+  const seconds = Number(str(values, 'duration'));
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--cgroup needs --duration <seconds> (> 0)');
+  const out = str(values, 'out');
+  if (!out) throw new UsageError('--cgroup needs --out <dir>: the profiles of another server do not belong in fhirguard\'s own profiles/');
+  const name = str(values, 'name') ?? path.basename(cgroupDir).replace(/[^A-Za-z0-9_.-]/g, '_');
+  const template = str(values, 'template');
+  const abort = new AbortController();
+  const stop = (): void => abort.abort();
+  process.once('SIGINT', stop);
+  try {
+    const report = await recordCgroup({
+      cgroupDir,
+      durationMs: seconds * 1000,
+      name,
+      outDir: path.resolve(out),
+      ...(template ? { template: loadSeccompProfile(path.resolve(template)) } : {}),
+      signal: abort.signal,
+      progress: say,
+    });
+    const reportsDir = path.join(path.resolve(out), 'reports');
+    mkdirSync(reportsDir, { recursive: true });
+    writeFileSync(path.join(reportsDir, `${name}.json`), JSON.stringify(report, null, 2) + '\n');
+    writeFileSync(path.join(reportsDir, `${name}.md`), cgroupReportMarkdown(report));
+    process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : cgroupReportMarkdown(report));
+    for (const w of report.warnings) say(`warning: ${w}`);
+    return report.seen.length > 0 ? 0 : 1;
+  } catch (err) {
+    log.debug({ err }, 'recording the cgroup failed');
+    say((err as Error).message);
+    return 1;
+  } finally {
+    process.off('SIGINT', stop);
+  }
+}
+
+async function recordTierCommand(values: Values, log: pino.Logger): Promise<number> {
+  const install = installRoot();
+  const policyFile = path.resolve(str(values, 'policy') ?? path.join(install, 'profiles', 'policy.yaml'));
+  const profilesDir = path.resolve(str(values, 'profiles') ?? path.join(install, 'profiles'));
+  const policy = loadPolicy(policyFile);
+  const asked = (values.tier as string[] | undefined) ?? [];
+  const unknown = asked.filter((t) => !policy.tierByName.has(t));
+  if (unknown.length) throw new UsageError(`no tier ${unknown.map((t) => `'${t}'`).join(', ')} in ${policyFile}`);
+  // In the policy's order, whatever the order on the command line.
+  const tiers = asked.length ? policy.tiers.map((t) => t.name).filter((t) => asked.includes(t)) : policy.tiers.map((t) => t.name);
+  const workloadFile = str(values, 'workload');
+  const holdoutFile = str(values, 'holdout');
+  if ((workloadFile || holdoutFile) && tiers.length !== 1) throw new UsageError('--workload and --holdout go with exactly one --tier');
+  const prove = values.prove === true;
+  if (workloadFile && prove && !holdoutFile) throw new UsageError('--prove with your own --workload needs a --holdout workload (not the one recorded)');
+  const workload = workloadFile ? loadWorkload(path.resolve(workloadFile)) : undefined;
+  const holdout = holdoutFile ? loadWorkload(path.resolve(holdoutFile)) : undefined;
+  for (const w of [workload, holdout]) if (w && w.tier !== tiers[0]) throw new UsageError(`${w.name} is a workload for tier '${w.tier}', not '${tiers[0]}'`);
+  const corpusDir = path.resolve(str(values, 'corpus') ?? defaultCorpusDir(install));
+  if (!workload && !existsSync(corpusDir)) throw new UsageError(`the Synthea corpus is not at ${corpusDir}: give --corpus <dir> or --workload <file>`);
+  const dockerFile = str(values, 'docker-default') ? path.resolve(str(values, 'docker-default')!) : defaultDockerAllowFile();
+  const outDir = path.resolve(str(values, 'out') ?? profilesDir);
+  const command = ['fhirguard record', ...tiers.map((t) => `--tier ${t}`), workloadFile ? `--workload ${workloadFile}` : '', prove ? '--prove' : '']
+    .filter(Boolean)
+    .join(' ');
+  const result = await recordTiers({
+    command,
+    policy,
+    tiers,
+    install,
+    profilesDir,
+    outDir,
+    stateDir: path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR),
+    runcPath: str(values, 'runc'),
+    identity: parseIdentity(str(values, 'worker-user')),
+    corpusDir,
+    patients: count(values, 'patients', undefined),
+    workload,
+    holdout,
+    prove,
+    runs: count(values, 'runs', 1)!,
+    saveWorkloads: str(values, 'save-workloads') ? path.resolve(str(values, 'save-workloads')!) : undefined,
+    dockerDefaultFile: existsSync(dockerFile) ? dockerFile : null,
+    workerLogLevel: str(values, 'worker-log-level') ?? 'info',
+    log,
+    progress: say,
+  });
+  process.stdout.write(values.json ? JSON.stringify(result.report, null, 2) + '\n' : reportMarkdown(result.report));
+  for (const t of result.report.tiers) {
+    if (t.failures.length) say(`${t.tier}: ${t.failures.length} workload steps did not answer as expected while recording (see the report)`);
+    if (t.pagesRefused.length) say(`${t.tier}: ${t.pagesRefused.length} page links were refused before reaching the worker (see the report)`);
+  }
+  if (result.written.length) say(`profiles written to ${outDir} for ${result.written.join(', ')}; reports in ${path.join(outDir, 'reports')}`);
+  if (result.failedProofs.length) {
+    say(`the proof failed for ${result.failedProofs.join(', ')}: their profiles were not written`);
+    return 1;
+  }
+  return 0;
+}
+
+export const recordCommand: Command = {
+  name: 'record',
+  summary: "record what each tier's workers really do into tight seccomp and eBPF profiles (root)",
+  usage: '[--tier <name>]... [--workload <file>] [--out <dir>] [--prove] | --cgroup <dir> --duration <s> --out <dir>',
+  options: {
+    tier: { type: 'string', multiple: true, arg: '<name>', help: 'tier to record (repeatable; default every tier of the policy)' },
+    workload: { type: 'string', arg: '<file>', help: "JSON workload to drive the tier with (default: made from the Synthea corpus, everything the policy routes to the tier)" },
+    holdout: { type: 'string', arg: '<file>', help: 'held-out JSON workload for --prove with your own --workload' },
+    prove: { type: 'boolean', help: 'replay a held-out workload with the new profiles enforced; write them only if nothing broke' },
+    out: { type: 'string', arg: '<dir>', help: 'where seccomp/<tier>.json, ebpf/<tier>.json and reports/ go (default: the --profiles directory)' },
+    profiles: { type: 'string', env: 'FHIRGUARD_PROFILES', arg: '<dir>', help: 'profiles the recording starts from: their argument filters, refusals and comments are kept (default: the shipped profiles/)' },
+    policy: { type: 'string', env: 'FHIRGUARD_POLICY', arg: '<file>', help: 'policy file naming the tiers and routing the workload (default: the shipped profiles/policy.yaml)' },
+    corpus: { type: 'string', arg: '<dir>', help: 'Synthea transaction bundles for the default workloads (default ../shared/corpus/synthea)' },
+    patients: { type: 'string', arg: '<n>', help: 'patients per half of the corpus in the default workloads (default all)' },
+    runs: { type: 'string', arg: '<n>', default: '1', help: 'record the workload this many times; the profile is the union, the report names what varied' },
+    'save-workloads': { type: 'string', arg: '<dir>', help: 'also write the workloads used, as JSON (a starting point for your own)' },
+    cgroup: { type: 'string', arg: '<dir>', help: "record a running container through its cgroup v2 directory (Docker's, Kubernetes')" },
+    duration: { type: 'string', arg: '<seconds>', help: 'how long to record the --cgroup (Ctrl-C ends it early)' },
+    name: { type: 'string', arg: '<name>', help: 'profile name for --cgroup (default: the directory name)' },
+    template: { type: 'string', arg: '<file>', help: 'seccomp profile whose rules, argument filters and refusals a --cgroup recording keeps' },
+    'state-dir': { type: 'string', env: 'FHIRGUARD_STATE_DIR', arg: '<dir>', default: DEFAULT_STATE_DIR, help: "root's state: runc state and bundles" },
+    runc: { type: 'string', env: 'FHIRGUARD_RUNC', arg: '<path>', help: 'the runc binary (default: found on PATH, /usr/sbin)' },
+    'worker-user': { type: 'string', env: 'FHIRGUARD_WORKER_USER', arg: '<uid:gid>', default: '65534:65534', help: 'identity of the recorded workers' },
+    'worker-log-level': { type: 'string', arg: '<level>', default: 'info', help: "the recorded worker's log level (as the agent gives it: it decides what the worker writes)" },
+    'docker-default': { type: 'string', arg: '<file>', help: "list of what Docker's default profile allows (default ../shared/reference/docker-default-allow.txt)" },
+    json: { type: 'boolean', help: 'print the report as JSON instead of Markdown' },
+    'log-level': { ...LOG_LEVEL_OPTION, default: 'warn' },
+  },
+  details: [
+    'Each tier\'s reference worker runs in its container under a seccomp filter that allows and logs',
+    '(the template\'s refusals kept) and the eBPF recorder, registered on the container\'s cgroup before',
+    'runc starts it, so runc\'s steps inside the container are recorded too. Boot, serve (from the',
+    'first healthy GET /metadata) and shutdown (SIGTERM) are kept apart. The workload goes through',
+    'the real proxy; its data is loaded first by a plain worker, outside the recording.',
+    'The seccomp profile is boot-under-the-filter ∪ serve ∪ shutdown on the template\'s rules; the',
+    'eBPF profile is the serve set. Needs root, runc and the eBPF recorder.',
+  ].join('\n'),
+  async run(values) {
+    const log = pino({ level: String(values['log-level'] ?? 'warn'), name: 'fhirguard-record' }, pino.destination({ dest: 2, sync: true }));
+    if (str(values, 'cgroup')) return recordCgroupCommand(values, log).catch((err: unknown) => {
+      say((err as Error).message);
+      return err instanceof UsageError ? 2 : 1;
+    });
+    // Interrupted: stop the containers this command started, then go.
+    const interrupted = (sig: NodeJS.Signals): void => {
+      say(`${sig}: stopping the recorded workers`);
+      void stopEverything().finally(() => process.exit(130));
+    };
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+    try {
+      return await recordTierCommand(values, log);
+    } catch (err) {
+      if (err instanceof UsageError || err instanceof PolicyError) {
+        say(err.message);
+        return 2;
+      }
+      say((err as Error).message);
+      log.debug({ err }, 'record failed');
+      return 1;
+    } finally {
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
+    }
+  },
+};

@@ -1,0 +1,81 @@
+// Why a syscall can be made in one run of the same workload and not in another: what the
+// report says about a name that is in some recordings and not others (or in the previous
+// profile and not this one). These are the calls whose use depends on timing and memory
+// state in node, V8, libuv and glibc rather than on what the requests asked for.
+
+const REASONS: Readonly<Record<string, string>> = {
+  brk: 'malloc grows or shrinks the heap: depends on what was allocated and freed before',
+  mmap: 'V8 and malloc map memory as heaps grow: depends on allocation sizes and GC timing',
+  munmap: 'V8 and malloc unmap memory the GC freed: depends on GC timing',
+  madvise: 'V8 returns pages the GC freed: depends on GC timing',
+  mprotect: 'V8 changes code-space and heap-page protections: depends on JIT and GC timing',
+  mremap: 'a large buffer grown in place (realloc): depends on response sizes',
+  sched_yield: 'spin-then-yield in lock contention between threads: depends on thread timing',
+  futex: 'threads waiting for and waking each other: depends on thread timing',
+  nanosleep: 'a thread backs off for a moment: depends on contention',
+  clock_nanosleep: 'a thread backs off for a moment: depends on contention',
+  restart_syscall: 'a blocking call interrupted by a signal and restarted: depends on signal timing',
+  rt_sigreturn: 'return from a signal handler: depends on whether a signal arrived',
+  tgkill: 'V8 interrupts one of its own threads: depends on GC and compiler timing',
+  clone: 'libuv or V8 starts a helper thread on first use: depends on when that use comes',
+  set_robust_list: 'a new thread starts: depends on when helper threads are started',
+  rseq: 'a new thread starts: depends on when helper threads are started',
+  sigaltstack: 'a new thread starts: depends on when helper threads are started',
+  rt_sigprocmask: 'a new thread starts, or a signal is blocked around a critical section',
+  gettid: 'a thread names itself: depends on which threads run',
+  getpid: 'logging or process-wide state read: depends on what was logged',
+  epoll_wait: 'the event loop waits in a different way: depends on timers pending',
+  epoll_pwait: 'the event loop waits: depends on whether there was work pending',
+  sysinfo: 'V8 sizes its heap from the machine memory: depends on GC heuristics',
+  shutdown: 'a connection closed by the server rather than by the client: depends on who closed first',
+  fsync: 'SQLite syncs at commit: depends on whether the run wrote at that moment',
+  fdatasync: 'SQLite syncs at commit: depends on whether the run wrote at that moment',
+  unlink: 'SQLite removes its rollback journal, or the worker its socket at exit',
+  openat: 'a module or file opened on first use: depends on which code ran first',
+  newfstatat: 'a module or file looked up on first use: depends on which code ran first',
+  statx: 'a module or file looked up on first use: depends on which code ran first',
+  read: 'a file read on first use',
+};
+
+/**
+ * Calls node's runtime makes whenever its own timing says so, whatever the requests: memory
+ * (the GC, malloc), helper threads starting, waiting and ending, signals between V8's threads,
+ * the event loop's waits. A worker that made one of them at all (starting, serving or
+ * stopping) may make it while serving at any moment, so the serve set keeps it even when the
+ * recording happened to see it in another phase only. None of them is on the dangerous list;
+ * clone stays limited to threads by the seccomp profile, exit ends a thread (exit_group, which
+ * ends the process, is not here).
+ */
+export const ANYTIME: ReadonlySet<string> = new Set([
+  'brk',
+  'mmap',
+  'munmap',
+  'madvise',
+  'mprotect',
+  'mremap',
+  'futex',
+  'sched_yield',
+  'nanosleep',
+  'clock_nanosleep',
+  'restart_syscall',
+  'rt_sigreturn',
+  'tgkill',
+  'clone',
+  'set_robust_list',
+  'rseq',
+  'sigaltstack',
+  'rt_sigprocmask',
+  'gettid',
+  'exit',
+  'epoll_wait',
+  'epoll_pwait',
+]);
+
+/** Why `name` may come and go between runs of one workload (a known reason, or a hint). */
+export function variationReason(name: string): string {
+  return REASONS[name] ?? 'not a known timing-dependent call: compare what the two runs did (workload, data, errors)';
+}
+
+export function isKnownVariation(name: string): boolean {
+  return Object.hasOwn(REASONS, name);
+}
