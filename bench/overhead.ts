@@ -250,8 +250,8 @@ async function main(): Promise<void> {
   console.log(`  (c)/(a) throughput ${pct(c)}, worker CPU per request ${pct(summary['seccomp+ebpf'].cpu / summary.unconfined.cpu)}`);
   console.log(`  target (c) >= ${TARGET * 100}% of (a)'s throughput: ${c >= TARGET ? 'met' : 'NOT met'}`);
   if (loadavg()[0] > cpus().length) {
-    console.log(`  note: load average ${loadavg()[0].toFixed(2)} on ${cpus().length} CPUs: other work competed, and the workers' cgroups (b, c) get one`);
-    console.log('  CPU share as a group against it where plain processes (a) get one each; CPU per request is the steadier figure');
+    console.log(`  note: load average ${loadavg()[0].toFixed(2)} on ${cpus().length} CPUs: other work competed for the CPUs during the runs;`);
+    console.log('  worker CPU per request is the figure that contention disturbs least');
   }
   const failed = VARIANTS.flatMap((v) => results[v]).some((r) => r.errors > 0);
   if (failed) {

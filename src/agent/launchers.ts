@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { CgroupCounters } from '../enforce/bpf';
+import { balanceCpuWeights } from '../enforce/cpu-weight';
 import { launchConfined, type EnforcementContext } from '../enforce/launch';
 import type { WorkerIdentity } from '../enforce/layout';
 import type { TierProfiles } from '../enforce/tier-profiles';
@@ -94,6 +95,8 @@ export class ContainerLauncher implements WorkerLauncher {
       args: [process.execPath, ...workerArgs(this.cmd, slot)],
       stdio: ['ignore', 2, 2],
     });
+    // The parent cgroups exist now (runc made them): weigh them as the workers they hold.
+    await balanceCpuWeights().catch(() => undefined);
     const exited = p.container.exited.then((e) => ({ code: e.code, signal: e.signal }));
     return {
       get pid() {
