@@ -4,6 +4,7 @@
 // request caused by them, and a clean stop, and everything it needed must be in the profiles.
 
 import type { Logger } from 'pino';
+import { R4_RESOURCE_TYPES } from '../../fhir/r4-resource-types';
 import type { Policy } from '../../policy';
 import type { CgroupCounters, RecordedSets } from '../bpf';
 import { bpfPolicyOf, type EbpfProfile } from '../ebpf-profile';
@@ -131,8 +132,12 @@ function seccompNeeded(sets: RecordedSets): string[] {
   return sorted([...sets.bootSeccomp, ...sets.serve, ...sets.shutdown]);
 }
 
+const TYPE_NAMES = new RegExp(`\\b(${R4_RESOURCE_TYPES.join('|')})\\b`, 'g');
+
+/** The same refusal of the same kind of interaction, whatever the type or data: the two
+ * halves of the corpus do not hold the same types, nor the same ids. */
 function failureKey(f: StepFailure): string {
-  return `${f.label} ${f.status}`;
+  return `${f.label.split(' ')[0]} ${f.method} ${f.status} ${f.detail.replace(TYPE_NAMES, '<type>')}`;
 }
 
 export async function recordTier(o: RecordTierOptions): Promise<TierRecording> {
