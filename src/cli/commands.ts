@@ -10,5 +10,6 @@ import { profileCommand } from './profile';
 import { proxyCommand } from './proxy';
 import { upCommand } from './up';
 import { recordCommand } from './record';
+import { imageCommand } from './image';
 
-export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, profileCommand, recordCommand, validateCommand];
+export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, profileCommand, recordCommand, imageCommand, validateCommand];

@@ -35,6 +35,17 @@ export interface ContainerSpec {
   memoryBytes: number;
   /** Runs on the host after the container's cgroup exists and before the process starts. */
   createRuntimeHook?: CreateRuntimeHook;
+  /** A prepared root filesystem (an unpacked worker image), used read-only instead of an
+   * empty root of host bind mounts; shared by every container of that image. */
+  rootfs?: string;
+  /** Host paths mounted at another path than their own (into an image's mount points). */
+  binds?: BindMount[];
+}
+
+export interface BindMount {
+  source: string;
+  destination: string;
+  writable: boolean;
 }
 
 const BIND_RO = ['rbind', 'ro', 'nosuid', 'nodev'];
@@ -62,6 +73,7 @@ export function ociConfig(spec: ContainerSpec): Record<string, unknown> {
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'strictatime', 'mode=755', 'size=64k', 'nr_inodes=64'] },
     ...spec.readOnly.map((p) => ({ destination: p, type: 'bind', source: p, options: BIND_RO })),
     ...spec.writable.map((p) => ({ destination: p, type: 'bind', source: p, options: BIND_RW })),
+    ...(spec.binds ?? []).map((b) => ({ destination: b.destination, type: 'bind', source: b.source, options: b.writable ? BIND_RW : BIND_RO })),
   ];
   const config: Record<string, unknown> = {
     ociVersion: '1.0.2-dev',
@@ -77,7 +89,7 @@ export function ociConfig(spec: ContainerSpec): Record<string, unknown> {
       noNewPrivileges: true,
       oomScoreAdj: 0,
     },
-    root: { path: 'rootfs', readonly: true },
+    root: { path: spec.rootfs ?? 'rootfs', readonly: true },
     hostname: spec.hostname,
     mounts,
     linux: {
@@ -98,13 +110,16 @@ export function ociConfig(spec: ContainerSpec): Record<string, unknown> {
   return config;
 }
 
-/** Writes `<dir>/config.json` and `<dir>/rootfs` (empty but for the root symlinks). */
+/** Writes `<dir>/config.json` and, without a prepared root, `<dir>/rootfs` (empty but for the root symlinks). */
 export async function writeBundle(dir: string, spec: ContainerSpec): Promise<void> {
   await rm(dir, { recursive: true, force: true });
-  const rootfs = path.join(dir, 'rootfs');
-  await mkdir(rootfs, { recursive: true, mode: 0o755 });
-  for (const [name, target] of Object.entries(spec.rootSymlinks)) {
-    await symlink(target, path.join(rootfs, name));
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  if (!spec.rootfs) {
+    const rootfs = path.join(dir, 'rootfs');
+    await mkdir(rootfs, { mode: 0o755 });
+    for (const [name, target] of Object.entries(spec.rootSymlinks)) {
+      await symlink(target, path.join(rootfs, name));
+    }
   }
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(ociConfig(spec), null, 2) + '\n', { mode: 0o600 });
 }

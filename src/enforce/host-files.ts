@@ -1,8 +1,9 @@
 // What a confined worker needs from the host, and nothing more: the node binary, the
 // directories holding the shared libraries it and the native addons under node_modules
 // load (found with ldd), a few files of /etc, and the fhirguard install (dist/,
-// node_modules/, bin/, package.json). No /usr/bin, no /bin: there is no shell or tool in a
-// worker's root to exec, even where seccomp must allow execve for the worker's own start.
+// node_modules/, bin/, package.json). The worker image (src/image) is built from the same
+// list, file by file. No /usr/bin, no /bin: there is no shell or tool in a worker's root
+// to exec, even where seccomp must allow execve for the worker's own start.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
@@ -62,6 +63,43 @@ function libraryDirs(lib: string): string[] {
   return dirs;
 }
 
+/** What a worker runs, file by file: the same list feeds the host bind mounts and the image. */
+export interface RuntimeFiles {
+  /** The node binary (absolute, symlinks resolved). */
+  node: string;
+  /** The native addons under the install's node_modules (`*.node`). */
+  addons: string[];
+  /** The shared libraries node and the addons load, as `ldd` names them (symlinks unresolved). */
+  libraries: string[];
+  /** The /etc files node reads at start that exist here. */
+  etc: string[];
+  /** The fhirguard install root (holding bin/fhirguard). */
+  install: string;
+  /** The parts of the install a worker runs from (dist, node_modules, bin, package.json), resolved. */
+  installEntries: string[];
+}
+
+/** The install parts a worker runs from, relative to the install root. */
+export const INSTALL_ENTRIES = ['dist', 'node_modules', 'bin', 'package.json'];
+
+/** The files a worker runs from on this host. `install` is the fhirguard install root. */
+export function runtimeFiles(install: string): RuntimeFiles {
+  const node = realpathSync(process.execPath);
+  const addons = nativeAddons(path.join(install, 'node_modules'));
+  const libraries = new Set<string>();
+  for (const bin of [node, ...addons]) {
+    for (const lib of sharedLibraries(bin)) if (existsSync(lib)) libraries.add(lib);
+  }
+  return {
+    node,
+    addons,
+    libraries: [...libraries].sort(),
+    etc: ETC_FILES.filter((f) => existsSync(f)),
+    install,
+    installEntries: INSTALL_ENTRIES.map((f) => path.join(install, f)).filter((p) => existsSync(p)).map((p) => realpathSync(p)),
+  };
+}
+
 let cached: HostFiles | undefined;
 
 /**
@@ -70,19 +108,10 @@ let cached: HostFiles | undefined;
  */
 export function hostFiles(install: string): HostFiles {
   if (cached && cached.install === install) return cached;
-  const node = realpathSync(process.execPath);
-  const ro = new Set<string>([node]);
-  const addons = nativeAddons(path.join(install, 'node_modules'));
-  for (const bin of [node, ...addons]) {
-    for (const lib of sharedLibraries(bin)) {
-      if (existsSync(lib)) libraryDirs(lib).forEach((d) => ro.add(d));
-    }
-  }
-  for (const f of ETC_FILES) if (existsSync(f)) ro.add(f);
-  for (const f of ['dist', 'node_modules', 'bin', 'package.json']) {
-    const p = path.join(install, f);
-    if (existsSync(p)) ro.add(realpathSync(p));
-  }
+  const files = runtimeFiles(install);
+  const ro = new Set<string>([files.node]);
+  for (const lib of files.libraries) libraryDirs(lib).forEach((d) => ro.add(d));
+  for (const f of [...files.etc, ...files.installEntries]) ro.add(f);
   const rootSymlinks: Record<string, string> = {};
   for (const name of readdirSync('/')) {
     const p = `/${name}`;
@@ -92,7 +121,7 @@ export function hostFiles(install: string): HostFiles {
       // vanished while listing: nothing to recreate
     }
   }
-  cached = { readOnly: minimalCover([...ro]), rootSymlinks, node, install };
+  cached = { readOnly: minimalCover([...ro]), rootSymlinks, node: files.node, install };
   return cached;
 }
 

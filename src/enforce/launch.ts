@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { BpfAction, BpfEnforcer, CgroupCounters, Phase } from './bpf';
 import { tierContainerSpec } from './confine';
 import { Container } from './container';
+import { imageContainerSpec, type ImageRoot } from '../image/container';
 import { bpfPolicyOf } from './ebpf-profile';
 import type { StateLayout, WorkerIdentity } from './layout';
 import type { Runc } from './runc';
@@ -45,6 +46,8 @@ export interface LaunchRequest {
   env?: string[];
   extraReadOnly?: string[];
   stdio: StdioOptions;
+  /** Run from this unpacked worker image instead of a root of host bind mounts. */
+  image?: ImageRoot;
 }
 
 export class ConfinedProcess {
@@ -109,7 +112,7 @@ export function bpfActionOf(mode: LaunchRequest['mode']): BpfAction {
 
 export async function launchConfined(ctx: EnforcementContext, req: LaunchRequest): Promise<ConfinedProcess> {
   const seccompMode: SeccompMode = req.mode;
-  const spec = tierContainerSpec(
+  const tierSpec = tierContainerSpec(
     { tier: req.tier, readOnly: req.readOnly, seccomp: req.profiles?.seccomp ?? null, seccompMode },
     {
       install: ctx.install,
@@ -124,6 +127,7 @@ export async function launchConfined(ctx: EnforcementContext, req: LaunchRequest
     undefined,
     req.cgroupName ?? req.id,
   );
+  const spec = req.image ? imageContainerSpec(tierSpec, req.image, req) : tierSpec;
   const cgroupDir = path.join(ctx.cgroupV2Mount, spec.cgroupsPath);
   const bpf = req.ebpf && req.profiles ? ctx.bpf : null;
   const profiles = req.profiles;

@@ -6,6 +6,7 @@ import { Decider } from './decide';
 import { loadReferenceGraph } from './reference-graph';
 import type { PolicyFields, RuleFields } from './schema';
 import { DecisionTable, SYSTEM_KINDS } from './table';
+import { compileSupplyChain } from './supply-chain';
 import { buildTiers } from './tiers';
 import type { Policy, TierConfig } from './types';
 import type { SourcePositions } from './yaml-check';
@@ -70,13 +71,17 @@ export function compile(fields: PolicyFields, file: string, at: SourcePositions)
   const tiers = buildTiers(fields.tiers, table, at);
   if (at.issues.length > before) return undefined;
 
+  const supply = compileSupplyChain(fields.supplyChain, file, at);
+  if (at.issues.length > before) return undefined;
+
   loadReferenceGraph();
   const decider = new Decider(table, tiers);
   return {
     file,
     tiers,
     tierByName: new Map(tiers.map((t) => [t.name, t])),
-    warnings: warningsOf(file, fields, table, tiers),
+    supplyChain: supply.supplyChain,
+    warnings: [...warningsOf(file, fields, table, tiers), ...supply.warnings],
     decide: decider.decide,
   };
 }

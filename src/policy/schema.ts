@@ -4,6 +4,7 @@
 
 import { INTERACTION_KINDS, type InteractionKind } from '../fhir/interaction';
 import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
+import { SUPPLY_CHAIN_FIELD, type SupplyChainFields } from './supply-chain';
 import type { Field, ObjectSpec, Spec } from './yaml-check';
 
 /** The tier fields as written in the file (before defaults). */
@@ -29,6 +30,7 @@ export interface RuleFields {
 export interface PolicyFields {
   tiers: TierFields[];
   rules: RuleFields[];
+  supplyChain?: SupplyChainFields;
 }
 
 /** Tier names end up in cgroup paths, profile file names and metric labels: keep them plain. */
@@ -146,5 +148,6 @@ export const POLICY_SPEC: ObjectSpec = {
       required: true,
       doc: 'rules, first match wins, no match = deny',
     },
+    supplyChain: SUPPLY_CHAIN_FIELD,
   },
 };

@@ -2,6 +2,7 @@
 // per-request decision. Re-exported by index.ts, the module's public face.
 
 import type { Interaction } from '../fhir/interaction';
+import type { SupplyChainPolicy } from './supply-chain';
 
 export interface TierConfig {
   name: string;
@@ -36,6 +37,8 @@ export interface Policy {
   file: string;
   tiers: TierConfig[];
   tierByName: ReadonlyMap<string, TierConfig>;
+  /** The image scan gate (`supplyChain:`; defaults when the file has none). */
+  supplyChain: SupplyChainPolicy;
   /** Things that load but are probably mistakes (an unused tier, a rule that never matches). */
   warnings: string[];
   /** The tier serving this interaction, or throws FhirError 403 (reason 'policy') naming what was denied and why. */
