@@ -1,0 +1,140 @@
+// The parts of the scan that need no image: version order (Debian's checked against dpkg
+// itself), CVSS v3 base scores, OSV range evaluation, and the tar format round trip.
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { inRange } from '../../src/image/osv';
+import { advisorySeverity, cvss3BaseScore } from '../../src/image/severity';
+import { readTar, writeTar } from '../../src/image/tar';
+import { compareDebian, compareSemver } from '../../src/image/versions';
+
+describe('version order', () => {
+  test('SemVer 2.0 precedence', () => {
+    const ordered = ['1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11', '1.0.0-rc.1', '1.0.0', '1.0.1', '1.2.0', '1.10.0', '2.0.0'];
+    for (let i = 0; i + 1 < ordered.length; i++) {
+      expect(compareSemver(ordered[i], ordered[i + 1])).toBeLessThan(0);
+      expect(compareSemver(ordered[i + 1], ordered[i])).toBeGreaterThan(0);
+    }
+    expect(compareSemver('1.2.3+build.5', '1.2.3')).toBe(0);
+    expect(() => compareSemver('1.2', '1.2.0')).toThrow(/not a semantic version/);
+  });
+
+  test('Debian order is what dpkg --compare-versions says', () => {
+    const versions = [
+      '2.36-9+deb12u14', '2.36-9+deb12u999', '2.36-9', '2.36', '2.36~rc1', '2.36-9~bpo1', '1:2.0', '1:1.9', '0:2.36-9+deb12u14',
+      '20.20.2-1nodesource1+repack1', '20.0.0-1', '1.0a', '1.0', '1.0+', '1.0.0', '1.0-0', '1.0-1.1', '12.4+deb12u11', '2:1.02.185-2', '1.0~~', '1.0~~a',
+    ];
+    for (const a of versions) {
+      for (const b of versions) {
+        const ours = Math.sign(compareDebian(a, b));
+        const lt = (() => {
+          try {
+            execFileSync('dpkg', ['--compare-versions', a, 'lt', b]);
+            return true;
+          } catch {
+            return false;
+          }
+        })();
+        const eq = (() => {
+          try {
+            execFileSync('dpkg', ['--compare-versions', a, 'eq', b]);
+            return true;
+          } catch {
+            return false;
+          }
+        })();
+        expect([a, b, ours]).toEqual([a, b, lt ? -1 : eq ? 0 : 1]);
+      }
+    }
+  }, 120_000);
+});
+
+describe('severity', () => {
+  test('CVSS v3 base scores', () => {
+    expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H')).toBe(9.8);
+    expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H')).toBe(10);
+    expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N')).toBe(6.1);
+    expect(cvss3BaseScore('CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N')).toBe(5.3);
+    expect(cvss3BaseScore('CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N')).toBe(0);
+    expect(cvss3BaseScore('CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N')).toBeUndefined();
+    expect(cvss3BaseScore('AV:N/AC:L/Au:N/C:P/I:P/A:P')).toBeUndefined();
+  });
+
+  test('the database label first, then the CVSS vector, else unknown', () => {
+    expect(advisorySeverity({ database_specific: { severity: 'MODERATE' }, severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }] }).severity).toBe('medium');
+    expect(advisorySeverity({ severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }] })).toEqual({ severity: 'critical', source: 'CVSS v3 base score 9.8' });
+    expect(advisorySeverity({}, { severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N' }] }).severity).toBe('medium');
+    expect(advisorySeverity({ severity: [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N' }] })).toEqual({ source: 'none' });
+  });
+});
+
+describe('OSV ranges', () => {
+  test('introduced, fixed, last_affected, several ranges in one', () => {
+    const ev = [{ introduced: '1.0.0' }, { fixed: '1.5.0' }, { introduced: '2.0.0' }, { fixed: '2.3.0' }];
+    const affected = (v: string, e = ev): boolean => inRange(v, e, compareSemver);
+    expect(['0.9.0', '1.5.0', '1.7.0', '2.3.0', '3.0.0'].map((v) => affected(v))).toEqual([false, false, false, false, false]);
+    expect(['1.0.0', '1.4.9', '2.0.0', '2.2.9'].map((v) => affected(v))).toEqual([true, true, true, true]);
+    // events in any order, introduced 0, last_affected
+    expect(inRange('1.2.3', [{ last_affected: '1.2.3' }, { introduced: '0' }], compareSemver)).toBe(true);
+    expect(inRange('1.2.4', [{ last_affected: '1.2.3' }, { introduced: '0' }], compareSemver)).toBe(false);
+    expect(inRange('2.36-9+deb12u14', [{ introduced: '0' }, { fixed: '2.36-9+deb12u15' }], compareDebian)).toBe(true);
+    expect(inRange('2.36-9+deb12u14', [{ introduced: '0' }, { fixed: '2.36-9+deb12u3' }], compareDebian)).toBe(false);
+  });
+});
+
+describe('tar', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'fg-tar-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('sorted, fixed metadata, long paths through PAX; GNU tar reads it and our reader reads it back', async () => {
+    const src = path.join(dir, 'src.bin');
+    writeFileSync(src, Buffer.alloc(1000, 7));
+    const long = `a/${'d'.repeat(120)}/${'f'.repeat(110)}.json`;
+    const entries = [
+      { path: 'b', type: 'dir' as const },
+      { path: 'a', type: 'dir' as const },
+      { path: `a/${'d'.repeat(120)}`, type: 'dir' as const },
+      { path: long, type: 'file' as const, executable: false, data: Buffer.from('{"x":1}') },
+      { path: 'b/run', type: 'file' as const, executable: true, source: src },
+      { path: 'b/link', type: 'symlink' as const, target: `../${'t'.repeat(150)}` },
+    ];
+    const file = path.join(dir, 'x.tar');
+    writeTar(file, entries, 1700000000);
+    const again = path.join(dir, 'y.tar');
+    writeTar(again, [...entries].reverse(), 1700000000);
+    expect(readFileSync(again).equals(readFileSync(file))).toBe(true);
+
+    const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', file], { encoding: 'utf8' }).trim().split('\n');
+    expect(listing.map((l) => l.split(/\s+/).slice(5).join(' '))).toEqual([
+      'a/',
+      `a/${'d'.repeat(120)}/`,
+      `${long}`,
+      'b/',
+      `b/link -> ../${'t'.repeat(150)}`,
+      'b/run',
+    ]);
+    expect(listing.every((l) => l.includes(' 0/0 ') && l.includes('2023-11-14 22:13:20'))).toBe(true);
+    expect(listing[5].startsWith('-rwxr-xr-x')).toBe(true);
+
+    const read = await readTar(Readable.from([readFileSync(file)]), (h) => h.path.endsWith('.json') || h.path === 'b/run');
+    expect(read.map((e) => [e.path, e.type])).toEqual([
+      ['a', 'dir'],
+      [`a/${'d'.repeat(120)}`, 'dir'],
+      [long, 'file'],
+      ['b', 'dir'],
+      ['b/link', 'symlink'],
+      ['b/run', 'file'],
+    ]);
+    expect(read[2].data?.toString()).toBe('{"x":1}');
+    expect(read[4].target).toBe(`../${'t'.repeat(150)}`);
+    expect(read[5].data?.equals(Buffer.alloc(1000, 7))).toBe(true);
+    expect(read[5].mode).toBe(0o755);
+  });
+});
