@@ -13,6 +13,7 @@ import { openEnforcement, type EnforcementStatus } from '../enforce/context';
 import type { EnforcementContext } from '../enforce/launch';
 import { checkDataDir, prepareDataDir, prepareSocketDir, stateLayout, unsearchableAncestor, type WorkerIdentity } from '../enforce/layout';
 import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
+import type { WorkerImage } from '../image/worker-image';
 import type { Policy } from '../policy';
 import { CounterTotals, type TierCounters } from './counters';
 import { decideTier, type TierEnforcement } from './enforcement';
@@ -31,6 +32,8 @@ export interface AgentOptions {
   withoutEbpf?: boolean;
   log: Logger;
   workerLogLevel?: string;
+  /** Run workers from this image (`--image`) instead of the host's files; needs containers. */
+  image?: WorkerImage;
   /** Supervisor tuning (tests shorten the backoff). */
   supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired'>>;
 }
@@ -108,9 +111,13 @@ export class Agent extends EventEmitter {
         await ctx.runc.delete(c.id);
       }
     }
+    if (this.o.image) {
+      if (!ctx) throw new Error(`--image runs workers in containers, which this host cannot run: ${status.containers.reason}`);
+      await this.o.image.prepare(); // resolved and scanned now; gated before every start
+    }
     const cmd = { install: this.o.install, db: this.o.db, logLevel: this.o.workerLogLevel ?? 'info' };
     const launcher: WorkerLauncher = ctx
-      ? new ContainerLauncher(ctx, cmd, this.profiles, status.ebpf.ok)
+      ? new ContainerLauncher(ctx, cmd, this.profiles, status.ebpf.ok, this.o.image)
       : new ProcessLauncher(cmd, root ? this.o.identity : null);
 
     // Cgroups are host-wide: workers of agents on other state directories must not share them.

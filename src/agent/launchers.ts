@@ -9,6 +9,8 @@ import { balanceCpuWeights } from '../enforce/cpu-weight';
 import { launchConfined, type EnforcementContext } from '../enforce/launch';
 import type { WorkerIdentity } from '../enforce/layout';
 import type { TierProfiles } from '../enforce/tier-profiles';
+import type { ImageRoot } from '../image/container';
+import type { WorkerImage } from '../image/worker-image';
 import type { TierConfig } from '../policy';
 
 export interface WorkerSlot {
@@ -45,22 +47,36 @@ export interface WorkerLauncher {
   launch(slot: WorkerSlot): Promise<WorkerHandle>;
 }
 
+/**
+ * Thrown by a launcher that must not start a worker (its tier failed a check): not a crash
+ * to retry at once. `reason` is one of a fixed set (a metric label).
+ */
+export class StartRefusedError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface WorkerCommand {
   install: string;
   db: string;
   logLevel: string;
 }
 
-function workerArgs(cmd: WorkerCommand, slot: WorkerSlot): string[] {
+/** The worker's command line; in an image, with the image's program and mount points. */
+function workerArgs(cmd: WorkerCommand, slot: WorkerSlot, image?: ImageRoot): string[] {
   return [
-    path.join(cmd.install, 'bin', 'fhirguard'),
+    ...(image ? image.entrypoint : [path.join(cmd.install, 'bin', 'fhirguard')]),
     'worker',
     '--tier',
     slot.tier.name,
     '--db',
-    cmd.db,
+    image ? path.posix.join(image.dataDir, path.basename(cmd.db)) : cmd.db,
     '--listen',
-    `unix:${slot.socketPath}`,
+    `unix:${image ? path.posix.join(image.socketDir, path.basename(slot.socketPath)) : slot.socketPath}`,
     '--log-level',
     cmd.logLevel,
     ...(slot.tier.readOnly ? ['--read-only'] : []),
@@ -76,11 +92,14 @@ export class ContainerLauncher implements WorkerLauncher {
     private readonly profiles: ReadonlyMap<string, TierProfiles>,
     /** Register eBPF policies (the kernel supports them). */
     private readonly ebpf: boolean,
+    /** Run workers from this image (gated and unpacked before each start) instead of host files. */
+    private readonly image?: WorkerImage,
   ) {}
 
   async launch(slot: WorkerSlot): Promise<WorkerHandle> {
     const profiles = this.profiles.get(slot.tier.name);
     if (!profiles) throw new Error(`no profiles loaded for tier ${slot.tier.name}`);
+    const image = this.image ? await this.image.admit() : undefined;
     const p = await launchConfined(this.ctx, {
       tier: slot.tier.name,
       readOnly: slot.tier.readOnly,
@@ -92,8 +111,9 @@ export class ContainerLauncher implements WorkerLauncher {
       dataDir: path.dirname(this.cmd.db),
       socketDir: slot.socketDir,
       // The worker logs JSON lines on stderr: they go to the agent's stderr.
-      args: [process.execPath, ...workerArgs(this.cmd, slot)],
+      args: image ? workerArgs(this.cmd, slot, image) : [process.execPath, ...workerArgs(this.cmd, slot)],
       stdio: ['ignore', 2, 2],
+      ...(image ? { image } : {}),
     });
     // The parent cgroups exist now (runc made them): weigh them as the workers they hold.
     await balanceCpuWeights().catch(() => undefined);

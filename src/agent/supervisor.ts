@@ -109,6 +109,8 @@ export class WorkerSupervisor extends EventEmitter {
         this.off('change', on);
         reject(new Error(`${this.slot.id}: not ${states.join('|')} after ${timeoutMs} ms (state ${this.state})`));
       }, timeoutMs);
+      // A wait (e.g. readers waiting for a writer that is refused) never keeps a stopped agent alive.
+      t.unref();
       const on = (i: WorkerInfo): void => {
         if (states.includes(i.state)) {
           clearTimeout(t);

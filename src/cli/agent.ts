@@ -10,6 +10,7 @@ import { serveApi } from '../agent/api';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { installRoot } from '../enforce/install-root';
 import { parseIdentity } from '../enforce/layout';
+import { IMAGE_OPTIONS, workerImageFrom } from '../image/options';
 import { loadPolicy } from '../policy';
 import { LOG_LEVEL_OPTION, type Command } from './command';
 
@@ -19,6 +20,7 @@ export const agentCommand: Command = {
   usage: '[options]',
   options: {
     ...ENFORCE_OPTIONS,
+    ...IMAGE_OPTIONS,
     socket: { type: 'string', env: 'FHIRGUARD_AGENT_SOCKET', arg: '<path>', help: "the agent API's Unix socket (default <state-dir>/agent.sock, mode 0660)" },
     'socket-group': {
       type: 'string',
@@ -59,6 +61,7 @@ export const agentCommand: Command = {
         withoutEbpf: values['without-ebpf'] === true,
         log,
         workerLogLevel: String(values['log-level'] ?? 'info'),
+        image: workerImageFrom(values, { policy, stateDir: paths.stateDir, log }),
       });
       const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
       await mkdir(path.dirname(socketPath), { recursive: true });

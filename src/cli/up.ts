@@ -9,6 +9,7 @@ import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AgentClient } from '../agent/client';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
+import { IMAGE_OPTIONS } from '../image/options';
 import { installRoot } from '../enforce/install-root';
 import { parseIdentity } from '../enforce/layout';
 import { PROXY_OPTIONS } from '../proxy/options';
@@ -66,6 +67,7 @@ export const upCommand: Command = {
   options: {
     ...PROXY_OPTIONS,
     ...ENFORCE_OPTIONS,
+    ...IMAGE_OPTIONS,
     'log-level': LOG_LEVEL_OPTION,
   },
   details: [
@@ -93,7 +95,7 @@ export const upCommand: Command = {
     }
     const agent = spawn(
       process.execPath,
-      [bin, 'agent', '--policy', paths.policyFile, '--profiles', paths.profilesDir, '--state-dir', paths.stateDir, '--db', paths.db, '--socket', socket, '--log-level', level, ...pass(['runc', 'worker-user'])],
+      [bin, 'agent', '--policy', paths.policyFile, '--profiles', paths.profilesDir, '--state-dir', paths.stateDir, '--db', paths.db, '--socket', socket, '--log-level', level, ...pass(['runc', 'worker-user', 'image', 'advisories'])],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     const client = new AgentClient(socket, 2000);
