@@ -4,7 +4,9 @@ import http from 'node:http';
 
 export function checkHealth(socketPath: string, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.request({ socketPath, path: '/metadata', method: 'GET', timeout: timeoutMs, headers: { accept: 'application/fhir+json' } }, (res) => {
+    // A connection of its own each time (agent: false), closed after the answer: an idle
+    // keep-alive socket of the agent's would hold a draining worker open for nothing.
+    const req = http.request({ socketPath, path: '/metadata', method: 'GET', timeout: timeoutMs, agent: false, headers: { accept: 'application/fhir+json' } }, (res) => {
       res.resume();
       res.once('end', () => resolve(res.statusCode === 200));
       res.once('error', () => resolve(false));

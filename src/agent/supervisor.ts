@@ -10,7 +10,7 @@ import type { CgroupCounters } from '../enforce/bpf';
 import { checkHealth, waitHealthy } from './health';
 import type { WorkerExit, WorkerHandle, WorkerLauncher, WorkerSlot } from './launchers';
 
-export type WorkerState = 'starting' | 'ready' | 'serving' | 'crashed' | 'stopped';
+export type WorkerState = 'starting' | 'ready' | 'serving' | 'crashed' | 'stopped' | 'draining';
 
 export interface WorkerInfo {
   tier: string;
@@ -157,6 +157,9 @@ export class WorkerSupervisor extends EventEmitter {
         continue;
       }
       this.handle = handle;
+      // stop() or drain() came while it was being launched (stop() saw no handle to stop):
+      // it never served, so there is nothing to finish.
+      if (this.stopping) void handle.stop(0);
       let servedAt = 0;
       const healthy = await waitHealthy(this.slot.socketPath, handle.exited, this.o.startTimeoutMs ?? 60_000);
       if (healthy && !this.stopping) {
@@ -164,7 +167,8 @@ export class WorkerSupervisor extends EventEmitter {
         try {
           await handle.serve();
           servedAt = Date.now();
-          this.set('serving');
+          // A worker drained while it was switching (a rollout gave up on it) never serves.
+          if (!this.stopping) this.set('serving');
           log.info({ pid: handle.pid }, 'worker serving');
         } catch (err) {
           // Without its serve-phase policy the worker would run less confined than promised.
@@ -217,11 +221,26 @@ export class WorkerSupervisor extends EventEmitter {
     }
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Takes the worker out of service ahead of stop() (a rollout replacing it): state
+   * 'draining', on which the proxy stops sending it requests and lets those in flight
+   * finish; no health-check kill and no restart from now on.
+   */
+  drain(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.wake?.();
+    if (this.handle) this.set('draining');
+  }
+
+  /** `graceMs`: how long the worker may take to finish after SIGTERM (0: SIGKILL now, for a
+   * worker that never served; a SIGTERM reaching a container's pid 1 before it has a handler
+   * is lost). */
+  async stop(graceMs = this.o.stopGraceMs ?? 10_000): Promise<void> {
     this.stopping = true;
     this.wake?.();
     const h = this.handle;
-    if (h) await h.stop(this.o.stopGraceMs ?? 10_000);
+    if (h) await h.stop(graceMs);
     await this.loop;
     this.loop = null;
   }

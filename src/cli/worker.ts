@@ -43,6 +43,12 @@ export const workerCommand: Command = {
         return 2;
       }
     }
+    // Until it serves there is nothing to finish: a stop request ends it at once. (In its
+    // container the worker is pid 1, which ignores a signal it has no handler for, so
+    // without this a worker stopped while starting would only go at the SIGKILL.)
+    const early = (): void => process.exit(143);
+    process.once('SIGTERM', early);
+    process.once('SIGINT', early);
     let worker;
     try {
       worker = await startWorker({
@@ -56,6 +62,8 @@ export const workerCommand: Command = {
       return 1;
     }
     const running = worker;
+    process.off('SIGTERM', early);
+    process.off('SIGINT', early);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         log.info({ signal }, 'stopping');

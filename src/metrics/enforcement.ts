@@ -10,7 +10,7 @@ import { MECHANISMS } from '../agent/enforcement';
 import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../enforce/profile/reference';
 import { collected } from './collected';
 
-const WORKER_STATES = ['starting', 'ready', 'serving', 'crashed', 'stopped'] as const;
+const WORKER_STATES = ['starting', 'ready', 'serving', 'draining', 'crashed', 'stopped'] as const;
 
 /**
  * One agent call per scrape however many metrics read it, and a scrape that still answers
@@ -81,13 +81,17 @@ export function registerEnforcementMetrics(
       for (const w of workers) this.inc({ tier: w.tier, state: w.state });
     },
   });
+  const restarts = new Map<string, { tier: string; n: number }>();
   collected(registry, {
     name: 'fhirguard_worker_restarts_total',
     help: 'Worker restarts after a crash, a kill or a failed health check',
     type: 'counter',
     async values() {
+      // Summed over every worker seen, gone ones too (a rollout replaces workers with new
+      // ids): the counter never goes down while the proxy runs.
+      for (const w of await agent.workers()) restarts.set(w.id, { tier: w.tier, n: Math.max(w.restarts, restarts.get(w.id)?.n ?? 0) });
       const sums = new Map<string, number>(tierNames.map((t) => [t, 0]));
-      for (const w of await agent.workers()) sums.set(w.tier, (sums.get(w.tier) ?? 0) + w.restarts);
+      for (const { tier, n } of restarts.values()) sums.set(tier, (sums.get(tier) ?? 0) + n);
       return [...sums].map(([tier, value]) => ({ labels: { tier }, value }));
     },
   });
