@@ -7,6 +7,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { Agent } from '../agent/agent';
 import { serveApi } from '../agent/api';
+import { runNodeAgent } from '../agent/kube/node-agent';
+import { NODE_MODE_OPTIONS } from '../agent/kube/options';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { installRoot } from '../enforce/install-root';
 import { parseIdentity } from '../enforce/layout';
@@ -21,6 +23,7 @@ export const agentCommand: Command = {
   options: {
     ...ENFORCE_OPTIONS,
     ...IMAGE_OPTIONS,
+    ...NODE_MODE_OPTIONS,
     socket: { type: 'string', env: 'FHIRGUARD_AGENT_SOCKET', arg: '<path>', help: "the agent API's Unix socket (default <state-dir>/agent.sock, mode 0660)" },
     'socket-group': {
       type: 'string',
@@ -41,9 +44,18 @@ export const agentCommand: Command = {
     'reported inactive on GET /enforcement; tiers with `enforcement: required` are refused.',
     'API (GET, JSON): /workers, /events (NDJSON stream), /counters, /enforcement, /health.',
     'SIGTERM or SIGINT: every worker gets its shutdown phase and SIGTERM; the agent exits 0.',
+    'Node mode (--adopt-pods, a Kubernetes DaemonSet): no runc, no workers, no API socket; the',
+    "tier's eBPF policy on the worker containers of this node's pods labelled with the tier",
+    '(boot, serve once the pod is Ready), counters as metrics on --admin. Needs eBPF, not runc.',
   ].join('\n'),
   async run(values) {
     const log = pino({ level: String(values['log-level'] ?? 'info'), name: 'fhirguard-agent' }, pino.destination({ dest: 2, sync: true }));
+    if (values['adopt-pods'] !== undefined) return runNodeAgent(values, log);
+    if (values.admin !== undefined) {
+      // The proxy exports this agent's counters already: a second export would count them twice.
+      log.fatal('agent: --admin goes with --adopt-pods (without it, the proxy exports the counters)');
+      return 2;
+    }
     const paths = enforcePaths(values);
     let agent: Agent;
     let api: { close(): Promise<void> };

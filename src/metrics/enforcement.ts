@@ -5,7 +5,7 @@
 // cardinality is bounded by the kernel, not by clients.
 
 import { Gauge, type Registry } from 'prom-client';
-import type { AgentClient } from '../agent/client';
+import type { AgentClient, WorkerInfo } from '../agent/client';
 import { MECHANISMS } from '../agent/enforcement';
 import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../enforce/profile/reference';
 import { collected } from './collected';
@@ -27,9 +27,17 @@ function perScrape<T>(call: () => Promise<T>, fallback: T, onError: (err: Error)
   };
 }
 
+/** Where the numbers come from: the agent API (the proxy), or a node agent's own state. */
+export interface EnforcementSource {
+  counters: AgentClient['counters'];
+  enforcement: AgentClient['enforcement'];
+  /** Only what the metrics read of each worker. */
+  workers(): Promise<Array<Pick<WorkerInfo, 'tier' | 'id' | 'restarts'> & { state: string }>>;
+}
+
 export function registerEnforcementMetrics(
   registry: Registry,
-  client: AgentClient,
+  client: EnforcementSource,
   tierNames: readonly string[],
   onError: (err: Error) => void,
 ): void {
