@@ -7,7 +7,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -187,7 +187,7 @@ describe('fhirguard agent --adopt-pods', () => {
   let readDir = '';
   let readChild: Child;
 
-  it('adopts a labelled pod of its node in boot phase, and leaves its other containers alone', async () => {
+  it('adopts a labelled pod of its node in boot phase, leaves its other containers alone, drops what is gone', async () => {
     readDir = containerCgroup(read.uid, read.worker);
     const bridgeDir = containerCgroup(read.uid, 'b'.repeat(64));
     readChild = await Child.start(readDir);
@@ -196,7 +196,18 @@ describe('fhirguard agent --adopt-pods', () => {
     const elsewhereDir = containerCgroup(elsewhere.uid, elsewhere.worker);
     api.put(pod(read));
     api.put(pod(elsewhere));
+    // What an agent that stopped left pinned: a cgroup that is gone since, one that still exists.
+    await bpf.load();
+    const [gone, kept] = [path.join(kubepods, 'gone'), path.join(kubepods, 'kept')];
+    for (const d of [gone, kept]) mkdirSync(d);
+    made.push(kept);
+    const goneId = (await bpf.setPolicy(gone, { action: 'enforce', allow: ['read'] })).cgid;
+    const keptId = (await bpf.setPolicy(kept, { action: 'enforce', allow: ['read'] })).cgid;
+    rmdirSync(gone);
     await startAgent();
+    const registered = (await bpf.counters()).cgroups.map((c) => c.cgid);
+    expect(registered).toContain(keptId);
+    expect(registered).not.toContain(goneId);
     expect(await eventually('read pod phase', () => phaseOf(readDir), (p) => p === 'boot')).toBe('boot');
     // Boot allows every call: start-up is the seccomp profile's business.
     expect(await readChild.send('getppid')).toBe(`ok ${process.pid}`);
