@@ -538,13 +538,24 @@ static size_t egress_keys_of(int fd, uint64_t cgid, struct fg_egress_key **out)
 	return n;
 }
 
+/* A new element of a hash map without preallocation comes from a per-CPU cache that the kernel
+ * refills asynchronously (irq_work) with atomic allocations. For fg_counters that is a per-CPU
+ * allocation of 8 KiB and more, which often outgrows the per-CPU allocator's pool of populated
+ * pages that atomic allocations may use: the refill fails, the cache stays empty until the pool
+ * is topped up, and an update made meanwhile fails with ENOMEM although memory is plentiful
+ * (about one set-policy in three when they come back to back). Such an ENOMEM is retried. */
 static void ensure_zeroed(int fd, const void *key, size_t value_size)
 {
 	void *zero = calloc(1, value_size);
 	if (!zero)
 		die("out of memory");
-	if (bpf_map_update_elem(fd, key, zero, BPF_NOEXIST) != 0 && errno != EEXIST)
-		die("creating counters: %s", strerror(errno));
+	for (unsigned attempt = 0;; attempt++) {
+		if (bpf_map_update_elem(fd, key, zero, BPF_NOEXIST) == 0 || errno == EEXIST)
+			break;
+		if (errno != ENOMEM || attempt == 12)
+			die("creating counters: %s", strerror(errno));
+		usleep(1000u << (attempt < 6 ? attempt : 6)); /* 1 ms, doubling to 64 ms: ~0.5 s in all */
+	}
 	free(zero);
 }
 
