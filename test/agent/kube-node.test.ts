@@ -86,6 +86,11 @@ function containerCgroup(uid: string, id: string): string {
   return dir;
 }
 
+/** Whether a cgroup id has a policy (its directory may be gone). */
+async function registered(cgid: string): Promise<boolean> {
+  return (await bpf.counters()).cgroups.some((c) => c.cgid === cgid);
+}
+
 async function phaseOf(dir: string): Promise<Phase | null> {
   const c = await bpf.counters(dir).catch(() => null);
   return c?.cgroups[0]?.policy?.phase ?? null;
@@ -186,6 +191,7 @@ describe('fhirguard agent --adopt-pods', () => {
   const write = { uid: randomUUID(), name: 'fhirguard-worker-write-5c4b-a', tier: 'write', worker: containerId(), ready: true, startedAt: at(4000), readySince: at(1000) };
   let readDir = '';
   let readChild: Child;
+  let writeChild: Child;
 
   it('adopts a labelled pod of its node in boot phase, leaves its other containers alone, drops what is gone', async () => {
     readDir = containerCgroup(read.uid, read.worker);
@@ -239,7 +245,7 @@ describe('fhirguard agent --adopt-pods', () => {
 
   it('only counts in an audit tier: calls and connections outside the policy go on and show in the metrics', async () => {
     const dir = containerCgroup(write.uid, write.worker);
-    const child = await Child.start(dir);
+    const child = (writeChild = await Child.start(dir));
     const { port, server } = await listenLoopback();
     try {
       api.put(pod(write));
@@ -288,22 +294,45 @@ describe('fhirguard agent --adopt-pods', () => {
   });
 
   it('retires a deleted pod: its cgroup leaves the policy maps, its counts stay in the metrics', async () => {
+    const cgid = await bpf.cgroupId(readDir);
+    // The kubelet removes a pod's cgroups before the API server deletes the pod.
+    await removeCgroup(readDir);
     api.delete(read.uid);
-    await eventually('deleted pod', () => phaseOf(readDir), (p) => p === null);
+    await eventually('deleted pod', () => registered(cgid), (r) => !r);
     expect(await metric('fhirguard_syscall_violations_total', { tier: 'read', syscall: 'getppid', action: 'enforce' })).toBe(1);
     expect(await metric('fhirguard_workers', { tier: 'read', state: 'serving' })).toBe(0);
-    await eventually('deletion logged', async () => logged(/fhirguard-worker-read-7d9f-a: policy retired \(the pod is gone\)/), (v) => v);
+    expect(logged(/fhirguard-worker-read-7d9f-a: policy retired \(the pod is gone\)/)).toBe(true);
+  });
+
+  it('keeps the policy on a worker whose pod loses its label, until its container ends', async () => {
+    const dir = containerCgroup(write.uid, write.worker);
+    const cgid = await bpf.cgroupId(dir);
+    const unlabelled = pod(write);
+    delete unlabelled.metadata.labels![LABEL];
+    api.put(unlabelled); // the watch gets DELETED: the pod left its label selector
+    await eventually('said so', async () => logged(/fhirguard-worker-write-5c4b-a is no longer selected .* tier write's policy stays on it/), (v) => v);
+    expect(await phaseOf(dir)).toBe('serve');
+    expect(await writeChild.send('getppid')).toBe(`ok ${process.pid}`);
+    expect(await metric('fhirguard_syscall_violations_total', { tier: 'write', syscall: 'getppid', action: 'audit' })).toBe(2);
+    writeChild.proc.kill('SIGKILL');
+    await writeChild.exited;
+    await removeCgroup(dir);
+    api.put(pod({ ...read, uid: randomUUID(), name: 'any-event', tier: 'admin' })); // any event: the agent looks again
+    await eventually('retired', () => registered(cgid), (r) => !r);
+    expect(await metric('fhirguard_syscall_violations_total', { tier: 'write', syscall: 'getppid', action: 'audit' })).toBe(2);
   });
 
   it('lists again when its watch has expired, and retires the pods deleted meanwhile', async () => {
-    const writeDir = containerCgroup(write.uid, write.worker);
-    expect(await phaseOf(writeDir)).toBe('serve');
+    const gone = { ...read, uid: randomUUID(), name: 'fhirguard-worker-read-7d9f-c', worker: containerId(), ready: false };
+    const dir = containerCgroup(gone.uid, gone.worker);
+    api.put(pod(gone));
+    await eventually('adopted', () => phaseOf(dir), (p) => p === 'boot');
+    const cgid = await bpf.cgroupId(dir);
     const lists = api.lists().length;
-    api.expireWatches({ deleteSilently: [write.uid] });
-    await eventually('write pod retired', () => phaseOf(writeDir), (p) => p === null);
+    await removeCgroup(dir);
+    api.expireWatches({ deleteSilently: [gone.uid] });
+    await eventually('retired after the new list', () => registered(cgid), (r) => !r);
     expect(api.lists().length).toBe(lists + 1);
-    // Counters stay monotonic across the retirement.
-    expect(await metric('fhirguard_egress_denied_total', { tier: 'write' })).toBe(1);
     await eventually('watching again', async () => api.openWatches(), (n) => n === 1);
   });
 

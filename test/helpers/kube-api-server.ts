@@ -123,10 +123,15 @@ export class FakeKubeApi {
   private emit(type: EventType, pod: Pod): void {
     const rv = ++this.rv;
     const stamped: Pod = { ...pod, metadata: { ...pod.metadata, resourceVersion: String(rv) } };
+    const before = this.pods.get(pod.metadata.uid);
     if (type === 'DELETED') this.pods.delete(pod.metadata.uid);
     else this.pods.set(pod.metadata.uid, stamped);
     this.history.push({ rv, type, pod: stamped });
-    for (const w of this.watchers) if (w.matches(stamped)) w.res.write(JSON.stringify({ type, object: stamped }) + '\n');
+    for (const w of this.watchers) {
+      // A pod that stops matching a watch's selectors is DELETED for that watch.
+      if (w.matches(stamped)) w.res.write(JSON.stringify({ type, object: stamped }) + '\n');
+      else if (before && w.matches(before)) w.res.write(JSON.stringify({ type: 'DELETED', object: stamped }) + '\n');
+    }
   }
 
   /** Creates or changes a pod (ADDED or MODIFIED to every watch that selects it). */

@@ -1,7 +1,9 @@
 // What the node agent does with each pod of its node that carries the tier label: the pod's
 // worker container gets its tier's eBPF policy on its cgroup(s), boot phase first, serve once
 // the pod is ready, shutdown once the pod is being deleted; the policy is dropped (its last
-// counters kept in the tier's totals) when the container or the pod goes away. A pod that
+// counters kept in the tier's totals) when the container is replaced or ends, or when the pod
+// is gone and so are its cgroups (a pod whose label is removed keeps its policy while its
+// container runs: relabelling must not free a worker). A pod that
 // cannot be adopted (a tier the policy does not name, a tier without its eBPF profile, no such
 // container, no cgroup, a loader error) is refused loudly: an error line per pod and reason,
 // and fhirguard_adoption_refusals_total{reason}. Reports the same shapes as the agent API
@@ -94,6 +96,9 @@ interface PodEntry {
   adopted: Adopted | null;
   refusal: { reason: RefusalReason; message: string } | null;
   cgroupMisses: number;
+  /** No longer among the watched pods (deleted, or its label removed) while its container's
+   * cgroup still exists: the policy stays on it until the cgroup is gone. */
+  left: boolean;
 }
 
 export class Adopter {
@@ -107,8 +112,24 @@ export class Adopter {
 
   /** Runs reconciles one at a time, in the order the pod events came. */
   private enqueue(job: () => Promise<void>): Promise<void> {
-    this.queue = this.queue.then(job).catch((err: Error) => this.o.log.error({ err }, `adopting pods: ${err.message}`));
+    this.queue = this.queue
+      .then(job)
+      .then(() => this.sweep())
+      .catch((err: Error) => this.o.log.error({ err }, `adopting pods: ${err.message}`));
     return this.queue;
+  }
+
+  private alive(a: Adopted): boolean {
+    return a.cgroups.some((c) => existsSync(c.dir));
+  }
+
+  /** Retires the pods that left once their containers' cgroups are gone. */
+  private async sweep(): Promise<void> {
+    for (const [uid, e] of this.entries) {
+      if (!e.left || (e.adopted && this.alive(e.adopted))) continue;
+      this.entries.delete(uid);
+      await this.retire(e, 'the pod is gone');
+    }
   }
 
   update(pod: Pod): Promise<void> {
@@ -119,15 +140,23 @@ export class Adopter {
     return this.enqueue(async () => {
       const e = this.entries.get(pod.metadata.uid);
       if (!e) return;
-      this.entries.delete(pod.metadata.uid);
-      if (e.adopted) await this.retire(e, 'the pod is gone');
+      e.left = true;
+      e.pod = pod;
+      const a = e.adopted;
+      // Its container runs on: leaving the selectors must not free a worker (sweep() retires it).
+      if (a && this.alive(a) && !pod.metadata.deletionTimestamp) {
+        this.o.log.error(
+          { pod: podName(pod), tier: a.tier.name },
+          `pod ${podName(pod)} is no longer selected (label ${this.o.labelKey} removed?) while its container runs: tier ${a.tier.name}'s policy stays on it until the container ends`,
+        );
+      }
     });
   }
 
   /** Reconciles every pod again (retries cgroups that were not there yet). */
   resync(): Promise<void> {
     return this.enqueue(async () => {
-      for (const e of [...this.entries.values()]) await this.reconcile(e.pod);
+      for (const e of [...this.entries.values()]) if (!e.left) await this.reconcile(e.pod);
     });
   }
 
@@ -151,8 +180,9 @@ export class Adopter {
   private async reconcile(pod: Pod): Promise<void> {
     const { log, container } = this.o;
     const uid = pod.metadata.uid;
-    const e = this.entries.get(uid) ?? { pod, adopted: null, refusal: null, cgroupMisses: 0 };
+    const e = this.entries.get(uid) ?? { pod, adopted: null, refusal: null, cgroupMisses: 0, left: false };
     e.pod = pod;
+    e.left = false;
     this.entries.set(uid, e);
     const name = podName(pod);
     const { value, tier } = this.tierOf(pod);

@@ -6,7 +6,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { KubeApi, PodSelector } from './api';
+import { KubeApiError, type KubeApi, type PodSelector } from './api';
 import type { Pod } from './pods';
 
 export interface PodEvents {
@@ -105,6 +105,8 @@ export class PodWatch {
         this.lastError = null;
       } catch (err) {
         if (this.stopped) break;
+        // Some API servers answer a watch from an expired version with HTTP 410 itself.
+        if (err instanceof KubeApiError && err.status === 410) this.version = '';
         failures++;
         this.lastError = err as Error;
         const wait = Math.min((this.o.retryMs ?? 500) * 2 ** Math.min(failures - 1, 8), this.o.maxRetryMs ?? 30_000);
