@@ -11,6 +11,8 @@ import type { Member, TierPool, UpstreamPools } from './pool';
 /** Methods whose request may be sent twice without changing anything upstream. */
 const IDEMPOTENT_READS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
 
+function ignoreBodyError(): void {}
+
 type Callback = (err: Error | null, data?: Dispatcher.ResponseData) => void;
 
 export interface DispatchHooks {
@@ -77,6 +79,11 @@ export class TierDispatcher {
             }
           }
         }
+        // reply-from destroys the body of an answer whose client already hung up, and undici
+        // then emits an abort error on it that nobody else listens for: without this listener
+        // one impatient client would take the proxy down. Fastify's own listeners still see
+        // errors on bodies it is sending.
+        data?.body.on('error', ignoreBodyError);
         callback(err, data);
       },
     );

@@ -90,6 +90,8 @@ export function toFhirError(err: unknown): FhirError {
 export function sendOutcome(reply: FastifyReply, error: FhirError): FastifyReply {
   if (error.status === 405 && !reply.hasHeader('allow')) reply.header('allow', 'GET, HEAD, POST, PUT, PATCH, DELETE');
   if (error.status === 503) reply.header('retry-after', '1');
+  // A refused request keeps its id, so the client can quote it against fhirguard's log.
+  reply.header('x-request-id', reply.request.id);
   return reply.code(error.status).header('content-type', FHIR_JSON).send(JSON.stringify(error.toOutcome()));
 }
 

@@ -11,6 +11,14 @@ type Headers = Record<string, string | string[] | number | undefined>;
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 
 function stripHopByHop(headers: Headers): void {
+  // The Connection header may name further headers that are hop-by-hop for this connection.
+  const connection = headers.connection;
+  if (connection !== undefined) {
+    for (const name of String(connection).split(',')) {
+      const key = name.trim().toLowerCase();
+      if (key) delete headers[key];
+    }
+  }
   for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
 }
 

@@ -4,7 +4,7 @@
 
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { performance } from 'node:perf_hooks';
-import { parseJsonBody } from '../fhir/body';
+import { parseJsonBody, parseJsonPatchBody } from '../fhir/body';
 import { classify } from '../fhir/classify';
 import { checkRequestContentType, negotiateResponse } from '../fhir/content';
 import { refuse } from '../fhir/outcome';
@@ -23,6 +23,7 @@ export interface PipelineOptions {
 }
 
 const FORM = 'application/x-www-form-urlencoded';
+const JSON_PATCH = 'application/json-patch+json';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** `application/fhir+json; charset=utf-8` → `application/fhir+json`. */
@@ -69,12 +70,14 @@ export function createPipeline(opts: PipelineOptions) {
       const raw = request.body;
       if (Buffer.isBuffer(raw) && raw.length > 0) {
         state.rawBody = raw;
-        if (isJson(contentType)) body = parseJsonBody(raw, { maxDepth });
+        if (contentType === JSON_PATCH) body = parseJsonPatchBody(raw, { maxDepth });
+        else if (isJson(contentType)) body = parseJsonBody(raw, { maxDepth });
         else if (contentType === FORM) form = decodeForm(raw);
       }
       const interaction = classify({ method: request.method, path, query, headers, body, form, base });
       state.interaction = interaction;
-      checkRequestContentType(request.method, state.rawBody ? contentType : headers['content-type'], interaction);
+      // The whole header: its charset and fhirVersion parameters are checked too.
+      checkRequestContentType(request.method, headers['content-type'], interaction);
       negotiateResponse(headers.accept, formatParam(query));
       const t1 = performance.now();
       classifyStage.observe((t1 - t0) / 1000);

@@ -52,6 +52,10 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     // Long compartment/chain paths are legal FHIR; the classifier bounds them itself.
     routerOptions: { maxParamLength: 2048 },
+    // A path the router cannot decode (bad percent-encoding) is refused in FHIR like the rest.
+    frameworkErrors: (err, _request, reply) => {
+      sendOutcome(reply, toFhirError(err));
+    },
   });
 
   // Every body is kept as the bytes received: the pipeline parses what it must check and

@@ -1,0 +1,438 @@
+// What the front door costs a FHIR read. One run measures GET read-by-id
+// (`/fhir/Patient/<id>`) on the same upstream three ways:
+//   direct     the upstream itself (no proxy)
+//   bare       a minimal Fastify app with only @fastify/http-proxy to that upstream
+//   fhirguard  the real `fhirguard proxy` process (classify, policy, validate, route)
+// plus `fhirguard (log info)`: the same at the default log level, which logs every request.
+// It prints req/s, p50 and p99 for each, and the ratios the issue sets as targets:
+// fhirguard throughput >= 90% of bare, added p50 <= 100 µs over bare.
+//
+// Load comes from wrk (Debian package, C, its own process: the load generator shares no
+// event loop with what it measures) with fixed connections and duration; latency is taken
+// twice: under that load (where p50 is mostly queueing) and with one connection (the cost
+// of one request, which is what "added p50" means). Variants run interleaved for several
+// rounds after a warm-up; medians and spreads are reported, so machine noise hits all alike.
+// The upstream is a fast node:http server answering a fixed Patient (so the proxies' cost
+// dominates); a second pass runs once against the real reference worker (read-only, SQLite).
+// Results go to bench/results/proxy-<date>.json.
+//
+// Run: npx tsc -p tsconfig.json && npm run bench:proxy [-- --seconds 10 --rounds 3 --connections 16]
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const ROOT = resolve(__dirname, '..', '..');
+const BIN = join(ROOT, 'bin', 'fhirguard');
+const SELF = __filename;
+const PATIENT_FILE = join(ROOT, '..', 'shared', 'corpus', 'r4-examples', 'json', 'patient-example.json');
+const TARGET_RATIO = 0.9;
+const TARGET_ADDED_P50_US = 100;
+
+// ---------------------------------------------------------------------------------------
+// Roles run as their own processes: `node dist/bench/proxy.js upstream|bare ...`.
+
+/** The fast upstream: a fixed Patient for any read by id, a CapabilityStatement for /metadata. */
+function runUpstream(): void {
+  const patient = JSON.parse(readFileSync(PATIENT_FILE, 'utf8'));
+  const cache = new Map<string, Buffer>();
+  const capability = Buffer.from(JSON.stringify({ resourceType: 'CapabilityStatement', status: 'active', date: '2024-01-01', kind: 'instance', fhirVersion: '4.0.1', format: ['json'] }));
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    const url = req.url ?? '/';
+    let body: Buffer | undefined;
+    if (url === '/metadata') body = capability;
+    else {
+      const m = /^\/Patient\/([A-Za-z0-9.-]{1,64})$/.exec(url);
+      if (m) {
+        body = cache.get(m[1]);
+        if (!body) cache.set(m[1], (body = Buffer.from(JSON.stringify({ ...patient, id: m[1] }))));
+      }
+    }
+    req.resume();
+    if (!body) {
+      res.writeHead(404, { 'content-type': 'application/fhir+json' }).end('{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found","diagnostics":"not here"}]}');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/fhir+json; charset=utf-8', 'content-length': body.length, etag: 'W/"1"' }).end(body);
+  });
+  server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: (server.address() as net.AddressInfo).port }) + '\n'));
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+/** The baseline: Fastify with @fastify/http-proxy and nothing else. */
+async function runBare(upstream: string): Promise<void> {
+  const Fastify = (await import('fastify')).default;
+  const httpProxy = (await import('@fastify/http-proxy')).default;
+  const app = Fastify({ logger: false });
+  await app.register(httpProxy, { upstream, prefix: '/fhir' });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  process.stdout.write(JSON.stringify({ port: (app.server.address() as net.AddressInfo).port }) + '\n');
+  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
+}
+
+// ---------------------------------------------------------------------------------------
+// The driver.
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+}
+
+const procs: Proc[] = [];
+
+function spawnLogged(name: string, args: string[], stdout: 'pipe' | 'ignore' = 'pipe'): ChildProcess {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', stdout, 'pipe'] });
+  let err = '';
+  const keep = (d: Buffer) => (err = (err + d.toString()).slice(-4000));
+  child.stderr!.on('data', keep);
+  // fhirguard logs (pino) on stdout: kept too, so a process dying says why.
+  if (stdout === 'pipe' && name.startsWith('fhirguard')) child.stdout!.on('data', keep);
+  child.once('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`${name} exited (${code ?? signal}) during the benchmark; its last output:\n${err}\n`);
+  });
+  procs.push({ name, child });
+  return child;
+}
+
+/** Starts a role of this file and waits for its `{port}` line. */
+async function startRole(name: string, args: string[]): Promise<number> {
+  const child = spawnLogged(name, [SELF, ...args]);
+  return new Promise((resolveP, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolveP((JSON.parse(buf.slice(0, nl)) as { port: number }).port);
+    });
+    child.once('exit', () => reject(new Error(`${name} exited before it listened`)));
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function get(url: string, init?: RequestInit): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, init);
+  return { status: res.status, text: await res.text() };
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `fhirguard proxy` with one read tier on `upstream`; ports picked here so the log level can be warn. */
+async function startFhirguard(dir: string, name: string, upstream: string, logLevel: string): Promise<string> {
+  const policy = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
+  writeFileSync(
+    policy,
+    [
+      'tiers:',
+      '  - name: read',
+      `    upstreams: ["${upstream}"]`,
+      'rules:',
+      '  - resources: ["*"]',
+      '    interactions: [read, capabilities]',
+      '    tier: read',
+      '',
+    ].join('\n'),
+  );
+  const [listen, admin] = [await freePort(), await freePort()];
+  spawnLogged(name, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel]);
+  await waitFor(name, async () => (await get(`http://127.0.0.1:${admin}/readyz`)).status === 200);
+  return `http://127.0.0.1:${listen}/fhir`;
+}
+
+async function startWorkerTcp(dir: string, name: string, db: string, readOnly: boolean): Promise<string> {
+  const port = await freePort();
+  const args = [BIN, 'worker', '--tier', readOnly ? 'read' : 'write', '--db', db, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'];
+  if (readOnly) args.push('--read-only');
+  spawnLogged(name, args, 'ignore');
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(name, async () => (await get(`${url}/metadata`)).status === 200);
+  return url;
+}
+
+let stopping = false;
+
+async function stopAll(): Promise<void> {
+  stopping = true;
+  await Promise.all(
+    procs.map(
+      ({ child }) =>
+        new Promise<void>((res) => {
+          if (child.exitCode !== null || child.signalCode !== null) return res();
+          child.once('exit', () => res());
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+        }),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Load with wrk.
+
+interface Run {
+  rps: number;
+  p50us: number;
+  p99us: number;
+  requests: number;
+  /** Socket errors, timeouts and non-2xx answers: any makes the run invalid. */
+  errors: number;
+}
+
+const WRK_SCRIPT = `
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"durationUs":%d,"p50":%d,"p99":%d,"errors":%d,"detail":"connect %d, read %d, write %d, timeout %d, non-2xx %d"}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout + e.status, e.connect, e.read, e.write, e.timeout, e.status))
+end
+`;
+
+let wrkScript = '';
+
+/** One wrk run, asynchronous so this process keeps draining its children's pipes meanwhile. */
+async function wrk(url: string, connections: number, seconds: number): Promise<Run> {
+  const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', wrkScript, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+  if (code !== 0) throw new Error(`wrk failed (${code}): ${err}${out}`);
+  const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
+  if (!line) throw new Error(`wrk printed no summary:\n${out}`);
+  const s = JSON.parse(line) as { requests: number; durationUs: number; p50: number; p99: number; errors: number; detail: string };
+  if (s.errors > 0) throw new Error(`${url}: ${s.errors} of ${s.requests} requests failed (${s.detail})`);
+  return { rps: s.requests / (s.durationUs / 1e6), p50us: s.p50, p99us: s.p99, requests: s.requests, errors: s.errors };
+}
+
+interface Stats {
+  median: number;
+  min: number;
+  max: number;
+}
+
+function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return { median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, min: s[0], max: s[s.length - 1] };
+}
+
+interface VariantResult {
+  variant: string;
+  url: string;
+  loaded: Run[];
+  single: Run[];
+  rps: Stats;
+  p50us: Stats;
+  p99us: Stats;
+  singleP50us: Stats;
+  singleP99us: Stats;
+}
+
+function summarise(variant: string, url: string, loaded: Run[], single: Run[]): VariantResult {
+  return {
+    variant,
+    url,
+    loaded,
+    single,
+    rps: stats(loaded.map((r) => r.rps)),
+    p50us: stats(loaded.map((r) => r.p50us)),
+    p99us: stats(loaded.map((r) => r.p99us)),
+    singleP50us: stats(single.map((r) => r.p50us)),
+    singleP99us: stats(single.map((r) => r.p99us)),
+  };
+}
+
+interface Pass {
+  upstream: string;
+  variants: VariantResult[];
+  ratio: { throughputVsBare: number; addedP50usSingle: number; addedP50usLoaded: number; addedP99usSingle: number };
+}
+
+async function measure(label: string, targets: { variant: string; url: string }[], rounds: number, o: { seconds: number; latencySeconds: number; connections: number; warmup: number }): Promise<Pass> {
+  for (const t of targets) {
+    const probe = await get(t.url);
+    if (probe.status !== 200 || !probe.text.includes('"resourceType":"Patient"')) throw new Error(`${t.variant}: ${t.url} answered ${probe.status}: ${probe.text.slice(0, 300)}`);
+  }
+  process.stderr.write(`\n${label}: warm-up ${o.warmup} s per variant\n`);
+  for (const t of targets) await wrk(t.url, o.connections, o.warmup);
+  const loaded = new Map<string, Run[]>(targets.map((t) => [t.variant, []]));
+  const single = new Map<string, Run[]>(targets.map((t) => [t.variant, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const t of targets) {
+      const l = await wrk(t.url, o.connections, o.seconds);
+      const s = await wrk(t.url, 1, o.latencySeconds);
+      for (const r of [l, s]) if (r.errors > 0) throw new Error(`${t.variant}: ${r.errors} failed requests in a run`);
+      loaded.get(t.variant)!.push(l);
+      single.get(t.variant)!.push(s);
+      process.stderr.write(
+        `  round ${round} ${t.variant.padEnd(20)} ${l.rps.toFixed(0).padStart(7)} req/s  p50 ${l.p50us} µs  p99 ${l.p99us} µs | 1 conn: p50 ${s.p50us} µs  p99 ${s.p99us} µs\n`,
+      );
+    }
+  }
+  const variants = targets.map((t) => summarise(t.variant, t.url, loaded.get(t.variant)!, single.get(t.variant)!));
+  const by = (v: string) => variants.find((x) => x.variant === v)!;
+  const bare = by('bare');
+  const fg = by('fhirguard');
+  return {
+    upstream: label,
+    variants,
+    ratio: {
+      throughputVsBare: fg.rps.median / bare.rps.median,
+      addedP50usSingle: fg.singleP50us.median - bare.singleP50us.median,
+      addedP50usLoaded: fg.p50us.median - bare.p50us.median,
+      addedP99usSingle: fg.singleP99us.median - bare.singleP99us.median,
+    },
+  };
+}
+
+function printPass(p: Pass, connections: number): void {
+  const line = (cells: string[]) => process.stdout.write(cells.map((c, i) => (i === 0 ? c.padEnd(20) : c.padStart(18))).join('') + '\n');
+  process.stdout.write(`\n${p.upstream}\n`);
+  line(['variant', 'req/s (min-max)', `p50 µs @${connections}`, `p99 µs @${connections}`, 'p50 µs @1', 'p99 µs @1']);
+  for (const v of p.variants) {
+    line([
+      v.variant,
+      `${v.rps.median.toFixed(0)} (${v.rps.min.toFixed(0)}-${v.rps.max.toFixed(0)})`,
+      `${v.p50us.median.toFixed(0)}`,
+      `${v.p99us.median.toFixed(0)}`,
+      `${v.singleP50us.median.toFixed(0)}`,
+      `${v.singleP99us.median.toFixed(0)}`,
+    ]);
+  }
+  const r = p.ratio;
+  process.stdout.write(
+    `fhirguard throughput vs bare: ${(r.throughputVsBare * 100).toFixed(1)}% (target >= ${TARGET_RATIO * 100}%: ${r.throughputVsBare >= TARGET_RATIO ? 'met' : 'NOT met'})\n` +
+      `added p50 vs bare, 1 connection: ${r.addedP50usSingle.toFixed(0)} µs (target <= ${TARGET_ADDED_P50_US} µs: ${r.addedP50usSingle <= TARGET_ADDED_P50_US ? 'met' : 'NOT met'}); ` +
+      `under ${connections} connections: ${r.addedP50usLoaded.toFixed(0)} µs; added p99, 1 connection: ${r.addedP99usSingle.toFixed(0)} µs\n`,
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      'latency-seconds': { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '16' },
+      warmup: { type: 'string', default: '3' },
+      'worker-rounds': { type: 'string', default: '1' },
+    },
+  });
+  const o = {
+    seconds: Number(values.seconds),
+    latencySeconds: Number(values['latency-seconds']),
+    connections: Number(values.connections),
+    warmup: Number(values.warmup),
+  };
+  const rounds = Number(values.rounds);
+  if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is not installed (Debian package wrk; scripts/install.sh installs it)');
+
+  const dir = mkdtempSync(join(tmpdir(), 'fg-bench-proxy-'));
+  wrkScript = join(dir, 'report.lua');
+  writeFileSync(wrkScript, WRK_SCRIPT);
+  const started = new Date();
+  const load = { start: loadavg() };
+  try {
+    // Pass 1: the fast fixed upstream.
+    const upPort = await startRole('upstream', ['upstream']);
+    const upstream = `http://127.0.0.1:${upPort}`;
+    const barePort = await startRole('bare', ['bare', upstream]);
+    const fg = await startFhirguard(dir, 'fhirguard', upstream, 'warn');
+    const fgInfo = await startFhirguard(dir, 'fhirguard-info', upstream, 'info');
+    const id = 'bench-1';
+    const fast = await measure(
+      'fixed Patient upstream (node:http)',
+      [
+        { variant: 'direct', url: `${upstream}/Patient/${id}` },
+        { variant: 'bare', url: `http://127.0.0.1:${barePort}/fhir/Patient/${id}` },
+        { variant: 'fhirguard', url: `${fg}/Patient/${id}` },
+        { variant: 'fhirguard (log info)', url: `${fgInfo}/Patient/${id}` },
+      ],
+      rounds,
+      o,
+    );
+
+    // Pass 2: the real reference worker (read-only, SQLite) holding the same Patient.
+    const db = join(dir, 'fhir.db');
+    const writer = await startWorkerTcp(dir, 'write worker', db, false);
+    const patient = JSON.parse(readFileSync(PATIENT_FILE, 'utf8'));
+    delete patient.id;
+    const created = await fetch(`${writer}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient) });
+    if (created.status !== 201) throw new Error(`creating the Patient on the worker answered ${created.status}`);
+    const wid = ((await created.json()) as { id: string }).id;
+    const reader = await startWorkerTcp(dir, 'read worker', db, true);
+    const workerBarePort = await startRole('bare (worker)', ['bare', reader]);
+    const workerFg = await startFhirguard(dir, 'fhirguard (worker)', reader, 'warn');
+    const worker = await measure(
+      'reference worker (read-only, SQLite)',
+      [
+        { variant: 'direct', url: `${reader}/Patient/${wid}` },
+        { variant: 'bare', url: `http://127.0.0.1:${workerBarePort}/fhir/Patient/${wid}` },
+        { variant: 'fhirguard', url: `${workerFg}/Patient/${wid}` },
+      ],
+      Number(values['worker-rounds']),
+      o,
+    );
+    load.start = load.start.map((x) => Math.round(x * 100) / 100);
+    const machine = {
+      nproc: cpus().length,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+      node: process.version,
+      loadavgStart: load.start,
+      loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
+    };
+    const settings = { ...o, rounds, workerRounds: Number(values['worker-rounds']), loadGenerator: 'wrk -t1', request: 'GET /fhir/Patient/<id>' };
+
+    process.stdout.write(`\nfhirguard proxy benchmark, ${started.toISOString()}\n`);
+    process.stdout.write(`machine: ${machine.nproc} x ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}, load ${machine.loadavgStart.join(' ')} -> ${machine.loadavgEnd.join(' ')}\n`);
+    process.stdout.write(`load: wrk, 1 thread, ${o.connections} connections x ${o.seconds} s, then 1 connection x ${o.latencySeconds} s; ${rounds} interleaved rounds (worker: ${settings.workerRounds}); medians (min-max)\n`);
+    printPass(fast, o.connections);
+    printPass(worker, o.connections);
+
+    const out = join(ROOT, 'bench', 'results');
+    mkdirSync(out, { recursive: true });
+    const file = join(out, `proxy-${started.toISOString().slice(0, 10)}.json`);
+    writeFileSync(file, JSON.stringify({ benchmark: 'proxy', date: started.toISOString(), machine, settings, targets: { throughputVsBare: TARGET_RATIO, addedP50us: TARGET_ADDED_P50_US }, passes: [fast, worker] }, null, 2) + '\n');
+    process.stdout.write(`\nresults: ${file}\n`);
+  } finally {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const role = process.argv[2];
+if (role === 'upstream') runUpstream();
+else if (role === 'bare') void runBare(process.argv[3]);
+else
+  main().catch(async (err) => {
+    process.stderr.write(`bench:proxy failed: ${(err as Error).stack ?? err}\n`);
+    await stopAll();
+    process.exit(1);
+  });
