@@ -83,7 +83,7 @@ export class TierDispatcher {
         // then emits an abort error on it that nobody else listens for: without this listener
         // one impatient client would take the proxy down. Fastify's own listeners still see
         // errors on bodies it is sending.
-        data?.body.on('error', ignoreBodyError);
+        data?.body?.on('error', ignoreBodyError); // on errors undici passes { opaque } only
         callback(err, data);
       },
     );
