@@ -59,6 +59,7 @@ const NON_CRITERIA: ReadonlySet<string> = new Set([
   '_summary',
   '_elements',
   '_count',
+  '_offset',
   '_sort',
   '_include',
   '_revinclude',

@@ -162,6 +162,26 @@ test('a Synthea transaction goes whole to the ops tier and its resources are rea
   expect(obs.json.total).toBe(observations);
 });
 
+test("a client following the worker's next links pages through every result, searches and history alike", async () => {
+  for (const first of ['/Observation?_count=7', '/Observation/_history?_count=9']) {
+    const total = (await fhir('GET', '/Observation?_summary=count')).json.total as number;
+    const seen = new Set<string>();
+    let path: string | undefined = first;
+    let pages = 0;
+    while (path) {
+      const page: Reply = await fhir('GET', path);
+      expect({ path, status: page.status, outcome: page.status === 200 ? undefined : page.json }).toEqual({ path, status: 200, outcome: undefined });
+      for (const e of page.json.entry ?? []) seen.add(e.fullUrl ?? `${e.resource.id}/${e.resource.meta?.versionId}`);
+      const next = (page.json.link as Json[]).find((l) => l.relation === 'next')?.url as string | undefined;
+      if (next !== undefined) expect(next.startsWith(`${proxy.fhirUrl}/`)).toBe(true); // the public base
+      path = next?.slice(proxy.fhirUrl.length);
+      pages++;
+    }
+    expect(pages).toBeGreaterThan(2);
+    if (!first.includes('_history')) expect(seen.size).toBe(total);
+  }
+});
+
 test('an invalid resource is refused with 422 and never reaches the worker', async () => {
   const identifier = { system: 'urn:fhirguard:proxy-test', value: randomUUID() };
   const before = served(writer).length;

@@ -33,7 +33,7 @@ describe('valid searches pass', () => {
     ['Observation', [{ name: 'subject', value: 'Patient/123' }, { name: 'subject', modifier: 'Patient', value: '123' }, { name: 'subject', modifier: 'Patient', chain: 'name', value: 'Doe' }]],
     ['Observation', [{ name: 'value-quantity', value: 'gt5.4|http://unitsofmeasure.org|mg' }, { name: 'code-value-quantity', value: 'http://loinc.org|8480-6$ge100' }, { name: 'date', value: 'ap2020-01-01T10:00:00Z' }]],
     ['Patient', [{ name: '_has', modifier: 'Observation:patient:code', value: '1234-5' }, { name: '_include', value: 'Patient:organization' }, { name: '_revinclude', modifier: 'iterate', value: 'Observation:subject' }]],
-    ['Patient', [{ name: '_count', value: '10' }, { name: '_sort', value: '-birthdate,name' }, { name: '_summary', value: 'count' }, { name: '_total', value: 'accurate' }, { name: '_elements', value: 'id,name' }]],
+    ['Patient', [{ name: '_count', value: '10' }, { name: '_offset', value: '20' }, { name: '_sort', value: '-birthdate,name' }, { name: '_summary', value: 'count' }, { name: '_total', value: 'accurate' }, { name: '_elements', value: 'id,name' }]],
     [undefined, [{ name: '_type', value: 'Patient,Observation' }, { name: '_lastUpdated', value: 'gt2020-01-01' }, { name: '_id', value: 'a1' }]],
     ['Patient', [{ name: 'general-practitioner', modifier: 'Practitioner', chain: 'name', value: 'x' }, { name: '_list', value: 'l1' }, { name: '_tag', value: 'http://x|y' }]],
   ] as [string | undefined, SearchParam[]][])('%s %j', (type, params) => {
@@ -85,6 +85,7 @@ describe('values must parse for the type', () => {
     ['Patient', { name: 'active', modifier: 'missing', value: 'yes' }, 'active:missing'],
     ['Patient', { name: 'name', value: '' }, 'name'],
     ['Patient', { name: '_count', value: '-1' }, '_count'],
+    ['Patient', { name: '_offset', value: 'x' }, '_offset'],
     ['Patient', { name: '_summary', value: 'all' }, '_summary'],
     ['Patient', { name: '_include', value: 'Patient:gender' }, '_include'],
     ['Patient', { name: '_sort', value: 'nickname' }, '_sort'],
@@ -130,8 +131,8 @@ test('conditional interactions check their criteria too', () => {
 
 describe('history parameters', () => {
   const history = (params: SearchParam[]): Interaction => ({ kind: 'history-type', level: 'type', resourceType: 'Patient', conditional: false, params });
-  test('_count, _since and _at pass', () => {
-    expect(validateRequest(history([{ name: '_count', value: '10' }, { name: '_since', value: '2020-01-01T00:00:00Z' }, { name: '_at', value: 'ge2020-01' }]), undefined)).toEqual({
+  test('_count, _offset, _since and _at pass', () => {
+    expect(validateRequest(history([{ name: '_count', value: '10' }, { name: '_offset', value: '10' }, { name: '_since', value: '2020-01-01T00:00:00Z' }, { name: '_at', value: 'ge2020-01' }]), undefined)).toEqual({
       warnings: [],
       droppedParams: [],
     });
@@ -139,6 +140,7 @@ describe('history parameters', () => {
   test.each([
     [{ name: '_since', value: '2020-01-01' }, 'invalid', '_since'],
     [{ name: '_count', value: 'ten' }, 'invalid', '_count'],
+    [{ name: '_offset', value: '-5' }, 'invalid', '_offset'],
     [{ name: '_at', value: 'soon' }, 'invalid', '_at'],
     [{ name: 'name', value: 'x' }, 'not-supported', 'name'],
     [{ name: '_count', modifier: 'exact', value: '1' }, 'not-supported', '_count:exact'],

@@ -40,10 +40,13 @@ const MODIFIERS: Record<SearchParamType, ReadonlySet<string>> = {
 /** Parameters fhirguard accepts though no SearchParameter defines them (FHIR R4 §3.1.1.5). */
 const EXTRA_COMMON: Record<string, SearchParamDef> = {
   _list: { code: '_list', type: 'special', targets: [] },
+  _offset: { code: '_offset', type: 'number', targets: [] },
 };
 
 /** Parameters that shape the result rather than filter it (checked by checkResultParam). */
-const RESULT_PARAMS = new Set(['_count', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_contained', '_containedType', '_format', '_pretty', '_list']);
+// `_offset` is not an R4 parameter, but it is how the reference worker (like Medplum and
+// others) pages: its `next` links carry it, and a client following them must get through.
+const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_contained', '_containedType', '_format', '_pretty', '_list']);
 
 const RESULT_VALUES: Record<string, RegExp> = {
   _summary: /^(true|false|text|data|count)$/,
@@ -52,6 +55,7 @@ const RESULT_VALUES: Record<string, RegExp> = {
   _containedType: /^(container|contained)$/,
   _pretty: /^(true|false)$/,
   _count: /^\d+$/,
+  _offset: /^\d+$/,
 };
 
 function definition(type: string, code: string): SearchParamDef | undefined {
@@ -351,15 +355,15 @@ function checkResultParam(c: Checker, types: string[], p: SearchParam, name: str
 
 const INSTANT_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$/;
 
-/** History interactions take only `_count`, `_since` (an instant), `_at` (a date) and the format parameters. */
+/** History interactions take only `_count`, `_offset` (paging links), `_since` (an instant), `_at` (a date) and the format parameters. */
 export function checkHistoryParams(params: readonly SearchParam[], lenient = false): SearchCheck {
   const c = new Checker(lenient);
   for (const p of params) {
     const name = fullName(p);
     if (p.modifier !== undefined || p.chain !== undefined) {
       c.error('not-supported', `history parameters take no modifier or chain ('${name}')`, name);
-    } else if (p.name === '_count') {
-      if (!/^\d+$/.test(p.value)) c.error('invalid', `'${p.value}' is not a valid value for _count`, name);
+    } else if (p.name === '_count' || p.name === '_offset') {
+      if (!/^\d+$/.test(p.value)) c.error('invalid', `'${p.value}' is not a valid value for ${p.name}`, name);
     } else if (p.name === '_since') {
       if (!INSTANT_RE.test(p.value)) c.error('invalid', `_since takes an instant (e.g. 2020-01-01T00:00:00Z), not '${p.value}'`, name);
     } else if (p.name === '_at') {
