@@ -99,9 +99,7 @@ async function recordTierCommand(values: Values, log: pino.Logger): Promise<numb
   if (!workload && !existsSync(corpusDir)) throw new UsageError(`the Synthea corpus is not at ${corpusDir}: give --corpus <dir> or --workload <file>`);
   const dockerFile = str(values, 'docker-default') ? path.resolve(str(values, 'docker-default')!) : defaultDockerAllowFile();
   const outDir = path.resolve(str(values, 'out') ?? profilesDir);
-  const command = ['fhirguard record', ...tiers.map((t) => `--tier ${t}`), workloadFile ? `--workload ${workloadFile}` : '', prove ? '--prove' : '']
-    .filter(Boolean)
-    .join(' ');
+  const command = ['fhirguard', ...process.argv.slice(2)].join(' ');
   const result = await recordTiers({
     command,
     policy,

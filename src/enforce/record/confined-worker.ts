@@ -35,6 +35,8 @@ export interface ConfinedWorkerOptions {
 }
 
 export interface StopResult {
+  /** Host pid the worker had. */
+  pid: number;
   code: number;
   signal: NodeJS.Signals | null;
   /** The cgroup's counters and recorded sets after the container was gone. */
@@ -46,6 +48,8 @@ export class ConfinedWorker {
   static readonly live = new Set<ConfinedWorker>();
   private stderrTail = '';
   private phase: Phase = 'boot';
+  /** Host pid of the worker (runc's state once it answered), 0 when unknown. */
+  pid = 0;
 
   private constructor(
     readonly ctx: EnforcementContext & { bpf: NonNullable<EnforcementContext['bpf']> },
@@ -119,6 +123,7 @@ export class ConfinedWorker {
         `the ${o.tier} worker did not answer GET /metadata${exit ? ` (it exited with status ${exit.code})` : ''}: ${w.log.trim().slice(-1500) || 'no log'}`,
       );
     }
+    w.pid = (await ctx.runc.state(o.id))?.pid ?? 0;
     return w;
   }
 
@@ -149,7 +154,7 @@ export class ConfinedWorker {
       if (existsSync(this.cgroupDir)) await rmdir(this.cgroupDir).catch(() => undefined);
     }
     if (!counters) throw new Error(`the counters of ${this.cgroupDir} (cgroup ${this.cgid}) are gone`);
-    return { code: exit.code, signal: exit.signal, counters };
+    return { pid: this.pid, code: exit.code, signal: exit.signal, counters };
   }
 }
 

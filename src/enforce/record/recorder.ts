@@ -12,10 +12,11 @@ import type { EnforcementContext } from '../launch';
 import { allowedSyscalls, ociSeccomp, type OciSeccomp, type SeccompProfile } from '../seccomp';
 import type { TierProfiles } from '../tier-profiles';
 import { setsOf, violationsOf } from './confined-worker';
+import { seccompKills, SIGSYS_EXIT } from './seccomp-kills';
 import type { StepFailure } from './drive';
 import { ebpfFromRecording, recordingSeccomp, seccompFromRecording, type SeccompResult } from './profile-writer';
 import { runTier, type SetupCache, type TierRunResult } from './tier-run';
-import { ANYTIME } from './variation';
+import { KEPT_UNRECORDED } from './variation';
 import type { Workload } from './workload';
 
 export type SetName = keyof RecordedSets;
@@ -51,6 +52,8 @@ export interface ProofResult {
   pagesRefused: StepFailure[];
   /** eBPF violations during the replay, by syscall (0 everywhere for a complete profile). */
   violations: Record<string, number>;
+  /** Calls the seccomp filter killed the worker at (from the kernel log), when it died of SIGSYS. */
+  seccompKills: string[];
   /** What the replay made, per phase (calls past the seccomp filter; a call outside the
    * seccomp profile would have killed the worker: its default action is made fatal here). */
   needed: RecordedSets;
@@ -75,7 +78,10 @@ export interface TierRecording {
   runtimeOnly: string[];
   seccomp: SeccompResult;
   ebpf: EbpfProfile;
-  /** Runtime calls (see variation.ts ANYTIME) seen only outside serve, kept in the serve set. */
+  /** Runtime calls and engine rare paths (variation.ts KEPT_UNRECORDED) the template allows, kept in the seccomp profile
+   * though no run recorded them. */
+  seccompKept: string[];
+  /** The same, kept in the serve set though no run recorded them while serving. */
   serveKept: string[];
   template: { seccompFile: string; ebpfFile: string; seccompAllowed: string[]; serve: string[]; borrowedFrom?: string };
   proof?: ProofResult;
@@ -170,9 +176,14 @@ export async function recordTier(o: RecordTierOptions): Promise<TierRecording> {
     sets[name] = sorted(runs.flatMap((r) => r.sets[name]));
     unstable[name] = sets[name].filter((n) => !runs.every((r) => r.sets[name].includes(n)));
   }
-  const seccomp = seccompFromRecording(o.template.seccomp, seccompNeeded(sets), o.provenance);
-  const serveKept = [...ANYTIME].filter((n) => !sets.serve.includes(n) && (sets.bootSeccomp.includes(n) || sets.shutdown.includes(n))).sort();
-  const ebpf = ebpfFromRecording(o.template.ebpf, [...sets.serve, ...serveKept], o.provenance);
+  const needed = seccompNeeded(sets);
+  const templateAllowed = allowedSyscalls(o.template.seccomp);
+  const seccompKept = [...KEPT_UNRECORDED].filter((n) => templateAllowed.includes(n) && !needed.includes(n)).sort();
+  const kept = ` Kept whether recorded or not: node's runtime calls that come on its own timing (memory, threads, signals, OpenSSL reseeding, time where the vDSO cannot answer, the process's own exit) and SQLite's read-only look at a rollback journal, where the template allows them; the report lists them.`;
+  const seccomp = seccompFromRecording(o.template.seccomp, [...needed, ...seccompKept], o.provenance + kept);
+  const allowed = allowedSyscalls(seccomp.profile);
+  const serveKept = [...KEPT_UNRECORDED].filter((n) => allowed.includes(n) && !sets.serve.includes(n)).sort();
+  const ebpf = ebpfFromRecording(o.template.ebpf, [...sets.serve, ...serveKept], o.provenance + kept);
   const recording: TierRecording = {
     tier: o.tier,
     readOnly: tierConfig.readOnly,
@@ -183,6 +194,7 @@ export async function recordTier(o: RecordTierOptions): Promise<TierRecording> {
     runtimeOnly: minus(sets.boot, [...sets.bootSeccomp, ...sets.serve, ...sets.shutdown]),
     seccomp,
     ebpf,
+    seccompKept,
     serveKept,
     template: {
       seccompFile: o.template.seccompFile,
@@ -219,6 +231,7 @@ async function prove(o: RecordTierOptions, rec: TierRecording, holdout: Workload
   const allowed = allowedSyscalls(rec.seccomp.profile);
   const missing = { seccomp: minus(seccompNeeded(needed), allowed), serve: minus(needed.serve, rec.ebpf.serve) };
   const unused = { seccomp: minus(allowed, seccompNeeded(needed)), serve: minus(rec.ebpf.serve, needed.serve) };
+  const kills = r.exit.code === SIGSYS_EXIT ? await seccompKills(r.exit.pid) : [];
   const passed =
     Object.keys(violations).length === 0 && newFailures.length === 0 && r.exit.code === 0 && missing.seccomp.length === 0 && missing.serve.length === 0;
   if (!passed) o.log.warn({ tier: o.tier, exit: r.exit, log: r.workerLog.slice(-2000) }, 'the proof did not pass');
@@ -233,6 +246,7 @@ async function prove(o: RecordTierOptions, rec: TierRecording, holdout: Workload
     sharedFailures,
     pagesRefused: r.workload.pagesRefused,
     violations,
+    seccompKills: kills,
     needed,
     missing,
     unused,

@@ -73,8 +73,8 @@ export interface TierRunResult {
   workload: DriveResult;
   /** The other tiers' traffic meanwhile (answers counted, not checked). */
   background: { requests: number; statuses: Record<string, number>; failures: number };
-  /** The worker's exit after SIGTERM (0 when it stopped cleanly). */
-  exit: { code: number; signal: NodeJS.Signals | null };
+  /** The worker's exit after SIGTERM (0 when it stopped cleanly) and its host pid. */
+  exit: { code: number; signal: NodeJS.Signals | null; pid: number };
   counters: CgroupCounters;
   /** Milliseconds per part of the run. */
   timing: { setupMs: number; bootMs: number; workloadMs: number; shutdownMs: number; totalMs: number };
@@ -255,7 +255,7 @@ export async function runTier(o: TierRunOptions): Promise<TierRunResult> {
       setup,
       workload,
       background: { requests: background.requests, statuses: background.statuses, failures: background.failures.length },
-      exit: { code: stopped.code, signal: stopped.signal },
+      exit: { code: stopped.code, signal: stopped.signal, pid: stopped.pid },
       counters: stopped.counters,
       timing: {
         setupMs: Math.round(t1 - t0),

@@ -22,16 +22,21 @@ const REASONS: Readonly<Record<string, string>> = {
   rseq: 'a new thread starts: depends on when helper threads are started',
   sigaltstack: 'a new thread starts: depends on when helper threads are started',
   rt_sigprocmask: 'a new thread starts, or a signal is blocked around a critical section',
+  exit: 'a helper thread ends: depends on when the runtime stops one',
   gettid: 'a thread names itself: depends on which threads run',
   getpid: 'logging or process-wide state read: depends on what was logged',
   epoll_wait: 'the event loop waits in a different way: depends on timers pending',
+  getrandom: "OpenSSL reseeds its random generators from the kernel after a number of uses or an hour: depends on the worker's age",
+  clock_gettime: "the vDSO answers time queries without a syscall on this host; where the clock source has no vDSO support (some VMs), each one is a syscall",
+  gettimeofday: "the vDSO answers time queries without a syscall on this host; where the clock source has no vDSO support (some VMs), each one is a syscall",
+  exit_group: 'the process ends: in serve only when the worker dies on its own (a crash), which must show as its own exit, not as a violation',
   epoll_pwait: 'the event loop waits: depends on whether there was work pending',
   sysinfo: 'V8 sizes its heap from the machine memory: depends on GC heuristics',
   shutdown: 'a connection closed by the server rather than by the client: depends on who closed first',
   fsync: 'SQLite syncs at commit: depends on whether the run wrote at that moment',
   fdatasync: 'SQLite syncs at commit: depends on whether the run wrote at that moment',
   unlink: 'SQLite removes its rollback journal, or the worker its socket at exit',
-  openat: 'a module or file opened on first use: depends on which code ran first',
+  openat: "a module or file opened on first use (depends on which code ran first); in serve, SQLite opening the rollback journal read-only to see whether it is hot (after a writer died mid-commit, or when a writer's commit ends between a reader's checks)",
   newfstatat: 'a module or file looked up on first use: depends on which code ran first',
   statx: 'a module or file looked up on first use: depends on which code ran first',
   read: 'a file read on first use',
@@ -40,11 +45,13 @@ const REASONS: Readonly<Record<string, string>> = {
 /**
  * Calls node's runtime makes whenever its own timing says so, whatever the requests: memory
  * (the GC, malloc), helper threads starting, waiting and ending, signals between V8's threads,
- * the event loop's waits. A worker that made one of them at all (starting, serving or
- * stopping) may make it while serving at any moment, so the serve set keeps it even when the
- * recording happened to see it in another phase only. None of them is on the dangerous list;
- * clone stays limited to threads by the seccomp profile, exit ends a thread (exit_group, which
- * ends the process, is not here).
+ * the event loop's waits. A recording sees some of them or not depending on timing (a proof
+ * run was once killed at a sched_yield that two recordings of the same workload never made),
+ * so they are kept in both profiles wherever the template allows them, recorded or not. So are
+ * the calls that depend on the worker's age or the host rather than the requests (OpenSSL
+ * reseeding from getrandom, time queries where the vDSO cannot answer), and exit_group: a
+ * worker that dies on its own while serving must show its own exit status, not a violation.
+ * None of them is on the dangerous list; clone stays limited to threads by the seccomp profile.
  */
 export const ANYTIME: ReadonlySet<string> = new Set([
   'brk',
@@ -69,7 +76,25 @@ export const ANYTIME: ReadonlySet<string> = new Set([
   'exit',
   'epoll_wait',
   'epoll_pwait',
+  'getrandom',
+  'clock_gettime',
+  'gettimeofday',
+  'exit_group',
 ]);
+
+/**
+ * Rare paths of the database engine that a workload cannot be made to take on demand, kept
+ * like ANYTIME. A read-only worker starting a read transaction checks for a hot rollback
+ * journal: it stats the -journal file, and when one exists and no writer holds the reserved
+ * lock it opens it, read-only, to look at its header. That happens after a writer died
+ * mid-commit (then the read fails, the worker must not be killed) and in a narrow race with a
+ * writer's commit ending between the stat and the lock check (then the open finds nothing and
+ * the read succeeds). noWriteOpens still refuses every open for writing.
+ */
+export const RARE_PATHS: ReadonlySet<string> = new Set(['openat']);
+
+/** What a recorded profile keeps wherever its template allows it, recorded or not. */
+export const KEPT_UNRECORDED: ReadonlySet<string> = new Set([...ANYTIME, ...RARE_PATHS]);
 
 /** Why `name` may come and go between runs of one workload (a known reason, or a hint). */
 export function variationReason(name: string): string {
