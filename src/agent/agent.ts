@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { openEnforcement, type EnforcementStatus } from '../enforce/context';
@@ -14,10 +15,14 @@ import type { EnforcementContext } from '../enforce/launch';
 import { checkDataDir, prepareDataDir, prepareSocketDir, stateLayout, unsearchableAncestor, type WorkerIdentity } from '../enforce/layout';
 import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
 import type { WorkerImage } from '../image/worker-image';
-import type { Policy } from '../policy';
+import type { CgroupCounters } from '../enforce/bpf';
+import type { Policy, TierConfig } from '../policy';
+import type { TierTrust, TrustGate } from '../trust/gate';
 import { CounterTotals, type TierCounters } from './counters';
 import { decideTier, type TierEnforcement } from './enforcement';
-import { ContainerLauncher, ProcessLauncher, type WorkerLauncher } from './launchers';
+import { describeArtifacts, launcherOf, nextArtifacts, type LaunchEnv, type TierArtifacts } from './generation';
+import type { WorkerLauncher } from './launchers';
+import { runRollout, type Generation, type RolloutProgress, type RolloutRequest, type RolloutResult } from './rollout';
 import { WorkerSupervisor, type SupervisorOptions, type WorkerInfo } from './supervisor';
 
 export interface AgentOptions {
@@ -32,6 +37,8 @@ export interface AgentOptions {
   withoutEbpf?: boolean;
   log: Logger;
   workerLogLevel?: string;
+  /** When set, every worker start (restarts too) needs its tier's signed statement to verify. */
+  trust?: TrustGate;
   /** Run workers from this image (`--image`) instead of the host's files; needs containers. */
   image?: WorkerImage;
   /** Supervisor tuning (tests shorten the backoff). */
@@ -63,6 +70,11 @@ export class Agent extends EventEmitter {
   private supervisors: WorkerSupervisor[] = [];
   private totals!: CounterTotals;
   private stopping = false;
+  /** What each tier's workers run now, and what a start needs (rollouts build on them). */
+  private env!: LaunchEnv;
+  private artifacts = new Map<string, TierArtifacts>();
+  private rollouts = new Map<string, { generation: number; running: boolean }>();
+  private instance = '';
 
   constructor(readonly o: AgentOptions) {
     super();
@@ -116,26 +128,17 @@ export class Agent extends EventEmitter {
       await this.o.image.prepare(); // resolved and scanned now; gated before every start
     }
     const cmd = { install: this.o.install, db: this.o.db, logLevel: this.o.workerLogLevel ?? 'info' };
-    const launcher: WorkerLauncher = ctx
-      ? new ContainerLauncher(ctx, cmd, this.profiles, status.ebpf.ok, this.o.image)
-      : new ProcessLauncher(cmd, root ? this.o.identity : null);
+    this.env = { ctx, cmd, ebpf: status.ebpf.ok, processIdentity: root ? this.o.identity : null, policy: this.o.policy, stateDir: this.o.stateDir, log };
+    for (const t of local) {
+      const a = { profilesDir: this.o.profilesDir, profiles: this.profiles.get(t.name)!, ...(this.o.image ? { image: this.o.image } : {}), ...(this.o.trust ? { trust: this.o.trust } : {}) };
+      this.artifacts.set(t.name, a);
+    }
 
     // Cgroups are host-wide: workers of agents on other state directories must not share them.
-    const instance = createHash('sha256').update(path.resolve(this.o.stateDir)).digest('hex').slice(0, 6);
+    this.instance = createHash('sha256').update(path.resolve(this.o.stateDir)).digest('hex').slice(0, 6);
     for (const t of local) {
-      for (let i = 0; i < t.workers; i++) {
-        const id = `${t.name}-${i}`;
-        const socketDir = path.join(layout.sockets, t.name, id);
-        await prepareSocketDir(socketDir, root ? this.o.identity : null);
-        const slot = { tier: t, id, socketDir, socketPath: path.join(socketDir, 'worker.sock'), cgroupName: `${id}-${instance}` };
-        const sup = new WorkerSupervisor(slot, launcher, {
-          log,
-          ...this.o.supervisor,
-          onRetired: (c) => this.totals.retire(t.name, c),
-        });
-        sup.on('change', (info: WorkerInfo) => this.emit('worker', info));
-        this.supervisors.push(sup);
-      }
+      const launcher = launcherOf(this.env, t, this.artifacts.get(t.name)!);
+      for (let i = 0; i < t.workers; i++) this.supervisors.push(await this.newWorker(t, `${t.name}-${i}`, launcher));
     }
     // Read-only workers need the database a writing worker creates: writers go first, and
     // readers once one of them is ready (in the background: the API answers meanwhile).
@@ -151,6 +154,79 @@ export class Agent extends EventEmitter {
         startReaders();
       });
     } else startReaders();
+  }
+
+  /** A supervised worker slot (not started): its socket directory, cgroup name, events. */
+  private async newWorker(t: TierConfig, id: string, launcher: WorkerLauncher, onRetired?: (c: CgroupCounters) => void): Promise<WorkerSupervisor> {
+    const socketDir = path.join(stateLayout(this.o.stateDir).sockets, t.name, id);
+    await prepareSocketDir(socketDir, process.getuid?.() === 0 ? this.o.identity : null);
+    const slot = { tier: t, id, socketDir, socketPath: path.join(socketDir, 'worker.sock'), cgroupName: `${id}-${this.instance}` };
+    const sup = new WorkerSupervisor(slot, launcher, {
+      log: this.o.log,
+      ...this.o.supervisor,
+      onRetired: (c) => {
+        this.totals.retire(t.name, c);
+        onRetired?.(c);
+      },
+    });
+    sup.on('change', (info: WorkerInfo) => this.emit('worker', info));
+    return sup;
+  }
+
+  /**
+   * Replaces a tier's workers with new ones from new artifacts, without failing a request
+   * (rollout.ts says how); one rollout per tier at a time. Resolves with the outcome.
+   */
+  async rollout(req: RolloutRequest, say: (p: RolloutProgress) => void): Promise<RolloutResult> {
+    const fail = (reason: string): RolloutResult => ({ type: 'result', ok: false, tier: req.tier, reason, workers: [], runs: '', durationMs: 0 });
+    const tier = this.o.policy.tiers.find((t) => t.name === req.tier);
+    if (!tier) return fail(`no tier ${req.tier} in the policy (tiers: ${this.o.policy.tiers.map((t) => t.name).join(', ')})`);
+    const cur = this.artifacts.get(tier.name);
+    if (!cur) return fail(`tier ${tier.name} has no workers of the agent's to roll (${this.tierState(tier.name)?.reason ?? 'not running'})`);
+    if (this.stopping) return fail('the agent is stopping');
+    const r = this.rollouts.get(tier.name) ?? { generation: 0, running: false };
+    if (r.running) return fail(`a rollout of tier ${tier.name} is already running`);
+    r.running = true;
+    this.rollouts.set(tier.name, r);
+    try {
+      return await runRollout(
+        {
+          log: this.o.log,
+          current: (name) => this.supervisors.filter((s) => s.slot.tier.name === name),
+          describe: (name) => describeArtifacts(this.artifacts.get(name)!),
+          prepare: async (q): Promise<Generation> => {
+            const next = await nextArtifacts(this.env, tier, this.artifacts.get(tier.name)!, q);
+            const launcher = launcherOf(this.env, tier, next);
+            const g = ++r.generation;
+            const retired = new Map<string, CgroupCounters[]>();
+            const sups: WorkerSupervisor[] = [];
+            for (let i = 0; i < tier.workers; i++) {
+              const id = `${tier.name}-g${g}-${i}`;
+              sups.push(await this.newWorker(tier, id, launcher, (c) => retired.set(id, [...(retired.get(id) ?? []), c])));
+            }
+            // Listed (and reported to the proxy) from now on, next to the old ones.
+            this.supervisors.push(...sups);
+            return {
+              supervisors: sups,
+              describe: describeArtifacts(next),
+              retired,
+              adopt: () => {
+                this.artifacts.set(tier.name, next);
+                this.profiles.set(tier.name, next.profiles);
+              },
+            };
+          },
+          forget: async (sups) => {
+            this.supervisors = this.supervisors.filter((s) => !sups.includes(s));
+            for (const s of sups) await rm(s.slot.socketDir, { recursive: true, force: true }).catch(() => undefined);
+          },
+        },
+        req,
+        say,
+      );
+    } finally {
+      r.running = false;
+    }
   }
 
   /** The loud part of degraded mode: one line per tier that is less confined than it could be. */
@@ -180,10 +256,10 @@ export class Agent extends EventEmitter {
     return this.supervisors.map((s) => s.info());
   }
 
-  enforcement(): { degraded: boolean; tiers: Array<TierEnforcement & { profile: ProfileInfo | null }> } {
+  enforcement(): { degraded: boolean; tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust: TierTrust | null }> } {
     return {
       degraded: !this.status.containers.ok || !this.status.ebpf.ok,
-      tiers: this.tiers.map((t) => ({ ...t, profile: this.profileInfo(t.tier) })),
+      tiers: this.tiers.map((t) => ({ ...t, profile: this.profileInfo(t.tier), trust: t.status === 'running' ? (this.artifacts.get(t.tier)?.trust?.report(t.tier) ?? null) : null })),
     };
   }
 

@@ -26,6 +26,18 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** Listens on a Unix socket path, replacing a socket file a previous agent left there. */
+export async function listenOnSocket(server: http.Server, socketPath: string): Promise<void> {
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export async function serveApi(agent: Agent, o: ApiOptions): Promise<{ close(): Promise<void> }> {
   const streams = new Set<http.ServerResponse>();
   const onWorker = (info: WorkerInfo): void => {
@@ -72,14 +84,7 @@ export async function serveApi(agent: Agent, o: ApiOptions): Promise<{ close(): 
     }
   });
 
-  await rm(o.socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOnSocket(server, o.socketPath);
   if (o.gid !== undefined) await chown(o.socketPath, 0, o.gid);
   await chmod(o.socketPath, 0o660);
 

@@ -7,12 +7,14 @@ import { createInterface } from 'node:readline';
 import type { CountersReport, ProfileInfo } from './agent';
 import type { TierEnforcement } from './enforcement';
 import type { WorkerInfo } from './supervisor';
+import type { TierTrust } from '../trust/gate';
 
-export type { CountersReport, TierEnforcement, WorkerInfo, ProfileInfo };
+export type { CountersReport, TierEnforcement, WorkerInfo, ProfileInfo, TierTrust };
 
 export interface EnforcementReport {
   degraded: boolean;
-  tiers: Array<TierEnforcement & { profile: ProfileInfo | null }>;
+  /** trust: the tier's signed-statement check (null when the agent checks none). */
+  tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust?: TierTrust | null }>;
 }
 
 export class AgentClient {

@@ -44,7 +44,8 @@ export interface WorkerHandle {
 
 export interface WorkerLauncher {
   readonly kind: 'container' | 'process';
-  launch(slot: WorkerSlot): Promise<WorkerHandle>;
+  /** `profiles`: run under these (already checked) instead of the ones loaded at start. */
+  launch(slot: WorkerSlot, profiles?: TierProfiles): Promise<WorkerHandle>;
 }
 
 /**
@@ -96,8 +97,8 @@ export class ContainerLauncher implements WorkerLauncher {
     private readonly image?: WorkerImage,
   ) {}
 
-  async launch(slot: WorkerSlot): Promise<WorkerHandle> {
-    const profiles = this.profiles.get(slot.tier.name);
+  async launch(slot: WorkerSlot, checked?: TierProfiles): Promise<WorkerHandle> {
+    const profiles = checked ?? this.profiles.get(slot.tier.name);
     if (!profiles) throw new Error(`no profiles loaded for tier ${slot.tier.name}`);
     const image = this.image ? await this.image.admit() : undefined;
     const p = await launchConfined(this.ctx, {

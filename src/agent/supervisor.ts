@@ -8,9 +8,10 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { CgroupCounters } from '../enforce/bpf';
 import { checkHealth, waitHealthy } from './health';
-import type { WorkerExit, WorkerHandle, WorkerLauncher, WorkerSlot } from './launchers';
+import { StartRefusedError, type WorkerExit, type WorkerHandle, type WorkerLauncher, type WorkerSlot } from './launchers';
 
-export type WorkerState = 'starting' | 'ready' | 'serving' | 'crashed' | 'stopped' | 'draining';
+/** refused: the launcher would not start it (its tier failed a check); retried at the longest backoff. */
+export type WorkerState = 'starting' | 'ready' | 'serving' | 'crashed' | 'stopped' | 'refused' | 'draining';
 
 export interface WorkerInfo {
   tier: string;
@@ -28,6 +29,8 @@ export interface WorkerInfo {
   /** ISO time of the last state change. */
   since: string;
   lastExit: { code: number | null; signal: string | null; at: string } | null;
+  /** Why the last start was refused (state 'refused'), else null. */
+  refusal: { reason: string; message: string } | null;
 }
 
 export interface SupervisorOptions {
@@ -51,6 +54,7 @@ export class WorkerSupervisor extends EventEmitter {
   private since = new Date();
   private restarts = 0;
   private lastExit: WorkerInfo['lastExit'] = null;
+  private refusal: WorkerInfo['refusal'] = null;
   private handle: WorkerHandle | null = null;
   private stopping = false;
   private loop: Promise<void> | null = null;
@@ -77,6 +81,7 @@ export class WorkerSupervisor extends EventEmitter {
       pid: this.handle?.pid || null,
       since: this.since.toISOString(),
       lastExit: this.lastExit,
+      refusal: this.refusal,
     };
   }
 
@@ -149,6 +154,15 @@ export class WorkerSupervisor extends EventEmitter {
         await rm(this.slot.socketPath, { force: true });
         handle = await this.launcher.launch(this.slot);
       } catch (err) {
+        if (err instanceof StartRefusedError) {
+          // Fail closed: no worker until the check passes; said once per distinct reason.
+          const again = this.refusal?.message === err.message;
+          this.refusal = { reason: err.reason, message: err.message };
+          if (!again) log.error({ reason: err.reason }, `worker start REFUSED: ${err.message}`);
+          this.set('refused');
+          await this.sleep(this.o.maxBackoffMs ?? 10_000);
+          continue;
+        }
         failures++;
         log.error({ err }, `worker did not start: ${(err as Error).message}`);
         this.lastExit = { code: null, signal: null, at: new Date().toISOString() };
@@ -157,6 +171,7 @@ export class WorkerSupervisor extends EventEmitter {
         continue;
       }
       this.handle = handle;
+      this.refusal = null;
       // stop() or drain() came while it was being launched (stop() saw no handle to stop):
       // it never served, so there is nothing to finish.
       if (this.stopping) void handle.stop(0);

@@ -7,13 +7,14 @@ import path from 'node:path';
 import pino from 'pino';
 import { Agent } from '../agent/agent';
 import { serveApi } from '../agent/api';
+import { defaultControlSocket, serveControl } from '../agent/control';
 import { runNodeAgent } from '../agent/kube/node-agent';
 import { NODE_MODE_OPTIONS } from '../agent/kube/options';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { installRoot } from '../enforce/install-root';
 import { parseIdentity } from '../enforce/layout';
 import { IMAGE_OPTIONS, workerImageFrom } from '../image/options';
-import { loadPolicy } from '../policy';
+import { loadPolicyHashed, trustGateFrom, TRUST_OPTIONS } from '../trust/options';
 import { LOG_LEVEL_OPTION, type Command } from './command';
 
 export const agentCommand: Command = {
@@ -22,6 +23,7 @@ export const agentCommand: Command = {
   usage: '[options]',
   options: {
     ...ENFORCE_OPTIONS,
+    ...TRUST_OPTIONS,
     ...IMAGE_OPTIONS,
     ...NODE_MODE_OPTIONS,
     socket: { type: 'string', env: 'FHIRGUARD_AGENT_SOCKET', arg: '<path>', help: "the agent API's Unix socket (default <state-dir>/agent.sock, mode 0660)" },
@@ -30,6 +32,12 @@ export const agentCommand: Command = {
       env: 'FHIRGUARD_AGENT_SOCKET_GROUP',
       arg: '<gid>',
       help: "group that may connect to the API socket (default: the workers' group, which the proxy runs in)",
+    },
+    control: {
+      type: 'string',
+      env: 'FHIRGUARD_AGENT_CONTROL',
+      arg: '<path>',
+      help: "the control socket `fhirguard rollout` talks to (default <state-dir>/control/agent.sock; root only: mode 0600 in a 0700 directory)",
     },
     'without-ebpf': {
       type: 'boolean',
@@ -42,7 +50,10 @@ export const agentCommand: Command = {
     'Needs root, runc and eBPF for full enforcement. Without them (not root, no runc, no eBPF)',
     'it runs degraded: workers as plain processes or without eBPF, a loud log line, enforcement',
     'reported inactive on GET /enforcement; tiers with `enforcement: required` are refused.',
+    'With --trusted-keys, every worker start (restarts too) needs its tier\'s statement from',
+    '`fhirguard sign` to verify; a tier that fails is refused (its requests get 503) and says why.',
     'API (GET, JSON): /workers, /events (NDJSON stream), /counters, /enforcement, /health.',
+    'Control socket (root only): POST /rollout, what `fhirguard rollout` sends.',
     'SIGTERM or SIGINT: every worker gets its shutdown phase and SIGTERM; the agent exits 0.',
     'Node mode (--adopt-pods, a Kubernetes DaemonSet): no runc, no workers, no API socket; the',
     "tier's eBPF policy on the worker containers of this node's pods labelled with the tier",
@@ -59,20 +70,24 @@ export const agentCommand: Command = {
     const paths = enforcePaths(values);
     let agent: Agent;
     let api: { close(): Promise<void> };
+    let control: { close(): Promise<void> };
     try {
       const identity = parseIdentity(values['worker-user'] as string | undefined);
-      const policy = loadPolicy(paths.policyFile);
+      const { policy, sha256: policySha256 } = loadPolicyHashed(paths.policyFile);
+      const install = installRoot();
+      const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, log });
       agent = new Agent({
         policy,
         profilesDir: paths.profilesDir,
         stateDir: paths.stateDir,
         db: paths.db,
-        install: installRoot(),
+        install,
         identity,
         runcPath: values.runc as string | undefined,
         withoutEbpf: values['without-ebpf'] === true,
         log,
         workerLogLevel: String(values['log-level'] ?? 'info'),
+        trust,
         image: workerImageFrom(values, { policy, stateDir: paths.stateDir, log }),
       });
       const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
@@ -80,7 +95,9 @@ export const agentCommand: Command = {
       await agent.start();
       const gid = typeof values['socket-group'] === 'string' ? Number(values['socket-group']) : identity.gid;
       api = await serveApi(agent, { socketPath, gid: process.getuid?.() === 0 ? gid : undefined, log });
-      log.info({ socket: socketPath, workers: agent.workers().length }, 'agent ready');
+      const controlPath = path.resolve(typeof values.control === 'string' ? values.control : defaultControlSocket(paths.stateDir));
+      control = await serveControl(agent, { socketPath: controlPath, log });
+      log.info({ socket: socketPath, control: controlPath, workers: agent.workers().length }, 'agent ready');
     } catch (err) {
       log.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
       return 1;
@@ -90,6 +107,7 @@ export const agentCommand: Command = {
       process.once('SIGINT', resolve);
     });
     log.info('stopping workers');
+    await control.close();
     await api.close();
     await agent.stop();
     log.info('agent stopped');

@@ -11,5 +11,8 @@ import { proxyCommand } from './proxy';
 import { upCommand } from './up';
 import { recordCommand } from './record';
 import { imageCommand } from './image';
+import { rolloutCommand } from './rollout';
+import { keygenCommand } from './keygen';
+import { signCommand } from './sign';
 
-export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, profileCommand, recordCommand, imageCommand, validateCommand];
+export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, rolloutCommand, profileCommand, recordCommand, imageCommand, keygenCommand, signCommand, validateCommand];
