@@ -1,18 +1,34 @@
 // The table of fhirguard's commands, in the order `fhirguard --help` lists them. A new
 // command is a file in this folder plus one line here.
+//
+// Each command's module is loaded only when that command runs (or help lists them all): the
+// privileged agent must not even load the proxy's code, nor the proxy the agent's.
 
 import type { Command } from './command';
-import { validateCommand } from './validate';
-import { workerCommand } from './worker';
-import { execCommand } from './exec';
-import { agentCommand } from './agent';
-import { profileCommand } from './profile';
-import { proxyCommand } from './proxy';
-import { upCommand } from './up';
-import { recordCommand } from './record';
-import { imageCommand } from './image';
-import { rolloutCommand } from './rollout';
-import { keygenCommand } from './keygen';
-import { signCommand } from './sign';
 
-export const COMMANDS: readonly Command[] = [upCommand, proxyCommand, workerCommand, execCommand, agentCommand, rolloutCommand, profileCommand, recordCommand, imageCommand, keygenCommand, signCommand, validateCommand];
+export interface CommandEntry {
+  name: string;
+  load(): Command;
+}
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'up', load: () => (require('./up') as typeof import('./up')).upCommand },
+  { name: 'proxy', load: () => (require('./proxy') as typeof import('./proxy')).proxyCommand },
+  { name: 'worker', load: () => (require('./worker') as typeof import('./worker')).workerCommand },
+  { name: 'exec', load: () => (require('./exec') as typeof import('./exec')).execCommand },
+  { name: 'agent', load: () => (require('./agent') as typeof import('./agent')).agentCommand },
+  { name: 'rollout', load: () => (require('./rollout') as typeof import('./rollout')).rolloutCommand },
+  { name: 'profile', load: () => (require('./profile') as typeof import('./profile')).profileCommand },
+  { name: 'record', load: () => (require('./record') as typeof import('./record')).recordCommand },
+  { name: 'image', load: () => (require('./image') as typeof import('./image')).imageCommand },
+  { name: 'keygen', load: () => (require('./keygen') as typeof import('./keygen')).keygenCommand },
+  { name: 'sign', load: () => (require('./sign') as typeof import('./sign')).signCommand },
+  { name: 'validate', load: () => (require('./validate') as typeof import('./validate')).validateCommand },
+];
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** The command named `name`, its module loaded now; undefined for an unknown name. */
+export function loadCommand(name: string): Command | undefined {
+  return COMMANDS.find((c) => c.name === name)?.load();
+}

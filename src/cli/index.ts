@@ -2,9 +2,10 @@
 // lives in its own file; this one only dispatches and prints help.
 
 import { Command, helpText, parseCommandArgs } from './command';
-import { COMMANDS } from './commands';
+import { COMMANDS, loadCommand } from './commands';
 
-function mainHelp(commands: readonly Command[]): string {
+function mainHelp(): string {
+  const commands = COMMANDS.map((c) => c.load());
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;
   return [
     'Usage: fhirguard <command> [options]',
@@ -22,12 +23,12 @@ function mainHelp(commands: readonly Command[]): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(mainHelp(COMMANDS));
+    process.stdout.write(mainHelp());
     return name ? 0 : 2;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const cmd = loadCommand(name);
   if (!cmd) {
-    process.stderr.write(`fhirguard: unknown command '${name}'\n\n${mainHelp(COMMANDS)}`);
+    process.stderr.write(`fhirguard: unknown command '${name}'\n\n${mainHelp()}`);
     return 2;
   }
   let parsed;

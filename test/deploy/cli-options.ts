@@ -2,7 +2,7 @@
 // only use flags and FHIRGUARD_* variables a command declares, so a renamed option breaks a
 // test here instead of a deployment.
 
-import { COMMANDS } from '../../src/cli/commands';
+import { loadCommand } from '../../src/cli/commands';
 
 export interface CommandSurface {
   flags: Set<string>;
@@ -10,7 +10,7 @@ export interface CommandSurface {
 }
 
 export function commandSurface(name: string): CommandSurface | undefined {
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const cmd = loadCommand(name);
   if (!cmd) return undefined;
   const flags = new Set(['help', ...Object.keys(cmd.options)]);
   const env = new Set(Object.values(cmd.options).flatMap((o) => (o.env ? [o.env] : [])));
