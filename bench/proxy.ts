@@ -18,23 +18,27 @@
 //
 // Run: npx tsc -p tsconfig.json && npm run bench:proxy [-- --seconds 10 --rounds 3 --connections 16]
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { BARE_SCRIPT } from './lib/bare';
+import { describe, load, machine as machineInfo } from './lib/machine';
+import { firstLine, freePort, spawnLogged, stopAll, waitFor } from './lib/procs';
+import { stats, type Stats } from './lib/stats';
+import { BIN, ROOT } from './lib/system';
+import { wrkInstalled, wrkRunner, type WrkRun as Run } from './lib/wrk';
 
-const ROOT = resolve(__dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'fhirguard');
 const SELF = __filename;
 const PATIENT_FILE = join(ROOT, '..', 'shared', 'corpus', 'r4-examples', 'json', 'patient-example.json');
 const TARGET_RATIO = 0.9;
 const TARGET_ADDED_P50_US = 100;
 
 // ---------------------------------------------------------------------------------------
-// Roles run as their own processes: `node dist/bench/proxy.js upstream|bare ...`.
+// The upstream runs as its own process: `node dist/bench/proxy.js upstream` (the bare proxy:
+// bench/lib/bare.ts).
 
 /** The fast upstream: a fixed Patient for any read by id, a CapabilityStatement for /metadata. */
 function runUpstream(): void {
@@ -63,82 +67,18 @@ function runUpstream(): void {
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
 }
 
-/** The baseline: Fastify with @fastify/http-proxy and nothing else. */
-async function runBare(upstream: string): Promise<void> {
-  const Fastify = (await import('fastify')).default;
-  const httpProxy = (await import('@fastify/http-proxy')).default;
-  const app = Fastify({ logger: false });
-  await app.register(httpProxy, { upstream, prefix: '/fhir' });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  process.stdout.write(JSON.stringify({ port: (app.server.address() as net.AddressInfo).port }) + '\n');
-  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));
-}
-
 // ---------------------------------------------------------------------------------------
 // The driver.
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-}
-
-const procs: Proc[] = [];
-
-function spawnLogged(name: string, args: string[], stdout: 'pipe' | 'ignore' = 'pipe'): ChildProcess {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', stdout, 'pipe'] });
-  let err = '';
-  const keep = (d: Buffer) => (err = (err + d.toString()).slice(-4000));
-  child.stderr!.on('data', keep);
-  // fhirguard logs (pino) on stdout: kept too, so a process dying says why.
-  if (stdout === 'pipe' && name.startsWith('fhirguard')) child.stdout!.on('data', keep);
-  child.once('exit', (code, signal) => {
-    if (!stopping) process.stderr.write(`${name} exited (${code ?? signal}) during the benchmark; its last output:\n${err}\n`);
-  });
-  procs.push({ name, child });
-  return child;
-}
-
-/** Starts a role of this file and waits for its `{port}` line. */
+/** Starts a node script (a role of this file, or the bare proxy) and waits for its `{port}` line. */
 async function startRole(name: string, args: string[]): Promise<number> {
-  const child = spawnLogged(name, [SELF, ...args]);
-  return new Promise((resolveP, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolveP((JSON.parse(buf.slice(0, nl)) as { port: number }).port);
-    });
-    child.once('exit', () => reject(new Error(`${name} exited before it listened`)));
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => res(port));
-    });
-  });
+  const child = spawnLogged(name, process.execPath, args, { cwd: ROOT });
+  return firstLine(child, name, (l) => (l.startsWith('{"port"') ? (JSON.parse(l) as { port: number }).port : undefined));
 }
 
 async function get(url: string, init?: RequestInit): Promise<{ status: number; text: string }> {
   const res = await fetch(url, init);
   return { status: res.status, text: await res.text() };
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** `fhirguard proxy` with one read tier on `upstream`; ports picked here so the log level can be warn. */
@@ -158,88 +98,22 @@ async function startFhirguard(dir: string, name: string, upstream: string, logLe
     ].join('\n'),
   );
   const [listen, admin] = [await freePort(), await freePort()];
-  spawnLogged(name, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel]);
+  spawnLogged(name, process.execPath, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel], { cwd: ROOT });
   await waitFor(name, async () => (await get(`http://127.0.0.1:${admin}/readyz`)).status === 200);
   return `http://127.0.0.1:${listen}/fhir`;
 }
 
-async function startWorkerTcp(dir: string, name: string, db: string, readOnly: boolean): Promise<string> {
+async function startWorkerTcp(name: string, db: string, readOnly: boolean): Promise<string> {
   const port = await freePort();
   const args = [BIN, 'worker', '--tier', readOnly ? 'read' : 'write', '--db', db, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'];
   if (readOnly) args.push('--read-only');
-  spawnLogged(name, args, 'ignore');
+  spawnLogged(name, process.execPath, args, { stdout: 'ignore', cwd: ROOT });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(name, async () => (await get(`${url}/metadata`)).status === 200);
   return url;
 }
 
-let stopping = false;
-
-async function stopAll(): Promise<void> {
-  stopping = true;
-  await Promise.all(
-    procs.map(
-      ({ child }) =>
-        new Promise<void>((res) => {
-          if (child.exitCode !== null || child.signalCode !== null) return res();
-          child.once('exit', () => res());
-          child.kill('SIGTERM');
-          setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-        }),
-    ),
-  );
-}
-
-// ---------------------------------------------------------------------------------------
-// Load with wrk.
-
-interface Run {
-  rps: number;
-  p50us: number;
-  p99us: number;
-  requests: number;
-  /** Socket errors, timeouts and non-2xx answers: any makes the run invalid. */
-  errors: number;
-}
-
-const WRK_SCRIPT = `
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{"requests":%d,"durationUs":%d,"p50":%d,"p99":%d,"errors":%d,"detail":"connect %d, read %d, write %d, timeout %d, non-2xx %d"}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout + e.status, e.connect, e.read, e.write, e.timeout, e.status))
-end
-`;
-
-let wrkScript = '';
-
-/** One wrk run, asynchronous so this process keeps draining its children's pipes meanwhile. */
-async function wrk(url: string, connections: number, seconds: number): Promise<Run> {
-  const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', wrkScript, url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
-  if (code !== 0) throw new Error(`wrk failed (${code}): ${err}${out}`);
-  const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
-  if (!line) throw new Error(`wrk printed no summary:\n${out}`);
-  const s = JSON.parse(line) as { requests: number; durationUs: number; p50: number; p99: number; errors: number; detail: string };
-  if (s.errors > 0) throw new Error(`${url}: ${s.errors} of ${s.requests} requests failed (${s.detail})`);
-  return { rps: s.requests / (s.durationUs / 1e6), p50us: s.p50, p99us: s.p99, requests: s.requests, errors: s.errors };
-}
-
-interface Stats {
-  median: number;
-  min: number;
-  max: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return { median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, min: s[0], max: s[s.length - 1] };
-}
+let wrk: ReturnType<typeof wrkRunner>;
 
 interface VariantResult {
   variant: string;
@@ -350,18 +224,17 @@ async function main(): Promise<void> {
     warmup: Number(values.warmup),
   };
   const rounds = Number(values.rounds);
-  if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is not installed (Debian package wrk; scripts/install.sh installs it)');
+  if (!wrkInstalled()) throw new Error('wrk is not installed (Debian package wrk; scripts/install.sh installs it)');
 
   const dir = mkdtempSync(join(tmpdir(), 'fg-bench-proxy-'));
-  wrkScript = join(dir, 'report.lua');
-  writeFileSync(wrkScript, WRK_SCRIPT);
+  wrk = wrkRunner(dir);
   const started = new Date();
-  const load = { start: loadavg() };
+  const loadStart = load();
   try {
     // Pass 1: the fast fixed upstream.
-    const upPort = await startRole('upstream', ['upstream']);
+    const upPort = await startRole('upstream', [SELF, 'upstream']);
     const upstream = `http://127.0.0.1:${upPort}`;
-    const barePort = await startRole('bare', ['bare', upstream]);
+    const barePort = await startRole('bare', [BARE_SCRIPT, upstream]);
     const fg = await startFhirguard(dir, 'fhirguard', upstream, 'warn');
     const fgInfo = await startFhirguard(dir, 'fhirguard-info', upstream, 'info');
     const id = 'bench-1';
@@ -379,14 +252,14 @@ async function main(): Promise<void> {
 
     // Pass 2: the real reference worker (read-only, SQLite) holding the same Patient.
     const db = join(dir, 'fhir.db');
-    const writer = await startWorkerTcp(dir, 'write worker', db, false);
+    const writer = await startWorkerTcp('write worker', db, false);
     const patient = JSON.parse(readFileSync(PATIENT_FILE, 'utf8'));
     delete patient.id;
     const created = await fetch(`${writer}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient) });
     if (created.status !== 201) throw new Error(`creating the Patient on the worker answered ${created.status}`);
     const wid = ((await created.json()) as { id: string }).id;
-    const reader = await startWorkerTcp(dir, 'read worker', db, true);
-    const workerBarePort = await startRole('bare (worker)', ['bare', reader]);
+    const reader = await startWorkerTcp('read worker', db, true);
+    const workerBarePort = await startRole('bare (worker)', [BARE_SCRIPT, reader]);
     const workerFg = await startFhirguard(dir, 'fhirguard (worker)', reader, 'warn');
     const worker = await measure(
       'reference worker (read-only, SQLite)',
@@ -398,20 +271,11 @@ async function main(): Promise<void> {
       Number(values['worker-rounds']),
       o,
     );
-    load.start = load.start.map((x) => Math.round(x * 100) / 100);
-    const machine = {
-      nproc: cpus().length,
-      cpu: cpus()[0]?.model ?? 'unknown',
-      memGiB: Math.round(totalmem() / 2 ** 30),
-      kernel: release(),
-      node: process.version,
-      loadavgStart: load.start,
-      loadavgEnd: loadavg().map((x) => Math.round(x * 100) / 100),
-    };
+    const machine = machineInfo(loadStart);
     const settings = { ...o, rounds, workerRounds: Number(values['worker-rounds']), loadGenerator: 'wrk -t1', request: 'GET /fhir/Patient/<id>' };
 
     process.stdout.write(`\nfhirguard proxy benchmark, ${started.toISOString()}\n`);
-    process.stdout.write(`machine: ${machine.nproc} x ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}, load ${machine.loadavgStart.join(' ')} -> ${machine.loadavgEnd.join(' ')}\n`);
+    process.stdout.write(`machine: ${describe(machine)}\n`);
     process.stdout.write(`load: wrk, 1 thread, ${o.connections} connections x ${o.seconds} s, then 1 connection x ${o.latencySeconds} s; ${rounds} interleaved rounds (worker: ${settings.workerRounds}); medians (min-max)\n`);
     printPass(fast, o.connections);
     printPass(worker, o.connections);
@@ -429,7 +293,6 @@ async function main(): Promise<void> {
 
 const role = process.argv[2];
 if (role === 'upstream') runUpstream();
-else if (role === 'bare') void runBare(process.argv[3]);
 else
   main().catch(async (err) => {
     process.stderr.write(`bench:proxy failed: ${(err as Error).stack ?? err}\n`);
