@@ -75,6 +75,8 @@ export class Agent extends EventEmitter {
   private artifacts = new Map<string, TierArtifacts>();
   private rollouts = new Map<string, { generation: number; running: boolean }>();
   private instance = '';
+  /** Refused start attempts by tier and reason (fhirguard_worker_start_refusals_total). */
+  private startRefusals = new Map<string, Record<string, number>>();
 
   constructor(readonly o: AgentOptions) {
     super();
@@ -170,6 +172,11 @@ export class Agent extends EventEmitter {
       },
     });
     sup.on('change', (info: WorkerInfo) => this.emit('worker', info));
+    sup.on('refused', (r: { reason: string }) => {
+      const counts = this.startRefusals.get(t.name) ?? {};
+      counts[r.reason] = (counts[r.reason] ?? 0) + 1;
+      this.startRefusals.set(t.name, counts);
+    });
     return sup;
   }
 
@@ -256,10 +263,22 @@ export class Agent extends EventEmitter {
     return this.supervisors.map((s) => s.info());
   }
 
-  enforcement(): { degraded: boolean; tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust: TierTrust | null }> } {
+  /**
+   * Per tier: how it is enforced, its profile, its signed-statement check (null when the
+   * agent checks none) and every refused start attempt so far by reason (either check).
+   */
+  enforcement(): {
+    degraded: boolean;
+    tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust: TierTrust | null; startRefusals: Record<string, number> }>;
+  } {
     return {
       degraded: !this.status.containers.ok || !this.status.ebpf.ok,
-      tiers: this.tiers.map((t) => ({ ...t, profile: this.profileInfo(t.tier), trust: t.status === 'running' ? (this.artifacts.get(t.tier)?.trust?.report(t.tier) ?? null) : null })),
+      tiers: this.tiers.map((t) => ({
+        ...t,
+        profile: this.profileInfo(t.tier),
+        trust: t.status === 'running' ? (this.artifacts.get(t.tier)?.trust?.report(t.tier) ?? null) : null,
+        startRefusals: { ...this.startRefusals.get(t.tier) },
+      })),
     };
   }
 

@@ -13,8 +13,11 @@ export type { CountersReport, TierEnforcement, WorkerInfo, ProfileInfo, TierTrus
 
 export interface EnforcementReport {
   degraded: boolean;
-  /** trust: the tier's signed-statement check (null when the agent checks none). */
-  tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust?: TierTrust | null }>;
+  /**
+   * trust: the tier's signed-statement check (null when the agent checks none);
+   * startRefusals: refused start attempts by reason, either check (absent from older agents).
+   */
+  tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust?: TierTrust | null; startRefusals?: Record<string, number> }>;
 }
 
 export class AgentClient {

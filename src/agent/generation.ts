@@ -13,7 +13,7 @@ import { workerImageFrom } from '../image/options';
 import type { WorkerImage } from '../image/worker-image';
 import type { Policy, TierConfig } from '../policy';
 import { TrustGate, VerifyingLauncher } from '../trust/gate';
-import { ImageSubject } from '../trust/subject';
+import { imageSubject } from '../trust/subject';
 import { ContainerLauncher, ProcessLauncher, type WorkerCommand, type WorkerLauncher } from './launchers';
 
 /** What the agent was started with, the same for every generation. */
@@ -78,7 +78,7 @@ export async function nextArtifacts(env: LaunchEnv, tier: TierConfig, cur: TierA
       profilesDir,
       // A new profiles directory brings its own statements unless told otherwise.
       attestations: change.attestations ? path.resolve(change.attestations) : change.profilesDir ? path.join(profilesDir, 'attestations') : o.attestations,
-      ...(change.image && img ? { subject: new ImageSubject(change.image, () => img.manifestDigest()), scanDigest: () => img.scanDigest() } : {}),
+      ...(change.image && img ? imageSubject(img) : {}),
     });
   }
   return { profilesDir, profiles, ...(image ? { image } : {}), ...(trust ? { trust } : {}) };

@@ -12,6 +12,7 @@ import type { TierProfiles } from '../enforce/tier-profiles';
 import type { ImageRoot } from '../image/container';
 import type { WorkerImage } from '../image/worker-image';
 import type { TierConfig } from '../policy';
+import type { RefusalCheck } from '../trust/reasons';
 
 export interface WorkerSlot {
   tier: TierConfig;
@@ -50,12 +51,14 @@ export interface WorkerLauncher {
 
 /**
  * Thrown by a launcher that must not start a worker (its tier failed a check): not a crash
- * to retry at once. `reason` is one of a fixed set (a metric label).
+ * to retry at once. `reason` is one of a fixed set (a metric label); `check` says which
+ * check refused (the signed statements, or the image's scan gate).
  */
 export class StartRefusedError extends Error {
   constructor(
     readonly reason: string,
     message: string,
+    readonly check: RefusalCheck = 'trust',
   ) {
     super(message);
   }

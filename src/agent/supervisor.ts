@@ -8,6 +8,7 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { CgroupCounters } from '../enforce/bpf';
 import { checkHealth, waitHealthy } from './health';
+import type { RefusalCheck } from '../trust/reasons';
 import { StartRefusedError, type WorkerExit, type WorkerHandle, type WorkerLauncher, type WorkerSlot } from './launchers';
 
 /** refused: the launcher would not start it (its tier failed a check); retried at the longest backoff. */
@@ -29,8 +30,8 @@ export interface WorkerInfo {
   /** ISO time of the last state change. */
   since: string;
   lastExit: { code: number | null; signal: string | null; at: string } | null;
-  /** Why the last start was refused (state 'refused'), else null. */
-  refusal: { reason: string; message: string } | null;
+  /** Why the last start was refused (state 'refused'), else null; `check`: trust or image-scan. */
+  refusal: { reason: string; message: string; check: RefusalCheck } | null;
 }
 
 export interface SupervisorOptions {
@@ -157,8 +158,10 @@ export class WorkerSupervisor extends EventEmitter {
         if (err instanceof StartRefusedError) {
           // Fail closed: no worker until the check passes; said once per distinct reason.
           const again = this.refusal?.message === err.message;
-          this.refusal = { reason: err.reason, message: err.message };
-          if (!again) log.error({ reason: err.reason }, `worker start REFUSED: ${err.message}`);
+          this.refusal = { reason: err.reason, message: err.message, check: err.check };
+          if (!again) log.error({ reason: err.reason, check: err.check }, `worker start REFUSED: ${err.message}`);
+          // Every refused attempt, for fhirguard_worker_start_refusals_total.
+          this.emit('refused', this.refusal);
           this.set('refused');
           await this.sleep(this.o.maxBackoffMs ?? 10_000);
           continue;

@@ -75,7 +75,8 @@ export const agentCommand: Command = {
       const identity = parseIdentity(values['worker-user'] as string | undefined);
       const { policy, sha256: policySha256 } = loadPolicyHashed(paths.policyFile);
       const install = installRoot();
-      const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, log });
+      const image = workerImageFrom(values, { policy, stateDir: paths.stateDir, log });
+      const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, log, ...(image ? { image } : {}) });
       agent = new Agent({
         policy,
         profilesDir: paths.profilesDir,
@@ -88,7 +89,7 @@ export const agentCommand: Command = {
         log,
         workerLogLevel: String(values['log-level'] ?? 'info'),
         trust,
-        image: workerImageFrom(values, { policy, stateDir: paths.stateDir, log }),
+        image,
       });
       const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
       await mkdir(path.dirname(socketPath), { recursive: true });

@@ -3,7 +3,7 @@
 // agent's --trusted-keys.
 
 import path from 'node:path';
-import { KeyError, writeKeyPair } from '../trust/keys';
+import { writeKeyPair } from '../trust/keys';
 import type { Command } from './command';
 
 export const keygenCommand: Command = {
@@ -15,7 +15,7 @@ export const keygenCommand: Command = {
     name: { type: 'string', arg: '<name>', default: 'fhirguard', help: 'file name of the pair, without extension' },
   },
   details: [
-    'Never overwrites: an existing key is kept. Prints the key id (sha256 of the public key,',
+    'Never overwrites: an existing key is kept (exit 1). Prints the key id (sha256 of the public key,',
     'the keyid of the DSSE signatures made with it). Give the .pub file (or its directory) to',
     '`fhirguard agent --trusted-keys`; keep the .key file where only the signer can read it.',
   ].join('\n'),
@@ -30,8 +30,9 @@ export const keygenCommand: Command = {
       process.stdout.write(`private key ${k.keyFile}\npublic key  ${k.publicFile}\nkey id      ${k.keyid}\n`);
       return 0;
     } catch (err) {
+      // An existing key (kept), or a directory that cannot be written.
       process.stderr.write(`fhirguard keygen: ${(err as Error).message}\n`);
-      return err instanceof KeyError ? 1 : 2;
+      return 1;
     }
   },
 };

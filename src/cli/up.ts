@@ -12,7 +12,10 @@ import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { IMAGE_OPTIONS } from '../image/options';
 import { installRoot } from '../enforce/install-root';
 import { parseIdentity } from '../enforce/layout';
+import { loadPolicy, PolicyError } from '../policy';
 import { PROXY_OPTIONS } from '../proxy/options';
+import { TRUST_OPTIONS } from '../trust/options';
+import { selfSign } from '../trust/self-sign';
 import { LOG_LEVEL_OPTION, type Command } from './command';
 
 function say(message: string): void {
@@ -68,12 +71,23 @@ export const upCommand: Command = {
     ...PROXY_OPTIONS,
     ...ENFORCE_OPTIONS,
     ...IMAGE_OPTIONS,
+    ...TRUST_OPTIONS,
+    unsigned: {
+      type: 'boolean',
+      env: 'FHIRGUARD_UNSIGNED',
+      help: 'start workers without checking signed statements (by default up signs its tiers at start and the agent checks every start)',
+    },
     'log-level': LOG_LEVEL_OPTION,
   },
   details: [
     'As root: workers run in runc containers under their tier\'s seccomp and eBPF profiles, and',
     'the proxy runs as --worker-user. Not root: everything runs as you, workers as plain',
     'processes, and the agent says loudly that nothing is confined.',
+    'Signed statements: up keeps a key pair in <state-dir>/trust (made on the first run) and',
+    'signs every tier at start for the profiles, the policy and the install (or --image) as they',
+    'are then; the agent checks each worker start (restarts too) against them, so a file changed',
+    'while the system runs refuses the next start of that tier\'s workers (503) until up is',
+    'restarted. With --trusted-keys, the operator\'s statements (--attestations) are checked instead.',
   ].join('\n'),
   async run(values) {
     const install = installRoot();
@@ -93,9 +107,42 @@ export const upCommand: Command = {
         return 2;
       }
     }
+    let trust: string[] = [];
+    if (typeof values['trusted-keys'] === 'string') trust = pass(['trusted-keys', 'attestations']);
+    else if (values.unsigned !== true) {
+      try {
+        const image = typeof values.image === 'string' && typeof values.advisories === 'string' ? { ref: values.image, advisories: path.resolve(values.advisories) } : undefined;
+        const t0 = Date.now();
+        const signed = await selfSign({ stateDir: paths.stateDir, policy: loadPolicy(paths.policyFile), policyFile: paths.policyFile, profilesDir: paths.profilesDir, install, ...(image ? { image } : {}) });
+        say(
+          `${signed.created ? 'made a signing key' : 'signing key'} ${signed.publicKey} (${signed.keyid.slice(0, 16)}); signed tiers ${signed.tiers.join(', ')} for ${image ? `image ${image.ref}` : 'this install'} in ${Date.now() - t0} ms: every worker start is checked against them`,
+        );
+        trust = ['--trusted-keys', signed.publicKey, '--attestations', signed.attestations];
+      } catch (err) {
+        say(err instanceof PolicyError ? `policy rejected:\n${err.message}` : `cannot sign the tiers: ${(err as Error).message}`);
+        return err instanceof PolicyError ? 2 : 1;
+      }
+    }
     const agent = spawn(
       process.execPath,
-      [bin, 'agent', '--policy', paths.policyFile, '--profiles', paths.profilesDir, '--state-dir', paths.stateDir, '--db', paths.db, '--socket', socket, '--log-level', level, ...pass(['runc', 'worker-user', 'image', 'advisories'])],
+      [
+        bin,
+        'agent',
+        '--policy',
+        paths.policyFile,
+        '--profiles',
+        paths.profilesDir,
+        '--state-dir',
+        paths.stateDir,
+        '--db',
+        paths.db,
+        '--socket',
+        socket,
+        '--log-level',
+        level,
+        ...pass(['runc', 'worker-user', 'image', 'advisories']),
+        ...trust,
+      ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     const client = new AgentClient(socket, 2000);

@@ -67,7 +67,7 @@ export class WorkerImage {
   async admit(): Promise<ImageRoot> {
     const scan = await this.prepare();
     const d = gateScan(scan, this.o.policy, this.now());
-    if (d.refused) throw new StartRefusedError('scan', describeDecision(d, `${this.o.ref} (${scan.image.digest})`));
+    if (d.refused) throw new StartRefusedError('scan', describeDecision(d, `${this.o.ref} (${scan.image.digest})`), 'image-scan');
     if (!this.unpacking) {
       const image = this.resolved!;
       this.unpacking = unpackImage(image, this.o.cacheDir, this.o.umoci).then(

@@ -10,7 +10,7 @@ import { MECHANISMS } from '../agent/enforcement';
 import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../enforce/profile/reference';
 import { collected } from './collected';
 
-const WORKER_STATES = ['starting', 'ready', 'serving', 'draining', 'crashed', 'stopped'] as const;
+const WORKER_STATES = ['starting', 'ready', 'serving', 'draining', 'crashed', 'refused', 'stopped'] as const;
 
 /**
  * One agent call per scrape however many metrics read it, and a scrape that still answers
@@ -101,6 +101,26 @@ export function registerEnforcementMetrics(
       const sums = new Map<string, number>(tierNames.map((t) => [t, 0]));
       for (const { tier, n } of restarts.values()) sums.set(tier, (sums.get(tier) ?? 0) + n);
       return [...sums].map(([tier, value]) => ({ labels: { tier }, value }));
+    },
+  });
+  collected(registry, {
+    name: 'fhirguard_worker_start_refusals_total',
+    help: "Worker starts refused because the tier failed a check before start, by reason (the signed-statement check's, or scan for the image's scan gate)",
+    type: 'counter',
+    async values() {
+      const e = await agent.enforcement();
+      return e.tiers.flatMap((t) => Object.entries(t.startRefusals ?? {}).map(([reason, value]) => ({ labels: { tier: t.tier, reason }, value })));
+    },
+  });
+  new Gauge({
+    name: 'fhirguard_tier_trusted',
+    help: "Whether the tier's last signed-statement check passed (1) or refused a start (0); absent where the agent checks no statements",
+    labelNames: ['tier'],
+    registers: [registry],
+    async collect() {
+      const e = await agent.enforcement();
+      this.reset();
+      for (const t of e.tiers) if (t.trust) this.set({ tier: t.tier }, t.trust.status === 'verified' ? 1 : 0);
     },
   });
   new Gauge({

@@ -77,7 +77,7 @@ export class ProxyMetrics {
     this.refusals = new LeanCounter('fhirguard_refusals_total', 'Requests refused by fhirguard, by reason', ['reason'], r);
     this.upstreamErrors = new Counter({
       name: 'fhirguard_upstream_errors_total',
-      help: 'Upstream failures by tier and kind (connect, timeout, unavailable)',
+      help: 'Upstream failures by tier and kind (connect, timeout, unavailable; refused: the agent refused to start the tier\'s workers)',
       labelNames: ['tier', 'kind'],
       registers: [r],
     });
@@ -148,7 +148,7 @@ export class ProxyMetrics {
     this.refusals.cell(label).inc();
   }
 
-  upstreamError(tier: string, kind: 'connect' | 'timeout' | 'unavailable'): void {
+  upstreamError(tier: string, kind: 'connect' | 'timeout' | 'unavailable' | 'refused'): void {
     this.upstreamErrors.inc({ tier: this.tierLabel(tier), kind });
   }
 

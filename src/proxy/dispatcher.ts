@@ -49,7 +49,7 @@ export class TierDispatcher {
     }
     const member = pool.pick();
     if (!member) {
-      callback(new NoHealthyMemberError(pool.name));
+      callback(new NoHealthyMemberError(pool.name, pool.unavailable));
       return;
     }
     this.send(pool, member, opts, IDEMPOTENT_READS.has(opts.method) ? 1 : 0, callback);

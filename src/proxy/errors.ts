@@ -7,11 +7,17 @@ import { FhirError, refuse } from '../fhir/outcome';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
-/** Raised by the dispatcher when a tier has no member that passes its health check. */
+/**
+ * Raised by the dispatcher when a tier has no member that passes its health check;
+ * `unavailable`: why, when the agent said so (its workers' starts were refused).
+ */
 export class NoHealthyMemberError extends Error {
   readonly code = 'FHIRGUARD_NO_HEALTHY_MEMBER';
-  constructor(readonly tier: string) {
-    super(`no healthy upstream in tier '${tier}'`);
+  constructor(
+    readonly tier: string,
+    readonly unavailable?: string,
+  ) {
+    super(`no healthy upstream in tier '${tier}'${unavailable ? `: ${unavailable}` : ''}`);
   }
 }
 
@@ -41,10 +47,17 @@ export function isConnectionError(err: unknown): boolean {
   return CONNECTION_CODES.has(codeOf(err));
 }
 
-export type UpstreamFaultKind = 'connect' | 'timeout' | 'unavailable';
+export type UpstreamFaultKind = 'connect' | 'timeout' | 'unavailable' | 'refused';
 
 /** The OperationOutcome for an upstream failure; `err` is what the HTTP client reported. */
 export function upstreamFault(err: unknown, tier: string, timeoutMs: number): { error: FhirError; kind: UpstreamFaultKind } {
+  if (err instanceof NoHealthyMemberError && err.unavailable) {
+    // Fail closed: the agent would not start the tier's workers; no request reaches one.
+    return {
+      kind: 'refused',
+      error: refuse(503, 'tier-refused', 'transient', `tier '${tier}' is unavailable: the agent refused to start its workers: ${err.unavailable}`),
+    };
+  }
   if (err instanceof NoHealthyMemberError) {
     return {
       kind: 'unavailable',

@@ -57,6 +57,11 @@ export class Member {
 
 export class TierPool {
   members: Member[] = [];
+  /**
+   * Why the tier has no member, when the agent says its workers' starts were refused (set by
+   * agent-members.ts); what a request answered 503 is told.
+   */
+  unavailable: string | undefined;
   private healthy: Member[] = [];
   private next = 0;
 
@@ -170,12 +175,13 @@ export class UpstreamPools {
     return this.all().every((p) => p.healthyCount() > 0);
   }
 
-  tierHealth(): { tier: string; healthy: number; members: number; down: { member: string; error: string }[] }[] {
+  tierHealth(): { tier: string; healthy: number; members: number; down: { member: string; error: string }[]; refused?: string }[] {
     return this.all().map((p) => ({
       tier: p.name,
       healthy: p.healthyCount(),
       members: p.members.length,
       down: p.members.filter((m) => !m.healthy).map((m) => ({ member: m.spec, error: m.lastError })),
+      ...(p.unavailable ? { refused: p.unavailable } : {}),
     }));
   }
 

@@ -6,9 +6,10 @@
 // inode, size, mtime and ctime did not change since the last start are not read again.
 
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { createReadStream, lstatSync, readdirSync, type BigIntStats } from 'node:fs';
+import { readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 export function sha256(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -20,6 +21,8 @@ export const INSTALL_PARTS = ['dist', 'node_modules', 'bin', 'package.json'] as 
 const SKIPPED = new Set(['node_modules/.cache']);
 
 const LARGE = 16 << 20;
+/** Files read at once when many changed (the first digest reads the whole install). */
+const PARALLEL = 16;
 
 async function hashFile(file: string, size: number): Promise<string> {
   if (size < LARGE) return sha256(await readFile(file));
@@ -41,6 +44,15 @@ export interface TreeDigest {
   ms: number;
 }
 
+/** A file or symlink found by the walk, with the stat its cache entry is keyed on. */
+interface Found {
+  abs: string;
+  name: string;
+  st: BigIntStats;
+}
+
+const keyOf = (st: BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}`;
+
 export class InstallDigest {
   private readonly cache = new Map<string, Cached>();
   private running: Promise<TreeDigest> | null = null;
@@ -57,60 +69,71 @@ export class InstallDigest {
     return this.running;
   }
 
-  private async entry(abs: string, name: string): Promise<string | null> {
-    const st = await lstat(abs, { bigint: true });
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}`;
-    const hit = this.cache.get(abs);
-    if (hit && hit.key === key) return hit.line;
-    let line: string;
-    if (st.isSymbolicLink()) line = `${sha256(await readlink(abs))} l ${name}`;
-    else if (st.isFile()) line = `${await hashFile(abs, Number(st.size))} ${(st.mode & 0o111n) !== 0n ? 'x' : 'f'} ${name}`;
-    else return null;
-    this.hashedNow++;
-    this.cache.set(abs, { key, line });
-    return line;
+  /** The listing line of a file or symlink: its digest, its kind, its path. */
+  private async line(f: Found): Promise<string> {
+    if (f.st.isSymbolicLink()) return `${sha256(await readlink(f.abs))} l ${f.name}`;
+    return `${await hashFile(f.abs, Number(f.st.size))} ${(f.st.mode & 0o111n) !== 0n ? 'x' : 'f'} ${f.name}`;
   }
 
-  private hashedNow = 0;
-
-  private async walk(rel: string, out: string[]): Promise<void> {
-    if (SKIPPED.has(rel)) return;
+  /**
+   * Every file and symlink under `rel` (other kinds are left out). Stats are synchronous (an
+   * install has tens of thousands of files: one thread-pool round trip each would take
+   * seconds), one directory at a time with the event loop let through between directories.
+   */
+  private async walk(rel: string, out: Found[]): Promise<void> {
     const abs = path.join(this.install, rel);
-    let st;
+    let st: BigIntStats;
     try {
-      st = await lstat(abs);
+      st = lstatSync(abs, { bigint: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
     if (!st.isDirectory()) {
-      const line = await this.entry(abs, rel);
-      if (line) out.push(line);
+      if (st.isFile() || st.isSymbolicLink()) out.push({ abs, name: rel, st });
       return;
     }
-    const names = (await readdir(abs)).sort();
-    const files: string[] = [];
-    for (const n of names) {
-      const child = path.posix.join(rel, n);
+    const dirs: string[] = [];
+    for (const e of readdirSync(abs, { withFileTypes: true })) {
+      const child = path.posix.join(rel, e.name);
       if (SKIPPED.has(child)) continue;
-      const s = await lstat(path.join(abs, n));
-      if (s.isDirectory()) await this.walk(child, out);
-      else files.push(child);
+      if (e.isDirectory()) dirs.push(child);
+      else if (e.isFile() || e.isSymbolicLink()) {
+        const p = path.join(abs, e.name);
+        out.push({ abs: p, name: child, st: lstatSync(p, { bigint: true }) });
+      }
     }
-    // Files of one directory are read in parallel; the listing is sorted afterwards.
-    const lines = await Promise.all(files.map((f) => this.entry(path.join(this.install, f), f)));
-    for (const l of lines) if (l) out.push(l);
+    await yieldToLoop();
+    for (const d of dirs) await this.walk(d, out);
   }
 
   private async compute(): Promise<TreeDigest> {
     const t0 = performance.now();
-    this.hashedNow = 0;
-    const lines: string[] = [];
+    const found: Found[] = [];
     const node = await realpath(this.node);
-    const nodeLine = await this.entry(node, '<node>');
-    if (nodeLine) lines.push(nodeLine);
-    for (const part of INSTALL_PARTS) await this.walk(part, lines);
-    lines.sort((a, b) => (a.slice(67) < b.slice(67) ? -1 : a.slice(67) > b.slice(67) ? 1 : 0));
-    return { sha256: sha256(lines.join('\n') + '\n'), files: lines.length, hashed: this.hashedNow, ms: Math.round(performance.now() - t0) };
+    found.push({ abs: node, name: '<node>', st: lstatSync(node, { bigint: true }) });
+    for (const part of INSTALL_PARTS) await this.walk(part, found);
+    // Unchanged files (same inode, size, mtime, ctime, mode) keep their line; the rest are read.
+    const lines = new Array<string>(found.length);
+    const stale: number[] = [];
+    found.forEach((f, i) => {
+      const hit = this.cache.get(f.abs);
+      if (hit && hit.key === keyOf(f.st)) lines[i] = hit.line;
+      else stale.push(i);
+    });
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      while (next < stale.length) {
+        const i = stale[next++];
+        const f = found[i];
+        lines[i] = await this.line(f);
+        this.cache.set(f.abs, { key: keyOf(f.st), line: lines[i] });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, stale.length) }, reader));
+    // Sorted by path (a line is <64 hex> <kind> <path>).
+    const byPath = (l: string): string => l.slice(67);
+    lines.sort((a, b) => (byPath(a) < byPath(b) ? -1 : byPath(a) > byPath(b) ? 1 : 0));
+    return { sha256: sha256(lines.join('\n') + '\n'), files: lines.length, hashed: stale.length, ms: Math.round(performance.now() - t0) };
   }
 }

@@ -1,8 +1,8 @@
 // DSSE (Dead Simple Signing Envelope, v1): the signature covers PAE(payloadType, payload),
 // so neither the payload nor its type can be swapped without breaking it. The JSON
 // envelope is {payload: base64, payloadType, signatures: [{keyid, sig: base64}]}.
-// keyid is an unauthenticated hint: verification tries every trusted key when the hint
-// names none of them, and trusts a signature only for the key that verifies it.
+// keyid is an unauthenticated hint: verification tries the trusted key it names first, then
+// every other trusted key, and trusts a signature only for the key that verifies it.
 
 import { sign as edSign, verify as edVerify } from 'node:crypto';
 import type { SigningKey, TrustedKey } from './keys';
@@ -80,9 +80,9 @@ export function verifyEnvelope(env: DsseEnvelope, trusted: readonly TrustedKey[]
       continue;
     }
     if (sig.length !== 64) continue;
-    // The hint narrows the keys tried; a hint naming no trusted key tries them all.
-    const hinted = trusted.filter((k) => k.keyid === s.keyid);
-    for (const key of hinted.length ? hinted : trusted) {
+    // The hint orders the keys tried; it never decides which key is trusted.
+    const ordered = [...trusted.filter((k) => k.keyid === s.keyid), ...trusted.filter((k) => k.keyid !== s.keyid)];
+    for (const key of ordered) {
       if (edVerify(null, message, key.publicKey, sig)) return { payload, payloadType: env.payloadType, key };
     }
   }

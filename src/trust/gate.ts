@@ -24,7 +24,7 @@ export class TrustRefusal extends StartRefusedError {
     override readonly reason: RefusalReason,
     message: string,
   ) {
-    super(reason, message);
+    super(reason, message, 'trust');
   }
 }
 

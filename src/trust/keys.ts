@@ -3,7 +3,7 @@
 // in DSSE signatures (a hint for choosing the key, never a reason to trust it) and in logs.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface SigningKey {
@@ -95,12 +95,18 @@ export function loadTrustedKeys(where: string): TrustedKey[] {
  * (an existing key stays the key statements were signed with).
  */
 export function writeKeyPair(dir: string, name: string): { keyFile: string; publicFile: string; keyid: string } {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 }); // a directory made here is the signer's alone
   const keyFile = path.join(dir, `${name}.key`);
   const publicFile = path.join(dir, `${name}.pub`);
   for (const f of [keyFile, publicFile]) if (existsSync(f)) throw new KeyError(`${f} exists; keep it, or remove it to make a new key`);
   const k = generateSigningKey();
+  // 'wx': a file that appeared meanwhile is never overwritten; 0600 before a byte is written.
   writeFileSync(keyFile, k.privatePem, { mode: 0o600, flag: 'wx' });
-  writeFileSync(publicFile, k.publicPem, { mode: 0o644, flag: 'wx' });
+  try {
+    writeFileSync(publicFile, k.publicPem, { mode: 0o644, flag: 'wx' });
+  } catch (err) {
+    rmSync(keyFile, { force: true }); // no half pair left behind
+    throw err;
+  }
   return { keyFile, publicFile, keyid: k.keyid };
 }

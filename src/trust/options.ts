@@ -10,7 +10,8 @@ import { compilePolicy, loadPolicy, type Policy } from '../policy';
 import { sha256 } from './digests';
 import { TrustGate } from './gate';
 import { loadTrustedKeys } from './keys';
-import { InstallSubject, type SubjectSource } from './subject';
+import type { WorkerImage } from '../image/worker-image';
+import { imageSubject, InstallSubject } from './subject';
 
 export const TRUST_OPTIONS: Record<string, OptionSpec> = {
   'trusted-keys': {
@@ -49,8 +50,9 @@ export interface TrustSetup {
   policySha256: string;
   install: string;
   log: Logger;
-  /** The image workers run, when there is one (else the install is the subject). */
-  subject?: SubjectSource;
+  /** The image workers run, when there is one: the subject is then the image (its manifest
+   * digest) and its scan report is bound too; else the install is the subject. */
+  image?: WorkerImage;
 }
 
 /** The agent's gate, or undefined when no trusted keys were given (nothing is checked). */
@@ -59,10 +61,10 @@ export function trustGateFrom(s: TrustSetup): TrustGate | undefined {
   if (typeof where !== 'string' || where === '') return undefined;
   const trustedKeys = loadTrustedKeys(path.resolve(where));
   const attestations = attestationsDir(s.values, s.profilesDir);
-  const subject = s.subject ?? new InstallSubject(s.install);
+  const what = s.image ? imageSubject(s.image) : { subject: new InstallSubject(s.install) };
   s.log.info(
-    { keys: trustedKeys.map((k) => ({ keyid: k.keyid, file: k.file })), attestations, subject: subject.kind },
+    { keys: trustedKeys.map((k) => ({ keyid: k.keyid, file: k.file })), attestations, subject: what.subject.kind },
     `worker starts need a signed statement per tier: ${trustedKeys.length} trusted key(s), statements in ${attestations}`,
   );
-  return new TrustGate({ trustedKeys, attestations, profilesDir: s.profilesDir, policyFile: s.policyFile, loadedPolicySha256: s.policySha256, subject, log: s.log });
+  return new TrustGate({ trustedKeys, attestations, profilesDir: s.profilesDir, policyFile: s.policyFile, loadedPolicySha256: s.policySha256, log: s.log, ...what });
 }

@@ -1,14 +1,21 @@
 // Making a tier's signed statement: read the tier's materials and the subject as the agent
 // will (materials.ts, subject.ts), build the in-toto statement, sign it into a DSSE envelope,
 // and write <attestations>/<tier>.dsse.json atomically (a start never reads half a file).
+// With an image, the image is scanned first as the agent scans it (same advisories, same
+// policy): the statement binds the scan report's digest and the waivers it relies on, and
+// an image the scan gate refuses now is not signed.
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { describeDecision } from '../image/gate';
+import { gateScan, scanImage } from '../image/scan';
+import { toolVersion } from '../image/tool';
+import type { SupplyChainPolicy } from '../policy';
 import { signEnvelope, type DsseEnvelope } from './dsse';
 import { statementPath } from './gate';
 import type { SigningKey } from './keys';
 import { readTierMaterials } from './materials';
 import { buildStatement, PAYLOAD_TYPE, type TierStatement, type Waiver } from './statement';
-import type { SubjectSource } from './subject';
+import { ImageSubject, InstallSubject, type SubjectSource } from './subject';
 
 export interface SignRequest {
   key: SigningKey;
@@ -47,4 +54,33 @@ export function writeEnvelope(attestations: string, tier: string, envelope: Dsse
   writeFileSync(tmp, JSON.stringify(envelope, null, 2) + '\n', { mode: 0o644 });
   renameSync(tmp, file);
   return file;
+}
+
+/** What `fhirguard sign` (and `fhirguard up`) sign for: the image, scanned now, or the install. */
+export interface SigningSubject {
+  subject: SubjectSource;
+  scan?: { sha256: string; waivers: Waiver[] };
+}
+
+export class SignRefusal extends Error {}
+
+/**
+ * The subject statements are signed for. With an image: resolved and scanned against
+ * `advisories` under the policy's gate, as the agent will; throws SignRefusal when the gate
+ * refuses the image now.
+ */
+export async function signingSubject(o: {
+  install: string;
+  image?: { ref: string; advisories: string };
+  supplyChain: SupplyChainPolicy;
+  now?: number;
+}): Promise<SigningSubject> {
+  if (!o.image) return { subject: new InstallSubject(o.install) };
+  const scan = await scanImage({ image: o.image.ref, advisories: o.image.advisories, policy: o.supplyChain, tool: toolVersion() });
+  const d = gateScan(scan, o.supplyChain, o.now ?? Date.now());
+  if (d.refused) throw new SignRefusal(`not signing: ${describeDecision(d, `${o.image.ref} (${scan.image.digest})`)}`);
+  return {
+    subject: new ImageSubject(o.image.ref, async () => scan.image.digest),
+    scan: { sha256: scan.reportDigest, waivers: scan.report.waivers.map((w) => ({ id: w.id, ...(w.package ? { package: w.package } : {}), expires: w.expires, reason: w.reason })) },
+  };
 }

@@ -5,6 +5,8 @@
 // the waivers it relied on, and an optional expiry. It travels as the payload of a DSSE
 // envelope of type application/vnd.in-toto+json.
 
+import { expiryOf } from '../policy/supply-chain';
+
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 /** fhirguard's predicate: one tier's confinement bound to what its workers run. */
@@ -25,6 +27,8 @@ export interface Artifact {
 export interface Waiver {
   /** The advisory (or finding) waived. */
   id: string;
+  /** Only this package's finding (absent: every package the advisory affects). */
+  package?: string;
   /** ISO date or date-time after which the waiver no longer holds. */
   expires: string;
   reason?: string;
@@ -74,12 +78,13 @@ function artifactOf(v: unknown, where: string): Artifact {
   return { name: typeof a.name === 'string' ? a.name : '', digest: digestOf(a.digest, `${where}.digest`) };
 }
 
-/** A time the statement names: ISO 8601, date or date-time. A date means its whole day (UTC). */
+/**
+ * A time the statement names, as the policy's waivers name theirs: a date (YYYY-MM-DD, through
+ * the end of that day, UTC) or an ISO 8601 date-time with its zone (never local time).
+ */
 export function timeOf(v: unknown, where: string): number {
-  if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) throw new StatementError(`${where} is not an ISO 8601 date`);
-  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(v);
-  const t = Date.parse(dateOnly ? `${v}T23:59:59.999Z` : v);
-  if (Number.isNaN(t)) throw new StatementError(`${where} is not a valid date`);
+  const t = typeof v === 'string' ? expiryOf(v) : NaN;
+  if (Number.isNaN(t)) throw new StatementError(`${where} is not a date (YYYY-MM-DD) or an ISO 8601 date-time with zone: ${JSON.stringify(v)}`);
   return t;
 }
 
@@ -121,7 +126,12 @@ export function parseStatement(payload: Buffer): TierStatement {
         const x = (w ?? {}) as Record<string, unknown>;
         if (typeof x.id !== 'string' || !x.id) throw new StatementError(`predicate.scan.waivers[${i}].id missing`);
         timeOf(x.expires, `predicate.scan.waivers[${i}].expires`);
-        return { id: x.id, expires: x.expires as string, ...(typeof x.reason === 'string' ? { reason: x.reason } : {}) };
+        return {
+          id: x.id,
+          ...(typeof x.package === 'string' ? { package: x.package } : {}),
+          expires: x.expires as string,
+          ...(typeof x.reason === 'string' ? { reason: x.reason } : {}),
+        };
       }),
     };
   }

@@ -2,6 +2,7 @@
 // (its name and manifest digest); without one, the host install the workers are started
 // from (digests.ts says what that covers).
 
+import type { WorkerImage } from '../image/worker-image';
 import { InstallDigest } from './digests';
 import type { Subject, SubjectKind } from './statement';
 
@@ -41,4 +42,9 @@ export class ImageSubject implements SubjectSource {
     const d = (await this.manifestDigest()).replace(/^sha256:/, '');
     return { name: this.name, digest: { sha256: d } };
   }
+}
+
+/** What a gate over an agent's image compares: the image's manifest digest and its scan report. */
+export function imageSubject(image: WorkerImage): { subject: SubjectSource; scanDigest: () => Promise<string> } {
+  return { subject: new ImageSubject(image.o.ref, () => image.manifestDigest()), scanDigest: () => image.scanDigest() };
 }

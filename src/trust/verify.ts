@@ -7,22 +7,9 @@
 import type { Subject, TierStatement } from './statement';
 import { timeOf } from './statement';
 import type { TierMaterials } from './materials';
+import type { RefusalReason } from './reasons';
 
-export const REFUSAL_REASONS = [
-  'unsigned', // no statement for the tier
-  'malformed', // an envelope or statement that does not parse
-  'signature', // no signature that verifies under a trusted key
-  'tier', // a statement for another tier
-  'expired', // the statement's own expiry passed
-  'subject', // another image or install than the one signed
-  'seccomp', // the seccomp profile differs from the signed one
-  'ebpf', // the eBPF profile differs
-  'policy', // the policy file (or the policy the agent loaded) differs
-  'scan', // the image's scan report differs
-  'waiver-expired', // a waiver the signed scan relied on has expired
-  'unreadable', // an artifact could not be read or parsed
-] as const;
-export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+export { REFUSAL_REASONS, type RefusalReason } from './reasons';
 
 export interface Observed {
   tier: string;
@@ -65,7 +52,7 @@ export function checkStatement(st: TierStatement, o: Observed): Mismatch | null 
     return { reason: 'policy', message: `the agent runs a policy (sha256:${short(o.loadedPolicy)}) other than the signed one: restart it` };
   }
   if (o.scan !== undefined && p.scan?.digest.sha256 !== o.scan) {
-    return { reason: 'scan', message: p.scan ? `the image's scan report is sha256:${short(o.scan)}, the statement signs sha256:${short(p.scan.digest.sha256)}` : 'the image has a scan report the statement does not sign' };
+    return { reason: 'scan-report', message: p.scan ? `the image's scan report is sha256:${short(o.scan)}, the statement signs sha256:${short(p.scan.digest.sha256)}` : 'the image has a scan report the statement does not sign' };
   }
   for (const w of p.scan?.waivers ?? []) {
     if (timeOf(w.expires, 'waiver') < o.now) return { reason: 'waiver-expired', message: `waiver ${w.id} expired at ${w.expires}` };
