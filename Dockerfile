@@ -77,7 +77,10 @@ CMD ["worker", "--tier", "write", "--db", "/var/lib/fhirguard/data/fhirguard.db"
 #                   session keyring) and mount; the agent applies its own filters to workers
 #   RLIMIT_MEMLOCK unlimited (ulimit, no capability): kernels before 5.11 charge BPF maps
 #                   to it
-# deploy/compose.yaml and deploy/kubernetes/agent-daemonset.yaml grant exactly this.
+# deploy/compose.yaml grants exactly this. deploy/kubernetes/agent.yaml runs the agent in node
+# mode (--adopt-pods: no runc, no workers of its own) and grants only the eBPF part: CAP_BPF,
+# CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN, bpffs, the cgroup tree and BTF, under the
+# runtime's default seccomp profile.
 FROM app AS agent
 RUN apt-get update \
  && apt-get install -y --no-install-recommends runc libbpf1 libelf1 zlib1g \
