@@ -39,8 +39,12 @@ function startsWithIgnoreCase(s: string, prefix: string): boolean {
 function relativeUrl(url: string, req: RequestView, where: string): string {
   const scheme = startsWithIgnoreCase(url, 'https://') ? 8 : startsWithIgnoreCase(url, 'http://') ? 7 : 0;
   if (scheme === 0) {
-    const colon = url.indexOf(':');
-    const slash = url.indexOf('/');
+    // A scheme is a colon before any '/' in the path; the query may hold colons of its own
+    // (token systems, canonical URLs: `Patient?identifier=urn:oid:1.2.3|42`).
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const colon = path.indexOf(':');
+    const slash = path.indexOf('/');
     if (colon >= 0 && (slash < 0 || colon < slash)) {
       throw badBundle(`${where}: '${shown(url)}' is not a URL relative to the FHIR base`, `${where}.url`);
     }

@@ -511,6 +511,18 @@ const CASES: Case[] = [
     { body: bundle('batch', { method: 'GET', url: 'http://fhir.example.org/fhir/Patient/1' }), headers: { host: 'fhir.example.org' } },
   ],
   ['POST', '/', no(400, 'bad-bundle'), { body: bundle('batch', { method: 'GET', url: 'urn:uuid:1c7e5f0a-0000-4000-8000-000000000000' }) }],
+  // Colons in the query (token systems) are not a scheme.
+  [
+    'POST',
+    '/',
+    I('batch', 'system', {
+      entries: [
+        I('search-type', 'type', { resourceType: 'Patient', params: [P('identifier', 'urn:oid:1.2.3|42')] }),
+        I('update', 'type', { resourceType: 'Observation', conditional: true, params: [P('code', 'http://loinc.org|1234-5')] }),
+      ],
+    }),
+    { body: bundle('batch', { method: 'GET', url: 'Patient?identifier=urn:oid:1.2.3|42' }, { method: 'PUT', url: 'Observation?code=http://loinc.org|1234-5' }) },
+  ],
   ['POST', '/', no(400, 'bad-bundle'), { body: { resourceType: 'Bundle', type: 'collection', entry: [] } }],
   ['POST', '/', no(400, 'bad-bundle'), { body: { resourceType: 'Bundle', type: 'message' } }],
   ['POST', '/', no(400, 'bad-bundle'), { body: pt }],
