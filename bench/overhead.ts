@@ -95,6 +95,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    for (const sys of systems.values()) await sys.stop();
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }

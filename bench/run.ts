@@ -9,8 +9,9 @@
 // proxies, workers and agents are pinned to the other CPU(s) (bench/lib/pin.ts). Each
 // (variant, workload) cell runs a warm-up then a fixed-duration measurement, repeated N times
 // with the variants in rotating order within each workload, so drift of a shared machine
-// falls on all alike; medians are reported with min-max, the spread across repeats and the
-// load average say how noisy the run was. Ratios: against the bare proxy and against
+// falls on all alike; workloads run one after the other, reads first (writes grow the
+// database). Medians are reported with min-max; the spread across repeats, the other work
+// seen on the measured CPU and the load average say how noisy the run was. Ratios: against the bare proxy and against
 // unconfined fhirguard. Results: a table on stdout, JSON in bench/results/bench-<date>.json.
 //
 // The enforced variants need root, runc and the eBPF loader (`make -C bpf`); where one is
@@ -225,9 +226,11 @@ async function main(): Promise<void> {
     const runs = new Map<string, Run[]>();
     const total = o.repeats * o.workloads.length * variants.length;
     let done = 0;
-    for (let repeat = 0; repeat < o.repeats && !interrupted; repeat++) {
-      for (const name of o.workloads) {
-        const w = workloads[name];
+    // Workload by workload, reads first: the writes (create, transaction) grow the database,
+    // and a search's cost grows with it, so reads see the seeded database in every repeat.
+    for (const name of o.workloads) {
+      const w = workloads[name];
+      for (let repeat = 0; repeat < o.repeats && !interrupted; repeat++) {
         // Rotating order: each variant runs first, middle and last across the repeats.
         const order = variants.map((_, i) => variants[(i + repeat) % variants.length]);
         for (const v of order) {
@@ -270,7 +273,7 @@ async function main(): Promise<void> {
     const durationSeconds = Math.round((Date.now() - t0) / 1000);
     out(`\nfhirguard benchmark, ${started.toISOString()}, ${durationSeconds} s\n`);
     out(`machine: ${describe(m)}\n`);
-    out(`load: autocannon in its own process, ${o.seconds} s per run after ${o.warmup} s warm-up, ${o.repeats} repeat(s), variants in rotating order; medians over the repeats\n`);
+    out(`load: autocannon in its own process, ${o.seconds} s per run after ${o.warmup} s warm-up, ${o.repeats} repeat(s) per workload, variants in rotating order; medians over the repeats\n`);
     out(`pinning: ${plan ? plan.note : noPin}\n`);
     out(`database: ${seeded.resources} Synthea resources (${seeded.patients.length} patients), one worker per tier, shared by every variant\n`);
     for (const v of VARIANTS) out(`  ${v.padEnd(24)}${skipped.has(v) ? `SKIPPED: ${skipped.get(v)}` : o.variants.includes(v) ? DESCRIBE[v] : 'not selected'}\n`);
@@ -302,7 +305,7 @@ async function main(): Promise<void> {
         pinning: plan ?? { none: noPin },
         proxyLogLevel: o.proxyLogLevel,
         workersPerTier: 1,
-        order: 'per repeat and workload, variants in rotating order',
+        order: 'workload by workload (reads before writes), each repeated with the variants in rotating order',
       },
       database: { resources: seeded.resources, patients: seeded.patients.length, bundles: syntheaFiles(o.patients).map((f) => path.basename(f)) },
       variants: o.variants.map((v) => ({ id: v, describe: DESCRIBE[v], skipped: skipped.get(v) ?? null })),
@@ -318,6 +321,8 @@ async function main(): Promise<void> {
     out(`\nresults: ${file}\n`);
     if (failed) process.exitCode = 1;
   } finally {
+    // Systems first: their stop also removes containers or plain workers a stuck agent left.
+    for (const sys of [...systems.values()].reverse()) await sys.stop();
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }

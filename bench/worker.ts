@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'undici';
+import { cpuSeconds } from './lib/cpu-time';
 
 const ROOT = resolve(__dirname, '..', '..');
 const CORPUS = join(ROOT, '..', 'shared', 'corpus', 'synthea');
@@ -40,12 +41,6 @@ async function start(db: string, socket: string, readOnly: boolean): Promise<Wor
     if (Date.now() > deadline) throw new Error('worker not ready in 60 s');
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** CPU seconds (user + system) a process has used: /proc/<pid>/stat, in USER_HZ = 100 ticks. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function stop(w: Worker): Promise<void> {

@@ -12,8 +12,9 @@ export interface Run extends LoadResult {
   cpuMsPerReq: number;
   /** 1-minute load average as the run started (the benchmark's own processes count in it). */
   loadavg1: number;
-  /** Busy time of the measured CPUs not spent by the measured processes (other work, the
-   * kernel, steal), as a fraction of those CPUs' time during the run. */
+  /** Busy time of the measured CPUs not spent by the measured processes, as a fraction of
+   * those CPUs' time during the run: other programs, steal, and kernel threads, some working
+   * for the measured processes (the disk flushes of the write workloads). */
   otherCpu: number;
 }
 
@@ -142,7 +143,7 @@ const LOADGEN_BOUND = 0.85;
 
 export function printNoise(n: Noise, repeats: number, out: (s: string) => void): void {
   const other =
-    `other work took ${pct(n.otherCpu.median)} of the measured CPU(s) in the median run, ${pct(n.otherCpu.max)} at most; ` +
+    `other work (other programs, steal, kernel threads such as disk flushes) took ${pct(n.otherCpu.median)} of the measured CPU(s) in the median run, ${pct(n.otherCpu.max)} at most; ` +
     `load average (1 min, the benchmark's own ~2 busy processes included) ${n.loadavg1.min}-${n.loadavg1.max}`;
   if (repeats < 2) {
     out(`\nnoise: one repeat only, no spread measured; ${other}\n`);
