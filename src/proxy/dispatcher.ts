@@ -3,9 +3,12 @@
 // this dispatcher turns that into a member of the tier's pool: round-robin over healthy
 // members, the tier's timeout, the member's Host and base path, and failover. Failover lives
 // here rather than in reply-from's retry because a retry must go to a different member.
+// A GET or HEAD that meets a connection error goes once to another member; any other request
+// does only when the connection could not even be made (it was never sent, so it is still
+// sent once): a write is never sent twice.
 
 import type { Dispatcher } from 'undici';
-import { isConnectionError, NoHealthyMemberError } from './errors';
+import { isConnectionError, neverSent, NoHealthyMemberError } from './errors';
 import type { Member, TierPool, UpstreamPools } from './pool';
 
 /** Methods whose request may be sent twice without changing anything upstream. */
@@ -52,7 +55,7 @@ export class TierDispatcher {
       callback(new NoHealthyMemberError(pool.name, pool.unavailable));
       return;
     }
-    this.send(pool, member, opts, IDEMPOTENT_READS.has(opts.method) ? 1 : 0, callback);
+    this.send(pool, member, opts, 1, callback);
   }
 
   private send(pool: TierPool, member: Member, opts: Dispatcher.RequestOptions, retries: number, callback: Callback): void {
@@ -70,7 +73,8 @@ export class TierDispatcher {
       (err: Error | null, data?: Dispatcher.ResponseData) => {
         if (err && isConnectionError(err)) {
           pool.markDown(member, err);
-          if (retries > 0) {
+          // A write that may have reached the member is never sent again (it may have been applied).
+          if (retries > 0 && (IDEMPOTENT_READS.has(opts.method) || neverSent(err))) {
             const other = pool.pick(member);
             if (other) {
               this.hooks.onRetry?.(pool.name);

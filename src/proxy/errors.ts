@@ -47,6 +47,25 @@ export function isConnectionError(err: unknown): boolean {
   return CONNECTION_CODES.has(codeOf(err));
 }
 
+/**
+ * Failures to connect at all: undici fails a request with these only while it waits for a
+ * connection, before a byte of it is written (a request written on a socket that breaks gets
+ * ECONNRESET, EPIPE or UND_ERR_SOCKET instead). Such a request never reached the member, so
+ * sending it to another one sends it once, whatever its method.
+ */
+const NOT_SENT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED', // nothing listens (a worker that stopped accepting as it shuts down)
+  'ENOENT', // Unix socket file gone
+  'EACCES',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+export function neverSent(err: unknown): boolean {
+  return NOT_SENT_CODES.has(codeOf(err));
+}
+
 export type UpstreamFaultKind = 'connect' | 'timeout' | 'unavailable' | 'refused';
 
 /** The OperationOutcome for an upstream failure; `err` is what the HTTP client reported. */

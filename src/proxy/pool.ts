@@ -175,11 +175,13 @@ export class UpstreamPools {
     return this.all().every((p) => p.healthyCount() > 0);
   }
 
-  tierHealth(): { tier: string; healthy: number; members: number; down: { member: string; error: string }[]; refused?: string }[] {
+  tierHealth(): { tier: string; healthy: number; members: number; up: string[]; down: { member: string; error: string }[]; refused?: string }[] {
     return this.all().map((p) => ({
       tier: p.name,
       healthy: p.healthyCount(),
       members: p.members.length,
+      // The members requests go to now (a rollout's switch shows here).
+      up: p.members.filter((m) => m.healthy).map((m) => m.spec),
       down: p.members.filter((m) => !m.healthy).map((m) => ({ member: m.spec, error: m.lastError })),
       ...(p.unavailable ? { refused: p.unavailable } : {}),
     }));

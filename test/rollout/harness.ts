@@ -69,3 +69,74 @@ export async function reapSystems(): Promise<void> {
 }
 
 export const tierOf = (ws: WorkerInfo[], tier: string): WorkerInfo[] => ws.filter((w) => w.tier === tier).sort((a, b) => a.id.localeCompare(b.id));
+
+/** The addresses of workers, as the proxy's pool names its members, sorted. */
+export const addresses = (ws: WorkerInfo[]): string[] => ws.map((w) => w.address).sort();
+
+/** The members the proxy sends a tier's requests to now (its /readyz `up`), sorted. */
+export async function poolOf(proxy: ProxyProcess, tier: string): Promise<string[]> {
+  const res = await fetch(`${proxy.adminUrl}/readyz`);
+  const body = (await res.json()) as { tiers: Array<{ tier: string; up: string[] }> };
+  return [...(body.tiers.find((t) => t.tier === tier)?.up ?? [])].sort();
+}
+
+/**
+ * Samples the proxy's pool of `tier` every 50 ms until stop(), which resolves with every
+ * distinct pool seen, in order: what the proxy routed to, step by step, during a rollout.
+ * stop(settled): first waits (up to 5 s) for the pool to be `settled`, the proxy reading the
+ * agent's last events.
+ */
+export function watchPool(proxy: ProxyProcess, tier: string): { stop(settled?: string[]): Promise<string[][]> } {
+  const seen: string[][] = [];
+  let stopping = false;
+  const last = (): string => JSON.stringify(seen[seen.length - 1]);
+  const loop = (async () => {
+    while (!stopping) {
+      const up = await poolOf(proxy, tier);
+      if (JSON.stringify(up) !== last()) seen.push(up);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    stop: async (settled) => {
+      const deadline = Date.now() + 5000;
+      while (settled && last() !== JSON.stringify(settled) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      stopping = true;
+      await loop;
+      return seen;
+    },
+  };
+}
+
+/**
+ * What a pool's samples (watchPool) must show of a switch from `from` to `to`: it starts at
+ * `from`, is never empty, holds every member of `to` before it loses any of `from` (the new
+ * workers get traffic before an old one is drained), and ends at `to`.
+ */
+export function expectSwitch(seen: string[][], from: string[], to: string[]): void {
+  const allNew = seen.findIndex((s) => to.every((a) => s.includes(a)));
+  const oldLeft = seen.findIndex((s) => from.some((a) => !s.includes(a)));
+  expect({ first: seen[0], empty: seen.filter((s) => s.length === 0).length, newBeforeOldLeft: allNew >= 0 && allNew <= oldLeft, last: seen[seen.length - 1], seen }).toEqual({
+    first: from,
+    empty: 0,
+    newBeforeOldLeft: true,
+    last: to,
+    seen,
+  });
+}
+
+/** What a rollback must show of the pool: the old workers in it all along, and at the end only they. */
+export function expectKept(seen: string[][], old: string[]): void {
+  expect({ oldLeft: seen.filter((s) => old.some((a) => !s.includes(a))), last: seen[seen.length - 1] }).toEqual({ oldLeft: [], last: old });
+}
+
+/** Resolves with the first worker event from index `since` on that matches. */
+export async function nextEvent(sys: System, since: number, pred: (w: WorkerInfo) => boolean, timeoutMs = 60_000): Promise<WorkerInfo> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const hit = sys.events.slice(since).find(pred);
+    if (hit) return hit;
+    if (Date.now() > deadline) throw new Error(`no such worker event within ${timeoutMs} ms; last: ${JSON.stringify(sys.events.slice(-5))}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

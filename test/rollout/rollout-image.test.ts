@@ -8,7 +8,7 @@ import path from 'node:path';
 import { buildImage, type BuildResult } from '../../src/image/build';
 import { allServing, waitWorkers } from '../helpers/agent-process';
 import { REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
-import { reapSystems, startSystem, tierOf, type System } from './harness';
+import { addresses, expectKept, expectSwitch, reapSystems, startSystem, tierOf, watchPool, type System } from './harness';
 import { underLoad } from './workload';
 
 jest.setTimeout(240_000);
@@ -56,10 +56,14 @@ test('every tier moves to image v2 under a sustained mixed workload: 0 failed re
   for (const w of await sys.agent.client.workers()) expect([w.id, imageOf(w.pid!)]).toEqual([w.id, v1.digest]);
   const { workload: w } = await underLoad(sys.proxy.fhirUrl, 3, async () => {
     for (const tier of ['read', 'write', 'ops']) {
+      const old = tierOf(await sys.agent.client.workers(), tier);
+      const pool = watchPool(sys.proxy, tier);
       const run = await sys.rollout(['--tier', tier, '--image', v2.ref, '--bake', '2s']);
       expect({ tier, code: run.code, stderr: run.stderr }).toEqual({ tier, code: 0, stderr: '' });
       expect(run.stdout).toContain(`image ${v2.ref}`);
-      for (const x of tierOf(await sys.agent.client.workers(), tier)) expect([x.id, x.state, imageOf(x.pid!)]).toEqual([x.id, 'serving', v2.digest]);
+      const mine = tierOf(await sys.agent.client.workers(), tier);
+      for (const x of mine) expect([x.id, x.state, imageOf(x.pid!)]).toEqual([x.id, 'serving', v2.digest]);
+      expectSwitch(await pool.stop(addresses(mine)), addresses(old), addresses(mine));
     }
   });
   for (const op of ['create', 'update', 'transaction', 'read', 'search']) expect(w.done[op]).toBeGreaterThan(3);
@@ -74,7 +78,9 @@ test('an image the scan gate refuses is rolled back with no failed request; the 
   const fixture = JSON.parse(readFileSync(path.join(OSV, 'FGTEST-2025-0001.json'), 'utf8'));
   writeFileSync(path.join(advisories, 'FGTEST-2026-0100.json'), JSON.stringify({ ...fixture, id: 'FGTEST-2026-0100', aliases: [] }));
 
+  const pool = watchPool(sys.proxy, 'read');
   const { result: run } = await underLoad(sys.proxy.fhirUrl, 2, () => sys.rollout(['--tier', 'read', '--image', v1.ref, '--advisories', advisories, '--bake', '2s']));
+  expectKept(await pool.stop(), addresses(tierOf(before, 'read')));
   expect(run.code).toBe(1);
   expect(run.stderr).toMatch(/tier read NOT rolled out: read-g2-\d was refused at start: image \S+:v1 \(sha256:[0-9a-f]{64}\) refused: 1 finding at or above high severity[\s\S]*FGTEST-2026-0100/);
   const after = await sys.agent.client.workers();

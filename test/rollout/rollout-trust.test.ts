@@ -9,7 +9,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { allServing, waitWorkers } from '../helpers/agent-process';
 import { FHIRGUARD, REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
-import { reapSystems, startSystem, tierOf, type System } from './harness';
+import { addresses, expectKept, expectSwitch, reapSystems, startSystem, tierOf, watchPool, type System } from './harness';
 import { underLoad as load } from './workload';
 
 jest.setTimeout(240_000);
@@ -55,7 +55,9 @@ afterAll(async () => {
 test('an unsigned new profile is refused at start and rolled back; the old workers keep serving', async () => {
   const before = await waitWorkers(sys.agent.client, (ws) => ws.length === 4 && allServing(ws));
   const unsigned = newProfiles('unsigned', 'read');
+  const pool = watchPool(sys.proxy, 'read');
   const run = await underLoad(() => sys.rollout(['--tier', 'read', '--profile', unsigned, '--bake', '2s']));
+  expectKept(await pool.stop(), addresses(tierOf(before, 'read')));
   expect(run.code).toBe(1);
   expect(run.stderr).toMatch(/tier read NOT rolled out: read-g1-\d was refused at start: tier read is not signed: no \S+\/unsigned\/attestations\/read\.dsse\.json/);
   expect((await sys.agent.client.workers()).map((w) => [w.id, w.pid, w.state])).toEqual(before.map((w) => [w.id, w.pid, 'serving']));
@@ -68,16 +70,21 @@ test('a profile edited after it was signed is refused; signed as it is, it rolls
   const f = path.join(next, 'seccomp', 'write.json');
   const original = readFileSync(f);
   writeFileSync(f, original.toString().replace(/\n$/, ' \n'));
+  const keep = watchPool(sys.proxy, 'write');
   const edited = await underLoad(() => sys.rollout(['--tier', 'write', '--profile', next, '--bake', '2s']));
+  expectKept(await keep.stop(), addresses(tierOf(before, 'write')));
   expect(edited.code).toBe(1);
   expect(edited.stderr).toMatch(/tier write NOT rolled out: write-g\d-0 was refused at start: .*seccomp/);
   expect((await sys.agent.client.workers()).map((w) => [w.id, w.pid, w.state])).toEqual(before.map((w) => [w.id, w.pid, 'serving']));
 
   writeFileSync(f, original);
+  const sw = watchPool(sys.proxy, 'write');
   const ok = await underLoad(() => sys.rollout(['--tier', 'write', '--profile', next, '--bake', '2s']));
   expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: '' });
   expect(ok.stdout).toContain(`signed statements in ${path.join(next, 'attestations')}`);
-  expect(tierOf(await sys.agent.client.workers(), 'write').map((w) => [w.id, w.state])).toEqual([['write-g2-0', 'serving']]);
+  const mine = tierOf(await sys.agent.client.workers(), 'write');
+  expect(mine.map((w) => [w.id, w.state])).toEqual([['write-g2-0', 'serving']]);
+  expectSwitch(await sw.stop(addresses(mine)), addresses(tierOf(before, 'write')), addresses(mine));
   const t = (await sys.agent.client.enforcement()).tiers.find((x) => x.tier === 'write')!;
   expect(t.profile?.seccompFile).toBe(f);
   expect(t.trust).toMatchObject({ status: 'verified' });

@@ -1,16 +1,20 @@
 // Rolling updates under load, as root with the real agent, runc workers under seccomp and
 // eBPF, and the real proxy over HTTP: a sustained mixed workload (creates, updates,
 // transactions, reads, searches) runs through the proxy while `fhirguard rollout` replaces
-// each tier's workers; not one request fails and every acknowledged write reads back. Broken
-// profiles (one that stops the worker from starting, one that violates in the serve phase)
-// are rolled back, again without a failed request, and the old workers keep serving.
+// each tier's workers; not one request fails, every acknowledged write reads back and none is
+// applied twice, and the proxy's pool (its /readyz) takes the new workers in before it lets an
+// old one go. Broken profiles (one that stops the worker from starting, one that violates in
+// the serve phase) are rolled back, again without a failed request, and the old workers keep
+// serving and stay in the proxy's pool all along. So are rollouts that meet a worker restart:
+// an old worker that crashes mid-rollout is retired with the others, a new one that dies
+// during the bake rolls the tier back.
 
 import { createHash } from 'node:crypto';
 import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { waitWorkers, allServing } from '../helpers/agent-process';
 import { REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
-import { reapSystems, startSystem, tierOf, type System } from './harness';
+import { addresses, expectKept, expectSwitch, nextEvent, reapSystems, startSystem, tierOf, watchPool, type System } from './harness';
 import { underLoad } from './workload';
 
 jest.setTimeout(240_000);
@@ -65,6 +69,7 @@ test('every tier rolled out under a sustained mixed workload: 0 failed requests,
   const { workload: w } = await underLoad(sys.proxy.fhirUrl, 3, async (load) => {
     for (const tier of ['read', 'write', 'ops']) {
       const n0 = load.total();
+      const pool = watchPool(sys.proxy, tier);
       const run = await sys.rollout(['--tier', tier, '--profile', fresh, '--bake', '3s']);
       during[tier] = load.total() - n0;
       expect({ tier, code: run.code, stderr: run.stderr }).toEqual({ tier, code: 0, stderr: '' });
@@ -72,6 +77,8 @@ test('every tier rolled out under a sustained mixed workload: 0 failed requests,
       const mine = tierOf(await sys.agent.client.workers(), tier);
       expect(mine.map((x) => x.id)).toEqual(tierOf(before, tier).map((x) => x.id.replace(`${tier}-`, `${tier}-g1-`)));
       expect(mine.every((x) => x.state === 'serving' && x.confinement === 'container')).toBe(true);
+      // The proxy switched: old and new together, then only the new ones; never none.
+      expectSwitch(await pool.stop(addresses(mine)), addresses(tierOf(before, tier)), addresses(mine));
     }
   });
   // The workload really ran through every rollout, with writes and reads.
@@ -111,15 +118,19 @@ test('broken profiles roll back: one that stops workers at start, one that viola
     if (kind === 'ebpf') json.serve = json.serve.filter((n: string) => n !== 'accept4');
   });
   await underLoad(sys.proxy.fhirUrl, 3, async () => {
+    const writePool = watchPool(sys.proxy, 'write');
     const start = await sys.rollout(['--tier', 'write', '--profile', noListen, '--bake', '3s']);
     expect(start.code).toBe(1);
     expect(start.stderr).toMatch(/tier write NOT rolled out: write-g2-0 failed to start \(exit status \d+\)/);
     expect(start.stdout).toMatch(/rollback: /);
+    expectKept(await writePool.stop(addresses(tierOf(before, 'write'))), addresses(tierOf(before, 'write')));
 
+    const readPool = watchPool(sys.proxy, 'read');
     const serve = await sys.rollout(['--tier', 'read', '--profile', noAccept, '--bake', '3s']);
     expect(serve.code).toBe(1);
     expect(serve.stderr).toMatch(/tier read NOT rolled out: read-g2-\d .*accept4/);
     expect(serve.stderr).toMatch(/still serving: read-g1-0, read-g1-1/);
+    expectKept(await readPool.stop(addresses(tierOf(before, 'read'))), addresses(tierOf(before, 'read')));
   });
 
   // The same workers as before, never restarted, serving; the new ones are gone.
@@ -130,6 +141,48 @@ test('broken profiles roll back: one that stops workers at start, one that viola
   // The violation is on the tier's books.
   const c = await sys.agent.client.counters();
   expect(c.tiers.find((t) => t.tier === 'read')!.syscalls.accept4?.violations).toBeGreaterThan(0);
+});
+
+test('a rollout that meets a worker restart: an old worker that crashes is retired with the others; a new one killed during the bake rolls back; no failed request', async () => {
+  const fresh = path.join(dir, 'profiles-v2');
+  const old = tierOf(await waitWorkers(sys.agent.client, (ws) => ws.length === 4 && allServing(ws)), 'read');
+  let current: ReturnType<typeof tierOf> = [];
+  // Read traffic only meets these workers: a GET that meets a killed one is sent once more
+  // to another member, so no request fails (a write in flight on a killed writer would).
+  await underLoad(sys.proxy.fhirUrl, 3, async () => {
+    // An old worker killed once the new ones are starting: its supervisor restarts it while
+    // the rollout goes on, and the rollout retires it with the others.
+    let since = sys.events.length;
+    const pool = watchPool(sys.proxy, 'read');
+    const running = sys.rollout(['--tier', 'read', '--profile', fresh, '--bake', '3s']);
+    await nextEvent(sys, since, (w) => w.tier === 'read' && !old.some((o) => o.id === w.id) && w.state === 'starting');
+    process.kill(old[0].pid!, 'SIGKILL');
+    await nextEvent(sys, since, (w) => w.id === old[0].id && w.state === 'crashed');
+    const run = await running;
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    current = tierOf(await sys.agent.client.workers(), 'read');
+    expect(current.map((w) => [w.id.replace(/-g\d+-/, '-gN-'), w.state, w.restarts])).toEqual([
+      ['read-gN-0', 'serving', 0],
+      ['read-gN-1', 'serving', 0],
+    ]);
+    for (const o of old) expect(sys.events.filter((w) => w.id === o.id).pop()?.state).toBe('stopped');
+    const seen = await pool.stop(addresses(current));
+    expect({ empty: seen.filter((s) => s.length === 0), last: seen[seen.length - 1] }).toEqual({ empty: [], last: addresses(current) });
+
+    // A new worker killed once it serves: the rollout rolls back, the current ones serve on.
+    since = sys.events.length;
+    const kept = watchPool(sys.proxy, 'read');
+    const next = sys.rollout(['--tier', 'read', '--profile', fresh, '--bake', '3s']);
+    const victim = await nextEvent(sys, since, (w) => /^read-g\d+-0$/.test(w.id) && !current.some((c) => c.id === w.id) && w.state === 'serving');
+    process.kill(victim.pid!, 'SIGKILL');
+    const back = await next;
+    expect(back.code).toBe(1);
+    expect(back.stderr).toMatch(new RegExp(`tier read NOT rolled out: ${victim.id} (stopped serving during the bake|failed to start) \\(killed by SIGKILL`));
+    expect(back.stderr).toMatch(new RegExp(`still serving: ${current.map((w) => w.id).join(', ')}`));
+    expectKept(await kept.stop(addresses(current)), addresses(current));
+  });
+  const after = tierOf(await sys.agent.client.workers(), 'read');
+  expect(after.map((w) => [w.id, w.pid, w.state, w.restarts])).toEqual(current.map((w) => [w.id, w.pid, 'serving', 0]));
 });
 
 test('usage errors and unknown tiers are refused without touching any worker', async () => {

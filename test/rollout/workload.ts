@@ -166,12 +166,23 @@ export async function unreadableWrites(fhirUrl: string, acked: AckedWrite[]): Pr
   return bad;
 }
 
+/** How many Patients the server holds (a search with _summary=count). */
+export async function patientCount(fhirUrl: string): Promise<number> {
+  const res = await fetch(`${fhirUrl}/Patient?_summary=count`, { headers: { accept: FHIR_JSON } });
+  const body = (await res.json()) as { total?: number };
+  if (res.status !== 200 || typeof body.total !== 'number') throw new Error(`counting Patients: ${res.status} ${JSON.stringify(body)}`);
+  return body.total;
+}
+
 /**
  * Runs `fn` (a rollout) under a workload of `clients` started a second before, stops the
  * workload half a second after, and checks it: no failed request, every acknowledged write
- * readable. Resolves with fn's result and the workload.
+ * readable, and no write applied twice (the server holds exactly as many new Patients as
+ * creates were acknowledged; an update applied twice would show as a later current version).
+ * Resolves with fn's result and the workload.
  */
 export async function underLoad<T>(fhirUrl: string, clients: number, fn: (w: Workload) => Promise<T>): Promise<{ result: T; workload: Workload }> {
+  const before = await patientCount(fhirUrl);
   const w = startWorkload(fhirUrl, clients);
   let result: T;
   try {
@@ -184,5 +195,6 @@ export async function underLoad<T>(fhirUrl: string, clients: number, fn: (w: Wor
   expect(w.failures).toEqual([]);
   expect(w.done.create).toBeGreaterThan(0);
   expect(await unreadableWrites(fhirUrl, w.acked)).toEqual([]);
+  expect((await patientCount(fhirUrl)) - before).toBe(w.acked.filter((a) => a.via !== 'update').length);
   return { result, workload: w };
 }
