@@ -76,7 +76,7 @@ export const agentCommand: Command = {
       const { policy, sha256: policySha256 } = loadPolicyHashed(paths.policyFile);
       const install = installRoot();
       const image = workerImageFrom(values, { policy, stateDir: paths.stateDir, log });
-      const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, log, ...(image ? { image } : {}) });
+      const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, stateDir: paths.stateDir, log, ...(image ? { image } : {}) });
       agent = new Agent({
         policy,
         profilesDir: paths.profilesDir,

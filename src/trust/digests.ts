@@ -3,10 +3,13 @@
 // than from an image, is hashed as a tree: one line per file or symlink under what a worker
 // container mounts of it (dist/, node_modules/, bin/, package.json) plus the node binary the
 // worker executes, sorted by path; its digest is the sha256 of that listing. Files whose
-// inode, size, mtime and ctime did not change since the last start are not read again.
+// inode, size, mtime, ctime and mode did not change since the last start are not read again
+// (a ctime cannot be set back without changing the clock). With a cache file (root's state
+// directory), that stat cache outlives the process: `fhirguard up` signs and its agent then
+// checks without reading the install twice, and later starts read only what changed.
 
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, type BigIntStats } from 'node:fs';
+import { createReadStream, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -57,11 +60,45 @@ export class InstallDigest {
   private readonly cache = new Map<string, Cached>();
   private running: Promise<TreeDigest> | null = null;
 
+  private loaded = false;
+
   constructor(
     readonly install: string,
     /** The node binary workers run (default: this process's). */
     readonly node: string = process.execPath,
+    /** Where the stat cache is kept between processes (a directory only its owner can write). */
+    readonly cacheFile?: string,
   ) {}
+
+  /** The cache file's entries, when it is ours and nobody else could have written it. */
+  private load(): void {
+    this.loaded = true;
+    if (!this.cacheFile) return;
+    try {
+      const st = statSync(this.cacheFile);
+      const dir = statSync(path.dirname(this.cacheFile));
+      const uid = process.getuid?.() ?? st.uid;
+      if (st.uid !== uid || dir.uid !== uid || (st.mode & 0o022) !== 0 || (dir.mode & 0o022) !== 0) return;
+      const saved = JSON.parse(readFileSync(this.cacheFile, 'utf8')) as { version?: number; install?: string; entries?: Array<[string, string, string]> };
+      if (saved.version !== 1 || saved.install !== this.install || !Array.isArray(saved.entries)) return;
+      for (const [abs, key, line] of saved.entries) if (typeof abs === 'string' && typeof key === 'string' && /^[0-9a-f]{64} [lfx] /.test(line)) this.cache.set(abs, { key, line });
+    } catch {
+      // no cache yet, or unreadable: every file is read
+    }
+  }
+
+  private save(): void {
+    if (!this.cacheFile) return;
+    try {
+      mkdirSync(path.dirname(this.cacheFile), { recursive: true, mode: 0o700 });
+      const tmp = `${this.cacheFile}.${process.pid}.tmp`;
+      const entries = [...this.cache].map(([abs, c]) => [abs, c.key, c.line]);
+      writeFileSync(tmp, JSON.stringify({ version: 1, install: this.install, entries }), { mode: 0o600 });
+      renameSync(tmp, this.cacheFile);
+    } catch {
+      // a cache that cannot be written costs time at the next start, nothing else
+    }
+  }
 
   /** One computation at a time; concurrent callers share it. */
   digest(): Promise<TreeDigest> {
@@ -109,6 +146,7 @@ export class InstallDigest {
 
   private async compute(): Promise<TreeDigest> {
     const t0 = performance.now();
+    if (!this.loaded) this.load();
     const found: Found[] = [];
     const node = await realpath(this.node);
     found.push({ abs: node, name: '<node>', st: lstatSync(node, { bigint: true }) });
@@ -131,6 +169,12 @@ export class InstallDigest {
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL, stale.length) }, reader));
+    // Entries of files that are gone are dropped; the cache is written when anything changed.
+    if (stale.length || this.cache.size !== found.length) {
+      const live = new Set(found.map((f) => f.abs));
+      for (const abs of [...this.cache.keys()]) if (!live.has(abs)) this.cache.delete(abs);
+      this.save();
+    }
     // Sorted by path (a line is <64 hex> <kind> <path>).
     const byPath = (l: string): string => l.slice(67);
     lines.sort((a, b) => (byPath(a) < byPath(b) ? -1 : byPath(a) > byPath(b) ? 1 : 0));

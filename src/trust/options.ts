@@ -11,7 +11,7 @@ import { sha256 } from './digests';
 import { TrustGate } from './gate';
 import { loadTrustedKeys } from './keys';
 import type { WorkerImage } from '../image/worker-image';
-import { imageSubject, InstallSubject } from './subject';
+import { imageSubject, installCacheFile, InstallSubject } from './subject';
 
 export const TRUST_OPTIONS: Record<string, OptionSpec> = {
   'trusted-keys': {
@@ -49,6 +49,8 @@ export interface TrustSetup {
   policyFile: string;
   policySha256: string;
   install: string;
+  /** The agent's state directory (the install digest's stat cache is kept there). */
+  stateDir?: string;
   log: Logger;
   /** The image workers run, when there is one: the subject is then the image (its manifest
    * digest) and its scan report is bound too; else the install is the subject. */
@@ -61,7 +63,7 @@ export function trustGateFrom(s: TrustSetup): TrustGate | undefined {
   if (typeof where !== 'string' || where === '') return undefined;
   const trustedKeys = loadTrustedKeys(path.resolve(where));
   const attestations = attestationsDir(s.values, s.profilesDir);
-  const what = s.image ? imageSubject(s.image) : { subject: new InstallSubject(s.install) };
+  const what = s.image ? imageSubject(s.image) : { subject: new InstallSubject(s.install, undefined, s.stateDir ? installCacheFile(s.stateDir) : undefined) };
   s.log.info(
     { keys: trustedKeys.map((k) => ({ keyid: k.keyid, file: k.file })), attestations, subject: what.subject.kind },
     `worker starts need a signed statement per tier: ${trustedKeys.length} trusted key(s), statements in ${attestations}`,

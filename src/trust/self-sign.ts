@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Policy } from '../policy';
 import { loadSigningKey, loadTrustedKeys, writeKeyPair } from './keys';
 import { signingSubject, signTier, writeEnvelope } from './sign';
+import { installCacheFile } from './subject';
 
 export interface SelfSignOptions {
   stateDir: string;
@@ -49,7 +50,7 @@ export async function selfSign(o: SelfSignOptions): Promise<SelfSigned> {
     throw new Error(`${publicKey} is not the public key of ${keyFile}: remove both to make a new pair`);
   }
   const attestations = path.join(dir, 'attestations');
-  const what = await signingSubject({ install: o.install, supplyChain: o.policy.supplyChain, ...(o.image ? { image: o.image } : {}) });
+  const what = await signingSubject({ install: o.install, installCache: installCacheFile(o.stateDir), supplyChain: o.policy.supplyChain, ...(o.image ? { image: o.image } : {}) });
   const tiers = o.policy.tiers.filter((t) => t.upstreams.length === 0);
   for (const tier of tiers) {
     const { envelope } = await signTier({ key, tier, profilesDir: o.profilesDir, policyFile: o.policyFile, ...what });

@@ -71,11 +71,13 @@ export class SignRefusal extends Error {}
  */
 export async function signingSubject(o: {
   install: string;
+  /** The install digest's stat cache (`fhirguard up` shares its agent's). */
+  installCache?: string;
   image?: { ref: string; advisories: string };
   supplyChain: SupplyChainPolicy;
   now?: number;
 }): Promise<SigningSubject> {
-  if (!o.image) return { subject: new InstallSubject(o.install) };
+  if (!o.image) return { subject: new InstallSubject(o.install, undefined, o.installCache) };
   const scan = await scanImage({ image: o.image.ref, advisories: o.image.advisories, policy: o.supplyChain, tool: toolVersion() });
   const d = gateScan(scan, o.supplyChain, o.now ?? Date.now());
   if (d.refused) throw new SignRefusal(`not signing: ${describeDecision(d, `${o.image.ref} (${scan.image.digest})`)}`);

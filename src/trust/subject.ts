@@ -3,6 +3,7 @@
 // from (digests.ts says what that covers).
 
 import type { WorkerImage } from '../image/worker-image';
+import path from 'node:path';
 import { InstallDigest } from './digests';
 import type { Subject, SubjectKind } from './statement';
 
@@ -15,12 +16,18 @@ export interface SubjectSource {
 /** The name install statements give their subject. */
 export const INSTALL_SUBJECT_NAME = 'fhirguard-install';
 
+/** The stat cache of the install digest, in the agent's (and `up`'s) state directory. */
+export function installCacheFile(stateDir: string): string {
+  return path.join(stateDir, 'trust', 'install-digest.json');
+}
+
 export class InstallSubject implements SubjectSource {
   readonly kind = 'install';
   private readonly tree: InstallDigest;
 
-  constructor(install: string, node?: string) {
-    this.tree = new InstallDigest(install, node);
+  /** `cacheFile`: where the install's stat cache is kept between processes (digests.ts). */
+  constructor(install: string, node?: string, cacheFile?: string) {
+    this.tree = new InstallDigest(install, node, cacheFile);
   }
 
   async current(): Promise<Subject> {
