@@ -4,7 +4,8 @@
 //   GET /workers      {workers: [{tier, id, address, state, restarts, ...}]}
 //   GET /events       NDJSON: every worker first, then one line per state change
 //   GET /counters     {available, reason?, eventsDropped, tiers: [{tier, action, syscalls, egressDenied, egressAllowed}]}
-//   GET /enforcement  {degraded, tiers: [{tier, status, mode, mechanisms: {seccomp, ebpf, mount_ro, netns}, profile}]}
+//   GET /enforcement  {degraded, tiers: [{tier, status, mode, mechanisms: {seccomp, ebpf, mount_ro, netns}, profile,
+//                      trust: {status, reason?, message?, keyid?, subject?, checkedAt?, refusals} | null, startRefusals}]}
 //   GET /health       {ok: true}
 
 import { chmod, chown, rm } from 'node:fs/promises';
