@@ -283,6 +283,10 @@ async function main(): Promise<void> {
     if (variants.includes('fhirguard+seccomp+ebpf')) {
       out('While the seccomp+eBPF system runs, its sys_enter program is attached machine-wide: every variant pays its per-syscall lookup (bench/syscall-cost.ts).\n');
     }
+    if (variants.some((v) => SYSTEM_OF[v] !== 'unconfined') && variants.some((v) => SYSTEM_OF[v] === 'unconfined')) {
+      out('Under contention the agent weighs the /fhirguard cgroups as the containers they hold (src/enforce/cpu-weight.ts), while the plain\n');
+      out('processes of direct, bare and fhirguard compete one by one: on a busy machine req/s favours the confined variants (CPU ms/req less so).\n');
+    }
     printNoise(n, o.repeats, out);
     if (failed) out(`WARNING: ${failed} run(s) had failed or non-2xx requests: those figures are not comparable\n`);
 

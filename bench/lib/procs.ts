@@ -12,7 +12,8 @@ interface Proc {
 }
 
 const procs: Proc[] = [];
-let stopping = false;
+/** Children this module was asked to stop: their exit is expected, not news. */
+const stopped = new WeakSet<ChildProcess>();
 
 export interface SpawnOptions {
   /** 'pipe' keeps stdout readable by the caller (and in the tail); 'ignore' drops it. */
@@ -35,7 +36,7 @@ export function spawnLogged(name: string, command: string, args: string[], o: Sp
   // fhirguard logs (pino) on stdout: kept too.
   if ((o.stdout ?? 'pipe') === 'pipe') child.stdout!.on('data', keep);
   child.once('exit', (code, signal) => {
-    if (!stopping) process.stderr.write(`${name} exited (${code ?? signal}) during the benchmark; its last output:\n${tail}\n`);
+    if (!stopped.has(child)) process.stderr.write(`${name} exited (${code ?? signal}) during the benchmark; its last output:\n${tail}\n`);
   });
   procs.push({ name, child });
   return child;
@@ -47,6 +48,7 @@ export function exited(child: ChildProcess): Promise<void> {
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once it exited. */
 export async function stop(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  stopped.add(child);
   if (child.exitCode !== null || child.signalCode !== null) return;
   const done = exited(child);
   child.kill('SIGTERM');
@@ -57,7 +59,6 @@ export async function stop(child: ChildProcess, graceMs = 10_000): Promise<void>
 
 /** Stops every process spawnLogged started (newest first: proxies before their agents). */
 export async function stopAll(): Promise<void> {
-  stopping = true;
   for (const { child } of [...procs].reverse()) await stop(child);
 }
 
