@@ -1,25 +1,32 @@
 // The proxy in front of the real reference worker: one write worker and one read-only
-// worker on one SQLite database, each on its own Unix socket, a policy routing reads to the
-// read worker, creates/updates to the write worker and transactions to the write worker as
-// the ops tier. Create, read back, search, update with If-Match, history, a Synthea
-// transaction, and an invalid resource the worker never gets.
+// worker on one SQLite database, each on its own Unix socket, the shipped policy routing
+// reads to the read worker, creates/updates/patches to the write worker and bundles and
+// operations to the write worker as the ops tier. Create, read back, search, update with
+// If-Match, history, an invalid resource the worker never gets; then the shared FHIR
+// interaction cases (test/fhir-cases) and real data through the front door, as the enforced
+// system runs them (test/enforce/fhir-suite-enforced.test.ts), here without confinement.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { restCases } from '../fhir-cases';
+import { frontDoorCases } from '../fhir-cases/front-door';
+import { onUpstreams, shippedPolicy, withDeletes } from '../fhir-cases/policies';
+import { proxyTarget, type FhirTarget } from '../fhir-cases/target';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
-import { fhirRequest, REPO_ROOT, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
+import { fhirRequest, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
 import { closeClients, send, type Reply } from './client';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const SYNTHEA = join(REPO_ROOT, '..', 'shared', 'corpus', 'synthea', 'Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json');
-
 let dir: string;
 let proxy: ProxyProcess;
+/** The same, with deletes allowed (the shipped policy denies them): the shared cases delete. */
+let deleting: ProxyProcess;
 let writer: WorkerProcess;
 let reader: WorkerProcess;
+let target: FhirTarget;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fg-proxy-worker-'));
@@ -27,31 +34,14 @@ beforeAll(async () => {
   // The writer creates the database; the read-only worker opens it afterwards.
   writer = await startWorker({ tier: 'write', db, logLevel: 'debug' });
   reader = await startWorker({ tier: 'read', db, readOnly: true, logLevel: 'debug' });
-  proxy = await startProxy({
-    dir,
-    policy: {
-      tiers: [
-        { name: 'read', upstreams: [`unix:${reader.socket}`] },
-        { name: 'write', upstreams: [`unix:${writer.socket}`] },
-        { name: 'ops', upstreams: [`unix:${writer.socket}`], timeoutMs: 120_000 },
-      ],
-      rules: [
-        {
-          resources: ['*'],
-          interactions: ['read', 'vread', 'search-type', 'search-system', 'history-instance', 'history-type', 'history-system', 'capabilities'],
-          tier: 'read',
-        },
-        { resources: ['*'], interactions: ['create', 'update', 'patch'], tier: 'write' },
-        { resources: ['*'], interactions: ['batch', 'transaction'], tier: 'ops' },
-        { resources: ['*'], interactions: ['delete'], deny: true },
-      ],
-    },
-  });
+  const policy = onUpstreams(shippedPolicy(), { read: `unix:${reader.socket}`, write: `unix:${writer.socket}`, ops: `unix:${writer.socket}` });
+  [proxy, deleting] = await Promise.all([startProxy({ dir, policy }), startProxy({ dir, policy: withDeletes(policy) })]);
+  target = proxyTarget(proxy.fhirUrl, deleting.fhirUrl);
 }, 180_000);
 
 afterAll(async () => {
   closeClients();
-  if (proxy) expect(await proxy.stop()).toEqual({ code: 0, signal: null });
+  for (const p of [proxy, deleting]) if (p) expect(await p.stop()).toEqual({ code: 0, signal: null });
   await stopAllProxies();
   await stopAllWorkers();
   rmSync(dir, { recursive: true, force: true });
@@ -141,47 +131,6 @@ describe('a patient through the front door', () => {
   });
 });
 
-test('a Synthea transaction goes whole to the ops tier and its resources are readable through the read tier', async () => {
-  const text = readFileSync(SYNTHEA);
-  const bundle = JSON.parse(text.toString('utf8'));
-  const res = await fhir('POST', '', text);
-  expect({ status: res.status, outcome: res.status === 200 ? undefined : res.json }).toEqual({ status: 200, outcome: undefined });
-  expect(res.json.type).toBe('transaction-response');
-  expect(res.json.entry).toHaveLength(bundle.entry.length);
-  expect(res.json.entry.every((e: Json) => e.response.status === '201 Created')).toBe(true);
-
-  const patientEntry = bundle.entry.find((e: Json) => e.resource.resourceType === 'Patient');
-  const ident = patientEntry.resource.identifier[0];
-  const found = await fhir('GET', `/Patient?identifier=${encodeURIComponent(`${ident.system}|${ident.value}`)}`);
-  expect(found.status).toBe(200);
-  expect(found.json.total).toBe(1);
-  const pid = found.json.entry[0].resource.id;
-  const observations = bundle.entry.filter((e: Json) => e.resource.resourceType === 'Observation').length;
-  const obs = await fhir('GET', `/Observation?subject=Patient/${pid}&_summary=count`);
-  expect(obs.status).toBe(200);
-  expect(obs.json.total).toBe(observations);
-});
-
-test("a client following the worker's next links pages through every result, searches and history alike", async () => {
-  for (const first of ['/Observation?_count=7', '/Observation/_history?_count=9']) {
-    const total = (await fhir('GET', '/Observation?_summary=count')).json.total as number;
-    const seen = new Set<string>();
-    let path: string | undefined = first;
-    let pages = 0;
-    while (path) {
-      const page: Reply = await fhir('GET', path);
-      expect({ path, status: page.status, outcome: page.status === 200 ? undefined : page.json }).toEqual({ path, status: 200, outcome: undefined });
-      for (const e of page.json.entry ?? []) seen.add(e.fullUrl ?? `${e.resource.id}/${e.resource.meta?.versionId}`);
-      const next = (page.json.link as Json[]).find((l) => l.relation === 'next')?.url as string | undefined;
-      if (next !== undefined) expect(next.startsWith(`${proxy.fhirUrl}/`)).toBe(true); // the public base
-      path = next?.slice(proxy.fhirUrl.length);
-      pages++;
-    }
-    expect(pages).toBeGreaterThan(2);
-    if (!first.includes('_history')) expect(seen.size).toBe(total);
-  }
-});
-
 test('an invalid resource is refused with 422 and never reaches the worker', async () => {
   const identifier = { system: 'urn:fhirguard:proxy-test', value: randomUUID() };
   const before = served(writer).length;
@@ -197,3 +146,6 @@ test('an invalid resource is refused with 422 and never reaches the worker', asy
   expect(direct.json.total).toBe(0);
   expect(served(writer).slice(before).filter((l) => l.startsWith('POST'))).toEqual([]);
 });
+
+restCases(() => target);
+frontDoorCases(() => target);
