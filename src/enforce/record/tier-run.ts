@@ -1,11 +1,13 @@
 // One run of one tier: a fresh database loaded with the workload's set-up (by a plain
 // writing worker, outside the recording), the tier's worker in its container under the
 // given seccomp filter and eBPF policy, plain workers for the other tiers, the real proxy
-// in front, the workload driven through the proxy, then the worker stopped the way the agent
+// in front, the workload driven through the proxy, a writer's crash mid-commit that the
+// tier's worker must get through (writer-crash.ts), then the worker stopped the way the agent
 // stops it (shutdown phase, SIGTERM). Recording and the proof of completeness are both such
 // runs; they differ in the filter and policy the worker gets.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -21,6 +23,7 @@ import { PlainWorker, policyWithUpstreams, startProxy, socketDirFor } from './ba
 import { ConfinedWorker, stopAllConfined } from './confined-worker';
 import { drive, type DriveResult, type Target } from './drive';
 import type { Step, Workload } from './workload';
+import { journalOf, leaveCrashedCommit } from './writer-crash';
 
 /** Set-up results kept for the runs of one `fhirguard record`: the database after a set-up,
  * by the set-up's content. A set-up is deterministic (fixed ids, fixed order), so a copy of
@@ -89,6 +92,50 @@ const IDLE_MS = 6000;
 const HEALTH_INTERVAL_MS = 1000;
 const HANG_UPS = 3;
 const AFTER_IDLE_STEPS = 20;
+/** Steps sent after a writer's crash, before and after the journal is rolled back. */
+const AFTER_CRASH_STEPS = 8;
+
+/** A failure of the crash part itself (not of a step): reported like a failed step. */
+function crashFailure(label: string, detail: string): DriveResult['failures'][number] {
+  return { label, method: '-', path: '-', expected: [], status: 0, detail };
+}
+
+interface AfterCrashOptions {
+  target: Target;
+  steps: readonly Step[];
+  readOnly: boolean;
+  db: string;
+  identity: EnforcementContext['identity'];
+  /** Starts a plain writer on the database and drives `steps` to it (a read-only tier cannot roll back). */
+  recover: (steps: Step[]) => Promise<DriveResult>;
+}
+
+/**
+ * A writer dies mid-commit (writer-crash.ts), then the tier's workload goes on: a read-only
+ * tier answers 503 while the journal is hot, until a writer has rolled it back; a writing tier
+ * rolls it back itself at its next transaction. Then every step answers as before.
+ */
+async function afterWriterCrash(o: AfterCrashOptions): Promise<DriveResult> {
+  const steps = o.steps.filter((s) => !s.once).slice(0, AFTER_CRASH_STEPS);
+  await leaveCrashedCommit(o.db, o.identity);
+  const result: DriveResult = { requests: 0, steps: 0, failures: [], pagesRefused: [], statuses: {}, ms: 0 };
+  if (o.readOnly) {
+    const during = await drive(o.target, steps.map((s) => ({ ...s, expect: [...s.expect, 503], label: `${s.label}, a crashed commit not rolled back yet` })));
+    merge(result, during);
+    if (!during.statuses['503']) result.failures.push(crashFailure('after a crashed commit', 'no request met the hot journal (none answered 503)'));
+    const recovery: Step = {
+      method: 'POST',
+      path: '/Basic',
+      body: { resourceType: 'Basic', code: { text: 'fhirguard record: a write after a crashed commit' } },
+      expect: [201],
+      label: 'a writer rolls the crashed commit back',
+    };
+    merge(result, await o.recover([recovery]));
+  }
+  merge(result, await drive(o.target, steps.map((s) => ({ ...s, label: `${s.label}, after a crashed commit` }))));
+  if (existsSync(journalOf(o.db))) result.failures.push(crashFailure('after a crashed commit', 'the journal is still there: nobody rolled the commit back'));
+  return result;
+}
 
 function merge(into: DriveResult, more: DriveResult): void {
   into.requests += more.requests;
@@ -239,6 +286,16 @@ export async function runTier(o: TierRunOptions): Promise<TierRunResult> {
       await hangUps(target, o.workload.steps.filter((s) => s.method === 'GET').slice(0, HANG_UPS));
       const again = await drive(target, o.workload.steps.filter((s) => !s.once).slice(0, AFTER_IDLE_STEPS));
       merge(workload, again);
+      o.onProgress?.('writer crash');
+      const recover = async (steps: Step[]): Promise<DriveResult> => {
+        const writer = await PlainWorker.start(ctx.install, { tier: 'recovery', db, socketPath: sock('recovery'), readOnly: false, logLevel: 'warn' }, identity);
+        try {
+          return await drive({ origin: 'http://localhost', socketPath: sock('recovery'), base: '' }, steps);
+        } finally {
+          await writer.stop();
+        }
+      };
+      merge(workload, await afterWriterCrash({ target, steps: o.workload.steps, readOnly: tierConfig.readOnly, db, identity, recover }));
     } finally {
       clearInterval(health);
     }

@@ -36,6 +36,8 @@ const REASONS: Readonly<Record<string, string>> = {
   fsync: 'SQLite syncs at commit: depends on whether the run wrote at that moment',
   fdatasync: 'SQLite syncs at commit: depends on whether the run wrote at that moment',
   unlink: 'SQLite removes its rollback journal, or the worker its socket at exit',
+  ftruncate: 'SQLite rolls back the commit of a writer that died mid-commit (the recording ends with one): the database truncated to its size before',
+  geteuid: "SQLite opens a rollback journal it finds (the recording's crashed commit; a writer's commit racing a read) and asks whose it should be",
   openat: "a module or file opened on first use (depends on which code ran first); in serve, SQLite opening the rollback journal read-only to see whether it is hot (after a writer died mid-commit, or when a writer's commit ends between a reader's checks)",
   newfstatat: 'a module or file looked up on first use: depends on which code ran first',
   statx: 'a module or file looked up on first use: depends on which code ran first',
@@ -83,13 +85,14 @@ export const ANYTIME: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Rare paths of the database engine that a workload cannot be made to take on demand, kept
- * like ANYTIME. A read-only worker starting a read transaction checks for a hot rollback
- * journal: it stats the -journal file, and when one exists and no writer holds the reserved
- * lock it opens it, read-only, to look at its header. That happens after a writer died
- * mid-commit (then the read fails, the worker must not be killed) and in a narrow race with a
- * writer's commit ending between the stat and the lock check (then the open finds nothing and
- * the read succeeds). noWriteOpens still refuses every open for writing.
+ * Rare paths of the database engine, kept like ANYTIME. A read-only worker starting a read
+ * transaction checks for a hot rollback journal: it stats the -journal file, and when one
+ * exists and no writer holds the reserved lock it opens it, read-only, to look at its header.
+ * That happens after a writer died mid-commit (then the read fails, the worker must not be
+ * killed; every recording ends with such a crash, writer-crash.ts, so the open and what
+ * follows it are recorded) and in a narrow race with a writer's commit ending between the
+ * stat and the lock check, whose timing no workload controls. noWriteOpens still refuses
+ * every open for writing.
  */
 export const RARE_PATHS: ReadonlySet<string> = new Set(['openat']);
 
