@@ -16,7 +16,7 @@ import path from 'node:path';
 import { totalCpuSeconds } from './lib/cpu-time';
 import { runLoad, type LoadRequest } from './lib/loadgen';
 import { stopAll } from './lib/procs';
-import { seed, syntheaFiles } from './lib/seed';
+import { seed, syntheaFiles, withLoader } from './lib/seed';
 import { median } from './lib/stats';
 import { ENFORCEMENTS, startSystem, type Enforcement, type System } from './lib/system';
 
@@ -81,8 +81,8 @@ async function main(): Promise<void> {
   // rotating order, so a busy spell of the machine falls on every variant alike.
   const systems = new Map<Enforcement, System>();
   try {
+    const { patients } = await withLoader(db, dir, (l) => seed(l, syntheaFiles(3)));
     for (const v of ENFORCEMENTS) systems.set(v, await startSystem({ enforcement: v, dir, db, proxyLogLevel: 'info' }));
-    const { patients } = await seed(systems.get('unconfined')!.url, syntheaFiles(3));
     for (let round = 0; round < ROUNDS; round++) {
       const order = ENFORCEMENTS.map((_, i) => ENFORCEMENTS[(i + round) % ENFORCEMENTS.length]);
       for (const v of order) {

@@ -1,9 +1,14 @@
-// The database every variant reads: Synthea bundles POSTed once as transactions (the shared
-// Practitioner bundle first, since patient bundles refer to its Practitioners by identifier).
+// The database every variant reads, loaded once before any measured process starts: by a
+// reference worker of its own (the loader), so that no measured proxy or worker carries the
+// load's heap, caches or compiled code into the measurements. Synthea bundles go in as
+// transactions, the shared Practitioner bundle first (patient bundles refer to its
+// Practitioners by identifier).
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './system';
+import { Client } from 'undici';
+import { spawnLogged, stop, waitFor } from './procs';
+import { BIN, ROOT } from './system';
 
 export const SYNTHEA = path.join(ROOT, '..', 'shared', 'corpus', 'synthea');
 
@@ -18,6 +23,33 @@ export function syntheaFiles(patients?: number): string[] {
 
 const size = (f: string): number => readFileSync(path.join(SYNTHEA, f)).length;
 
+export interface Loader {
+  /** POSTs a FHIR JSON body to the worker (path relative to its root, e.g. / or /Patient). */
+  post(path: string, body: string | Buffer): Promise<{ status: number; text: string }>;
+}
+
+/** Runs `fn` with a write worker of its own on `db` (created if missing), stopped afterwards. */
+export async function withLoader<T>(db: string, dir: string, fn: (l: Loader) => Promise<T>): Promise<T> {
+  mkdirSync(path.dirname(db), { recursive: true });
+  const socket = path.join(dir, 'loader.sock');
+  const child = spawnLogged('loader worker', process.execPath, [BIN, 'worker', '--tier', 'write', '--db', db, '--listen', `unix:${socket}`, '--log-level', 'warn'], { stdout: 'ignore' });
+  const client = new Client('http://localhost', { socketPath: socket, headersTimeout: 600_000, bodyTimeout: 600_000 });
+  const request = async (method: 'GET' | 'POST', p: string, body?: string | Buffer): Promise<{ status: number; text: string }> => {
+    const res = await client.request({ method, path: p, headers: { accept: 'application/fhir+json', ...(body ? { 'content-type': 'application/fhir+json' } : {}) }, body });
+    return { status: res.statusCode, text: await res.body.text() };
+  };
+  try {
+    await waitFor('loader worker', async () => {
+      if (child.exitCode !== null) throw new Error('the loader worker exited');
+      return existsSync(socket) && (await request('GET', '/metadata')).status === 200;
+    });
+    return await fn({ post: (p, body) => request('POST', p, body) });
+  } finally {
+    await client.close();
+    await stop(child);
+  }
+}
+
 export interface Seeded {
   /** Server ids of the loaded Patients. */
   patients: string[];
@@ -25,16 +57,15 @@ export interface Seeded {
   seconds: number;
 }
 
-/** POSTs each file to `base` (a FHIR base URL) as a transaction. */
-export async function seed(base: string, files: string[]): Promise<Seeded> {
+/** Loads each file as a transaction. */
+export async function seed(l: Loader, files: string[]): Promise<Seeded> {
   const patients: string[] = [];
   let resources = 0;
   const t0 = Date.now();
   for (const f of files) {
-    const res = await fetch(base.replace(/\/$/, '') + '/', { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: readFileSync(f) });
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`seeding ${path.basename(f)}: HTTP ${res.status}: ${text.slice(0, 300)}`);
-    for (const e of (JSON.parse(text) as { entry: { response: { location: string } }[] }).entry) {
+    const res = await l.post('/', readFileSync(f));
+    if (res.status !== 200) throw new Error(`seeding ${path.basename(f)}: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
+    for (const e of (JSON.parse(res.text) as { entry: { response: { location: string } }[] }).entry) {
       resources++;
       const m = /^(?:.*\/)?Patient\/([^/]+)\/_history\//.exec(e.response.location);
       if (m) patients.push(m[1]);

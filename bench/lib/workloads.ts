@@ -8,7 +8,7 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SYNTHEA } from './seed';
+import { SYNTHEA, type Loader } from './seed';
 
 export type WorkloadName = 'read' | 'search' | 'create' | 'transaction';
 export const WORKLOADS: WorkloadName[] = ['read', 'search', 'create', 'transaction'];
@@ -48,6 +48,13 @@ function createBodies(bundle: { entry: Entry[] }, patientId: string): WorkloadRe
     { method: 'POST', path: '/Patient', body: JSON.stringify(patient) },
     { method: 'POST', path: '/Observation', body: JSON.stringify(obs) },
   ];
+}
+
+/** A Patient of its own for the created Observations to point at (its id). */
+export async function createSubject(l: Loader): Promise<string> {
+  const res = await l.post('/Patient', JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Bench', given: ['Create'] }] }));
+  if (res.status !== 201) throw new Error(`creating the create workload's subject: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
+  return (JSON.parse(res.text) as { id: string }).id;
 }
 
 /**
