@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { REPO_ROOT } from './worker-process';
+import { REPO_ROOT, terminate } from './worker-process';
 
 const BIN = join(REPO_ROOT, 'bin', 'fhirguard');
 
@@ -129,16 +129,7 @@ export async function startProxy(opts: StartProxyOptions): Promise<ProxyProcess>
     exited,
     async stop(timeoutMs = 20_000) {
       running.delete(p);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        try {
-          return await exited;
-        } finally {
-          clearTimeout(timer);
-        }
-      }
-      return exited;
+      return terminate(child, exited, timeoutMs);
     },
   };
   running.add(p);

@@ -133,6 +133,20 @@ async function waitReady(w: WorkerProcess, timeoutMs: number): Promise<void> {
   }
 }
 
+export type ChildExit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** SIGTERM to a child that still runs, SIGKILL after `timeoutMs`; resolves with its exit. */
+export async function terminate(child: ChildProcess, exited: Promise<ChildExit>, timeoutMs: number): Promise<ChildExit> {
+  if (child.exitCode !== null || child.signalCode !== null) return exited;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function startWorker(opts: StartWorkerOptions): Promise<WorkerProcess> {
   const readOnly = opts.readOnly ?? false;
   const tier = opts.tier ?? (readOnly ? 'read' : 'write');
@@ -163,18 +177,11 @@ export async function startWorker(opts: StartWorkerOptions): Promise<WorkerProce
     exited,
     async stop(timeoutMs = 20_000) {
       await closeClient(socket);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        try {
-          return await exited;
-        } finally {
-          clearTimeout(timer);
-          running.delete(w);
-        }
+      try {
+        return await terminate(child, exited, timeoutMs);
+      } finally {
+        running.delete(w);
       }
-      running.delete(w);
-      return exited;
     },
     async kill9() {
       await closeClient(socket);
