@@ -14,7 +14,7 @@ import { signEnvelope, type DsseEnvelope } from './dsse';
 import { statementPath } from './gate';
 import type { SigningKey } from './keys';
 import { readTierMaterials } from './materials';
-import { buildStatement, PAYLOAD_TYPE, type TierStatement, type Waiver } from './statement';
+import { buildStatement, PAYLOAD_TYPE, type Subject, type TierStatement, type Waiver } from './statement';
 import { ImageSubject, InstallSubject, type SubjectSource } from './subject';
 
 export interface SignRequest {
@@ -56,6 +56,15 @@ export function writeEnvelope(attestations: string, tier: string, envelope: Dsse
   return file;
 }
 
+/**
+ * A subject digested once, on first use: every statement of one signing run names the same
+ * snapshot, and the install's 18k files are walked once rather than once per tier.
+ */
+function snapshot(source: SubjectSource): SubjectSource {
+  let subject: Promise<Subject> | undefined;
+  return { kind: source.kind, current: () => (subject ??= source.current()) };
+}
+
 /** What `fhirguard sign` (and `fhirguard up`) sign for: the image, scanned now, or the install. */
 export interface SigningSubject {
   subject: SubjectSource;
@@ -77,12 +86,12 @@ export async function signingSubject(o: {
   supplyChain: SupplyChainPolicy;
   now?: number;
 }): Promise<SigningSubject> {
-  if (!o.image) return { subject: new InstallSubject(o.install, undefined, o.installCache) };
+  if (!o.image) return { subject: snapshot(new InstallSubject(o.install, undefined, o.installCache)) };
   const scan = await scanImage({ image: o.image.ref, advisories: o.image.advisories, policy: o.supplyChain, tool: toolVersion() });
   const d = gateScan(scan, o.supplyChain, o.now ?? Date.now());
   if (d.refused) throw new SignRefusal(`not signing: ${describeDecision(d, `${o.image.ref} (${scan.image.digest})`)}`);
   return {
-    subject: new ImageSubject(o.image.ref, async () => scan.image.digest),
+    subject: snapshot(new ImageSubject(o.image.ref, async () => scan.image.digest)),
     scan: { sha256: scan.reportDigest, waivers: scan.report.waivers.map((w) => ({ id: w.id, ...(w.package ? { package: w.package } : {}), expires: w.expires, reason: w.reason })) },
   };
 }
