@@ -15,7 +15,8 @@
 //
 // A failure before the drain rolls back: the new workers are drained and stopped the same
 // way and the old ones, never touched, keep serving. Nothing here sends a request twice: the
-// proxy never retries a write, and no worker is stopped while it holds a connection.
+// proxy sends a write to another member only when it could not connect to the first (it was
+// never sent), and no worker is stopped while it holds a connection.
 
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
