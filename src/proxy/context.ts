@@ -11,16 +11,12 @@ export class RequestState {
   rawBody: Buffer | undefined = undefined;
   /** The raw query string sent upstream (the client's, minus parameters dropped as lenient). */
   forwardQuery = '';
-  /** performance.now() when the request arrived. */
-  start = 0;
   /** True when fhirguard refused the request itself (nothing was forwarded). */
   refused = false;
   /** True when the upstream failed (502/503/504 written by fhirguard). */
   upstreamFailed = false;
-  /** performance.now() at dispatch, at the upstream's response headers and at its body end. */
+  /** performance.now() when the request was handed to the upstream (0: never). */
   upstreamStart = 0;
-  upstreamHeaders = 0;
-  upstreamEnd = 0;
 }
 
 declare module 'fastify' {

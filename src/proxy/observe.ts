@@ -5,6 +5,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { Outcome, ProxyMetrics } from '../metrics/registry';
+import { RequestState } from './context';
+
+const NO_STATE: Readonly<RequestState> = Object.freeze(new RequestState());
 
 function outcomeOf(status: number, refused: boolean, upstreamFailed: boolean): Outcome {
   if (refused) return 'refused';
@@ -15,10 +18,10 @@ function outcomeOf(status: number, refused: boolean, upstreamFailed: boolean): O
 }
 
 export function observeResponse(request: FastifyRequest, reply: FastifyReply, metrics: ProxyMetrics): void {
-  const state = request.fhirguard;
-  if (!state) return;
-  const end = performance.now();
-  const total = (end - state.start) / 1000;
+  // A request that ended before the pipeline (a path the router could not decode, say) has no state.
+  const state = request.fhirguard ?? NO_STATE;
+  // From Fastify's start of the request (before its body was read) to its response's end.
+  const total = reply.elapsedTime / 1000;
   const tier = state.tier?.name;
   const kind = state.interaction?.kind;
   const status = reply.statusCode;
@@ -26,7 +29,7 @@ export function observeResponse(request: FastifyRequest, reply: FastifyReply, me
   metrics.durationCell(tier, kind).observe(total);
   let upstream = 0;
   if (state.upstreamStart > 0 && tier !== undefined) {
-    upstream = (end - state.upstreamStart) / 1000;
+    upstream = Math.min(total, (performance.now() - state.upstreamStart) / 1000);
     metrics.upstreamCell(tier).observe(upstream);
     metrics.stage('proxy').observe(Math.max(0, total - upstream));
   }

@@ -63,13 +63,9 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  // The request state is made by the pipeline; a request refused before it (routing, body
+  // limits) gets one in refusal(). Its timing is Fastify's own (reply.elapsedTime).
   app.decorateRequest('fhirguard', null);
-  app.addHook('onRequest', (request, _reply, done) => {
-    const state = new RequestState();
-    state.start = performance.now();
-    request.fhirguard = state;
-    done();
-  });
 
   const dispatcher = new TierDispatcher(o.pools, { onRetry: (tier) => o.metrics.retry(tier) });
   const rewriteLocation = locationRewriter(o.pools.all().flatMap((p) => p.members.map((m) => m.upstream)));
@@ -134,8 +130,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   });
 
   function refusal(request: FastifyRequest, reply: FastifyReply, error: FhirError): void {
-    const state = request.fhirguard;
-    if (state) state.refused = true;
+    (request.fhirguard ??= new RequestState()).refused = true;
     o.metrics.refusal(error.reason);
     if (error instanceof MethodNotAllowedError) reply.header('allow', error.allow.join(', '));
     request.log.info({ status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
