@@ -13,20 +13,23 @@
 // of one request, which is what "added p50" means). Variants run interleaved for several
 // rounds after a warm-up (in reverse order every other round); each variant's median and
 // min-max are reported, and the throughput ratio is the median of the per-round ratios, so
-// the machine's drift between rounds (larger than the difference measured) cancels.
+// the machine's drift between rounds (larger than the difference measured) cancels. Each loaded
+// run also reads the measured front process's CPU time (/proc): the proxy's CPU per request,
+// and bare's over fhirguard's, is the same comparison with far less of the machine's noise.
 // The upstream is a fast node:http server answering a fixed Patient (so the proxies' cost
 // dominates); a second pass runs once against the real reference worker (read-only, SQLite).
 // Results go to bench/results/proxy-<date>.json.
 //
 // Run: npx tsc -p tsconfig.json && npm run bench:proxy [-- --seconds 8 --rounds 5 --connections 16]
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BARE_SCRIPT } from './lib/bare';
+import { cpuSeconds } from './lib/cpu-time';
 import { describe, load, machine as machineInfo } from './lib/machine';
 import { firstLine, freePort, spawnLogged, stopAll, waitFor } from './lib/procs';
 import { stats, type Stats } from './lib/stats';
@@ -73,9 +76,16 @@ function runUpstream(): void {
 // The driver.
 
 /** Starts a node script (a role of this file, or the bare proxy) and waits for its `{port}` line. */
-async function startRole(name: string, args: string[]): Promise<number> {
+/** A measured process: where it listens and its pid (for its CPU time). */
+interface Started {
+  port: number;
+  pid: number;
+}
+
+async function startRole(name: string, args: string[]): Promise<Started> {
   const child = spawnLogged(name, process.execPath, args, { cwd: ROOT });
-  return firstLine(child, name, (l) => (l.startsWith('{"port"') ? (JSON.parse(l) as { port: number }).port : undefined));
+  const port = await firstLine(child, name, (l) => (l.startsWith('{"port"') ? (JSON.parse(l) as { port: number }).port : undefined));
+  return { port, pid: child.pid! };
 }
 
 async function get(url: string, init?: RequestInit): Promise<{ status: number; text: string }> {
@@ -84,7 +94,7 @@ async function get(url: string, init?: RequestInit): Promise<{ status: number; t
 }
 
 /** `fhirguard proxy` with one read tier on `upstream`; ports picked here so the log level can be warn. */
-async function startFhirguard(dir: string, name: string, upstream: string, logLevel: string): Promise<string> {
+async function startFhirguard(dir: string, name: string, upstream: string, logLevel: string): Promise<{ url: string; pid: number }> {
   const policy = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
   writeFileSync(
     policy,
@@ -100,19 +110,23 @@ async function startFhirguard(dir: string, name: string, upstream: string, logLe
     ].join('\n'),
   );
   const [listen, admin] = [await freePort(), await freePort()];
-  spawnLogged(name, process.execPath, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel], { cwd: ROOT });
+  // Its log goes to a file, as in production: piped to this process, the log-info variant's
+  // ~9,000 lines a second kept this process busy into the next variant's run.
+  const log = openSync(join(dir, `${name.replace(/\W+/g, '-')}.log`), 'a');
+  const child = spawnLogged(name, process.execPath, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel], { cwd: ROOT, stdout: log });
+  closeSync(log);
   await waitFor(name, async () => (await get(`http://127.0.0.1:${admin}/readyz`)).status === 200);
-  return `http://127.0.0.1:${listen}/fhir`;
+  return { url: `http://127.0.0.1:${listen}/fhir`, pid: child.pid! };
 }
 
-async function startWorkerTcp(name: string, db: string, readOnly: boolean): Promise<string> {
+async function startWorkerTcp(name: string, db: string, readOnly: boolean): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   const args = [BIN, 'worker', '--tier', readOnly ? 'read' : 'write', '--db', db, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'];
   if (readOnly) args.push('--read-only');
-  spawnLogged(name, process.execPath, args, { stdout: 'ignore', cwd: ROOT });
+  const child = spawnLogged(name, process.execPath, args, { stdout: 'ignore', cwd: ROOT });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(name, async () => (await get(`${url}/metadata`)).status === 200);
-  return url;
+  return { url, pid: child.pid! };
 }
 
 let wrk: ReturnType<typeof wrkRunner>;
@@ -127,14 +141,24 @@ interface VariantResult {
   p99us: Stats;
   singleP50us: Stats;
   singleP99us: Stats;
+  /** CPU time the variant's front process (the proxy; the upstream for direct) spent per request under load. */
+  cpuUsPerReq: Stats;
 }
 
-function summarise(variant: string, url: string, loaded: Run[], single: Run[]): VariantResult {
+/** One variant to measure: its URL and the process whose CPU time is its cost. */
+interface Target {
+  variant: string;
+  url: string;
+  pid: number;
+}
+
+function summarise(variant: string, url: string, loaded: Run[], single: Run[], cpuUs: number[]): VariantResult {
   return {
     variant,
     url,
     loaded,
     single,
+    cpuUsPerReq: stats(cpuUs),
     rps: stats(loaded.map((r) => r.rps)),
     p50us: stats(loaded.map((r) => r.p50us)),
     p99us: stats(loaded.map((r) => r.p99us)),
@@ -153,13 +177,18 @@ interface Pass {
     throughputVsBareRange: [number, number];
     /** fhirguard's median req/s over bare's median req/s. */
     throughputVsBareOfMedians: number;
+    /** Median over rounds of bare's proxy CPU per request over fhirguard's: the throughput
+     * ratio a CPU-bound proxy would reach, and a figure the shared machine disturbs less. */
+    cpuCapacityVsBare: number;
+    /** fhirguard's median proxy CPU per request minus bare's, in µs. */
+    addedCpuUsPerReq: number;
     addedP50usSingle: number;
     addedP50usLoaded: number;
     addedP99usSingle: number;
   };
 }
 
-async function measure(label: string, targets: { variant: string; url: string }[], rounds: number, o: { seconds: number; latencySeconds: number; connections: number; warmup: number }): Promise<Pass> {
+async function measure(label: string, targets: Target[], rounds: number, o: { seconds: number; latencySeconds: number; connections: number; warmup: number }): Promise<Pass> {
   for (const t of targets) {
     const probe = await get(t.url);
     if (probe.status !== 200 || !probe.text.includes('"resourceType":"Patient"')) throw new Error(`${t.variant}: ${t.url} answered ${probe.status}: ${probe.text.slice(0, 300)}`);
@@ -168,21 +197,25 @@ async function measure(label: string, targets: { variant: string; url: string }[
   for (const t of targets) await wrk(t.url, o.connections, o.warmup);
   const loaded = new Map<string, Run[]>(targets.map((t) => [t.variant, []]));
   const single = new Map<string, Run[]>(targets.map((t) => [t.variant, []]));
+  const cpu = new Map<string, number[]>(targets.map((t) => [t.variant, []]));
   for (let round = 1; round <= rounds; round++) {
     // Every other round runs the variants in reverse, so none is always measured right after
     // another one heated the machine.
     for (const t of round % 2 ? targets : [...targets].reverse()) {
+      const cpuBefore = cpuSeconds(t.pid);
       const l = await wrk(t.url, o.connections, o.seconds);
+      const cpuUs = ((cpuSeconds(t.pid) - cpuBefore) * 1e6) / l.requests;
+      cpu.get(t.variant)!.push(cpuUs);
       const s = await wrk(t.url, 1, o.latencySeconds);
       for (const r of [l, s]) if (r.errors > 0) throw new Error(`${t.variant}: ${r.errors} failed requests in a run`);
       loaded.get(t.variant)!.push(l);
       single.get(t.variant)!.push(s);
       process.stderr.write(
-        `  round ${round} ${t.variant.padEnd(20)} ${l.rps.toFixed(0).padStart(7)} req/s  p50 ${l.p50us} µs  p99 ${l.p99us} µs | 1 conn: p50 ${s.p50us} µs  p99 ${s.p99us} µs\n`,
+        `  round ${round} ${t.variant.padEnd(20)} ${l.rps.toFixed(0).padStart(7)} req/s  ${cpuUs.toFixed(0).padStart(4)} µs CPU/req  p50 ${l.p50us} µs  p99 ${l.p99us} µs | 1 conn: p50 ${s.p50us} µs  p99 ${s.p99us} µs\n`,
       );
     }
   }
-  const variants = targets.map((t) => summarise(t.variant, t.url, loaded.get(t.variant)!, single.get(t.variant)!));
+  const variants = targets.map((t) => summarise(t.variant, t.url, loaded.get(t.variant)!, single.get(t.variant)!, cpu.get(t.variant)!));
   const by = (v: string) => variants.find((x) => x.variant === v)!;
   const bare = by('bare');
   const fg = by('fhirguard');
@@ -191,6 +224,9 @@ async function measure(label: string, targets: { variant: string; url: string }[
   const bareRuns = loaded.get('bare')!;
   const perRound = loaded.get('fhirguard')!.map((r, i) => r.rps / bareRuns[i].rps);
   const paired = stats(perRound);
+  // The same question asked of CPU time: bare's CPU per request over fhirguard's, per round.
+  const bareCpu = cpu.get('bare')!;
+  const cpuPaired = stats(cpu.get('fhirguard')!.map((c, i) => bareCpu[i] / c));
   return {
     upstream: label,
     variants,
@@ -198,6 +234,8 @@ async function measure(label: string, targets: { variant: string; url: string }[
       throughputVsBare: paired.median,
       throughputVsBareRange: [paired.min, paired.max],
       throughputVsBareOfMedians: fg.rps.median / bare.rps.median,
+      cpuCapacityVsBare: cpuPaired.median,
+      addedCpuUsPerReq: fg.cpuUsPerReq.median - bare.cpuUsPerReq.median,
       addedP50usSingle: fg.singleP50us.median - bare.singleP50us.median,
       addedP50usLoaded: fg.p50us.median - bare.p50us.median,
       addedP99usSingle: fg.singleP99us.median - bare.singleP99us.median,
@@ -212,11 +250,12 @@ function pct(x: number): string {
 function printPass(p: Pass, connections: number): void {
   const line = (cells: string[]) => process.stdout.write(cells.map((c, i) => (i === 0 ? c.padEnd(20) : c.padStart(18))).join('') + '\n');
   process.stdout.write(`\n${p.upstream}\n`);
-  line(['variant', 'req/s (min-max)', `p50 µs @${connections}`, `p99 µs @${connections}`, 'p50 µs @1', 'p99 µs @1']);
+  line(['variant', 'req/s (min-max)', 'CPU µs/req', `p50 µs @${connections}`, `p99 µs @${connections}`, 'p50 µs @1', 'p99 µs @1']);
   for (const v of p.variants) {
     line([
       v.variant,
       `${v.rps.median.toFixed(0)} (${v.rps.min.toFixed(0)}-${v.rps.max.toFixed(0)})`,
+      `${v.cpuUsPerReq.median.toFixed(1)}`,
       `${v.p50us.median.toFixed(0)}`,
       `${v.p99us.median.toFixed(0)}`,
       `${v.singleP50us.median.toFixed(0)}`,
@@ -227,6 +266,7 @@ function printPass(p: Pass, connections: number): void {
   process.stdout.write(
     `fhirguard throughput vs bare: ${pct(r.throughputVsBare)} (median of per-round ratios, ${pct(r.throughputVsBareRange[0])}-${pct(r.throughputVsBareRange[1])}; ` +
       `of the medians: ${pct(r.throughputVsBareOfMedians)}; target >= ${TARGET_RATIO * 100}%: ${r.throughputVsBare >= TARGET_RATIO ? 'met' : 'NOT met'})\n` +
+      `proxy CPU per request: fhirguard +${r.addedCpuUsPerReq.toFixed(1)} µs over bare; bare's over fhirguard's: ${pct(r.cpuCapacityVsBare)} (median of per-round ratios)\n` +
       `added p50 vs bare, 1 connection: ${r.addedP50usSingle.toFixed(0)} µs (target <= ${TARGET_ADDED_P50_US} µs: ${r.addedP50usSingle <= TARGET_ADDED_P50_US ? 'met' : 'NOT met'}); ` +
       `under ${connections} connections: ${r.addedP50usLoaded.toFixed(0)} µs; added p99, 1 connection: ${r.addedP99usSingle.toFixed(0)} µs\n`,
   );
@@ -258,19 +298,19 @@ async function main(): Promise<void> {
   const loadStart = load();
   try {
     // Pass 1: the fast fixed upstream.
-    const upPort = await startRole('upstream', [SELF, 'upstream']);
-    const upstream = `http://127.0.0.1:${upPort}`;
-    const barePort = await startRole('bare', [BARE_SCRIPT, upstream]);
+    const up = await startRole('upstream', [SELF, 'upstream']);
+    const upstream = `http://127.0.0.1:${up.port}`;
+    const bare = await startRole('bare', [BARE_SCRIPT, upstream]);
     const fg = await startFhirguard(dir, 'fhirguard', upstream, 'warn');
     const fgInfo = await startFhirguard(dir, 'fhirguard-info', upstream, 'info');
     const id = 'bench-1';
     const fast = await measure(
       'fixed Patient upstream (node:http)',
       [
-        { variant: 'direct', url: `${upstream}/Patient/${id}` },
-        { variant: 'bare', url: `http://127.0.0.1:${barePort}/fhir/Patient/${id}` },
-        { variant: 'fhirguard', url: `${fg}/Patient/${id}` },
-        { variant: 'fhirguard (log info)', url: `${fgInfo}/Patient/${id}` },
+        { variant: 'direct', url: `${upstream}/Patient/${id}`, pid: up.pid },
+        { variant: 'bare', url: `http://127.0.0.1:${bare.port}/fhir/Patient/${id}`, pid: bare.pid },
+        { variant: 'fhirguard', url: `${fg.url}/Patient/${id}`, pid: fg.pid },
+        { variant: 'fhirguard (log info)', url: `${fgInfo.url}/Patient/${id}`, pid: fgInfo.pid },
       ],
       rounds,
       o,
@@ -281,18 +321,18 @@ async function main(): Promise<void> {
     const writer = await startWorkerTcp('write worker', db, false);
     const patient = JSON.parse(readFileSync(PATIENT_FILE, 'utf8'));
     delete patient.id;
-    const created = await fetch(`${writer}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient) });
+    const created = await fetch(`${writer.url}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient) });
     if (created.status !== 201) throw new Error(`creating the Patient on the worker answered ${created.status}`);
     const wid = ((await created.json()) as { id: string }).id;
     const reader = await startWorkerTcp('read worker', db, true);
-    const workerBarePort = await startRole('bare (worker)', [BARE_SCRIPT, reader]);
-    const workerFg = await startFhirguard(dir, 'fhirguard (worker)', reader, 'warn');
+    const workerBare = await startRole('bare (worker)', [BARE_SCRIPT, reader.url]);
+    const workerFg = await startFhirguard(dir, 'fhirguard (worker)', reader.url, 'warn');
     const worker = await measure(
       'reference worker (read-only, SQLite)',
       [
-        { variant: 'direct', url: `${reader}/Patient/${wid}` },
-        { variant: 'bare', url: `http://127.0.0.1:${workerBarePort}/fhir/Patient/${wid}` },
-        { variant: 'fhirguard', url: `${workerFg}/Patient/${wid}` },
+        { variant: 'direct', url: `${reader.url}/Patient/${wid}`, pid: reader.pid },
+        { variant: 'bare', url: `http://127.0.0.1:${workerBare.port}/fhir/Patient/${wid}`, pid: workerBare.pid },
+        { variant: 'fhirguard', url: `${workerFg.url}/Patient/${wid}`, pid: workerFg.pid },
       ],
       Number(values['worker-rounds']),
       o,

@@ -16,8 +16,10 @@ const procs: Proc[] = [];
 const stopped = new WeakSet<ChildProcess>();
 
 export interface SpawnOptions {
-  /** 'pipe' keeps stdout readable by the caller (and in the tail); 'ignore' drops it. */
-  stdout?: 'pipe' | 'ignore';
+  /** 'pipe' keeps stdout readable by the caller (and in the tail); 'ignore' drops it; a file
+   * descriptor writes it there (a measured process's log lines then cost the benchmark
+   * process nothing while the next variant is measured). */
+  stdout?: 'pipe' | 'ignore' | number;
   /** taskset CPU list, e.g. "1"; none: not pinned. */
   cpus?: string | null;
   cwd?: string;
