@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   console.log('\nmedian of rounds:');
   for (const v of ENFORCEMENTS) {
     const x = summary[v];
-    console.log(`  (${'abc'[ENFORCEMENTS.indexOf(v)]}) ${v.padEnd(13)} ${x.rps.toFixed(0)} req/s  p50 ${x.p50} ms  p99 ${x.p99} ms  worker CPU ${x.cpu.toFixed(3)} ms/req`);
+    console.log(`  (${'abc'[ENFORCEMENTS.indexOf(v)]}) ${v.padEnd(13)} ${x.rps.toFixed(0)} req/s  p50 ${x.p50.toFixed(2)} ms  p99 ${x.p99.toFixed(2)} ms  worker CPU ${x.cpu.toFixed(3)} ms/req`);
   }
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   const b = summary.seccomp.rps / summary.unconfined.rps;
