@@ -266,7 +266,7 @@ function printPass(p: Pass, connections: number): void {
   process.stdout.write(
     `fhirguard throughput vs bare: ${pct(r.throughputVsBare)} (median of per-round ratios, ${pct(r.throughputVsBareRange[0])}-${pct(r.throughputVsBareRange[1])}; ` +
       `of the medians: ${pct(r.throughputVsBareOfMedians)}; target >= ${TARGET_RATIO * 100}%: ${r.throughputVsBare >= TARGET_RATIO ? 'met' : 'NOT met'})\n` +
-      `proxy CPU per request: fhirguard +${r.addedCpuUsPerReq.toFixed(1)} µs over bare; bare's over fhirguard's: ${pct(r.cpuCapacityVsBare)} (median of per-round ratios)\n` +
+      `proxy CPU per request: fhirguard ${r.addedCpuUsPerReq >= 0 ? "+" : ""}${r.addedCpuUsPerReq.toFixed(1)} µs over bare; bare's over fhirguard's: ${pct(r.cpuCapacityVsBare)} (median of per-round ratios)\n` +
       `added p50 vs bare, 1 connection: ${r.addedP50usSingle.toFixed(0)} µs (target <= ${TARGET_ADDED_P50_US} µs: ${r.addedP50usSingle <= TARGET_ADDED_P50_US ? 'met' : 'NOT met'}); ` +
       `under ${connections} connections: ${r.addedP50usLoaded.toFixed(0)} µs; added p99, 1 connection: ${r.addedP99usSingle.toFixed(0)} µs\n`,
   );
