@@ -8,8 +8,8 @@ import { INTERACTION_KINDS } from '../fhir/interaction';
 import { isResourceType } from '../fhir/search-parameters';
 import { CounterCell, HistogramCell, LeanCounter, LeanHistogram } from './lean';
 
-/** How a request ended, from the client's point of view. */
-export const OUTCOMES = ['success', 'client-error', 'server-error', 'refused', 'upstream-error'] as const;
+/** How a request ended, from the client's point of view ('client-closed': it hung up first). */
+export const OUTCOMES = ['success', 'client-error', 'server-error', 'refused', 'upstream-error', 'client-closed'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 export const STAGES = ['classify', 'policy', 'validate', 'proxy'] as const;

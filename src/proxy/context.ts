@@ -15,6 +15,8 @@ export class RequestState {
   refused = false;
   /** True when the upstream failed (502/503/504 written by fhirguard). */
   upstreamFailed = false;
+  /** True when the client closed its connection before the response was complete. */
+  clientClosed = false;
   /** performance.now() when the request was handed to the upstream (0: never). */
   upstreamStart = 0;
 }

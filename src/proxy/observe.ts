@@ -20,6 +20,7 @@ function outcomeOf(status: number, refused: boolean, upstreamFailed: boolean): O
 export function observeResponse(request: FastifyRequest, reply: FastifyReply, metrics: ProxyMetrics): void {
   // A request that ended before the pipeline (a path the router could not decode, say) has no state.
   const state = request.fhirguard ?? NO_STATE;
+  if (state.clientClosed) return; // counted once, by observeClientClosed
   // From Fastify's start of the request (before its body was read) to its response's end.
   const total = reply.elapsedTime / 1000;
   const tier = state.tier?.name;
@@ -47,4 +48,22 @@ export function observeResponse(request: FastifyRequest, reply: FastifyReply, me
       'request',
     );
   }
+}
+
+/**
+ * A client that hung up before its response was complete (nginx's 499): counted with outcome
+ * client-closed and logged at info, with whether the request had reached an upstream (a write
+ * that had may have been applied; the client will not know).
+ */
+export function observeClientClosed(request: FastifyRequest, metrics: ProxyMetrics): void {
+  const state = (request.fhirguard ??= new RequestState());
+  if (state.clientClosed) return;
+  state.clientClosed = true;
+  const tier = state.tier?.name;
+  const kind = state.interaction?.kind;
+  metrics.requestCell(tier, kind, state.interaction?.resourceType, 'client-closed').inc();
+  request.log.info(
+    { method: request.method, tier, interaction: kind, type: state.interaction?.resourceType, forwarded: state.upstreamStart > 0 },
+    'client closed the connection before the response was complete',
+  );
 }

@@ -16,7 +16,7 @@ import { RequestState } from './context';
 import { TierDispatcher } from './dispatcher';
 import { sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
-import { observeResponse } from './observe';
+import { observeClientClosed, observeResponse } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
 import { requestIdFrom } from './request-id';
@@ -126,6 +126,10 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
 
   app.addHook('onResponse', (request, reply, done) => {
     observeResponse(request, reply, o.metrics);
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    observeClientClosed(request, o.metrics);
     done();
   });
 

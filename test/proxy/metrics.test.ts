@@ -5,6 +5,7 @@
 // port serves no metrics.
 
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
@@ -61,8 +62,17 @@ beforeAll(async () => {
   readUp.setBehaviour({ kind: 'error500' });
   expect((await send(proxy.origin, 'GET', '/fhir/Patient/p9')).status).toBe(500);
   readUp.setBehaviour({ kind: 'normal' });
+  // One read whose client hangs up while the upstream is still working on it.
+  readUp.setBehaviour({ kind: 'slow', ms: 1500 });
+  const client = net.connect(Number(new URL(proxy.origin).port), '127.0.0.1');
+  client.on('error', () => {});
+  client.write(`GET /fhir/Patient/p8 HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n`);
+  await readUp.waitFor((r) => r.path === '/Patient/p8');
+  client.destroy();
+  await readUp.waitAnswered((r) => r.path === '/Patient/p8');
+  readUp.setBehaviour({ kind: 'normal' });
   // Metrics are recorded as each response finishes: wait until all of them are in.
-  ({ samples, text } = await scrapeUntil(proxy.adminUrl, (s) => sum(s, 'fhirguard_requests_total') >= MIX.length + 1));
+  ({ samples, text } = await scrapeUntil(proxy.adminUrl, (s) => sum(s, 'fhirguard_requests_total') >= MIX.length + 2));
 }, 120_000);
 
 afterAll(async () => {
@@ -91,8 +101,17 @@ test('fhirguard_requests_total counts each request once, by tier, interaction, r
       'write create Patient refused = 1',
       'read search-type Patient refused = 1',
       'read read Patient server-error = 1',
+      // The client hung up before its answer: counted once, as client-closed.
+      'read read Patient client-closed = 1',
     ].sort(),
   );
+});
+
+test('a client that hangs up is logged once at info, saying the request had been forwarded', () => {
+  const closed = proxy.logs().filter((l) => l.msg === 'client closed the connection before the response was complete');
+  expect(closed).toHaveLength(1);
+  expect(closed[0]).toMatchObject({ level: 30, method: 'GET', tier: 'read', interaction: 'read', type: 'Patient', forwarded: true });
+  expect(proxy.logs().filter((l) => (l.level as number) >= 50)).toEqual([]);
 });
 
 test('fhirguard_refusals_total counts refusals by reason', () => {
@@ -104,6 +123,7 @@ test('request and upstream duration histograms count what was served', () => {
   expect(value(samples, 'fhirguard_request_duration_seconds_count', { tier: 'read', interaction: 'read' })).toBe(4);
   expect(value(samples, 'fhirguard_request_duration_seconds_count', { tier: 'read', interaction: 'search-type' })).toBe(3);
   expect(value(samples, 'fhirguard_request_duration_seconds_count', { tier: 'write', interaction: 'create' })).toBe(2);
+  // The hung-up read has no duration (it never finished): it is in the counter only.
   expect(sum(samples, 'fhirguard_request_duration_seconds_count')).toBe(MIX.length + 1);
   // Only forwarded requests reach an upstream: 3 + 2 + 1 reads and searches, 1 create, the 500.
   expect(value(samples, 'fhirguard_upstream_duration_seconds_count', { tier: 'read' })).toBe(6);
@@ -120,12 +140,12 @@ test('request and upstream duration histograms count what was served', () => {
 
 test('fhirguard_stage_duration_seconds has one observation per request that reached each stage', () => {
   const count = (stage: string) => value(samples, 'fhirguard_stage_duration_seconds_count', { stage });
-  // classify passed: everything but the 2 unknown types and the path outside the base.
-  expect(count('classify')).toBe(MIX.length + 1 - 3);
+  // classify passed: the mix, the 500 and the hung-up read, but the 2 unknown types and the path outside the base.
+  expect(count('classify')).toBe(MIX.length + 2 - 3);
   // policy passed: minus the denied delete.
-  expect(count('policy')).toBe(MIX.length + 1 - 4);
+  expect(count('policy')).toBe(MIX.length + 2 - 4);
   // validate passed: minus the invalid resource and the unknown search parameter.
-  expect(count('validate')).toBe(MIX.length + 1 - 6);
+  expect(count('validate')).toBe(MIX.length + 2 - 6);
   // proxy overhead is measured on forwarded requests.
   expect(count('proxy')).toBe(7);
   for (const stage of ['classify', 'policy', 'validate', 'proxy']) {
@@ -145,7 +165,7 @@ test('label values stay bounded: no made-up type, path or reason appears anywher
   const resourceTypes = new Set(samples.filter((s) => s.labels.resource_type !== undefined).map((s) => s.labels.resource_type));
   expect([...resourceTypes].sort()).toEqual(['', 'Observation', 'Patient']);
   const outcomes = new Set(samples.filter((s) => s.labels.outcome !== undefined).map((s) => s.labels.outcome));
-  for (const o of outcomes) expect(['success', 'client-error', 'server-error', 'refused', 'upstream-error']).toContain(o);
+  for (const o of outcomes) expect(['success', 'client-error', 'server-error', 'refused', 'upstream-error', 'client-closed']).toContain(o);
   const tiers = new Set(samples.filter((s) => s.labels.tier !== undefined).map((s) => s.labels.tier));
   for (const t of tiers) expect(['read', 'write', 'none']).toContain(t);
 });
