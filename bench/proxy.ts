@@ -75,13 +75,13 @@ function runUpstream(): void {
 // ---------------------------------------------------------------------------------------
 // The driver.
 
-/** Starts a node script (a role of this file, or the bare proxy) and waits for its `{port}` line. */
 /** A measured process: where it listens and its pid (for its CPU time). */
 interface Started {
   port: number;
   pid: number;
 }
 
+/** Starts a node script (a role of this file, or the bare proxy) and waits for its `{port}` line. */
 async function startRole(name: string, args: string[]): Promise<Started> {
   const child = spawnLogged(name, process.execPath, args, { cwd: ROOT });
   const port = await firstLine(child, name, (l) => (l.startsWith('{"port"') ? (JSON.parse(l) as { port: number }).port : undefined));
@@ -95,7 +95,8 @@ async function get(url: string, init?: RequestInit): Promise<{ status: number; t
 
 /** `fhirguard proxy` with one read tier on `upstream`; ports picked here so the log level can be warn. */
 async function startFhirguard(dir: string, name: string, upstream: string, logLevel: string): Promise<{ url: string; pid: number }> {
-  const policy = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
+  const stem = join(dir, name.replace(/\W+/g, '-'));
+  const policy = `${stem}.yaml`;
   writeFileSync(
     policy,
     [
@@ -112,7 +113,7 @@ async function startFhirguard(dir: string, name: string, upstream: string, logLe
   const [listen, admin] = [await freePort(), await freePort()];
   // Its log goes to a file, as in production: piped to this process, the log-info variant's
   // ~9,000 lines a second kept this process busy into the next variant's run.
-  const log = openSync(join(dir, `${name.replace(/\W+/g, '-')}.log`), 'a');
+  const log = openSync(`${stem}.log`, 'a');
   const child = spawnLogged(name, process.execPath, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel], { cwd: ROOT, stdout: log });
   closeSync(log);
   await waitFor(name, async () => (await get(`http://127.0.0.1:${admin}/readyz`)).status === 200);

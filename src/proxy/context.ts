@@ -21,6 +21,11 @@ export class RequestState {
   upstreamStart = 0;
 }
 
+/** The request's state, made on first use (by the pipeline, or by whatever ends the request before it). */
+export function requestState(request: { fhirguard: RequestState | null }): RequestState {
+  return (request.fhirguard ??= new RequestState());
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     fhirguard: RequestState | null;

@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { Outcome, ProxyMetrics } from '../metrics/registry';
-import { RequestState } from './context';
+import { RequestState, requestState } from './context';
 
 const NO_STATE: Readonly<RequestState> = Object.freeze(new RequestState());
 
@@ -56,8 +56,8 @@ export function observeResponse(request: FastifyRequest, reply: FastifyReply, me
  * that had may have been applied; the client will not know).
  */
 export function observeClientClosed(request: FastifyRequest, metrics: ProxyMetrics): void {
-  const state = (request.fhirguard ??= new RequestState());
-  if (state.clientClosed) return;
+  // Fastify runs this once per request (on the request's 'close', when it was aborted).
+  const state = requestState(request);
   state.clientClosed = true;
   const tier = state.tier?.name;
   const kind = state.interaction?.kind;

@@ -11,7 +11,7 @@ import { refuse } from '../fhir/outcome';
 import { validateRequest } from '../fhir/validate';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
-import { RequestState } from './context';
+import { requestState } from './context';
 
 export interface PipelineOptions {
   /** The FHIR base path, e.g. '/fhir'. */
@@ -50,7 +50,7 @@ export function createPipeline(opts: PipelineOptions) {
   const validateStage = metrics.stage('validate');
 
   return function pipeline(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const state = request.fhirguard ?? (request.fhirguard = new RequestState());
+    const state = requestState(request);
     try {
       const t0 = performance.now();
       const url = request.url;

@@ -12,7 +12,7 @@ import { MethodNotAllowedError } from '../fhir/classify';
 import { refuse, type FhirError } from '../fhir/outcome';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy';
-import { RequestState } from './context';
+import { RequestState, requestState } from './context';
 import { TierDispatcher } from './dispatcher';
 import { sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
@@ -134,7 +134,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   });
 
   function refusal(request: FastifyRequest, reply: FastifyReply, error: FhirError): void {
-    (request.fhirguard ??= new RequestState()).refused = true;
+    requestState(request).refused = true;
     o.metrics.refusal(error.reason);
     if (error instanceof MethodNotAllowedError) reply.header('allow', error.allow.join(', '));
     request.log.info({ status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
@@ -149,8 +149,8 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
  * (`shared`: its getUpstream and queryString hooks read the tier and the checked query from
  * the request state); only a request with a body gets an object of its own. The `options`
  * http-proxy passes are its own per-request copy whose getUpstream returns that request's
- * origin, which is why shared gets the request-reading getUpstream instead. Per request allocations here
- * showed up in the read benchmark's profile as garbage-collector time.
+ * origin, which is why shared gets the request-reading getUpstream instead. Per-request
+ * allocations here showed up in the read benchmark's profile as garbage-collector time.
  */
 function forwarder(base: string, getUpstream: (request: FastifyRequest) => string): (request: FastifyRequest, reply: FastifyReply, options: object) => FastifyReply {
   let shared: Record<string, unknown> | undefined;
@@ -163,13 +163,10 @@ function forwarder(base: string, getUpstream: (request: FastifyRequest) => strin
     const body = state.rawBody;
     const method = request.method;
     state.upstreamStart = performance.now();
-    if (method === 'GET' || method === 'HEAD') {
-      // GET/HEAD carry no body upstream; a body a client sent with them is dropped.
-      (request as { body: unknown }).body = undefined;
-      return reply.from(path, shared as never);
-    }
-    if (body === undefined) return reply.from(path, shared as never);
-    return reply.from(path, { ...shared, body, contentType: request.headers['content-type'] ?? 'application/fhir+json' } as never);
+    // GET/HEAD carry no body upstream; a body a client sent with them is dropped.
+    if (method === 'GET' || method === 'HEAD') (request as { body: unknown }).body = undefined;
+    else if (body !== undefined) return reply.from(path, { ...shared, body, contentType: request.headers['content-type'] ?? 'application/fhir+json' } as never);
+    return reply.from(path, shared as never);
   };
 }
 
