@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'fhirguard install: %s\n' "$*" >&2; }
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  log "Node.js >= 20 is required (found: $(node --version 2>/dev/null || echo none))"
+# 20.18.1: the oldest Node undici 7 (fhirguard's HTTP client, and reply-from's) runs on.
+if ! node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 18 || (b === 18 && c >= 1))) ? 0 : 1)' 2>/dev/null; then
+  log "Node.js >= 20.18.1 is required (found: $(node --version 2>/dev/null || echo none))"
   exit 1
 fi
 

@@ -91,10 +91,10 @@ export function pathSegments(rawPath: string): string[] {
     if (c === 59) throw badPath('path parameters (;) are not allowed');
     if (c < 0x21 || c > 0x7e) throw badPath(`character 0x${c.toString(16)} in path must not appear unencoded`);
   }
-  const raw = body.split('/');
-  const segments = new Array<string>(raw.length);
-  for (let i = 0; i < raw.length; i++) {
-    const r = raw[i];
+  // Decoded in place: the split's own array is the result (one allocation fewer per request).
+  const segments = body.split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const r = segments[i];
     if (r === '') throw badPath('empty path segment (double or trailing slash)');
     const s = r.includes('%') ? decodeSegment(r) : r;
     if (s === '.' || s === '..') throw badPath(`dot segment '${shown(r)}' in path`);

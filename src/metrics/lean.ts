@@ -44,8 +44,12 @@ export class HistogramCell {
   }
 }
 
+/** Cells keyed by their label values, one Map level per label (the last level holds cells). */
+type CellTree<C> = Map<string, CellTree<C> | C>;
+
 abstract class LeanMetric<C extends { labels: Labels }> {
-  private readonly cells = new Map<string, C>();
+  private readonly tree: CellTree<C> = new Map();
+  private readonly cells: C[] = [];
   abstract readonly type: 'counter' | 'histogram';
   readonly aggregator = 'sum';
 
@@ -60,28 +64,42 @@ abstract class LeanMetric<C extends { labels: Labels }> {
 
   protected abstract make(labels: Labels): C;
 
-  /** The cell of one label set (values in labelNames order). Callers cache it. */
+  /**
+   * The cell of one label set (values in labelNames order). A lookup per label value in
+   * nested Maps: label values are the policy's and the R4 tables' strings, whose hashes are
+   * cached, where a joined key was a new string to build and hash on every request.
+   */
   cell(...values: string[]): C {
-    const key = values.join('\u0000');
-    let c = this.cells.get(key);
+    let node = this.tree;
+    const last = Math.max(0, this.labelNames.length - 1);
+    for (let i = 0; i < last; i++) {
+      const v = values[i] ?? '';
+      let next = node.get(v) as CellTree<C> | undefined;
+      if (!next) node.set(v, (next = new Map()));
+      node = next;
+    }
+    const v = values[last] ?? '';
+    let c = node.get(v) as C | undefined;
     if (!c) {
       const labels: Labels = {};
       this.labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
       c = this.make(labels);
-      this.cells.set(key, c);
+      node.set(v, c);
+      this.cells.push(c);
     }
     return c;
   }
 
   protected allCells(): Iterable<C> {
-    return this.cells.values();
+    return this.cells;
   }
 
   /** prom-client's metric interface: what the Registry formats on a scrape. */
   abstract get(): { name: string; help: string; type: string; values: MetricValue[]; aggregator: string };
 
   reset(): void {
-    this.cells.clear();
+    this.tree.clear();
+    this.cells.length = 0;
   }
 }
 

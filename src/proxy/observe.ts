@@ -4,6 +4,7 @@
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
 import type { Outcome, ProxyMetrics } from '../metrics/registry';
 import { RequestState, requestState } from './context';
 
@@ -34,7 +35,8 @@ export function observeResponse(request: FastifyRequest, reply: FastifyReply, me
     metrics.upstreamCell(tier).observe(upstream);
     metrics.stage('proxy').observe(Math.max(0, total - upstream));
   }
-  {
+  // The line is built only when it is written (the production level, warn, leaves it off).
+  if ((request.log as Logger).isLevelEnabled('info')) {
     request.log.info(
       {
         method: request.method,

@@ -20,6 +20,7 @@ import { observeClientClosed, observeResponse } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
 import { requestIdFrom } from './request-id';
+import { requestLogger } from './request-logger';
 
 export interface ProxyOptions {
   policy: Policy;
@@ -46,6 +47,8 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     loggerInstance: o.logger as never,
     // fhirguard logs one line per request itself (observe.ts), with tier and interaction.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is bound to the request id but made only when a line is written.
+    childLoggerFactory: requestLogger as never,
     bodyLimit: o.bodyLimit,
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
@@ -94,6 +97,8 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     prefix: base || '/',
     // fhirguard logs each request once itself (observe.ts); reply-from's two lines per request are noise.
     disableRequestLogging: true,
+    // Empty: given a base, reply-from would send every request to that one origin, and the
+    // tier is carried by the origin getUpstream returns.
     upstream: '',
     proxyPayloads: false,
     httpMethods: ROUTED_METHODS,
