@@ -64,8 +64,8 @@ export async function stopAll(): Promise<void> {
   for (const { child } of [...procs].reverse()) await stop(child);
 }
 
-/** Resolves once `check` answers true; throws after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+/** Resolves once `check` answers true; throws after `timeoutMs`, or at once if `child` exits. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -73,6 +73,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     } catch {
       // not up yet
     }
+    if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before it was ready`);
     if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
