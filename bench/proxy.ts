@@ -131,7 +131,7 @@ async function startWorkerTcp(name: string, db: string, readOnly: boolean): Prom
   if (readOnly) args.push('--read-only');
   const child = spawnLogged(name, process.execPath, args, { stdout: 'ignore', cwd: ROOT });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(name, async () => (await get(`${url}/metadata`)).status === 200);
+  await waitFor(name, async () => (await get(`${url}/metadata`)).status === 200, 120_000, child);
   return { url, pid: child.pid! };
 }
 

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'fhirguard install: %s\n' "$*" >&2; }
 
-# 20.18.1: the oldest Node undici 7 (fhirguard's HTTP client, and reply-from's) runs on.
-if ! node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 18 || (b === 18 && c >= 1))) ? 0 : 1)' 2>/dev/null; then
-  log "Node.js >= 20.18.1 is required (found: $(node --version 2>/dev/null || echo none))"
+# The oldest Node fhirguard runs on is package.json's engines.node (">=x.y.z": undici 7's).
+node_min=$(sed -n 's/.*"node": *">=\([0-9.]*\)".*/\1/p' package.json)
+if ! node -e 'const want = process.argv[1].split(".").map(Number), have = process.versions.node.split(".").map(Number); const i = [0, 1, 2].find((k) => have[k] !== want[k]); process.exit(i === undefined || have[i] > want[i] ? 0 : 1)' "$node_min" 2>/dev/null; then
+  log "Node.js >= $node_min is required (found: $(node --version 2>/dev/null || echo none))"
   exit 1
 fi
 

@@ -50,6 +50,8 @@ type CellTree<C> = Map<string, CellTree<C> | C>;
 abstract class LeanMetric<C extends { labels: Labels }> {
   private readonly tree: CellTree<C> = new Map();
   private readonly cells: C[] = [];
+  /** Index of the last label: the tree's depth above its cells. */
+  private readonly last: number;
   abstract readonly type: 'counter' | 'histogram';
   readonly aggregator = 'sum';
 
@@ -59,6 +61,7 @@ abstract class LeanMetric<C extends { labels: Labels }> {
     readonly labelNames: readonly string[],
     registry: Registry,
   ) {
+    this.last = Math.max(0, labelNames.length - 1);
     registry.registerMetric(this as never);
   }
 
@@ -71,7 +74,7 @@ abstract class LeanMetric<C extends { labels: Labels }> {
    */
   cell(...values: string[]): C {
     let node = this.tree;
-    const last = Math.max(0, this.labelNames.length - 1);
+    const last = this.last;
     for (let i = 0; i < last; i++) {
       const v = values[i] ?? '';
       let next = node.get(v) as CellTree<C> | undefined;

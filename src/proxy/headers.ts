@@ -29,30 +29,35 @@ function connectionNamed(value: string): Set<string> {
  * Adding the X-Forwarded-* headers to reply-from's own copy instead costs as much as the
  * deletes did, so the copy is always made.
  */
-function endToEnd(headers: Headers, alsoDrop?: string): Headers {
+function endToEnd(headers: Headers, alsoDrop?: ReadonlySet<string>): Headers {
   // The Connection header may name further headers that are hop-by-hop for this connection.
   const connection = headers.connection;
   const named = connection === undefined || PLAIN_CONNECTION.has(connection as string) ? undefined : connectionNamed(String(connection));
   const out: Headers = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || name === alsoDrop || named?.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || alsoDrop?.has(name) || named?.has(name)) continue;
     out[name] = value;
   }
   return out;
 }
 
+/**
+ * Client headers never forwarded besides the hop-by-hop ones. X-Forwarded-Host is fhirguard's
+ * to set (from Host): a client's own value never passes. Without a body (a body on GET, say,
+ * is dropped) no length must be announced either.
+ */
+const DROP_WITH_BODY: ReadonlySet<string> = new Set(['x-forwarded-host']);
+const DROP_WITHOUT_BODY: ReadonlySet<string> = new Set(['x-forwarded-host', 'content-length']);
+
 /** What the upstream receives: the client's end-to-end headers plus who asked. */
 export function forwardRequestHeaders(request: FastifyRequest, headers: Headers, base: string, hasBody: boolean): Headers {
-  // Nothing is forwarded without a body (a body on GET, say, is dropped): no length must be announced.
-  const out = endToEnd(headers, hasBody ? undefined : 'content-length');
+  const out = endToEnd(headers, hasBody ? DROP_WITH_BODY : DROP_WITHOUT_BODY);
   const prior = request.headers['x-forwarded-for'];
   out['x-forwarded-for'] = typeof prior === 'string' && prior ? `${prior}, ${request.ip}` : request.ip;
   out['x-forwarded-proto'] = request.protocol;
-  // x-forwarded-host is fhirguard's to set: a client's own value never passes.
   const host = request.headers.host;
   if (host) out['x-forwarded-host'] = host;
-  else delete out['x-forwarded-host'];
   out['x-forwarded-prefix'] = base;
   out['x-request-id'] = request.id;
   return out;

@@ -39,8 +39,8 @@ class LazyRequestLogger {
     return this.real.child(bindings, options);
   }
 
-  flush(): void {
-    this.parent.flush();
+  flush(cb?: (err?: Error) => void): void {
+    this.parent.flush(cb);
   }
 }
 

@@ -279,6 +279,7 @@ describe('headers at the front door', () => {
       headers: {
         host: 'fhir.example.org',
         'x-forwarded-for': '203.0.113.7',
+        'x-forwarded-host': 'spoofed.example.net',
         connection: 'keep-alive, x-client-hop',
         'x-client-hop': 'connection-scoped',
         'keep-alive': 'timeout=5, max=1000',
@@ -304,7 +305,7 @@ describe('headers at the front door', () => {
     expect(got.headers['x-end-to-end']).toBe('kept');
   });
 
-  test('X-Forwarded-For appends the peer to what the client sent; X-Forwarded-Host is the Host the client used', () => {
+  test("X-Forwarded-For appends the peer to what the client sent; X-Forwarded-Host is the Host the client used, never the client's own", () => {
     expect(got.headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
     expect(got.headers['x-forwarded-host']).toBe('fhir.example.org');
   });
