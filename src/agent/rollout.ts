@@ -97,10 +97,29 @@ const MIN_OVERLAP_MS = 2_000;
  * proxy needs to read the event and stop picking it. */
 const DRAIN_SETTLE_MS = 500;
 const POLL_MS = 200;
+/** Longest wait for a crashed worker's last eBPF counters (read as its container is torn down). */
+const RETIRE_WAIT_MS = 5_000;
 
 class RolloutFailure extends Error {}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The profile violations of a worker that has exited, once its supervisor has read its last
+ * counters. The crash is said before that (the container is torn down first), and on a
+ * loaded host the teardown takes longer than a poll, so this waits for it: the counters
+ * arrive, or the supervisor moves on (restarts, stops or refuses the worker) without any.
+ */
+async function violationsAfterExit(gen: Generation, sup: WorkerSupervisor): Promise<string[]> {
+  const id = sup.slot.id;
+  const deadline = Date.now() + RETIRE_WAIT_MS;
+  const settled = (): boolean => {
+    const i = sup.info();
+    return gen.retired.has(id) || i.restarts > 0 || i.state === 'stopped' || i.state === 'refused';
+  };
+  while (!settled() && Date.now() < deadline) await sleep(POLL_MS / 4);
+  return violationsOf(gen.retired.get(id) ?? []);
+}
 
 function exitText(i: WorkerInfo): string {
   const e = i.lastExit;
@@ -178,11 +197,10 @@ async function untilServing(gen: Generation, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const infos = gen.supervisors.map((s) => s.info());
-    for (const i of infos) {
+    for (const [k, i] of infos.entries()) {
       if (i.state === 'refused') throw new RolloutFailure(`${i.id} was refused at start: ${i.refusal?.message ?? 'no reason given'}`);
       if (i.state === 'crashed' || i.restarts > 0) {
-        await sleep(POLL_MS); // its last counters arrive as it is retired
-        const v = violationsOf(gen.retired.get(i.id) ?? []);
+        const v = await violationsAfterExit(gen, gen.supervisors[k]);
         throw new RolloutFailure(`${i.id} failed to start (${exitText(i)}${v.length ? `; profile violations: ${v.join(', ')}` : ''})`);
       }
       if (i.state === 'stopped') throw new RolloutFailure(`${i.id} stopped before it served (the agent is stopping)`);
@@ -222,8 +240,7 @@ async function bake(gen: Generation, ms: number): Promise<void> {
       const v = violationsOf([await s.counters(), ...(gen.retired.get(i.id) ?? [])]);
       if (v.length) throw new RolloutFailure(`${i.id} violated its profile during the bake: ${v.join(', ')}`);
       if (i.state !== 'serving' || i.restarts > 0) {
-        await sleep(POLL_MS);
-        const late = violationsOf(gen.retired.get(i.id) ?? []);
+        const late = await violationsAfterExit(gen, s);
         const why = i.state === 'refused' ? `refused: ${i.refusal?.message}` : exitText(i);
         throw new RolloutFailure(`${i.id} stopped serving during the bake (${why}${late.length ? `; profile violations: ${late.join(', ')}` : ''})`);
       }
