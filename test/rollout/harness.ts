@@ -7,6 +7,7 @@ import type { WorkerInfo } from '../../src/agent/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { FHIRGUARD } from '../helpers/confined';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';
+import { send } from '../proxy/client';
 
 export interface CliRun {
   code: number | null;
@@ -73,10 +74,14 @@ export const tierOf = (ws: WorkerInfo[], tier: string): WorkerInfo[] => ws.filte
 /** The addresses of workers, as the proxy's pool names its members, sorted. */
 export const addresses = (ws: WorkerInfo[]): string[] => ws.map((w) => w.address).sort();
 
-/** The members the proxy sends a tier's requests to now (its /readyz `up`), sorted. */
+/**
+ * The members the proxy sends a tier's requests to now (its /readyz `up`), sorted. Each
+ * sample is asked on a connection of its own: a kept-alive one can be closed by the admin
+ * listener's idle timeout just as a sample is sent on it ("other side closed"), which twice
+ * failed a rollout test in CI while the host was busy starting containers.
+ */
 export async function poolOf(proxy: ProxyProcess, tier: string): Promise<string[]> {
-  const res = await fetch(`${proxy.adminUrl}/readyz`);
-  const body = (await res.json()) as { tiers: Array<{ tier: string; up: string[] }> };
+  const body = (await send(proxy.adminUrl, 'GET', '/readyz', { fresh: true })).json as { tiers: Array<{ tier: string; up: string[] }> };
   return [...(body.tiers.find((t) => t.tier === tier)?.up ?? [])].sort();
 }
 
