@@ -44,3 +44,17 @@ export function pinPid(pid: number, cpus: string): void {
   const r = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${r.stderr || r.error}`);
 }
+
+/** bench:proxy's head-to-head: the last CPU shared by the two contenders, the others for load and upstream. */
+export interface SharedCpuPlan {
+  shared: string;
+  rest: string;
+  all: string;
+}
+
+export function sharedCpuPlan(): { plan: SharedCpuPlan | null; why: string } {
+  const n = cpus().length;
+  if (n < 2) return { plan: null, why: `only ${n} CPU: the load generators would share it with the proxies` };
+  if (spawnSync('taskset', ['-V']).error) return { plan: null, why: 'taskset (util-linux) not found' };
+  return { plan: { shared: String(n - 1), rest: n === 2 ? '0' : `0-${n - 2}`, all: `0-${n - 1}` }, why: '' };
+}

@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pinned } from './pin';
 
 export interface WrkRun {
   rps: number;
@@ -29,13 +30,14 @@ export function wrkInstalled(): boolean {
   return !spawnSync('wrk', ['--version']).error;
 }
 
-/** Writes the reporting script into `dir`; returns a runner using it. */
-export function wrkRunner(dir: string): (url: string, connections: number, seconds: number) => Promise<WrkRun> {
+/** Writes the reporting script into `dir`; returns a runner using it, its wrk pinned to `cpus` (a taskset list) when given. */
+export function wrkRunner(dir: string, cpus: string | null = null): (url: string, connections: number, seconds: number) => Promise<WrkRun> {
   const script = path.join(dir, 'report.lua');
   writeFileSync(script, WRK_SCRIPT);
   // Asynchronous, so this process keeps draining its children's pipes meanwhile.
   return async (url, connections, seconds) => {
-    const child = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, args] = pinned('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url], cpus);
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -28,7 +28,11 @@ export class AgentClient {
 
   private get<T>(path: string): Promise<T> {
     return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: this.socketPath, path, method: 'GET', timeout: this.timeoutMs }, (res) => {
+      // A connection of its own per GET (agent: false): Node's global agent keeps sockets
+      // alive, and one the agent's server closed as idle, reused in the same instant, failed
+      // a GET with a bare "write EPIPE". A Unix-socket connect costs microseconds; these GETs
+      // run per scrape and per wait, not per FHIR request.
+      const req = http.request({ socketPath: this.socketPath, path, method: 'GET', timeout: this.timeoutMs, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
@@ -38,7 +42,8 @@ export class AgentClient {
         });
       });
       req.once('timeout', () => req.destroy(new Error(`agent ${path}: no answer in ${this.timeoutMs} ms`)));
-      req.once('error', reject);
+      // Named, with the system code kept for callers that tell "not running" from the rest.
+      req.once('error', (err: NodeJS.ErrnoException) => reject(Object.assign(new Error(`agent ${path}: ${err.message}`, { cause: err }), { code: err.code })));
       req.end();
     });
   }
