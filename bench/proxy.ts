@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { BARE_SCRIPT } from './lib/bare';
 import { cpuSeconds } from './lib/cpu-time';
 import { describe, load, machine as machineInfo } from './lib/machine';
-import { headToHead, type HeadToHead } from './lib/head-to-head';
+import { headToHead, ratioOf, type HeadToHead } from './lib/head-to-head';
 import { firstLine, freePort, spawnLogged, stopAll, waitFor } from './lib/procs';
 import { pinPid, sharedCpuPlan } from './lib/pin';
 import { stats, type Stats } from './lib/stats';
@@ -261,7 +261,7 @@ async function measure(label: string, targets: Target[], rounds: number, o: { se
 interface HeadToHeads {
   /** One per fhirguard process: the first is the one measured above, the others fresh. */
   fhirguard: HeadToHead[];
-  /** Over the counted rounds of every fhirguard process: the target's figure. */
+  /** Over the counted rounds of every fhirguard process (the target takes the slowest process instead: printTargets). */
   ratio: Stats | null;
   control: HeadToHead;
 }
@@ -276,7 +276,6 @@ interface HeadToHeads {
  */
 async function measureHeadToHead(
   upstream: Started,
-  upstreamUrl: string,
   bare: Target,
   fg: Target,
   fresh: (n: number) => Promise<Target>,
@@ -293,11 +292,11 @@ async function measureHeadToHead(
     process.stderr.write(`\nhead-to-head on CPU ${plan.shared} (load generators and upstream on CPU ${plan.rest})\n`);
     const fhirguard: HeadToHead[] = [];
     for (let n = 1; n <= o.processes; n++) fhirguard.push(await headToHead(bare, n === 1 ? fg : await fresh(n), opts, pinnedWrk, log));
-    const twin = await startRole('bare (twin)', [BARE_SCRIPT, upstreamUrl]);
-    const control = await headToHead(bare, { variant: 'bare (twin)', url: bare.url.replace(/:\d+\//, `:${twin.port}/`), pid: twin.pid }, opts, pinnedWrk, log);
-    const counted = fhirguard.flatMap((h) => h.rounds.filter((r) => r.counted).map((r) => r.ratio));
-    const all = fhirguard.reduce((n, h) => n + h.rounds.length, 0);
-    return { result: { fhirguard, ratio: counted.length * 2 >= all ? stats(counted) : null, control }, why: '' };
+    const twin = await startRole('bare (twin)', [BARE_SCRIPT, `http://127.0.0.1:${upstream.port}`]);
+    const twinUrl = new URL(bare.url);
+    twinUrl.port = String(twin.port);
+    const control = await headToHead(bare, { variant: 'bare (twin)', url: twinUrl.href, pid: twin.pid }, opts, pinnedWrk, log);
+    return { result: { fhirguard, ratio: ratioOf(fhirguard.flatMap((h) => h.rounds)), control }, why: '' };
   } finally {
     pinPid(upstream.pid, plan.all);
   }
@@ -417,10 +416,10 @@ async function main(): Promise<void> {
     // Each process gets half a CPU there, so twice the warm-up gives it the same CPU time to settle.
     const h2hOptions = { rounds: Number(values['h2h-rounds']), seconds: Number(values['h2h-seconds']), warmup: 2 * o.warmup, connections: o.connections, processes: Number(values['h2h-processes']) };
     const freshFhirguard = async (n: number): Promise<Target> => {
-      const started = await startFhirguard(dir, `fhirguard #${n}`, upstream, 'warn');
-      return { variant: `fhirguard #${n}`, url: `${started.url}/Patient/${id}`, pid: started.pid };
+      const fresh = await startFhirguard(dir, `fhirguard #${n}`, upstream, 'warn');
+      return { variant: `fhirguard #${n}`, url: `${fresh.url}/Patient/${id}`, pid: fresh.pid };
     };
-    const h2h = await measureHeadToHead(up, upstream, bareTarget, fgTarget, freshFhirguard, dir, h2hOptions);
+    const h2h = await measureHeadToHead(up, bareTarget, fgTarget, freshFhirguard, dir, h2hOptions);
 
     // Pass 2: the real reference worker (read-only, SQLite) holding the same Patient.
     const db = join(dir, 'fhir.db');

@@ -64,6 +64,12 @@ type Wrk = (url: string, connections: number, seconds: number) => Promise<WrkRun
 /** Below this busy fraction of the shared CPU a round measured the load, not the proxies. */
 const MIN_BUSY = 0.9;
 
+/** The ratio over the counted rounds; null when fewer than half of them counted. */
+export function ratioOf(rounds: readonly HeadToHeadRound[]): Stats | null {
+  const counted = rounds.filter((r) => r.counted);
+  return counted.length * 2 >= rounds.length ? stats(counted.map((r) => r.ratio)) : null;
+}
+
 export async function headToHead(a: Contender, b: Contender, o: HeadToHeadOptions, wrk: Wrk, log: (line: string) => void): Promise<HeadToHead> {
   const shared = cpuIndices(o.sharedCpu);
   pinPid(a.pid, o.sharedCpu);
@@ -93,8 +99,7 @@ export async function headToHead(a: Contender, b: Contender, o: HeadToHeadOption
           `  ratio ${(round.ratio * 100).toFixed(1)}%  shared CPU busy ${(sharedBusy * 100).toFixed(0)}%${round.counted ? '' : ' (not saturated: left out)'}`,
       );
     }
-    const counted = rounds.filter((r) => r.counted);
-    return { a: a.variant, b: b.variant, sharedCpu: o.sharedCpu, rounds, ratio: counted.length * 2 >= rounds.length ? stats(counted.map((r) => r.ratio)) : null };
+    return { a: a.variant, b: b.variant, sharedCpu: o.sharedCpu, rounds, ratio: ratioOf(rounds) };
   } finally {
     pinPid(a.pid, o.allCpus);
     pinPid(b.pid, o.allCpus);

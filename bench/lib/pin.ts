@@ -13,12 +13,16 @@ export interface CpuPlan {
   note: string;
 }
 
+function hasTaskset(): boolean {
+  return !spawnSync('taskset', ['-V']).error;
+}
+
 /** The plan for this machine, or null (with why) where pinning is off, impossible or pointless. */
 export function cpuPlan(enabled: boolean): { plan: CpuPlan | null; why: string } {
   const n = cpus().length;
   if (!enabled) return { plan: null, why: 'pinning off (--no-pin): every process on every CPU' };
   if (n < 2) return { plan: null, why: `only ${n} CPU: nothing to pin apart` };
-  if (spawnSync('taskset', ['-V']).error) return { plan: null, why: 'taskset (util-linux) not found: nothing pinned' };
+  if (!hasTaskset()) return { plan: null, why: 'taskset (util-linux) not found: nothing pinned' };
   const measured = n === 2 ? '1' : `1-${n - 1}`;
   return {
     plan: { loadgen: '0', measured, note: `load generator on CPU 0; proxies, workers and agents on CPU ${measured} (the benchmark's own driver is not pinned, and idles while a load runs)` },
@@ -55,6 +59,6 @@ export interface SharedCpuPlan {
 export function sharedCpuPlan(): { plan: SharedCpuPlan | null; why: string } {
   const n = cpus().length;
   if (n < 2) return { plan: null, why: `only ${n} CPU: the load generators would share it with the proxies` };
-  if (spawnSync('taskset', ['-V']).error) return { plan: null, why: 'taskset (util-linux) not found' };
+  if (!hasTaskset()) return { plan: null, why: 'taskset (util-linux) not found' };
   return { plan: { shared: String(n - 1), rest: n === 2 ? '0' : `0-${n - 2}`, all: `0-${n - 1}` }, why: '' };
 }
