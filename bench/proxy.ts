@@ -269,8 +269,9 @@ interface HeadToHeads {
 /**
  * bare and fhirguard loaded at once on one shared CPU (lib/head-to-head.ts), once per
  * fhirguard process (`processes` of them: the one measured one after the other, then fresh
- * ones, since one process's compiled code can sit a few percent above or below another's for
- * its whole life), then bare and a second bare the same way: identical processes should come
+ * ones, since one process's compiled code can sit above or below another's for its whole
+ * life: until src/proxy/tick-shape.ts, by 10-15% for the process that idled before its first
+ * load), then bare and a second bare the same way: identical processes should come
  * out at 100%, and how far they do not is how far the method itself can be trusted. Null
  * (with why) where it cannot run.
  */

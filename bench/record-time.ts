@@ -24,7 +24,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
       stderr += d.toString();
       process.stderr.write(d);
     });
-    child.once('exit', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
+    child.once('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - t0 }));
   });
 }
 

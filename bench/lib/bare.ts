@@ -1,10 +1,11 @@
-// The baseline proxy: Fastify with @fastify/http-proxy and nothing else (no FHIR logic),
-// serving <upstream> under /fhir. Runs as its own process:
+// The baseline proxy: Fastify with @fastify/http-proxy and nothing else (no FHIR logic; only the
+// hold on V8's tick-object map fhirguard has too), serving <upstream> under /fhir. Runs as its own process:
 //   node dist/bench/lib/bare.js <http://host:port | unix:/path>
 // and prints {"port": N} once it listens on 127.0.0.1.
 
 import type net from 'node:net';
 import querystring from 'node:querystring';
+import { holdTickObjectShape } from '../../src/proxy/tick-shape';
 
 export const BARE_SCRIPT = __filename;
 
@@ -14,6 +15,9 @@ export function replyFromUpstream(upstream: string): string {
 }
 
 async function runBare(upstream: string): Promise<void> {
+  // The same hold on V8's tick-object map as fhirguard's proxy (src/proxy/tick-shape.ts):
+  // without it bare falls at random into a state ~10% slower, which would flatter fhirguard.
+  holdTickObjectShape();
   const Fastify = (await import('fastify')).default;
   const httpProxy = (await import('@fastify/http-proxy')).default;
   // Bodies up to a Synthea transaction's size pass (Fastify's default limit is 1 MiB).

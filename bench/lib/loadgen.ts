@@ -148,7 +148,7 @@ export async function runLoad(dir: string, config: LoadConfig, cpus: string | nu
       }
     }
   });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   if (code !== 0 || !result || !started) throw new Error(`load generator failed (exit ${code}): ${err}`);
   return result;
 }

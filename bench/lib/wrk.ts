@@ -42,7 +42,9 @@ export function wrkRunner(dir: string, cpus: string | null = null): (url: string
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+    // 'close', not 'exit': 'exit' can come before the last of stdout has been read, and a
+    // summary line lost that way failed a whole run ("wrk printed no summary").
+    const code = await new Promise<number | null>((res) => child.once('close', (c) => res(c)));
     if (code !== 0) throw new Error(`wrk failed (${code}): ${err}${out}`);
     const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
     if (!line) throw new Error(`wrk printed no summary:\n${out}`);

@@ -17,6 +17,7 @@ import { formatHostPort, parseHostPort } from './address';
 import { normaliseBase, positiveInt } from './options';
 import { UpstreamPools } from './pool';
 import { buildProxy } from './server';
+import { holdTickObjectShape } from './tick-shape';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -58,6 +59,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     return 2;
   }
 
+  if (!holdTickObjectShape()) log.warn('could not hold a process.nextTick object: this Node builds them differently, and the request path may settle on slower code (src/proxy/tick-shape.ts)');
   loadSearchParameters();
   const preload = preloadValidator();
   log.info({ ms: Math.round(preload.ms), profiles: preload.profiles.length }, 'validator ready');
