@@ -3,7 +3,7 @@
 // loader, real processes moved into real cgroups. Needs root and the built loader
 // (`make -C bpf`); without them this suite fails and says why.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,6 +31,20 @@ async function cgroupWith(policy: BpfPolicy): Promise<string> {
 }
 
 const except = (...names: string[]): string[] => SYSCALL_NAMES.filter((s) => !names.includes(s));
+
+/**
+ * Whether this machine runs a 32-bit syscall (int 0x80) from a 64-bit process at all, probed
+ * outside any fhirguard cgroup. Some kernels (ia32_emulation=0) and hypervisors do not: the
+ * process gets SIGSEGV before any syscall hook runs. The compat checks below then cannot run;
+ * the test 'the 32-bit syscall entry' says so, and they show as skipped.
+ */
+const COMPAT32 = ((): { present: boolean; probe: string } => {
+  if (!existsSync(TEST_CHILD)) return { present: false, probe: `${TEST_CHILD} not built` };
+  const r = spawnSync(TEST_CHILD, [], { input: 'compat-getpid\nexit\n', encoding: 'utf8', timeout: 10_000 });
+  const present = r.status === 0 && /^ok \d+$/m.test(r.stdout);
+  return { present, probe: `exit ${r.status}, signal ${r.signal}, output ${JSON.stringify(r.stdout)}` };
+})();
+const itCompat = COMPAT32.present ? it : it.skip;
 
 async function expectKilled(c: Child, cmd: string): Promise<void> {
   expect(await c.send(cmd)).toBeNull();
@@ -107,7 +121,30 @@ describe('load', () => {
   });
 });
 
+describe('the 32-bit syscall entry', () => {
+  it('is probed outside fhirguard: present, or absent because the kernel refuses int 0x80 itself', () => {
+    if (!COMPAT32.present) {
+      // Loud on purpose: the compat-slot checks are skipped on this machine.
+      console.warn(`THIS MACHINE HAS NO 32-BIT SYSCALL ENTRY (int 0x80 from a 64-bit process: ${COMPAT32.probe}); the compat-syscall checks are skipped`);
+      expect(COMPAT32.probe).toMatch(/signal SIGSEGV/);
+    } else {
+      expect(COMPAT32.probe).toMatch(/^exit 0/);
+    }
+  });
+});
+
 describe('audit', () => {
+  itCompat('counts int 0x80 from a 64-bit process in the compat slot, never as x86_64 getpid', async () => {
+    const dir = await cgroupWith({ action: 'audit', allow: ['read', 'write'], phase: 'serve' });
+    const c = await Child.start(dir);
+    expect(await c.send('compat-getpid')).toBe(`ok ${c.pid}`);
+    const counts = await syscallsOf(dir);
+    expect(counts['(compat-or-unknown)']).toMatchObject({ nr: 511, calls: 1, violations: 1 });
+    expect(counts.getpid).toBeUndefined();
+    expect(await c.send('exit')).toBeNull();
+    expect(await c.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('counts calls and violations per syscall, emits events, and kills nothing', async () => {
     const dir = await cgroupWith({ action: 'audit', allow: ['read', 'write'], phase: 'serve' });
     const events: BpfEvent[] = [];
@@ -115,14 +152,10 @@ describe('audit', () => {
     try {
       const c = await Child.start(dir);
       for (let i = 0; i < 20; i++) expect(await c.send('getppid')).toBe(`ok ${process.pid}`);
-      // int 0x80 from a 64-bit process: counted in the compat slot, never as x86_64 getpid.
-      expect(await c.send('compat-getpid')).toBe(`ok ${c.pid}`);
       const counts = await syscallsOf(dir);
       expect(counts.getppid).toMatchObject({ nr: 110, calls: 20, violations: 20 });
-      expect(counts['(compat-or-unknown)']).toMatchObject({ nr: 511, calls: 1, violations: 1 });
-      expect(counts.getpid).toBeUndefined();
       expect(counts.write.violations).toBe(0);
-      expect(counts.write.calls).toBeGreaterThanOrEqual(21);
+      expect(counts.write.calls).toBeGreaterThanOrEqual(20);
       expect(await c.send('exit')).toBeNull();
       expect(await c.exited).toEqual({ code: 0, signal: null });
       await until(() => events.filter((e) => e.pid === c.pid).length >= 5);
@@ -175,7 +208,7 @@ describe('enforce', () => {
     expect(existsSync(file)).toBe(true);
   });
 
-  it('kills 32-bit (int 0x80) syscalls from a 64-bit worker, whatever their number', async () => {
+  itCompat('kills 32-bit (int 0x80) syscalls from a 64-bit worker, whatever their number', async () => {
     const dir = await cgroupWith({ action: 'enforce', allow: SYSCALL_NAMES, phase: 'serve' });
     const c = await Child.start(dir);
     expect(await c.send('getpid')).toBe(`ok ${c.pid}`);
@@ -355,7 +388,7 @@ describe('pinned state', () => {
     expect(await c.send('getppid')).toBe(`ok ${process.pid}`);
     const file = path.join(tmp, 'outside');
     expect(await c.send(`open-w ${file}`)).toMatch(/^ok \d+$/);
-    expect(await c.send('compat-getpid')).toBe(`ok ${c.pid}`);
+    if (COMPAT32.present) expect(await c.send('compat-getpid')).toBe(`ok ${c.pid}`);
     const cgid = await bpf.cgroupId(cgroupOf(c.pid));
     const all = await bpf.counters();
     expect(all.cgroups.map((g) => g.cgid)).not.toContain(cgid);
