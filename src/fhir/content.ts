@@ -61,9 +61,26 @@ export function negotiateResponse(accept: string | undefined, format: string | u
   }
   if (accept === undefined || accept.trim() === '') return;
   if (accept.length > MAX_HEADER) throw notAcceptable(`the Accept header is longer than ${MAX_HEADER} characters`);
-  if (new Negotiator({ headers: { accept } }).mediaTypes(PRODUCED).length === 0) {
-    throw notAcceptable(`Accept '${shown(accept)}' does not include FHIR JSON`);
+  if (!acceptsFhirJson(accept)) throw notAcceptable(`Accept '${shown(accept)}' does not include FHIR JSON`);
+}
+
+/**
+ * Verdicts per Accept value seen. A FHIR client sends the same Accept on every request and a
+ * service sees a handful of distinct ones, so negotiation (~2 µs: negotiator parses the
+ * header and ranks every produced type) runs once per value instead of once per request.
+ * Bounded: a client sending endless distinct values empties it, and pays negotiation itself.
+ */
+const acceptVerdicts = new Map<string, boolean>();
+const MAX_ACCEPT_VERDICTS = 512;
+
+function acceptsFhirJson(accept: string): boolean {
+  let verdict = acceptVerdicts.get(accept);
+  if (verdict === undefined) {
+    verdict = new Negotiator({ headers: { accept } }).mediaTypes(PRODUCED).length > 0;
+    if (acceptVerdicts.size >= MAX_ACCEPT_VERDICTS) acceptVerdicts.clear();
+    acceptVerdicts.set(accept, verdict);
   }
+  return verdict;
 }
 
 type BodyFormat = 'json' | 'patch' | 'form' | 'optional-json' | 'none';

@@ -67,8 +67,6 @@ export class TierDispatcher {
         method: opts.method,
         headers,
         body: opts.body,
-        headersTimeout: pool.timeoutMs,
-        bodyTimeout: pool.timeoutMs,
       },
       (err: Error | null, data?: Dispatcher.ResponseData) => {
         if (err && isConnectionError(err)) {

@@ -2,7 +2,7 @@
 // interaction and resource type, its total and upstream time, and the proxy's own share
 // (total minus upstream), the overhead operators watch.
 
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Outcome, ProxyMetrics } from '../metrics/registry';
@@ -49,6 +49,22 @@ export function observeResponse(request: FastifyRequest, reply: FastifyReply, me
       },
       'request',
     );
+  }
+}
+
+/**
+ * Fastify's call at the end of every response, used for fhirguard's own line and metrics in
+ * place of an onResponse hook. Fastify makes it on the response's 'finish' (or 'error')
+ * whenever the app has a logger, which the proxy always has; an onResponse hook would add
+ * its hook runner to every request on top. Fastify's own per-request lines stay off.
+ */
+export class ObservingLogController extends LogController {
+  constructor(private readonly metrics: ProxyMetrics) {
+    super({ disableRequestLogging: true });
+  }
+
+  override requestCompleted(_error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    observeResponse(request, reply, this.metrics);
   }
 }
 

@@ -81,6 +81,8 @@ export class TierPool {
       pipelining: 1,
       ...(u.socketPath ? { socketPath: u.socketPath } : {}),
       connectTimeout: Math.min(this.timeoutMs, 10_000),
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
     });
     return new Member(this, u, client);
   }

@@ -5,7 +5,7 @@
 // base, unknown methods) ends here as a FHIR OperationOutcome.
 
 import httpProxy from '@fastify/http-proxy';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { MethodNotAllowedError } from '../fhir/classify';
@@ -16,7 +16,7 @@ import { RequestState, requestState } from './context';
 import { TierDispatcher } from './dispatcher';
 import { sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
-import { observeClientClosed, observeResponse } from './observe';
+import { observeClientClosed, ObservingLogController } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
 import { requestIdFrom } from './request-id';
@@ -45,8 +45,9 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   const base = o.base.replace(/\/+$/, '');
   const app = Fastify({
     loggerInstance: o.logger as never,
-    // fhirguard logs one line per request itself (observe.ts), with tier and interaction.
-    logController: new LogController({ disableRequestLogging: true }),
+    // fhirguard logs one line per request itself, with tier and interaction, and counts it
+    // (observe.ts); Fastify's own request lines are off.
+    logController: new ObservingLogController(o.metrics),
     // request.log is bound to the request id but made only when a line is written.
     childLoggerFactory: requestLogger as never,
     bodyLimit: o.bodyLimit,
@@ -129,10 +130,6 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     },
   } as never);
 
-  app.addHook('onResponse', (request, reply, done) => {
-    observeResponse(request, reply, o.metrics);
-    done();
-  });
   app.addHook('onRequestAbort', (request, done) => {
     observeClientClosed(request, o.metrics);
     done();

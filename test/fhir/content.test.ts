@@ -78,6 +78,22 @@ describe('negotiateResponse', () => {
     expect(e!.reason).toBe('not-acceptable');
     expect(e!.issues[0].diagnostics).toMatch(/JSON only/);
   });
+
+  // Verdicts are remembered per Accept value (bounded): asking again, and asking after more
+  // distinct values than the memory holds, gives the same answers as the first time.
+  it('gives the same verdict for an Accept value every time, past the bound on remembered values', () => {
+    const verdict = (accept: string) => thrown(() => negotiateResponse(accept, undefined))?.status ?? 200;
+    const ok = 'application/fhir+json';
+    const bad = 'application/fhir+xml';
+    for (let round = 0; round < 3; round++) {
+      expect(verdict(ok)).toBe(200);
+      expect(verdict(bad)).toBe(406);
+      for (let i = 0; i < 700; i++) {
+        expect(verdict(`application/x-${round}-${i}`)).toBe(406);
+        expect(verdict(`application/x-${round}-${i}, application/json`)).toBe(200);
+      }
+    }
+  });
 });
 
 describe('checkRequestContentType', () => {
