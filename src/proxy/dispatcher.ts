@@ -1,11 +1,12 @@
-// The HTTP client @fastify/reply-from forwards through. reply-from sends every request to
-// the origin returned by getUpstream; fhirguard gives it one placeholder origin per tier, and
-// this dispatcher turns that into a member of the tier's pool: round-robin over healthy
-// members, the tier's timeout, the member's Host and base path, and failover. Failover lives
-// here rather than in reply-from's retry because a retry must go to a different member.
-// A GET or HEAD that meets a connection error goes once to another member; any other request
-// does only when the connection could not even be made (it was never sent, so it is still
-// sent once): a write is never sent twice.
+// The HTTP client @fastify/reply-from forwards through, for every request but reads (GET and
+// HEAD stream on undici's dispatch API themselves: read-stream.ts). reply-from sends every
+// request to the origin returned by getUpstream; fhirguard gives it one placeholder origin per
+// tier, and this dispatcher turns that into a member of the tier's pool: round-robin over
+// healthy members, the member's Host and base path, and failover (the tier's timeouts are set
+// on each member's pool). Failover lives here rather than in reply-from's retry because a
+// retry must go to a different member. A GET or HEAD that meets a connection error goes once
+// to another member; any other request does only when the connection could not even be made
+// (it was never sent, so it is still sent once): a write is never sent twice.
 
 import type { Dispatcher } from 'undici';
 import { isConnectionError, neverSent, NoHealthyMemberError } from './errors';

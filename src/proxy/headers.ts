@@ -63,8 +63,11 @@ export function forwardRequestHeaders(request: FastifyRequest, headers: Headers,
   return out;
 }
 
+/** Rewrites an upstream URL (Location, Content-Location) to the public base. */
+export type LocationRewrite = (value: string, publicBase: string) => string;
+
 /** Builds the rewrite of upstream URLs (absolute on a member, or relative) to the public base. */
-export function locationRewriter(members: readonly Upstream[]): (value: string, publicBase: string) => string {
+export function locationRewriter(members: readonly Upstream[]): LocationRewrite {
   const absolute = [...new Set(members.map((m) => m.baseUrl))].sort((a, b) => b.length - a.length);
   const basePaths = [...new Set(members.map((m) => m.basePath).filter(Boolean))];
   return (value, publicBase) => {
@@ -87,7 +90,7 @@ export function rewriteResponseHeaders(
   headers: Headers,
   request: FastifyRequest,
   base: string,
-  rewrite: ((value: string, publicBase: string) => string) | undefined,
+  rewrite: LocationRewrite | undefined,
 ): Headers {
   const out = endToEnd(headers);
   if (rewrite && (out.location !== undefined || out['content-location'] !== undefined)) {

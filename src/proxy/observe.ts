@@ -69,17 +69,22 @@ export class ObservingLogController extends LogController {
 }
 
 /**
- * A client that hung up before its response was complete (nginx's 499): counted with outcome
- * client-closed and logged at info, with whether the request had reached an upstream (a write
- * that had may have been applied; the client will not know).
+ * A connection that closed before its response was complete (from Fastify's abort hook, on
+ * the request's 'close' when it was aborted, and from the read streamer, whose client left
+ * mid-body; counted once when both see it). Mostly a client that hung up
+ * (nginx's 499): counted with outcome client-closed and logged at info, with whether the
+ * request had reached an upstream (a write that had may have been applied; the client will
+ * not know). The other cause is fhirguard cutting the connection because the upstream broke
+ * off a response under way: that one counts as upstream-error (and was logged when it broke).
  */
 export function observeClientClosed(request: FastifyRequest, metrics: ProxyMetrics): void {
-  // Fastify runs this once per request (on the request's 'close', when it was aborted).
   const state = requestState(request);
+  if (state.clientClosed) return;
   state.clientClosed = true;
   const tier = state.tier?.name;
   const kind = state.interaction?.kind;
-  metrics.requestCell(tier, kind, state.interaction?.resourceType, 'client-closed').inc();
+  metrics.requestCell(tier, kind, state.interaction?.resourceType, state.upstreamFailed ? 'upstream-error' : 'client-closed').inc();
+  if (state.upstreamFailed) return;
   request.log.info(
     { method: request.method, tier, interaction: kind, type: state.interaction?.resourceType, forwarded: state.upstreamStart > 0 },
     'client closed the connection before the response was complete',

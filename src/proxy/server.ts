@@ -1,6 +1,7 @@
 // The FHIR listener: a Fastify app whose one route, the FHIR base, runs the request path
-// (pipeline.ts: classify → policy → validate) as a preHandler and then hands the request
-// to @fastify/http-proxy, which forwards it to a member of the tier's pool (dispatcher.ts).
+// (pipeline.ts: classify → policy → validate) as a preHandler of @fastify/http-proxy's
+// routes, whose handler then forwards it to a member of the tier's pool: reads streamed on
+// undici's dispatch API (read-stream.ts), everything else through reply-from (dispatcher.ts).
 // Everything else that can end a request (refusals, upstream faults, paths outside the
 // base, unknown methods) ends here as a FHIR OperationOutcome.
 
@@ -19,6 +20,7 @@ import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from 
 import { observeClientClosed, ObservingLogController } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
+import { ReadStreamer } from './read-stream';
 import { requestIdFrom } from './request-id';
 import { requestLogger } from './request-logger';
 
@@ -91,9 +93,34 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     refusal(request, reply, error);
   });
 
+  // An upstream failure before the response started: the tier's 502/503/504 OperationOutcome.
+  function upstreamFailed(reply: FastifyReply, err: Error): void {
+    const state = reply.request.fhirguard;
+    const tier = state?.tier;
+    const fault = upstreamFault(err, tier?.name ?? 'unknown', tier?.timeoutMs ?? 0);
+    if (state) state.upstreamFailed = true;
+    o.metrics.upstreamError(tier?.name ?? 'unknown', fault.kind);
+    reply.log.warn({ err, tier: tier?.name }, fault.error.message);
+    sendOutcome(reply, fault.error);
+  }
+
+  const reads = new ReadStreamer({
+    pools: o.pools,
+    base,
+    rewriteLocation,
+    onRetry: (tier) => o.metrics.retry(tier),
+    fail: upstreamFailed,
+    broke: (request, err) => {
+      const tier = request.fhirguard?.tier?.name ?? 'unknown';
+      o.metrics.upstreamError(tier, 'connect');
+      request.log.warn({ err, tier }, `the '${tier}' upstream broke off a response under way; the client's connection was cut`);
+    },
+    closedEarly: (request) => observeClientClosed(request, o.metrics),
+  });
+
   // The upstream origin is the tier's placeholder, which the dispatcher maps to a member.
   const upstreamOf = (request: FastifyRequest) => dispatcher.originOf(request.fhirguard?.tier?.name ?? '') ?? UNROUTED;
-  const forward = forwarder(base, upstreamOf);
+  const forward = forwarder(base, upstreamOf, reads);
   await app.register(httpProxy, {
     prefix: base || '/',
     // fhirguard logs each request once itself (observe.ts); reply-from's two lines per request are noise.
@@ -118,15 +145,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
       // Retries are the dispatcher's (another member, idempotent reads only); reply-from's
       // own retry on 503 would resend to the same tier regardless of method.
       retryDelay: () => null,
-      onError: (reply: FastifyReply, { error }: { error: Error & { cause?: unknown } }) => {
-        const state = reply.request.fhirguard;
-        const tier = state?.tier;
-        const fault = upstreamFault(error.cause ?? error, tier?.name ?? 'unknown', tier?.timeoutMs ?? 0);
-        if (state) state.upstreamFailed = true;
-        o.metrics.upstreamError(tier?.name ?? 'unknown', fault.kind);
-        reply.log.warn({ err: error.cause ?? error, tier: tier?.name }, fault.error.message);
-        sendOutcome(reply, fault.error);
-      },
+      onError: (reply: FastifyReply, { error }: { error: Error & { cause?: unknown } }) => upstreamFailed(reply, (error.cause ?? error) as Error),
     },
   } as never);
 
@@ -147,27 +166,31 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
 }
 
 /**
- * Hands a checked request to reply-from. The options reply-from reads are built once
- * (`shared`: its getUpstream and queryString hooks read the tier and the checked query from
- * the request state); only a request with a body gets an object of its own. The `options`
- * http-proxy passes are its own per-request copy whose getUpstream returns that request's
- * origin, which is why shared gets the request-reading getUpstream instead. Per-request
- * allocations here showed up in the read benchmark's profile as garbage-collector time.
+ * Hands a checked request on: reads (GET, HEAD) to the read streamer (read-stream.ts), every
+ * other request to reply-from. The options reply-from reads are built once (`shared`: its
+ * getUpstream and queryString hooks read the tier and the checked query from the request
+ * state); only a request with a body gets an object of its own. The `options` http-proxy
+ * passes are its own per-request copy whose getUpstream returns that request's origin, which
+ * is why shared gets the request-reading getUpstream instead.
  */
-function forwarder(base: string, getUpstream: (request: FastifyRequest) => string): (request: FastifyRequest, reply: FastifyReply, options: object) => FastifyReply {
+function forwarder(
+  base: string,
+  getUpstream: (request: FastifyRequest) => string,
+  reads: ReadStreamer,
+): (request: FastifyRequest, reply: FastifyReply, options: object) => FastifyReply {
   let shared: Record<string, unknown> | undefined;
   return (request, reply, options) => {
-    shared ??= { ...(options as Record<string, unknown>), getUpstream, queryString: forwardQueryOf };
-    const state = request.fhirguard as RequestState;
     const url = request.url;
     const q = url.indexOf('?');
     const path = (q < 0 ? url : url.slice(0, q)).slice(base.length) || '/';
-    const body = state.rawBody;
     const method = request.method;
+    // A body a client sent with a read is not forwarded.
+    if (method === 'GET' || method === 'HEAD') return reads.forward(request, reply, path);
+    shared ??= { ...(options as Record<string, unknown>), getUpstream, queryString: forwardQueryOf };
+    const state = request.fhirguard as RequestState;
+    const body = state.rawBody;
     state.upstreamStart = performance.now();
-    // GET/HEAD carry no body upstream; a body a client sent with them is dropped.
-    if (method === 'GET' || method === 'HEAD') (request as { body: unknown }).body = undefined;
-    else if (body !== undefined) return reply.from(path, { ...shared, body, contentType: request.headers['content-type'] ?? 'application/fhir+json' } as never);
+    if (body !== undefined) return reply.from(path, { ...shared, body, contentType: request.headers['content-type'] ?? 'application/fhir+json' } as never);
     return reply.from(path, shared as never);
   };
 }
