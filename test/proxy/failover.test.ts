@@ -42,6 +42,8 @@ beforeAll(async () => {
       rules: [
         { resources: ['Observation'], interactions: ['read', 'search-type'], tier: 'slow' },
         { resources: ['Encounter'], interactions: ['read', 'create', 'update'], tier: 'pair' },
+        // A read served by the write tier: the read path's own answer when its tier has no member.
+        { resources: ['Device'], interactions: ['read'], tier: 'write' },
         { resources: ['*'], interactions: ['read', 'search-type', 'capabilities'], tier: 'read' },
         { resources: ['*'], interactions: ['create', 'update'], tier: 'write' },
       ],
@@ -210,6 +212,10 @@ describe('the only member of a tier dies', () => {
     const res = await send(proxy.origin, 'POST', '/fhir/Patient', { body: patient });
     expectOutcome(res, 503, 'transient', /tier 'write' has no healthy upstream/);
     expect(res.headers['retry-after']).toBeDefined();
+    // A read to that tier (forwarded by the read streamer, not reply-from) gets the same answer.
+    const read = await send(proxy.origin, 'GET', '/fhir/Device/d1');
+    expectOutcome(read, 503, 'transient', /tier 'write' has no healthy upstream/);
+    expect(read.headers['retry-after']).toBeDefined();
     // Other tiers keep serving.
     expect((await send(proxy.origin, 'GET', '/fhir/Patient/still-here')).status).toBe(200);
     const { samples } = await scrapeUntil(proxy.adminUrl, (s) => value(s, 'fhirguard_upstream_errors_total', { tier: 'write', kind: 'unavailable' }) >= 1);
@@ -223,7 +229,10 @@ describe('the only member of a tier dies', () => {
     write.clear();
     const res = await send(proxy.origin, 'POST', '/fhir/Patient', { body: patient });
     expect(res.status).toBe(201);
-    expect(write.traffic()).toHaveLength(1);
+    // Nothing refused while it was down reached it once it was back: only this create.
+    expect(write.traffic().map((r) => `${r.method} ${r.path}`)).toEqual(['POST /Patient']);
+    expect((await send(proxy.origin, 'GET', '/fhir/Device/d1')).status).toBe(200);
+    expect(write.traffic().map((r) => `${r.method} ${r.path}`)).toEqual(['POST /Patient', 'GET /Device/d1']);
   });
 });
 
