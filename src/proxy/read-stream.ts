@@ -5,8 +5,8 @@
 // Why reads do not go through reply-from like every other request: reply-from's path
 // (undici's request(), a Readable per response, Fastify piping it with two end-of-stream
 // watchers) cost more per read than all of fhirguard's FHIR work together. Measured
-// head-to-head on one CPU (bench/proxy.ts's upstream): fhirguard through reply-from
-// served 80% of a bare @fastify/http-proxy's reads, and this path 108%. Reads are most of
+// head-to-head on one CPU (bench:proxy, 2026-12-03): fhirguard through reply-from served
+// 81-86% of a bare @fastify/http-proxy's reads, on this path 102-106%. Reads are most of
 // a FHIR service's traffic; writes keep reply-from, whose body handling they need.
 //
 // Failover is the dispatcher's rule for reads: a connection error before the response
@@ -64,10 +64,6 @@ export class ReadStreamer {
 class ReadExchange implements Dispatcher.DispatchHandler {
   private member: Member | undefined;
   private retried = false;
-  /** True once the client's response has its status and headers. */
-  private started = false;
-  /** True once the upstream failed mid-body and the client's connection was cut for it. */
-  private upstreamBroke = false;
   private abort: ((err?: Error) => void) | undefined;
   private resume: (() => void) | undefined;
   private readonly res: ServerResponse;
@@ -115,14 +111,14 @@ class ReadExchange implements Dispatcher.DispatchHandler {
       this.abort?.(err as Error);
       return false;
     }
-    this.started = true;
     this.reply.hijack();
     this.resume = resume;
     // The client leaving mid-body frees the upstream connection at once, not at the body
     // timeout (which an upstream still sending never meets). Fastify's abort hook does not see
     // this case: a GET's request was complete before its response began.
+    // (An upstream that broke off the body closed it itself: see onError.)
     res.once('close', () => {
-      if (res.writableFinished || this.upstreamBroke) return;
+      if (res.writableFinished || (this.request.fhirguard as RequestState).upstreamFailed) return;
       this.o.closedEarly(this.request);
       this.abort?.(new Error('the client closed the connection'));
     });
@@ -142,12 +138,11 @@ class ReadExchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     const state = this.request.fhirguard as RequestState;
-    if (this.res.destroyed && !this.upstreamBroke) return; // the client left first (or the abort above); nothing to answer
-    if (this.started) {
+    if (this.res.destroyed) return; // the client left first (the abort above); nothing to answer
+    if (this.res.headersSent) {
       // Part of the response is on its way: cut the connection, so the client sees a broken
       // body, never a short one that looks whole.
       state.upstreamFailed = true;
-      this.upstreamBroke = true;
       this.o.broke(this.request, err);
       this.res.destroy(err);
       return;
