@@ -3,6 +3,7 @@
 
 import { Command, helpText, parseCommandArgs } from './command';
 import { COMMANDS, loadCommand } from './commands';
+import { fhirguardVersion } from '../version';
 
 function mainHelp(): string {
   const commands = COMMANDS.map((c) => c.load());
@@ -15,7 +16,7 @@ function mainHelp(): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)} ${c.summary}`),
     '',
-    'Run `fhirguard <command> --help` for the options of one command.',
+    'Run `fhirguard <command> --help` for the options of one command,\n`fhirguard --version` for the version.',
     '',
   ].join('\n');
 }
@@ -25,6 +26,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(mainHelp());
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`fhirguard ${fhirguardVersion()}\n`);
+    return 0;
   }
   const cmd = loadCommand(name);
   if (!cmd) {

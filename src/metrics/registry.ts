@@ -6,6 +6,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { INTERACTION_KINDS } from '../fhir/interaction';
 import { isResourceType } from '../fhir/search-parameters';
+import { registerBuildInfo } from './build-info';
 import { CounterCell, HistogramCell, LeanCounter, LeanHistogram } from './lean';
 
 /** How a request ended, from the client's point of view ('client-closed': it hung up first). */
@@ -106,6 +107,7 @@ export class ProxyMetrics {
         for (const t of self.healthSource?.tierHealth() ?? []) this.set({ tier: t.tier }, t.members);
       },
     });
+    registerBuildInfo(r, 'proxy');
     if (processMetrics) collectDefaultMetrics({ register: r });
   }
 

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { BpfEnforcer, cgroup2Mount, probeKernel } from '../../enforce/bpf';
 import { createAdminServer } from '../../metrics/admin';
+import { registerBuildInfo } from '../../metrics/build-info';
 import { registerEnforcementMetrics } from '../../metrics/enforcement';
 import { loadPolicy } from '../../policy';
 import { enforcePaths } from '../options';
@@ -35,9 +36,11 @@ async function forgetDeadCgroups(bpf: BpfEnforcer, mount: string, log: Logger): 
   if (dead.length) log.info({ forgotten: dead.length }, 'dropped the eBPF policies of cgroups that are gone');
 }
 
-function nodeRegistry(adopter: Adopter, tiers: string[], log: Logger): { registry: Registry; refused(reason: RefusalReason): void } {
+/** The node agent's /metrics: build info, process, the kernel counters, adoption refusals. */
+export function nodeRegistry(adopter: Pick<Adopter, 'counters' | 'workers' | 'enforcement'>, tiers: string[], log: Pick<Logger, 'warn'>): { registry: Registry; refused(reason: RefusalReason): void } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerBuildInfo(registry, 'agent');
   const source = {
     counters: () => adopter.counters(),
     workers: async () => adopter.workers(),
