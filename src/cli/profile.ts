@@ -7,7 +7,7 @@ import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { installRoot } from '../enforce/install-root';
 import { diffProfileSets, formatDiff } from '../enforce/profile/diff';
-import { EXPORT_FORMATS, exportProfiles, type ExportFormat, type ExportMode } from '../enforce/profile/export';
+import { EXPORT_FORMATS, exportProfiles, SPO_APIS, type ExportFormat, type ExportMode, type SpoApi } from '../enforce/profile/export';
 import { loadProfileSet } from '../enforce/profile/load';
 import { defaultDockerAllowFile, loadDockerDefault } from '../enforce/profile/reference';
 import { formatStats, profileStats } from '../enforce/profile/stats';
@@ -67,8 +67,10 @@ function exportCmd(values: Values): number {
   }
   const mode = values.mode ?? 'enforce';
   if (mode !== 'enforce' && mode !== 'audit') throw new UsageError('--mode must be enforce or audit');
+  const spoApi = values['spo-api'] ?? 'v1';
+  if (!(SPO_APIS as readonly unknown[]).includes(spoApi)) throw new UsageError(`--spo-api must be one of ${SPO_APIS.join(', ')}`);
   const set = loadProfileSet(profilesDir(values), loadOptions(values));
-  const { files, warnings } = exportProfiles(set, format as ExportFormat, mode as ExportMode);
+  const { files, warnings } = exportProfiles(set, format as ExportFormat, { mode: mode as ExportMode, spoApi: spoApi as SpoApi });
   for (const w of warnings) process.stderr.write(`fhirguard profile: warning: ${w}\n`);
   const out = values.out;
   if (typeof out === 'string') {
@@ -116,6 +118,7 @@ export const profileCommand: Command = {
     format: { type: 'string', arg: '<docker|oci|spo>', help: 'export: output format' },
     mode: { type: 'string', arg: '<enforce|audit>', help: 'export: enforce as written, or audit (refusals become SCMP_ACT_LOG)' },
     out: { type: 'string', arg: '<dir>', help: 'export: write one file per tier here (default: stdout)' },
+    'spo-api': { type: 'string', arg: '<v1|v1beta1>', help: 'export --format spo: SeccompProfile API version: v1 for SPO >= 1.0 (default), v1beta1 for SPO 0.9 and 0.10' },
   },
   details: [
     'stats     per tier: syscalls seccomp allows (boot and shutdown), the eBPF serve set, both',
@@ -127,7 +130,8 @@ export const profileCommand: Command = {
     'export    docker: fhirguard-<tier>.json for `docker run --security-opt seccomp=`;',
     '          oci: fhirguard-<tier>.oci-seccomp.json, the linux.seccomp of an OCI config;',
     '          spo: fhirguard-<tier>.seccompprofile.yaml, a Security Profiles Operator SeccompProfile',
-    '          (without --out: one YAML stream on stdout for `kubectl apply -f -`).',
+    '          (without --out: one YAML stream on stdout for `kubectl apply -f -`), cluster-scoped',
+    '          as SPO >= 0.9 has it: pods name it as localhostProfile operator/fhirguard-<tier>.json.',
   ].join('\n'),
   async run(values, positionals) {
     const [sub, ...args] = positionals;

@@ -2,7 +2,8 @@
 // (kubernetes-models, plus a TypeScript check that rejects unknown fields), the
 // SeccompProfile objects checked for the Security Profiles Operator's shape and against a
 // fresh `fhirguard profile export --format spo`, and the pieces checked against each other:
-// worker Deployments name their tier's profile by the path SPO installs it at, Services
+// worker Deployments name their tier's profile by the path SPO installs it at, the rendering
+// agrees with `kubectl kustomize` where kubectl is installed, Services
 // select pods that exist, the policy routes each tier to its Service, every fhirguard
 // container uses options its command declares, the agent gets exactly the documented eBPF
 // privileges and every pod of the fhirguard namespace meets the restricted Pod Security level.
@@ -16,13 +17,16 @@ import { loadProfileSet } from '../../src/enforce/profile/load';
 import { loadPolicy } from '../../src/policy';
 import { undeclaredOptions } from './cli-options';
 import { documentedAgentCapabilities, parseDockerfile } from './dockerfile';
-import { modelModule, render, unknownFields, validateModel, type K8sObject } from './kustomize';
+import { comparable, kubectlKustomize, modelModule, render, unknownFields, validateModel, type K8sObject } from './kustomize';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const REPO = resolve(__dirname, '..', '..');
 const DIR = join(REPO, 'deploy', 'kubernetes');
 const { kustomization, objects } = render(DIR);
-const SPO_API = 'security-profiles-operator.x-k8s.io/v1beta1';
+// SPO 1.x: SeccompProfile v1, cluster-scoped (test/deploy/spo.test.ts checks each SPO release).
+const SPO_API = 'security-profiles-operator.x-k8s.io/v1';
+/** Kinds without a namespace: Namespaces, and SeccompProfiles since SPO 0.9. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'SeccompProfile']);
 
 const of = (kind: string): K8sObject[] => objects.filter((o) => o.kind === kind);
 const named = (kind: string, name: string, namespace?: string): K8sObject | undefined =>
@@ -36,16 +40,18 @@ const policy = loadPolicy(join(DIR, 'policy.yaml'));
 
 describe('deploy/kubernetes manifests', () => {
   it('lists every manifest in the kustomization, and only existing ones', () => {
+    // Subdirectories holding a kustomization are components (spo-0.9, spo-0.8), not manifests.
+    const components = readdirSync(DIR, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('/kustomization.yaml')).map((f) => dirname(f));
     const files = readdirSync(DIR, { recursive: true, encoding: 'utf8' })
-      .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && f !== 'policy.yaml')
+      .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && f !== 'policy.yaml' && !components.includes(dirname(f)))
       .sort();
     expect([...kustomization.resources].sort()).toEqual(files);
   });
 
-  it('gives every object a name and a namespace, except the cluster-scoped namespaces', () => {
+  it('gives every object a name and a namespace, except the cluster-scoped namespaces and seccomp profiles', () => {
     for (const o of objects) {
       expect(o.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
-      if (o.kind === 'Namespace') expect(o.metadata.namespace).toBeUndefined();
+      if (CLUSTER_SCOPED.has(o.kind)) expect({ object: `${o.kind}/${o.metadata.name}`, namespace: o.metadata.namespace }).toEqual({ object: `${o.kind}/${o.metadata.name}`, namespace: undefined });
       else expect({ object: `${o.kind}/${o.metadata.name}`, namespace: o.metadata.namespace }).toEqual({ object: `${o.kind}/${o.metadata.name}`, namespace: expect.stringMatching(/^fhirguard(-system)?$/) });
     }
     const namespaces = of('Namespace').map((n) => n.metadata.name);
@@ -94,14 +100,22 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it('runs only the images the Dockerfile targets build', () => {
+  it('runs only the images the Dockerfile targets build, under the placeholder registry, tagged with the version', () => {
     const targets = parseDockerfile(join(REPO, 'Dockerfile')).map((s) => s.name);
+    const version = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version;
     const images = new Set(workloads().flatMap((w) => allContainers(w).map((c) => c.image)));
+    expect(images.size).toBeGreaterThan(0);
     for (const image of images) {
-      const m = /^fhirguard\/([a-z]+)$/.exec(image);
-      expect({ image, target: m && targets.includes(m[1]) }).toEqual({ image, target: true });
-      expect(kustomization.images.map((i: any) => i.name)).toContain(image);
+      const m = /^registry\.invalid\/fhirguard\/([a-z]+):(.+)$/.exec(image);
+      expect({ image, target: m !== null && targets.includes(m[1]), tag: m?.[2] }).toEqual({ image, target: true, tag: version });
     }
+    for (const i of kustomization.images) expect(i).toEqual({ name: expect.stringMatching(/^registry\.invalid\/fhirguard\//), newTag: version });
+  });
+
+  const kubectl = kubectlKustomize(DIR);
+  (kubectl ? it : it.skip)('renders as `kubectl kustomize` does (skipped where kubectl is not installed)', () => {
+    const generated = (kustomization.configMapGenerator ?? []).map((g: any) => g.name);
+    expect(comparable(objects, generated)).toEqual(comparable(kubectl as K8sObject[], generated));
   });
 });
 
@@ -156,11 +170,11 @@ describe('seccomp profiles through the Security Profiles Operator', () => {
       const d = named('Deployment', `fhirguard-worker-${tier.name}`);
       expect(d).toBeDefined();
       const profile = profiles.find((p) => p.metadata.name === `fhirguard-${tier.name}`) as K8sObject;
-      // SPO (SeccompProfile v1beta1, namespaced) writes <kubelet>/seccomp/operator/<namespace>/<name>.json.
-      expect(profile.metadata.namespace).toBe(d?.metadata.namespace);
+      // SPO >= 0.9 (cluster-scoped SeccompProfile) writes <kubelet>/seccomp/operator/<name>.json.
+      expect(profile.metadata.namespace).toBeUndefined();
       const worker = podSpec(d as K8sObject).containers.find((c: any) => c.name === 'worker');
       const sp = worker.securityContext?.seccompProfile ?? podSpec(d as K8sObject).securityContext?.seccompProfile;
-      expect(sp).toEqual({ type: 'Localhost', localhostProfile: `operator/${profile.metadata.namespace}/${profile.metadata.name}.json` });
+      expect(sp).toEqual({ type: 'Localhost', localhostProfile: `operator/${profile.metadata.name}.json` });
     }
   });
 });

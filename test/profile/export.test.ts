@@ -62,14 +62,18 @@ describe.each(SOURCES)('export from the %s', (_name, source) => {
     }
   });
 
-  test('spo: a SeccompProfile per tier with the CRD fields only, same allowed sets', () => {
+  test('spo: a cluster-scoped SeccompProfile v1 (SPO >= 1.0) per tier with the CRD fields only, same allowed sets', () => {
     const out = exportTo(source, 'spo');
     for (const [tier, orig] of originals(source)) {
       const file = path.join(out, `fhirguard-${tier}.seccompprofile.yaml`);
-      const doc = parse(readFileSync(file, 'utf8'));
-      expect(doc.apiVersion).toBe('security-profiles-operator.x-k8s.io/v1beta1');
+      const text = readFileSync(file, 'utf8');
+      const doc = parse(text);
+      expect(doc.apiVersion).toBe('security-profiles-operator.x-k8s.io/v1');
       expect(doc.kind).toBe('SeccompProfile');
       expect(doc.metadata.name).toBe(`fhirguard-${tier}`);
+      expect(doc.metadata.namespace).toBeUndefined();
+      // The header tells a reader the path a pod names it by.
+      expect(text).toContain(`localhostProfile operator/fhirguard-${tier}.json`);
       expect(Object.keys(doc.spec).sort()).toEqual(['architectures', 'defaultAction', 'syscalls']);
       for (const rule of doc.spec.syscalls) {
         for (const k of Object.keys(rule)) expect(['names', 'action', 'errnoRet', 'args']).toContain(k);
@@ -99,6 +103,15 @@ describe('export output choices', () => {
     expect(docs.map((d) => d.metadata.name)).toEqual(['fhirguard-beta', 'fhirguard-alpha', 'fhirguard-gamma']);
   });
 
+  test('spo --spo-api v1beta1: the same objects for SPO 0.9 and 0.10, which serve v1beta1 only', () => {
+    const v1 = parseAllDocuments(profileCli('export', '--profiles', V1, '--format', 'spo').stdout).map((d) => d.toJS());
+    const r = profileCli('export', '--profiles', V1, '--format', 'spo', '--spo-api', 'v1beta1');
+    expect(r.code).toBe(0);
+    const beta = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    expect(beta.map((d) => d.apiVersion)).toEqual(v1.map(() => 'security-profiles-operator.x-k8s.io/v1beta1'));
+    expect(beta.map(({ apiVersion, ...rest }) => rest)).toEqual(v1.map(({ apiVersion, ...rest }) => rest));
+  });
+
   test('docker without --out needs one tier', () => {
     const many = profileCli('export', '--profiles', V1, '--format', 'docker');
     expect(many.code).toBe(2);
@@ -122,6 +135,7 @@ describe('export output choices', () => {
     [['--format', 'podman'], '--format must be one of docker, oci, spo'],
     [['--format', 'docker', '--mode', 'strict'], '--mode must be enforce or audit'],
     [['--format', 'spo', '--tier', 'nope'], 'no profiles for tier nope'],
+    [['--format', 'spo', '--spo-api', 'v1alpha1'], '--spo-api must be one of v1, v1beta1'],
   ])('bad options %j: exit 2', (args, message) => {
     const r = profileCli('export', '--profiles', V1, ...args);
     expect(r.code).toBe(2);
