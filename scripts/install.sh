@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what fhirguard needs and is missing on this machine, then builds it. Both Quick
 # start commands (make up, make test) and CI run this first; it is idempotent and quick when
-# nothing changed. Debian packages come from scripts/apt-packages.txt.
+# nothing changed. Debian packages come from scripts/apt-packages.txt: its [run] section, plus
+# the section the argument names (make test: test, make bench: bench).
+#   scripts/install.sh [run|test|bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+section=${1:-run}
 
 log() { printf 'fhirguard install: %s\n' "$*" >&2; }
 
@@ -15,7 +19,8 @@ if ! node -e 'const want = process.argv[1].split(".").map(Number), have = proces
 fi
 
 # Debian packages: install only the missing ones, with one `apt-get update` when needed.
-mapfile -t wanted < <(grep -vE '^\s*(#|$)' scripts/apt-packages.txt | awk '{print $1}')
+packages=$(scripts/apt-packages.sh "$section")
+mapfile -t wanted <<<"$packages"
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
