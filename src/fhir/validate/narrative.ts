@@ -1,8 +1,23 @@
 // Narrative XHTML (Narrative.div): a well-formed fragment rooted in an XHTML <div>, using
 // only the HTML subset FHIR allows (txt-1): no scripts, forms, frames or objects, no event
-// attributes, no stylesheet or image loaded from elsewhere; and some visible content (txt-2).
-// A small tokenizer is enough: the subset has no DTD, no CDATA-sensitive elements, no
-// implied end tags.
+// attributes, no URL scheme that runs or loads anything, no stylesheet or image loaded from
+// elsewhere; and some visible content (txt-2).
+//
+// A narrative is stored by an XML reader and shown by a browser's HTML parser, so what
+// passes must read the same to both. htmlparser2's tokenizer (XML mode, entities left as
+// typed) splits the text; every token must then start exactly where the previous one ended,
+// with only the separators XML allows in between, so anything the tokenizer would have
+// tolerated (unquoted or glued attributes, stray '<', junk in end tags, an unterminated
+// tag) is refused rather than guessed at. Comments that an HTML parser would end early,
+// CDATA sections (a bogus comment to HTML, ending at the first '>'), processing
+// instructions and declarations are refused, since each is a place where the two readers
+// disagree on where markup starts. Attribute values are decoded (narrative-text.ts) before
+// URLs (narrative-url.ts) and styles (narrative-style.ts) are judged.
+
+import { QuoteType, Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
+import { decodeCharacterData } from './narrative-text';
+import { checkUrl } from './narrative-url';
+import { checkStyle } from './narrative-style';
 
 const XHTML_NS = 'http://www.w3.org/1999/xhtml';
 
@@ -24,9 +39,13 @@ const ATTRIBUTES = new Set(
   ).split(' '),
 );
 
-const NAME_RE = /[A-Za-z_][A-Za-z0-9_:.-]*/y;
-const ATTR_RE = /\s*([A-Za-z_][A-Za-z0-9_:.-]*)\s*=\s*("([^"<]*)"|'([^'<]*)')/y;
-const ENTITY_RE = /&(#[0-9]+|#x[0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);/y;
+/** Attributes holding a URL. */
+const URL_ATTRIBUTES: ReadonlySet<string> = new Set(['href', 'src', 'cite', 'longdesc']);
+
+const WHITESPACE_RE = /^[ \t\r\n]*$/;
+const SEPARATOR_RE = /^[ \t\r\n]+$/;
+const EQUALS_RE = /^[ \t\r\n]*=[ \t\r\n]*$/;
+const END_TAG_TAIL_RE = /[ \t\r\n]*>/y;
 
 export interface NarrativeProblem {
   /** txt-1 (content rules) or txt-2 (no visible content). */
@@ -34,126 +53,197 @@ export interface NarrativeProblem {
   diagnostics: string;
 }
 
+/** Thrown from inside the tokenizer's callbacks to stop at the first problem. */
+class Refusal {
+  constructor(readonly diagnostics: string) {}
+}
+
+function refuse(diagnostics: string): never {
+  throw new Refusal(diagnostics);
+}
+
 /** Checks one Narrative.div value; returns the first problem found. */
 export function checkXhtml(xhtml: string): NarrativeProblem | undefined {
-  const stack: string[] = [];
-  let rootSeen = false;
-  let visible = false;
-  let i = 0;
-  const n = xhtml.length;
-  const bad = (diagnostics: string): NarrativeProblem => ({ key: 'txt-1', diagnostics });
-
-  while (i < n) {
-    const lt = xhtml.indexOf('<', i);
-    const textEnd = lt < 0 ? n : lt;
-    if (textEnd > i) {
-      const text = xhtml.slice(i, textEnd);
-      if (stack.length === 0) {
-        if (text.trim()) return bad('text outside the root <div>');
-      } else {
-        const problem = checkText(text);
-        if (problem) return bad(problem);
-        if (!visible && text.trim()) visible = true;
-      }
-    }
-    if (lt < 0) break;
-    i = lt;
-    if (xhtml.startsWith('<!--', i)) {
-      const end = xhtml.indexOf('-->', i + 4);
-      if (end < 0) return bad('unterminated comment');
-      i = end + 3;
-      continue;
-    }
-    if (xhtml.startsWith('<![CDATA[', i)) {
-      const end = xhtml.indexOf(']]>', i);
-      if (end < 0 || stack.length === 0) return bad('misplaced or unterminated CDATA section');
-      if (xhtml.slice(i + 9, end).trim()) visible = true;
-      i = end + 3;
-      continue;
-    }
-    if (xhtml[i + 1] === '!' || xhtml[i + 1] === '?') return bad('DOCTYPE declarations and processing instructions are not allowed');
-    if (xhtml[i + 1] === '/') {
-      NAME_RE.lastIndex = i + 2;
-      const m = NAME_RE.exec(xhtml);
-      const close = xhtml.indexOf('>', i);
-      if (!m || close < 0 || xhtml.slice(NAME_RE.lastIndex, close).trim()) return bad('malformed end tag');
-      if (stack.pop() !== m[0]) return bad(`end tag </${m[0]}> does not match the open element`);
-      i = close + 1;
-      continue;
-    }
-    // Start tag.
-    NAME_RE.lastIndex = i + 1;
-    const m = NAME_RE.exec(xhtml);
-    if (!m) return bad("a '<' that does not start a tag (write &lt;)");
-    const name = m[0];
-    if (!ELEMENTS.has(name)) return bad(`element <${name}> is not allowed in narrative`);
-    if (stack.length === 0) {
-      if (rootSeen) return bad('more than one root element');
-      if (name !== 'div') return bad('the narrative root element must be <div>');
-      rootSeen = true;
-    }
-    let j = NAME_RE.lastIndex;
-    const attrs = new Map<string, string>();
-    for (;;) {
-      ATTR_RE.lastIndex = j;
-      const a = ATTR_RE.exec(xhtml);
-      if (!a) break;
-      const attr = a[1];
-      const value = a[3] ?? a[4] ?? '';
-      if (attrs.has(attr)) return bad(`attribute '${attr}' repeated on <${name}>`);
-      if (!ATTRIBUTES.has(attr)) {
-        return bad(/^on/i.test(attr) ? `event attribute '${attr}' is not allowed` : `attribute '${attr}' is not allowed on <${name}>`);
-      }
-      const problem = checkAttribute(name, attr, value);
-      if (problem) return bad(problem);
-      attrs.set(attr, value);
-      j = ATTR_RE.lastIndex;
-    }
-    while (j < n && /\s/.test(xhtml[j])) j++;
-    let selfClosing = false;
-    if (xhtml[j] === '/' && xhtml[j + 1] === '>') {
-      selfClosing = true;
-      j += 2;
-    } else if (xhtml[j] === '>') {
-      j += 1;
-    } else {
-      return bad(`malformed start tag <${name}>`);
-    }
-    if (stack.length === 0 && attrs.get('xmlns') !== XHTML_NS) {
-      return bad(`the root <div> must declare xmlns="${XHTML_NS}"`);
-    }
-    if (name === 'img' && attrs.get('src')) visible = true;
-    if (!selfClosing) stack.push(name);
-    i = j;
+  const scan = new NarrativeScan(xhtml);
+  try {
+    const tokenizer = new Tokenizer({ xmlMode: true, decodeEntities: false }, scan);
+    tokenizer.write(xhtml);
+    tokenizer.end();
+  } catch (err) {
+    if (err instanceof Refusal) return { key: 'txt-1', diagnostics: err.diagnostics };
+    throw err;
   }
-  if (stack.length) return bad(`element <${stack[stack.length - 1]}> is not closed`);
-  if (!rootSeen) return bad('the narrative must be a <div> element');
-  if (!visible) return { key: 'txt-2', diagnostics: 'the narrative has no visible content' };
+  if (!scan.visible) return { key: 'txt-2', diagnostics: 'the narrative has no visible content' };
   return undefined;
 }
 
-function checkText(text: string): string | undefined {
-  let amp = text.indexOf('&');
-  while (amp >= 0) {
-    ENTITY_RE.lastIndex = amp;
-    if (!ENTITY_RE.exec(text)) return "a bare '&' in text (write &amp;)";
-    amp = text.indexOf('&', ENTITY_RE.lastIndex);
-  }
-  if (text.includes('>') && /]]>/.test(text)) return "']]>' in text";
-  return undefined;
-}
+/** The tokenizer's callbacks: accounts for every character of the input, in order. */
+class NarrativeScan implements TokenizerCallbacks {
+  /** Everything before this index has been accepted. */
+  private pos = 0;
+  private readonly stack: string[] = [];
+  private rootSeen = false;
+  visible = false;
+  /** The start tag being read: its name, attributes so far, and the pending attribute. */
+  private tag: string | undefined;
+  private attrs = new Map<string, string>();
+  private attr: string | undefined;
+  private attrValue: string | undefined;
+  private attrValueStart = -1;
 
-/** Nothing the narrative shows may be fetched from elsewhere, nor run. */
-function checkAttribute(element: string, attr: string, value: string): string | undefined {
-  const v = value.trim().toLowerCase();
-  if ((attr === 'href' || attr === 'src' || attr === 'longdesc' || attr === 'cite') && v.startsWith('javascript:')) {
-    return `a javascript: URL in '${attr}' is not allowed`;
+  constructor(private readonly src: string) {}
+
+  private expectGap(from: number, to: number, re: RegExp, what: string): void {
+    if (to < from || !re.test(this.src.slice(from, to))) refuse(what);
   }
-  if (element === 'img' && attr === 'src' && !(v.startsWith('#') || v.startsWith('data:'))) {
-    return 'an image must be contained (src="#id") or inline (data: URL), not loaded from elsewhere';
+
+  ontext(start: number, end: number): void {
+    if (start !== this.pos) refuse('malformed markup');
+    const raw = this.src.slice(start, end);
+    this.pos = end;
+    if (this.stack.length === 0) {
+      if (!WHITESPACE_RE.test(raw)) refuse(raw.includes('<') ? "a '<' that does not start a tag (write &lt;)" : 'text outside the root <div>');
+      return;
+    }
+    if (raw.includes('<')) refuse("a '<' that does not start a tag (write &lt;)");
+    if (raw.includes(']]>')) refuse("']]>' in text");
+    const decoded = decodeCharacterData(raw);
+    if (decoded.problem) refuse(`in text: ${decoded.problem}`);
+    if (!this.visible && raw.trim()) this.visible = true;
   }
-  if (attr === 'style' && /url\s*\(|expression\s*\(|@import/i.test(value)) {
-    return 'a style that loads or runs content (url(), expression(), @import) is not allowed';
+
+  ontextentity(): void {
+    // Not called: entities are left as typed and decoded by decodeCharacterData.
   }
-  return undefined;
+
+  onopentagname(start: number, end: number): void {
+    if (this.src.charCodeAt(this.pos) !== 0x3c /* < */ || start !== this.pos + 1) refuse('malformed markup');
+    const name = this.src.slice(start, end);
+    this.pos = end;
+    if (!ELEMENTS.has(name)) refuse(`element <${name.slice(0, 40)}> is not allowed in narrative`);
+    if (this.stack.length === 0) {
+      if (this.rootSeen) refuse('more than one root element');
+      if (name !== 'div') refuse('the narrative root element must be <div>');
+      this.rootSeen = true;
+    }
+    this.tag = name;
+    this.attrs.clear();
+  }
+
+  onattribname(start: number, end: number): void {
+    const tag = this.tag as string;
+    this.expectGap(this.pos, start, SEPARATOR_RE, `malformed attribute on <${tag}>`);
+    const name = this.src.slice(start, end);
+    this.pos = end;
+    if (!ATTRIBUTES.has(name)) {
+      refuse(/^on/i.test(name) ? `event attribute '${name.slice(0, 40)}' is not allowed` : `attribute '${name.slice(0, 40)}' is not allowed on <${tag}>`);
+    }
+    if (this.attrs.has(name)) refuse(`attribute '${name}' repeated on <${tag}>`);
+    this.attr = name;
+    this.attrValue = undefined;
+  }
+
+  onattribdata(start: number, end: number): void {
+    if (this.attrValue === undefined) {
+      // The first piece: after '=' and the opening quote.
+      const quote = this.src[start - 1];
+      if (quote !== '"' && quote !== "'") refuse(`the value of '${this.attr}' on <${this.tag}> must be quoted`);
+      this.expectGap(this.pos, start - 1, EQUALS_RE, `malformed attribute '${this.attr}' on <${this.tag}>`);
+      this.attrValueStart = start;
+      this.attrValue = '';
+    } else if (start !== this.pos) {
+      refuse('malformed markup');
+    }
+    this.pos = end;
+    this.attrValue = this.src.slice(this.attrValueStart, end);
+  }
+
+  onattribentity(): void {
+    // Not called: entities are left as typed.
+  }
+
+  onattribend(quote: QuoteType, endIndex: number): void {
+    const tag = this.tag as string;
+    const name = this.attr as string;
+    if (quote !== QuoteType.Double && quote !== QuoteType.Single) refuse(`the value of '${name}' on <${tag}> must be quoted`);
+    if (this.attrValue === undefined) {
+      // An empty value: no data was reported between the quotes.
+      this.expectGap(this.pos, endIndex - 2, EQUALS_RE, `malformed attribute '${name}' on <${tag}>`);
+      this.attrValue = '';
+    } else if (endIndex - 1 !== this.pos) {
+      refuse('malformed markup');
+    }
+    this.pos = endIndex;
+    const raw = this.attrValue;
+    if (raw.includes('<')) refuse(`a '<' in the value of '${name}' (write &lt;)`);
+    const decoded = decodeCharacterData(raw);
+    if (decoded.problem !== undefined) refuse(`in '${name}' on <${tag}>: ${decoded.problem}`);
+    const value = decoded.value;
+    const problem = URL_ATTRIBUTES.has(name) ? checkUrl(tag, name, value) : name === 'style' ? checkStyle(value) : undefined;
+    if (problem) refuse(`${problem} (on <${tag}>)`);
+    if (name === 'xmlns' && value !== XHTML_NS) refuse(`xmlns must be "${XHTML_NS}"`);
+    this.attrs.set(name, value);
+    this.attr = undefined;
+  }
+
+  private endStartTag(endIndex: number): void {
+    if (this.src.charCodeAt(endIndex) !== 0x3e /* > */) refuse(`malformed start tag <${this.tag}>`);
+    const name = this.tag as string;
+    if (this.stack.length === 0 && this.attrs.get('xmlns') !== XHTML_NS) refuse(`the root <div> must declare xmlns="${XHTML_NS}"`);
+    if (name === 'img' && this.attrs.get('src')) this.visible = true;
+    this.pos = endIndex + 1;
+    this.tag = undefined;
+  }
+
+  onopentagend(endIndex: number): void {
+    this.expectGap(this.pos, endIndex, WHITESPACE_RE, `malformed start tag <${this.tag}>`);
+    const name = this.tag as string;
+    this.endStartTag(endIndex);
+    this.stack.push(name);
+  }
+
+  onselfclosingtag(endIndex: number): void {
+    this.expectGap(this.pos, endIndex, /^[ \t\r\n]*\/$/, `malformed start tag <${this.tag}>`);
+    this.endStartTag(endIndex);
+  }
+
+  onclosetag(start: number, end: number): void {
+    if (start !== this.pos + 2 || !this.src.startsWith('</', this.pos)) refuse('malformed end tag');
+    const name = this.src.slice(start, end);
+    END_TAG_TAIL_RE.lastIndex = end;
+    if (!END_TAG_TAIL_RE.test(this.src)) refuse('malformed end tag');
+    this.pos = END_TAG_TAIL_RE.lastIndex;
+    const open = this.stack.pop();
+    if (open !== name) refuse(open === undefined ? `end tag </${name.slice(0, 40)}> without a start tag` : `end tag </${name.slice(0, 40)}> does not match the open element <${open}>`);
+  }
+
+  oncomment(start: number, endIndex: number, endOffset: number): void {
+    if (start !== this.pos + 4 || !this.src.startsWith('<!--', this.pos)) refuse('malformed comment');
+    const body = this.src.slice(start, endIndex - endOffset);
+    // XML forbids '--' inside and '-' at the end; HTML ends a comment at '<!-->', '<!--->' or
+    // '--!>'; either way the rest would be read as markup by one reader and not the other.
+    if (body.includes('--') || body.endsWith('-') || body.startsWith('>') || body.startsWith('->') || /[<>]/.test(body)) {
+      refuse("a comment containing '--', '<' or '>' is not allowed");
+    }
+    this.pos = endIndex + 1;
+  }
+
+  oncdata(): void {
+    refuse('CDATA sections are not allowed (HTML reads them as a comment ending at the first >)');
+  }
+
+  onprocessinginstruction(): void {
+    refuse('DOCTYPE declarations and processing instructions are not allowed');
+  }
+
+  ondeclaration(): void {
+    refuse('DOCTYPE declarations and processing instructions are not allowed');
+  }
+
+  onend(): void {
+    if (this.tag !== undefined) refuse(`malformed start tag <${this.tag}>`);
+    if (this.pos !== this.src.length) refuse(this.src.slice(this.pos).includes('<') ? 'unterminated markup' : 'malformed markup');
+    if (this.stack.length) refuse(`element <${this.stack[this.stack.length - 1]}> is not closed`);
+    if (!this.rootSeen) refuse('the narrative must be a <div> element');
+  }
 }
