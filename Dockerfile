@@ -8,11 +8,14 @@
 #   proxy    the FHIR front door, the default target (docker build .): non-root.
 #
 # The builder and the runtime stages use the same Node major so the native SQLite binding
-# built here loads there. test/deploy/dockerfile.test.ts runs the builder's steps in a clean
-# clone and checks every COPY source, since these machines have no Docker engine.
-ARG NODE_VERSION=20
+# built here loads there: Node 26, the active LTS line (docs/deploy.md lists the Node
+# versions fhirguard supports and which ones the tests run on). Base images are named with
+# their registry, Docker Hub's official node and debian images.
+# test/deploy/dockerfile.test.ts runs the builder's steps in a clean clone and checks every
+# COPY source, since these machines have no Docker engine.
+ARG NODE_VERSION=26
 
-FROM node:${NODE_VERSION}-bookworm AS builder
+FROM docker.io/library/node:${NODE_VERSION}-bookworm AS builder
 # python3, make, g++: better-sqlite3 builds from source when no prebuilt binary fits.
 # clang, llvm, libbpf-dev, bpftool, libelf-dev, zlib1g-dev, pkg-config: bpf/Makefile (CO-RE
 # object, skeleton, loader). The kernel's BTF (/sys/kernel/btf/vmlinux, visible in the
@@ -33,7 +36,7 @@ RUN npm prune --omit=dev --no-audit --no-fund
 
 # What every runtime stage holds: the compiled CLI, its dependencies, the shipped policy and
 # profiles, and the R4 model the validator reads at start (read from the source tree).
-FROM node:${NODE_VERSION}-bookworm-slim AS app
+FROM docker.io/library/node:${NODE_VERSION}-bookworm-slim AS app
 ENV NODE_ENV=production
 WORKDIR /opt/fhirguard
 COPY --from=builder /build/package.json ./package.json
@@ -94,7 +97,7 @@ CMD ["agent"]
 # a tier's seccomp profile lets its worker create Unix sockets only, so the worker serves on
 # a socket in a volume shared with this container, which serves the pod's TCP port. It runs
 # under the runtime's default profile, non-root, and holds nothing but socat.
-FROM debian:bookworm-slim AS bridge
+FROM docker.io/library/debian:bookworm-slim AS bridge
 RUN apt-get update \
  && apt-get install -y --no-install-recommends socat \
  && rm -rf /var/lib/apt/lists/* \

@@ -7,6 +7,12 @@
 // Time: `npm ci` builds better-sqlite3 from source (about 80 s here); the RUN steps use the
 // machine's npm cache (~/.npm, or $npm_config_cache) with prefer-offline, as a BuildKit cache
 // mount would, so no package is downloaded twice.
+//
+// Node: the builder's steps run on a Node of the images' major, so the native binding is built
+// and loaded by the Node the images carry. That is this machine's Node when the majors agree,
+// otherwise the Node installation FHIRGUARD_IMAGE_NODE names (a directory holding bin/node
+// and include/node, e.g. an official nodejs.org tarball unpacked). Without one the steps run
+// on this machine's Node and the test says loudly that the image's Node was not tried.
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -14,7 +20,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import dockerignore from '@balena/dockerignore';
 import { Client } from 'undici';
+import semver from 'semver';
 import { aptPackages, copies, effectiveUser, isRootUser, lineage, parseDockerfile, type Stage } from './dockerfile';
+import { nodeSupport } from './node-support';
 
 const REPO = resolve(__dirname, '..', '..');
 const stages = parseDockerfile(join(REPO, 'Dockerfile'));
@@ -83,6 +91,26 @@ function copyInto(fromRoot: string, source: string, toRoot: string, workdir: str
   }
 }
 
+/** The Node major of the images (the builder's base). */
+const IMAGE_NODE_MAJOR = Number(/node:(\d+)-/.exec(stage('builder').base)?.[1]);
+
+/**
+ * The Node installation the builder's steps run on: this machine's when its major is the
+ * images', else FHIRGUARD_IMAGE_NODE's when that is the images' major, else this machine's
+ * (and `matches` false: the images' Node was not tried).
+ */
+function builderNode(): { prefix?: string; version: string; matches: boolean } {
+  const hostMajor = Number(process.versions.node.split('.')[0]);
+  if (hostMajor === IMAGE_NODE_MAJOR) return { version: process.version, matches: true };
+  const prefix = process.env.FHIRGUARD_IMAGE_NODE;
+  if (prefix) {
+    const version = execFileSync(join(prefix, 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim();
+    if (Number(version.slice(1).split('.')[0]) !== IMAGE_NODE_MAJOR) throw new Error(`FHIRGUARD_IMAGE_NODE is Node ${version}, the images run Node ${IMAGE_NODE_MAJOR}`);
+    return { prefix, version, matches: true };
+  }
+  return { version: process.version, matches: false };
+}
+
 function dpkgInstalled(pkg: string): boolean {
   const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.includes('install ok installed');
@@ -93,21 +121,36 @@ describe('Dockerfile stages', () => {
     expect(stages.map((s) => s.name)).toEqual(['builder', 'app', 'worker', 'agent', 'bridge', 'proxy']);
     for (const t of ['worker', 'agent', 'proxy']) expect(lineage(stages, t).map((s) => s.name)).toEqual(['app', t]);
     // The bridge holds socat only: no Node, no fhirguard.
-    expect(lineage(stages, 'bridge').map((s) => s.base)).toEqual(['debian:bookworm-slim']);
+    expect(lineage(stages, 'bridge').map((s) => s.base)).toEqual(['docker.io/library/debian:bookworm-slim']);
   });
 
-  it('builds on Debian Node images of one LTS major, the one this project runs and tests on', () => {
-    const builder = /^node:(\d+)-bookworm$/.exec(stage('builder').base);
-    const runtime = /^node:(\d+)-bookworm-slim$/.exec(stage('app').base);
+  it('builds on Debian Node images of one LTS major, the one docs/deploy.md names for the images', () => {
+    const builder = /^docker\.io\/library\/node:(\d+)-bookworm$/.exec(stage('builder').base);
+    const runtime = /^docker\.io\/library\/node:(\d+)-bookworm-slim$/.exec(stage('app').base);
     expect(builder).not.toBeNull();
     expect(runtime).not.toBeNull();
     const major = Number(builder?.[1]);
+    // The native SQLite binding built by the builder loads only on the same major.
     expect(Number(runtime?.[1])).toBe(major);
-    expect(major % 2).toBe(0); // even majors are the LTS lines
-    expect(major).toBeGreaterThanOrEqual(20);
-    // The native SQLite binding is built by the builder for its Node: the steps below prove
-    // it on this machine's Node, so the images must use the same major.
-    expect(major).toBe(Number(process.versions.node.split('.')[0]));
+    expect(IMAGE_NODE_MAJOR).toBe(major);
+    const table = nodeSupport(join(REPO, 'docs', 'deploy.md'));
+    expect(table.filter((r) => r.image).map((r) => r.major)).toEqual([major]);
+    expect(table.find((r) => r.major === major)?.status).toMatch(/LTS/);
+    // Node 20 reached its end of life on 2026-04-30: no image is built on it.
+    expect(major).toBeGreaterThan(20);
+  });
+
+  it('lists in docs/deploy.md only Node majors that package.json and the native SQLite binding admit', () => {
+    const engines = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).engines.node;
+    const sqlite = JSON.parse(readFileSync(join(REPO, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8')).engines.node;
+    const table = nodeSupport(join(REPO, 'docs', 'deploy.md'));
+    expect(table.length).toBeGreaterThan(1);
+    for (const r of table.filter((x) => x.host || x.image)) {
+      expect({ major: r.major, engines: semver.intersects(`${r.major}.x`, engines), sqlite: semver.intersects(`${r.major}.x`, sqlite) }).toEqual({ major: r.major, engines: true, sqlite: true });
+    }
+    // This machine's Node is one the table says the tests run on.
+    const here = Number(process.versions.node.split('.')[0]);
+    expect(table.find((r) => r.major === here)?.tested).toBe(true);
   });
 
   it('installs the compilers and eBPF tool chain in the builder, runc and the loader libraries in the agent', () => {
@@ -178,12 +221,26 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
     worker?.kill('SIGKILL');
   });
 
+  /** The image's files run on the builder's Node (bin/fhirguard finds node on PATH). */
+  const runtimeEnv = (): NodeJS.ProcessEnv => ({ ...process.env, PATH: node.prefix ? `${join(node.prefix, 'bin')}:${process.env.PATH}` : process.env.PATH });
+
+  const node = builderNode();
+  it(`runs on a Node of the images' major (${IMAGE_NODE_MAJOR}): ${node.matches ? `${node.version}` : `NOT TRIED, ${node.version} stands in; set FHIRGUARD_IMAGE_NODE`}`, () => {
+    if (!node.matches) console.warn(`dockerfile.test: the images run Node ${IMAGE_NODE_MAJOR}; the builder steps below ran on this machine's ${node.version}. Set FHIRGUARD_IMAGE_NODE to a Node ${IMAGE_NODE_MAJOR} installation to build and load the native binding with it.`);
+    expect(node.version).toMatch(/^v\d+\./);
+  });
+
   it('runs every builder step: npm ci, tsc, make -C bpf, npm prune', () => {
     rootfs = join(tmp, 'builder');
     mkdirSync(rootfs);
     let workdir = '/';
     const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
+      PATH: node.prefix ? `${join(node.prefix, 'bin')}:${process.env.PATH}` : process.env.PATH,
+      // node-gyp builds against the headers of the Node that runs it, from its own installation.
+      ...(node.prefix ? { npm_config_nodedir: node.prefix } : {}),
+      // Where the registry is reached through a TLS-inspecting proxy, the machine's extra CA
+      // (a nodejs.org Node trusts only its bundled CAs, where Debian's uses the system store).
+      ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}),
       HOME: process.env.HOME,
       // The machine's npm cache stands in for a BuildKit cache mount.
       npm_config_cache: process.env.npm_config_cache ?? join(process.env.HOME ?? '/root', '.npm'),
@@ -249,10 +306,10 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
       }
     }
     const bin = join(image, 'opt', 'fhirguard', 'bin', 'fhirguard');
-    const help = spawnSync(bin, ['--help'], { encoding: 'utf8' });
+    const help = spawnSync(bin, ['--help'], { encoding: 'utf8', env: runtimeEnv() });
     expect(help.status).toBe(0);
     const failed = ['proxy', 'worker', 'agent']
-      .map((cmd) => ({ cmd, r: spawnSync(bin, [cmd, '--help'], { encoding: 'utf8' }) }))
+      .map((cmd) => ({ cmd, r: spawnSync(bin, [cmd, '--help'], { encoding: 'utf8', env: runtimeEnv() }) }))
       .filter(({ r }) => r.status !== 0)
       .map(({ cmd, r }) => `${cmd} --help: exit ${r.status}: ${r.stderr.split('\n')[0]}`);
     expect(failed).toEqual([]);
@@ -262,7 +319,7 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
     const bin = join(image, 'opt', 'fhirguard', 'bin', 'fhirguard');
     const socket = join(tmp, 'worker.sock');
     mkdirSync(join(tmp, 'data'));
-    worker = spawn(bin, ['worker', '--tier', 'write', '--db', join(tmp, 'data', 'fhirguard.db'), '--listen', `unix:${socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    worker = spawn(bin, ['worker', '--tier', 'write', '--db', join(tmp, 'data', 'fhirguard.db'), '--listen', `unix:${socket}`], { stdio: ['ignore', 'ignore', 'pipe'], env: runtimeEnv() });
     let stderr = '';
     worker.stderr?.on('data', (d) => (stderr += d));
     const client = new Client('http://localhost', { socketPath: socket });
