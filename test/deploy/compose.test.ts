@@ -48,6 +48,8 @@ describe('deploy/compose.yaml', () => {
       expect(resolve(DEPLOY, b.context)).toBe(REPO);
       expect(b.target).toBe(name);
       expect(stages.map((s) => s.name)).toContain(b.target);
+      // Built here, never pulled: compose would otherwise try the image name on a registry first.
+      expect(services[name].pull_policy).toBe('build');
     }
   });
 
