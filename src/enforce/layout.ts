@@ -118,3 +118,11 @@ export async function prepareSocketDir(dir: string, id: WorkerIdentity | null): 
   if (id) await chown(dir, id.uid, id.gid);
   await chmod(dir, 0o750);
 }
+
+/**
+ * Where a root-run fhirguard stages what its unprivileged processes run (src/install/stage.ts):
+ * root's, readable by every identity, whatever the permissions above the checkout.
+ */
+export function stagedInstallDir(stateDir: string): string {
+  return path.join(stateDir, 'install');
+}

@@ -1,8 +1,10 @@
 // Digests of what a statement binds. Files are hashed from the bytes read once (the caller
 // then uses those same bytes). The host install, the subject when workers run from it rather
-// than from an image, is hashed as a tree: one line per file or symlink under what a worker
-// container mounts of it (dist/, node_modules/, bin/, package.json) plus the node binary the
-// worker executes, sorted by path; its digest is the sha256 of that listing. Files whose
+// than from an image, is hashed as a tree: one line per file or symlink of its code (the code
+// roots of src/install/manifest.ts: bin/, package.json, dist/src/, the core FHIR model, the
+// production packages of node_modules) plus the node binary the worker executes, sorted by
+// path; its digest is the sha256 of that listing. A checkout and its staged copy
+// (src/install/stage.ts) list the same files, so their digests are equal. Files whose
 // inode, size, mtime, ctime and mode did not change since the last start are not read again
 // (a ctime cannot be set back without changing the clock). With a cache file (root's state
 // directory), that stat cache outlives the process: `fhirguard up` signs and its agent then
@@ -13,15 +15,11 @@ import { createReadStream, lstatSync, mkdirSync, readdirSync, readFileSync, rena
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { installManifest, type ManifestRoot } from '../install/manifest';
 
 export function sha256(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
-
-/** What of the install a worker container sees (src/enforce/host-files.ts mounts the same). */
-export const INSTALL_PARTS = ['dist', 'node_modules', 'bin', 'package.json'] as const;
-/** Caches tools write under node_modules; no worker reads them. */
-const SKIPPED = new Set(['node_modules/.cache']);
 
 const LARGE = 16 << 20;
 /** Files read at once when many changed (the first digest reads the whole install). */
@@ -113,11 +111,12 @@ export class InstallDigest {
   }
 
   /**
-   * Every file and symlink under `rel` (other kinds are left out). Stats are synchronous (an
-   * install has tens of thousands of files: one thread-pool round trip each would take
-   * seconds), one directory at a time with the event loop let through between directories.
+   * Every file and symlink under `rel` (other kinds are left out), but what the root's `skip`
+   * leaves out. Stats are synchronous (an install has thousands of files: one thread-pool
+   * round trip each would take seconds), one directory at a time with the event loop let
+   * through between directories.
    */
-  private async walk(rel: string, out: Found[]): Promise<void> {
+  private async walk(root: ManifestRoot, rel: string, out: Found[]): Promise<void> {
     const abs = path.join(this.install, rel);
     let st: BigIntStats;
     try {
@@ -133,7 +132,7 @@ export class InstallDigest {
     const dirs: string[] = [];
     for (const e of readdirSync(abs, { withFileTypes: true })) {
       const child = path.posix.join(rel, e.name);
-      if (SKIPPED.has(child)) continue;
+      if (root.skip?.(child.slice(root.rel.length + 1), e.isDirectory())) continue;
       if (e.isDirectory()) dirs.push(child);
       else if (e.isFile() || e.isSymbolicLink()) {
         const p = path.join(abs, e.name);
@@ -141,7 +140,7 @@ export class InstallDigest {
       }
     }
     await yieldToLoop();
-    for (const d of dirs) await this.walk(d, out);
+    for (const d of dirs) await this.walk(root, d, out);
   }
 
   private async compute(): Promise<TreeDigest> {
@@ -150,7 +149,7 @@ export class InstallDigest {
     const found: Found[] = [];
     const node = await realpath(this.node);
     found.push({ abs: node, name: '<node>', st: lstatSync(node, { bigint: true }) });
-    for (const part of INSTALL_PARTS) await this.walk(part, found);
+    for (const root of installManifest(this.install)) if (root.code) await this.walk(root, root.rel, found);
     // Unchanged files (same inode, size, mtime, ctime, mode) keep their line; the rest are read.
     const lines = new Array<string>(found.length);
     const stale: number[] = [];
