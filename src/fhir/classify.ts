@@ -9,6 +9,9 @@
 // - Conditional update/patch/delete need at least one real criterion (not only `_format` and
 //   other result parameters): `DELETE Patient` must never mean "delete every Patient".
 // - GET on `_search` is 405: R4 defines `_search` for POST only.
+// - A compartment search names an owner with an R4 CompartmentDefinition and, unless it is
+//   `*`, a member type of that compartment: `Patient/1/Medication` is 404 like any path that
+//   names no interaction.
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Interaction, InteractionKind, InteractionLevel, SearchParam } from './interaction';
@@ -17,6 +20,7 @@ import { isResourceType } from './search-parameters';
 import { parseQuery } from './query';
 import { badPath, isId, isOperationName, looksLikeTypeName, pathSegments, shown, unknownPath } from './path';
 import { classifyBundle } from './bundle-entries';
+import { COMPARTMENT_OWNERS, inCompartment, isCompartmentOwner } from './compartments';
 
 export interface RequestView {
   /** HTTP method as received (any case). */
@@ -50,7 +54,7 @@ export class MethodNotAllowedError extends FhirError {
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Resource types with an R4 CompartmentDefinition: the only ones `Type/id/...` searches under. */
-export const COMPARTMENT_TYPES: ReadonlySet<string> = new Set(['Patient', 'Encounter', 'RelatedPerson', 'Practitioner', 'Device']);
+export const COMPARTMENT_TYPES: ReadonlySet<string> = new Set(COMPARTMENT_OWNERS);
 
 /** Result-shaping parameters: they select nothing, so they are not criteria of a conditional write. */
 const NON_CRITERIA: ReadonlySet<string> = new Set([
@@ -104,6 +108,17 @@ function id(seg: string, what: string): string {
   throw refuse(400, 'bad-id', 'invalid', `${what} '${shown(seg)}' is not a FHIR id ([A-Za-z0-9-.]{1,64})`);
 }
 
+function notACompartment(type: string): FhirError {
+  return refuse(404, 'unknown-path', 'not-found', `${type} is not a compartment (only ${COMPARTMENT_OWNERS.join(', ')})`);
+}
+
+/** A compartment search for a type outside the compartment's definition names no interaction. */
+function checkMember(owner: string, type: string): void {
+  if (!inCompartment(owner, type)) {
+    throw refuse(404, 'not-in-compartment', 'not-found', `${type} is not in the ${owner} compartment (R4 CompartmentDefinition ${owner.toLowerCase()})`);
+  }
+}
+
 /** `$op` at any level: GET (operations that change nothing) or POST. */
 function operation(m: string, seg: string, level: InteractionLevel, params: SearchParam[]): Interaction {
   if (!isOperationName(seg)) {
@@ -145,7 +160,7 @@ function oneSegment(m: string, s: string, params: SearchParam[], ctx: Context): 
     throw new MethodNotAllowedError(m, '_history', GET);
   }
   if (s === '_search') {
-    if (m === 'POST') return interaction('search-system', 'system', withForm(params, ctx));
+    if (m === 'POST') return withForm(interaction('search-system', 'system', params), ctx);
     throw new MethodNotAllowedError(m, '_search', POST);
   }
   if (s.charCodeAt(0) === 36 /* $ */) {
@@ -190,7 +205,7 @@ function twoSegments(m: string, type: string, s: string, params: SearchParam[], 
     i = interaction('history-type', 'type', params);
   } else if (s === '_search') {
     if (m !== 'POST') throw new MethodNotAllowedError(m, `${type}/_search`, POST);
-    i = interaction('search-type', 'type', withForm(params, ctx));
+    i = withForm(interaction('search-type', 'type', params), ctx);
   } else if (s.charCodeAt(0) === 36 /* $ */) {
     i = operation(m, s, 'type', params);
   } else {
@@ -228,14 +243,15 @@ function threeSegments(m: string, type: string, rid: string, s: string, params: 
   } else {
     // Compartment search: `Patient/123/*`, `Patient/123/_search`, `Patient/123/Observation`.
     const target = s === '*' || s === '_search' ? undefined : resourceType(s, ctx.req.path);
-    if (!COMPARTMENT_TYPES.has(type)) throw refuse(404, 'unknown-path', 'not-found', `${type} is not a compartment (only ${[...COMPARTMENT_TYPES].join(', ')})`);
+    if (!isCompartmentOwner(type)) throw notACompartment(type);
+    if (target !== undefined) checkMember(type, target);
     if (s === '_search') {
       if (m !== 'POST') throw new MethodNotAllowedError(m, `${type}/[id]/_search`, POST);
-      params = withForm(params, ctx);
     } else if (m !== 'GET') {
       throw new MethodNotAllowedError(m, `the ${type} compartment`, GET);
     }
     i = interaction(target ? 'search-type' : 'search-system', target ? 'type' : 'system', params);
+    if (s === '_search') withForm(i, ctx);
     if (target) i.resourceType = target;
     i.compartment = { resourceType: type, id: rid };
     return i;
@@ -258,10 +274,11 @@ function fourSegments(m: string, seg: string[], params: SearchParam[], ctx: Cont
     i.versionId = vid;
     return i;
   }
-  if (seg[3] === '_search' && COMPARTMENT_TYPES.has(type)) {
+  if (seg[3] === '_search' && isCompartmentOwner(type)) {
     const target = resourceType(seg[2], ctx.req.path);
+    checkMember(type, target);
     if (m !== 'POST') throw new MethodNotAllowedError(m, `${type}/[id]/${target}/_search`, POST);
-    const i = interaction('search-type', 'type', withForm(params, ctx));
+    const i = withForm(interaction('search-type', 'type', params), ctx);
     i.resourceType = target;
     i.compartment = { resourceType: type, id: rid };
     return i;
@@ -282,11 +299,15 @@ function fiveSegments(m: string, seg: string[], params: SearchParam[], path: str
   return i;
 }
 
-function withForm(params: SearchParam[], ctx: Context): SearchParam[] {
+/** Adds the parameters of a `_search` form body after the URL's, and says how many came from it. */
+function withForm(i: Interaction, ctx: Context): Interaction {
   const form = ctx.req.form;
-  if (form === undefined || form === '') return params;
+  if (form === undefined || form === '') return i;
   const fromBody = parseQuery(form);
-  return params.length === 0 ? fromBody : params.concat(fromBody);
+  if (fromBody.length === 0) return i;
+  i.params = i.params.length === 0 ? fromBody : i.params.concat(fromBody);
+  i.formParams = fromBody.length;
+  return i;
 }
 
 function classifyIn(req: RequestView, inBundle: boolean): Interaction {

@@ -51,6 +51,11 @@ export interface Interaction {
   conditional: boolean;
   /** Search parameters (searches, conditional interactions, histories' `_count`/`_since`). */
   params: SearchParam[];
+  /**
+   * How many of `params`, at the end, came from a POST `_search` form body. The body is
+   * forwarded as sent, so lenient handling cannot drop a parameter from it.
+   */
+  formParams?: number;
   /** For batch and transaction: every entry's own interaction, in entry order. */
   entries?: Interaction[];
 }

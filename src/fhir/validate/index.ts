@@ -1,22 +1,23 @@
 // The validate stage of the request path: what a request must be before any worker sees
-// it. Request-level rules of the RESTful API first (a body where one is needed, its
-// resourceType matching the URL, the id consistent on update: 400), then the search
-// parameters (400, or dropped with `Prefer: handling=lenient`), then the content: resources
-// of create/update, patch documents, every entry of a batch/transaction, the Parameters of
-// an $operation (422, one issue per problem). Warnings never block: they are returned.
+// it. In two calls. validateSearch runs before the policy: the search parameters (400, or
+// dropped with `Prefer: handling=lenient`), so that an unknown parameter is the client's
+// error rather than a reach the policy cannot bound, and so that the policy decides on
+// exactly the parameters that are forwarded. validateRequest runs after it: request-level
+// rules of the RESTful API (a body where one is needed, its resourceType matching the URL,
+// the id consistent on update: 400), then the content: resources of create/update, patch
+// documents, every entry of a batch/transaction, the Parameters of an $operation (422, one
+// issue per problem). Warnings never block: they are returned.
 
 import type { Interaction } from '../interaction';
 import { FhirError, refuse, type Issue } from '../outcome';
 import { checkFhirPathPatch, checkJsonPatch } from './patch';
-import { checkHistoryParams, checkSearchParams } from './search';
+import { checkHistoryParams, checkSearchParams, fullName, type SearchCheck } from './search';
 import { defaultValidator, FhirValidator, hasErrors } from './validator';
 
 export { FhirValidator, defaultValidator, hasErrors, preloadValidator } from './validator';
 export type { ResourceValidationOptions } from './validator';
 
 export interface ValidateOptions {
-  /** `Prefer: handling=lenient`: unknown search parameters are dropped with a warning instead of refused. */
-  lenient?: boolean;
   /** Profiles a created/updated resource must also conform to (besides its meta.profile). */
   profiles?: readonly string[];
   /** A profile that is not loaded is an error (the policy says so) rather than a warning. */
@@ -26,7 +27,12 @@ export interface ValidateOptions {
 }
 
 export interface ValidateResult {
-  /** Issues that do not block (unknown profiles, dropped parameters, best-practice notes). */
+  /** Issues that do not block (unknown profiles, best-practice notes). */
+  warnings: Issue[];
+}
+
+export interface SearchVerdict {
+  /** One per dropped parameter (lenient handling). */
   warnings: Issue[];
   /** Search parameters to remove before forwarding (lenient handling), as `name[:modifier][.chain]`. */
   droppedParams: string[];
@@ -40,23 +46,67 @@ const CONDITIONAL_KINDS: ReadonlySet<string> = new Set(['create', 'update', 'pat
 const HISTORY_KINDS: ReadonlySet<string> = new Set(['history-instance', 'history-type', 'history-system']);
 
 /**
- * Checks a request (its parsed body and search parameters) against the interaction it
- * belongs to. Throws FhirError: 400 for a request that does not fit the API or bad search
- * parameters, 422 for invalid content. Returns the warnings and the parameters to drop.
+ * Checks the search parameters of a search, a conditional interaction's criteria, a
+ * history's parameters, and those of every entry of a batch or transaction. Throws a 400
+ * FhirError naming every problem. `lenient` (`Prefer: handling=lenient`) drops unknown
+ * parameters of searches and histories, and only those in the URL: the criteria of a
+ * conditional create, update, patch or delete select what it changes and are always checked
+ * strictly, as are a `_search` form body (forwarded as sent) and bundle entries. What is
+ * dropped is removed from `interaction.params` too, so the policy decides on what is forwarded.
+ */
+export function validateSearch(interaction: Interaction, lenient = false): SearchVerdict {
+  if (interaction.entries !== undefined) {
+    checkEntries(interaction.entries);
+    return { warnings: [], droppedParams: [] };
+  }
+  const check = searchCheck(interaction, lenient);
+  if (check === undefined) return { warnings: [], droppedParams: [] };
+  if (check.errors.length) throw new FhirError(400, 'invalid-search', check.errors);
+  if (check.dropped.length) {
+    // Every occurrence of a dropped name goes: the forwarded query loses them all alike.
+    const drop = new Set(check.dropped);
+    interaction.params = interaction.params.filter((p) => !drop.has(fullName(p)));
+    interaction.formParams = undefined;
+  }
+  return { warnings: check.warnings, droppedParams: [...new Set(check.dropped)] };
+}
+
+/** The check of the interaction's parameters, or undefined when its query is not checked here. */
+function searchCheck(i: Interaction, lenient: boolean): SearchCheck | undefined {
+  if (SEARCH_KINDS.has(i.kind)) {
+    return checkSearchParams(i.resourceType ?? '', i.params, {
+      lenient,
+      strictFrom: i.params.length - (i.formParams ?? 0),
+      compartment: i.compartment?.resourceType,
+    });
+  }
+  if (i.conditional && CONDITIONAL_KINDS.has(i.kind)) return checkSearchParams(i.resourceType ?? '', i.params);
+  if (HISTORY_KINDS.has(i.kind)) return checkHistoryParams(i.params, lenient);
+  return undefined;
+}
+
+/** Bundle entries are forwarded inside the Bundle as sent: checked strictly, the first bad entry refuses it. */
+function checkEntries(entries: readonly Interaction[]): void {
+  for (let k = 0; k < entries.length; k++) {
+    const check = searchCheck(entries[k], false);
+    if (check === undefined || check.errors.length === 0) continue;
+    const at = `Bundle.entry[${k}].request.url`;
+    throw new FhirError(
+      400,
+      'invalid-search',
+      check.errors.map((e) => ({ ...e, diagnostics: `${at}: ${e.diagnostics}`, expression: [at] })),
+    );
+  }
+}
+
+/**
+ * Checks a request (its parsed body) against the interaction it belongs to, after
+ * validateSearch and the policy. Throws FhirError: 400 for a request that does not fit the
+ * API, 422 for invalid content. Returns the warnings.
  */
 export function validateRequest(interaction: Interaction, body: unknown, opts: ValidateOptions = {}): ValidateResult {
-  const result: ValidateResult = { warnings: [], droppedParams: [] };
+  const result: ValidateResult = { warnings: [] };
   checkRequestShape(interaction, body);
-
-  const searches = SEARCH_KINDS.has(interaction.kind) || (interaction.conditional && CONDITIONAL_KINDS.has(interaction.kind));
-  if (searches || HISTORY_KINDS.has(interaction.kind)) {
-    const search = searches
-      ? checkSearchParams(interaction.resourceType ?? '', interaction.params, !!opts.lenient)
-      : checkHistoryParams(interaction.params, !!opts.lenient);
-    if (search.errors.length) throw new FhirError(400, 'invalid-search', search.errors);
-    result.warnings.push(...search.warnings);
-    result.droppedParams.push(...search.dropped);
-  }
 
   const v = opts.validator ?? defaultValidator();
   const issues = contentIssues(v, interaction, body, opts);

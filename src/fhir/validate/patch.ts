@@ -60,7 +60,7 @@ export function checkJsonPatch(v: FhirValidator, resourceType: string, doc: unkn
         continue;
       }
       if (field === 'path' && (name === 'add' || name === 'replace' || name === 'test')) {
-        if (!('value' in op)) {
+        if (!Object.hasOwn(op, 'value')) {
           issues.push(err('required', `operation ${i} (${name}) needs a 'value'`, `${loc}.value`));
         } else if (target) {
           const w = new Walker(v.registry);
@@ -114,13 +114,14 @@ function resolvePointer(v: FhirValidator, resourceType: string, pointer: string)
   return slot ? { slot, whole: slot.el.array && !indexed, fhirpath: path } : undefined;
 }
 
-const FHIRPATH_PATCH_TYPES: Record<string, string[]> = {
-  add: ['path', 'name', 'value'],
-  insert: ['path', 'index', 'value'],
-  delete: ['path'],
-  replace: ['path', 'value'],
-  move: ['path', 'source', 'destination'],
-};
+/** Operation type → the parts it needs. The type is the client's `valueCode`: a Map, so `constructor` is no type. */
+const FHIRPATH_PATCH_TYPES: ReadonlyMap<string, readonly string[]> = new Map([
+  ['add', ['path', 'name', 'value']],
+  ['insert', ['path', 'index', 'value']],
+  ['delete', ['path']],
+  ['replace', ['path', 'value']],
+  ['move', ['path', 'source', 'destination']],
+]);
 
 /**
  * Issues of a FHIRPath Patch (a Parameters resource) for a resource of `resourceType`.
@@ -143,9 +144,9 @@ export function checkFhirPathPatch(v: FhirValidator, resourceType: string, doc: 
     const parts = new Map<string, Record<string, unknown>>();
     for (const part of Array.isArray(p.part) ? p.part : []) if (isObject(part) && typeof part.name === 'string') parts.set(part.name, part);
     const type = parts.get('type')?.valueCode;
-    const needed = typeof type === 'string' ? FHIRPATH_PATCH_TYPES[type] : undefined;
+    const needed = typeof type === 'string' ? FHIRPATH_PATCH_TYPES.get(type) : undefined;
     if (!needed) {
-      issues.push(err('value', `operation ${i}: part 'type' must be one of ${Object.keys(FHIRPATH_PATCH_TYPES).join(', ')}`, `${loc}.part`));
+      issues.push(err('value', `operation ${i}: part 'type' must be one of ${[...FHIRPATH_PATCH_TYPES.keys()].join(', ')}`, `${loc}.part`));
       return;
     }
     for (const name of needed) {

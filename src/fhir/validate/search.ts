@@ -2,11 +2,15 @@
 // type (or is a common one), the modifier fits the parameter's type, every comma-separated
 // value parses for the type (prefixes, token system|code, references, quantities, composite
 // parts), chains resolve against the target types, and the result parameters (_include,
-// _sort, _summary...) name what exists. Unknown parameters are errors, or with
-// `Prefer: handling=lenient` warnings whose parameters are dropped, as FHIR R4 says.
+// _sort, _summary...) name what exists. Unknown parameters (also inside `_include`,
+// `_revinclude`, a chain or `_has`) are errors, or with `Prefer: handling=lenient` warnings
+// whose parameters are dropped, as FHIR R4 says. Every table here is looked up with names
+// from the request, so each is a Map or Set: `constructor` or `__proto__` is just a name
+// that is not there.
 
 import type { Issue, IssueCode } from '../outcome';
 import type { SearchParam } from '../interaction';
+import { inCompartment, isCompartmentOwner } from '../compartments';
 import { isResourceType, searchParam, type SearchParamDef, type SearchParamType } from '../search-parameters';
 
 export interface SearchCheck {
@@ -25,41 +29,41 @@ const URI_RE = /^\S+$/;
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.\-[\]]*$/;
 
 /** Modifiers R4 defines per parameter type (`missing` fits all; a resource type fits references). */
-const MODIFIERS: Record<SearchParamType, ReadonlySet<string>> = {
-  string: new Set(['missing', 'exact', 'contains']),
-  token: new Set(['missing', 'text', 'not', 'above', 'below', 'in', 'not-in', 'of-type']),
-  reference: new Set(['missing', 'identifier', 'above', 'below']),
-  uri: new Set(['missing', 'above', 'below']),
-  date: new Set(['missing']),
-  number: new Set(['missing']),
-  quantity: new Set(['missing']),
-  composite: new Set(['missing']),
-  special: new Set(['missing']),
-};
+const MODIFIERS: ReadonlyMap<SearchParamType, ReadonlySet<string>> = new Map<SearchParamType, ReadonlySet<string>>([
+  ['string', new Set(['missing', 'exact', 'contains'])],
+  ['token', new Set(['missing', 'text', 'not', 'above', 'below', 'in', 'not-in', 'of-type'])],
+  ['reference', new Set(['missing', 'identifier', 'above', 'below'])],
+  ['uri', new Set(['missing', 'above', 'below'])],
+  ['date', new Set(['missing'])],
+  ['number', new Set(['missing'])],
+  ['quantity', new Set(['missing'])],
+  ['composite', new Set(['missing'])],
+  ['special', new Set(['missing'])],
+]);
 
 /** Parameters fhirguard accepts though no SearchParameter defines them (FHIR R4 §3.1.1.5). */
-const EXTRA_COMMON: Record<string, SearchParamDef> = {
-  _list: { code: '_list', type: 'special', targets: [] },
-  _offset: { code: '_offset', type: 'number', targets: [] },
-};
+const EXTRA_COMMON: ReadonlyMap<string, SearchParamDef> = new Map([
+  ['_list', { code: '_list', type: 'special', targets: [] }],
+  ['_offset', { code: '_offset', type: 'number', targets: [] }],
+]);
 
 /** Parameters that shape the result rather than filter it (checked by checkResultParam). */
 // `_offset` is not an R4 parameter, but it is how the reference worker (like Medplum and
 // others) pages: its `next` links carry it, and a client following them must get through.
 const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_contained', '_containedType', '_format', '_pretty', '_list']);
 
-const RESULT_VALUES: Record<string, RegExp> = {
-  _summary: /^(true|false|text|data|count)$/,
-  _total: /^(none|estimate|accurate)$/,
-  _contained: /^(true|false|both)$/,
-  _containedType: /^(container|contained)$/,
-  _pretty: /^(true|false)$/,
-  _count: /^\d+$/,
-  _offset: /^\d+$/,
-};
+const RESULT_VALUES: ReadonlyMap<string, RegExp> = new Map([
+  ['_summary', /^(true|false|text|data|count)$/],
+  ['_total', /^(none|estimate|accurate)$/],
+  ['_contained', /^(true|false|both)$/],
+  ['_containedType', /^(container|contained)$/],
+  ['_pretty', /^(true|false)$/],
+  ['_count', /^\d+$/],
+  ['_offset', /^\d+$/],
+]);
 
 function definition(type: string, code: string): SearchParamDef | undefined {
-  return searchParam(type, code) ?? EXTRA_COMMON[code];
+  return searchParam(type, code) ?? EXTRA_COMMON.get(code);
 }
 
 /** The parameter as it appeared in the query. */
@@ -72,10 +76,19 @@ function alternatives(value: string): string[] {
   return value.split(/(?<!\\),/);
 }
 
+export interface SearchCheckOptions {
+  /** `Prefer: handling=lenient`: unknown parameters become warnings and are dropped. */
+  lenient?: boolean;
+  /** Parameters from this index on are checked strictly even when lenient (they cannot be dropped). */
+  strictFrom?: number;
+  /** The owner type of a compartment search: `_type` may name only its member types. */
+  compartment?: string;
+}
+
 class Checker {
   readonly result: SearchCheck = { errors: [], warnings: [], dropped: [] };
-
-  constructor(private readonly lenient: boolean) {}
+  /** Whether the parameter being checked may be dropped. */
+  lenient = false;
 
   error(code: IssueCode, diagnostics: string, param: string): void {
     this.result.errors.push({ severity: 'error', code, diagnostics, expression: [param] });
@@ -96,16 +109,21 @@ class Checker {
  * Errors are to be refused with 400; warnings are informational; `dropped` lists what
  * lenient handling removes.
  */
-export function checkSearchParams(resourceType: string, params: readonly SearchParam[], lenient = false): SearchCheck {
-  const c = new Checker(lenient);
+export function checkSearchParams(resourceType: string, params: readonly SearchParam[], opts: SearchCheckOptions = {}): SearchCheck {
+  const c = new Checker();
   // A system search narrowed by _type accepts the parameters of those types.
   const typeParam = params.find((p) => p.name === '_type' && p.modifier === undefined);
   const types = resourceType ? [resourceType] : typeParam ? alternatives(typeParam.value).filter(isResourceType) : [''];
-  for (const p of params) checkParam(c, types.length ? types : [''], p);
+  const strictFrom = opts.strictFrom ?? params.length;
+  const compartment = opts.compartment !== undefined && isCompartmentOwner(opts.compartment) ? opts.compartment : undefined;
+  for (let k = 0; k < params.length; k++) {
+    c.lenient = !!opts.lenient && k < strictFrom;
+    checkParam(c, types.length ? types : [''], params[k], compartment);
+  }
   return c.result;
 }
 
-function checkParam(c: Checker, types: string[], p: SearchParam): void {
+function checkParam(c: Checker, types: string[], p: SearchParam, compartment: string | undefined): void {
   const name = fullName(p);
   const defs = types.map((t) => definition(t, p.name)).filter((d): d is SearchParamDef => !!d);
   if (!defs.length) {
@@ -117,7 +135,10 @@ function checkParam(c: Checker, types: string[], p: SearchParam): void {
   if (p.name === '_has') return checkHas(c, types, p, name);
   if (RESULT_PARAMS.has(p.name)) return checkResultParam(c, types, p, name);
   if (p.name === '_type' && p.modifier === undefined) {
-    for (const t of alternatives(p.value)) if (!isResourceType(t)) c.error('invalid', `_type: unknown resource type '${t}'`, name);
+    for (const t of alternatives(p.value)) {
+      if (!isResourceType(t)) c.error('invalid', `_type: unknown resource type '${t}'`, name);
+      else if (compartment !== undefined && !inCompartment(compartment, t)) c.error('invalid', `_type: ${t} is not in the ${compartment} compartment`, name);
+    }
     return;
   }
   if (p.chain !== undefined) return checkChain(c, def, p, name);
@@ -131,7 +152,7 @@ function checkParam(c: Checker, types: string[], p: SearchParam): void {
 }
 
 function checkModifier(c: Checker, def: SearchParamDef, modifier: string, name: string): boolean {
-  if (MODIFIERS[def.type].has(modifier)) return true;
+  if (MODIFIERS.get(def.type)?.has(modifier)) return true;
   if (def.type === 'reference' && isResourceType(modifier)) {
     if (def.targets.length && !def.targets.includes(modifier)) {
       c.error('invalid', `'${def.code}' cannot refer to ${modifier} (targets: ${def.targets.join(', ')})`, name);
@@ -285,8 +306,12 @@ function checkHas(c: Checker, types: string[], p: SearchParam, name: string): vo
     return;
   }
   const refDef = definition(type, ref);
-  if (!refDef || refDef.type !== 'reference') {
-    c.unknown(`'_has': '${ref}' is not a reference parameter of ${type}`, name);
+  if (!refDef) {
+    c.unknown(`'_has': unknown search parameter '${ref}' for ${type}`, name);
+    return;
+  }
+  if (refDef.type !== 'reference') {
+    c.error('invalid', `'_has': '${ref}' is not a reference parameter of ${type}`, name);
     return;
   }
   const searched = types.filter(Boolean);
@@ -324,7 +349,9 @@ function checkResultParam(c: Checker, types: string[], p: SearchParam, name: str
         continue;
       }
       const d = definition(source, ref);
-      if (!d || d.type !== 'reference') {
+      if (!d) {
+        c.unknown(`${p.name}: unknown search parameter '${ref}' for ${source}`, name);
+      } else if (d.type !== 'reference') {
         c.error('invalid', `${p.name}: '${ref}' is not a reference parameter of ${source}`, name);
       } else if (target !== undefined && (!isResourceType(target) || (d.targets.length && !d.targets.includes(target)))) {
         c.error('invalid', `${p.name}: ${source}.${ref} cannot refer to ${target}`, name);
@@ -338,7 +365,7 @@ function checkResultParam(c: Checker, types: string[], p: SearchParam, name: str
     c.error('not-supported', `modifier ':${p.modifier}' does not apply to ${p.name}`, name);
     return;
   }
-  const pattern = RESULT_VALUES[p.name];
+  const pattern = RESULT_VALUES.get(p.name);
   if (pattern && !pattern.test(p.value)) {
     c.error('invalid', `'${p.value}' is not a valid value for ${p.name}`, name);
     return;
@@ -357,7 +384,8 @@ const INSTANT_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3])
 
 /** History interactions take only `_count`, `_offset` (paging links), `_since` (an instant), `_at` (a date) and the format parameters. */
 export function checkHistoryParams(params: readonly SearchParam[], lenient = false): SearchCheck {
-  const c = new Checker(lenient);
+  const c = new Checker();
+  c.lenient = lenient;
   for (const p of params) {
     const name = fullName(p);
     if (p.modifier !== undefined || p.chain !== undefined) {

@@ -23,8 +23,16 @@ import {
 } from './batch-entries';
 import { rewriteReferences, rewriteText, type ConditionalResolver } from './transaction-references';
 
-/** R4 transaction processing order. */
-const ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3, HEAD: 3 };
+/** R4 transaction processing order, by an entry's method (from the request body: a Map). */
+const ORDER: ReadonlyMap<string, number> = new Map([
+  ['DELETE', 0],
+  ['POST', 1],
+  ['PUT', 2],
+  ['PATCH', 2],
+  ['GET', 3],
+  ['HEAD', 3],
+]);
+const orderOf = (method: string): number => ORDER.get(method) ?? 3;
 
 function processBatch(w: WorkerContext, req: FhirRequest, raw: unknown[], dispatch: Dispatch): FhirResponse {
   const out = raw.map((item, index) => {
@@ -131,7 +139,7 @@ class TransactionRun {
 
   /** Runs the transaction's steps; the caller holds the SQLite transaction. */
   process(): FhirResponse {
-    const ordered = [...this.entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
+    const ordered = [...this.entries].sort((a, b) => orderOf(a.method) - orderOf(b.method) || a.index - b.index);
     // 1. Deletes (conditional ones resolve against the database as it was).
     for (const e of ordered.filter((e) => e.method === 'DELETE')) {
       if (!e.query.length) this.touch(e.path, e);

@@ -34,7 +34,9 @@ type Handler = (w: WorkerContext, req: FhirRequest) => FhirResponse;
 type Methods = Record<string, { handle: Handler; writes: boolean }>;
 
 function route(w: WorkerContext, req: FhirRequest, what: string, methods: Methods): FhirResponse {
-  const m = methods[req.method === 'HEAD' ? 'GET' : req.method];
+  // The method comes from the request (or a bundle entry): only the table's own keys count.
+  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  const m = Object.hasOwn(methods, method) ? methods[method] : undefined;
   const allowed = Object.keys(methods).filter((k) => !w.readOnly || !methods[k].writes);
   if (!m) throw methodNotAllowed(req.method, what, allowed);
   if (m.writes && w.readOnly) throw readOnlyRefusal(req.method, what, allowed);

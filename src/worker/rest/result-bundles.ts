@@ -64,12 +64,17 @@ export function searchsetBundle(
   return head('searchset', total, links) + (entries.length ? `,"entry":[${entries.join(',')}]` : '') + '}';
 }
 
-const STATUS_OF_METHOD: Record<string, string> = { POST: '201 Created', PUT: '200 OK', PATCH: '200 OK', DELETE: '204 No Content' };
+const STATUS_OF_METHOD: ReadonlyMap<string, string> = new Map([
+  ['POST', '201 Created'],
+  ['PUT', '200 OK'],
+  ['PATCH', '200 OK'],
+  ['DELETE', '204 No Content'],
+]);
 
 export function historyBundle(base: string, rows: readonly VersionRow[], total: number, links: PageLinks): string {
   const entries = rows.map((v) => {
     const method = v.method;
-    const status = method === 'PUT' && v.version === 1 ? '201 Created' : (STATUS_OF_METHOD[method] ?? '200 OK');
+    const status = method === 'PUT' && v.version === 1 ? '201 Created' : (STATUS_OF_METHOD.get(method) ?? '200 OK');
     const request = { method, url: method === 'POST' ? v.type : `${v.type}/${v.id}` };
     const response = { status, etag: `W/"${v.version}"`, lastModified: new Date(v.lastUpdated).toISOString() };
     return (
