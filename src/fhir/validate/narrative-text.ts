@@ -16,6 +16,8 @@ const PREDEFINED: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&
 
 /** Characters neither XML (Char production) nor a browser reads the same way, as typed. */
 const BAD_CHARACTER_RE = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** A cheap first look: any of those, or any surrogate (pairs are fine: the precise test decides). */
+const MAYBE_BAD_RE = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\uD800-\uDFFF\uFFFE\uFFFF]/;
 
 export type Decoded = { value: string; problem?: undefined } | { value?: undefined; problem: string };
 
@@ -29,7 +31,7 @@ function allowedCodePoint(cp: number): boolean {
 
 /** Checks the character references and characters of `raw` and returns it decoded. */
 export function decodeCharacterData(raw: string): Decoded {
-  if (BAD_CHARACTER_RE.test(raw)) return { problem: 'a control character, lone surrogate or non-character' };
+  if (MAYBE_BAD_RE.test(raw) && BAD_CHARACTER_RE.test(raw)) return { problem: 'a control character, lone surrogate or non-character' };
   let amp = raw.indexOf('&');
   if (amp < 0) return { value: raw };
   let out = '';

@@ -64,9 +64,11 @@ function refuse(diagnostics: string): never {
 
 /** Checks one Narrative.div value; returns the first problem found. */
 export function checkXhtml(xhtml: string): NarrativeProblem | undefined {
-  const scan = new NarrativeScan(xhtml);
+  // One tokenizer for all calls (a check runs to completion synchronously), reset each time
+  // since a refusal leaves it mid-document.
+  scan.reset(xhtml);
+  tokenizer.reset();
   try {
-    const tokenizer = new Tokenizer({ xmlMode: true, decodeEntities: false }, scan);
     tokenizer.write(xhtml);
     tokenizer.end();
   } catch (err) {
@@ -79,6 +81,7 @@ export function checkXhtml(xhtml: string): NarrativeProblem | undefined {
 
 /** The tokenizer's callbacks: accounts for every character of the input, in order. */
 class NarrativeScan implements TokenizerCallbacks {
+  private src = '';
   /** Everything before this index has been accepted. */
   private pos = 0;
   private readonly stack: string[] = [];
@@ -86,12 +89,23 @@ class NarrativeScan implements TokenizerCallbacks {
   visible = false;
   /** The start tag being read: its name, attributes so far, and the pending attribute. */
   private tag: string | undefined;
-  private attrs = new Map<string, string>();
+  private readonly attrNames: string[] = [];
+  private attrCount = 0;
+  private xmlns: string | undefined;
+  private hasSrc = false;
   private attr: string | undefined;
   private attrValue: string | undefined;
   private attrValueStart = -1;
 
-  constructor(private readonly src: string) {}
+  reset(src: string): void {
+    this.src = src;
+    this.pos = 0;
+    this.stack.length = 0;
+    this.rootSeen = false;
+    this.visible = false;
+    this.tag = undefined;
+    this.attr = undefined;
+  }
 
   private expectGap(from: number, to: number, re: RegExp, what: string): void {
     if (to < from || !re.test(this.src.slice(from, to))) refuse(what);
@@ -127,7 +141,9 @@ class NarrativeScan implements TokenizerCallbacks {
       this.rootSeen = true;
     }
     this.tag = name;
-    this.attrs.clear();
+    this.attrCount = 0;
+    this.xmlns = undefined;
+    this.hasSrc = false;
   }
 
   onattribname(start: number, end: number): void {
@@ -138,7 +154,7 @@ class NarrativeScan implements TokenizerCallbacks {
     if (!ATTRIBUTES.has(name)) {
       refuse(/^on/i.test(name) ? `event attribute '${name.slice(0, 40)}' is not allowed` : `attribute '${name.slice(0, 40)}' is not allowed on <${tag}>`);
     }
-    if (this.attrs.has(name)) refuse(`attribute '${name}' repeated on <${tag}>`);
+    for (let k = 0; k < this.attrCount; k++) if (this.attrNames[k] === name) refuse(`attribute '${name}' repeated on <${tag}>`);
     this.attr = name;
     this.attrValue = undefined;
   }
@@ -181,16 +197,21 @@ class NarrativeScan implements TokenizerCallbacks {
     const value = decoded.value;
     const problem = URL_ATTRIBUTES.has(name) ? checkUrl(tag, name, value) : name === 'style' ? checkStyle(value) : undefined;
     if (problem) refuse(`${problem} (on <${tag}>)`);
-    if (name === 'xmlns' && value !== XHTML_NS) refuse(`xmlns must be "${XHTML_NS}"`);
-    this.attrs.set(name, value);
+    if (name === 'xmlns') {
+      if (value !== XHTML_NS) refuse(`xmlns must be "${XHTML_NS}"`);
+      this.xmlns = value;
+    } else if (name === 'src' && value) {
+      this.hasSrc = true;
+    }
+    this.attrNames[this.attrCount++] = name;
     this.attr = undefined;
   }
 
   private endStartTag(endIndex: number): void {
     if (this.src.charCodeAt(endIndex) !== 0x3e /* > */) refuse(`malformed start tag <${this.tag}>`);
     const name = this.tag as string;
-    if (this.stack.length === 0 && this.attrs.get('xmlns') !== XHTML_NS) refuse(`the root <div> must declare xmlns="${XHTML_NS}"`);
-    if (name === 'img' && this.attrs.get('src')) this.visible = true;
+    if (this.stack.length === 0 && this.xmlns === undefined) refuse(`the root <div> must declare xmlns="${XHTML_NS}"`);
+    if (name === 'img' && this.hasSrc) this.visible = true;
     this.pos = endIndex + 1;
     this.tag = undefined;
   }
@@ -247,3 +268,6 @@ class NarrativeScan implements TokenizerCallbacks {
     if (!this.rootSeen) refuse('the narrative must be a <div> element');
   }
 }
+
+const scan = new NarrativeScan();
+const tokenizer = new Tokenizer({ xmlMode: true, decodeEntities: false }, scan);
