@@ -108,7 +108,8 @@ export class TypeRegistry {
 
   valueSet(url: string): CompiledValueSet | null {
     if (this.valueSets.has(url)) return this.valueSets.get(url)!;
-    const raw = this.model.valueSets[url];
+    // Profiles' bindings name value sets too: only the table's own entries count.
+    const raw = Object.hasOwn(this.model.valueSets, url) ? this.model.valueSets[url] : undefined;
     let vs: CompiledValueSet | null = null;
     if (raw) {
       const bySystem = new Map<string, ReadonlySet<string>>();
