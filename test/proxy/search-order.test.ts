@@ -94,6 +94,19 @@ describe('an unknown parameter inside _include, _revinclude, a chain or _has is 
     expect(lenient.seen.map((r) => r.query)).toEqual(['_id=a1']);
   });
 
+  test('lenient handling drops from the URL only: the same name in a _search form body is still decided on', async () => {
+    const { reply, seen } = await exchange(
+      {
+        method: 'POST',
+        target: '/Encounter/_search?_include=Encounter:foo',
+        options: { body: '_include=Encounter:practitioner', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      },
+      LENIENT,
+    );
+    expect(refusalOf(reply, seen)).toEqual({ status: 403, outcome: true, forwarded: 0 });
+    expect(reply.json.issue[0].diagnostics).toMatch(/reaches Practitioner/);
+  });
+
   test('a parameter that exists and reaches a type the policy denies is still a 403', async () => {
     const { reply, seen } = await exchange({ method: 'GET', target: '/Encounter?_include=Encounter:practitioner' });
     expect(refusalOf(reply, seen)).toEqual({ status: 403, outcome: true, forwarded: 0 });

@@ -245,6 +245,16 @@ describe('lenient handling drops parameters of searches only', () => {
     const urlOnly: Interaction = { ...search('Patient', [{ name: 'nickname', value: 'a' }, { name: 'name', value: 'b' }]), formParams: 1 };
     expect(validateSearch(urlOnly, true).droppedParams).toEqual(['nickname']);
     expect(urlOnly.params).toEqual([{ name: 'name', value: 'b' }]);
+    expect(urlOnly.formParams).toBe(1);
+  });
+
+  test("a name dropped from the URL stays in the interaction where the form body has it: the policy decides on what is forwarded", () => {
+    const i: Interaction = {
+      ...search('Encounter', [{ name: '_include', value: 'Encounter:foo' }, { name: '_include', value: 'Encounter:practitioner' }]),
+      formParams: 1,
+    };
+    expect(validateSearch(i, true).droppedParams).toEqual(['_include']);
+    expect([i.params, i.formParams]).toEqual([[{ name: '_include', value: 'Encounter:practitioner' }], 1]);
   });
 
   test('every entry of a batch or transaction is checked strictly, and the first bad one is named', () => {

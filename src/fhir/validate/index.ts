@@ -63,10 +63,11 @@ export function validateSearch(interaction: Interaction, lenient = false): Searc
   if (check === undefined) return { warnings: [], droppedParams: [] };
   if (check.errors.length) throw new FhirError(400, 'invalid-search', check.errors);
   if (check.dropped.length) {
-    // Every occurrence of a dropped name goes: the forwarded query loses them all alike.
+    // Every occurrence of a dropped name in the URL goes, as the forwarded query loses them all
+    // alike; a form body's parameters stay, since the body is forwarded as sent.
     const drop = new Set(check.dropped);
-    interaction.params = interaction.params.filter((p) => !drop.has(fullName(p)));
-    interaction.formParams = undefined;
+    const inUrl = interaction.params.length - (interaction.formParams ?? 0);
+    interaction.params = interaction.params.filter((p, k) => k >= inUrl || !drop.has(fullName(p)));
   }
   return { warnings: check.warnings, droppedParams: [...new Set(check.dropped)] };
 }
