@@ -156,8 +156,11 @@ export class ProcessLauncher implements WorkerLauncher {
   ) {}
 
   async launch(slot: WorkerSlot): Promise<WorkerHandle> {
+    // From the install the agent staged (root's, readable by the worker identity): the
+    // checkout itself may be in a directory closed to that identity.
     const child = spawn(process.execPath, workerArgs(this.cmd, slot), {
       stdio: ['ignore', 2, 2],
+      cwd: this.cmd.install,
       ...(this.identity ? { uid: this.identity.uid, gid: this.identity.gid } : {}),
     });
     const exited = new Promise<WorkerExit>((resolve) => {

@@ -12,6 +12,7 @@ import { runNodeAgent } from '../agent/kube/node-agent';
 import { NODE_MODE_OPTIONS } from '../agent/kube/options';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { installRoot } from '../enforce/install-root';
+import { runnableInstall } from '../install/stage';
 import { parseIdentity } from '../enforce/layout';
 import { IMAGE_OPTIONS, workerImageFrom } from '../image/options';
 import { loadPolicyHashed, trustGateFrom, TRUST_OPTIONS } from '../trust/options';
@@ -74,8 +75,10 @@ export const agentCommand: Command = {
     try {
       const identity = parseIdentity(values['worker-user'] as string | undefined);
       const { policy, sha256: policySha256 } = loadPolicyHashed(paths.policyFile);
-      const install = installRoot();
       const image = workerImageFrom(values, { policy, stateDir: paths.stateDir, log });
+      // Workers run from the install staged into the state directory (root's copy, readable
+      // by the worker identity wherever the checkout is), or from the image.
+      const install = image ? installRoot() : runnableInstall(paths.stateDir);
       const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, stateDir: paths.stateDir, log, ...(image ? { image } : {}) });
       agent = new Agent({
         policy,

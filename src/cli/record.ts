@@ -10,12 +10,12 @@ import { DEFAULT_STATE_DIR, parseIdentity } from '../enforce/layout';
 import { installRoot } from '../enforce/install-root';
 import { defaultDockerAllowFile } from '../enforce/profile/reference';
 import { cgroupReportMarkdown, recordCgroup } from '../enforce/record/cgroup-record';
-import { defaultCorpusDir } from '../enforce/record/corpus';
 import { recordTiers } from '../enforce/record/record-tiers';
 import { stopEverything } from '../enforce/record/tier-run';
 import { reportMarkdown } from '../enforce/record/report';
 import { loadWorkload } from '../enforce/record/workload';
 import { loadSeccompProfile } from '../enforce/seccomp';
+import { runnableInstall } from '../install/stage';
 import { loadPolicy, PolicyError } from '../policy';
 import { LOG_LEVEL_OPTION, type Command } from './command';
 
@@ -95,19 +95,26 @@ async function recordTierCommand(values: Values, log: pino.Logger): Promise<numb
   const workload = workloadFile ? loadWorkload(path.resolve(workloadFile)) : undefined;
   const holdout = holdoutFile ? loadWorkload(path.resolve(holdoutFile)) : undefined;
   for (const w of [workload, holdout]) if (w && w.tier !== tiers[0]) throw new UsageError(`${w.name} is a workload for tier '${w.tier}', not '${tiers[0]}'`);
-  const corpusDir = path.resolve(str(values, 'corpus') ?? defaultCorpusDir(install));
-  if (!workload && !existsSync(corpusDir)) throw new UsageError(`the Synthea corpus is not at ${corpusDir}: give --corpus <dir> or --workload <file>`);
+  // The default workloads are made from a corpus of Synthea patient bundles, which fhirguard
+  // does not ship: without --workload, --corpus names one.
+  const corpus = str(values, 'corpus');
+  if (!workload && !corpus) throw new UsageError('give --corpus <dir> (Synthea transaction bundles, one patient a file) for the default workloads, or --workload <file>');
+  const corpusDir = corpus ? path.resolve(corpus) : '';
+  if (!workload && !existsSync(corpusDir)) throw new UsageError(`no corpus at ${corpusDir}: give --corpus <dir> of Synthea transaction bundles, or --workload <file>`);
   const dockerFile = str(values, 'docker-default') ? path.resolve(str(values, 'docker-default')!) : defaultDockerAllowFile();
   const outDir = path.resolve(str(values, 'out') ?? profilesDir);
+  const stateDir = path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR);
   const command = ['fhirguard', ...process.argv.slice(2)].join(' ');
   const result = await recordTiers({
     command,
     policy,
     tiers,
-    install,
+    // What the recorded workers, the plain ones and the crashing writer run: as root, the
+    // install staged into the state directory (they run as the worker identity).
+    install: runnableInstall(stateDir),
     profilesDir,
     outDir,
-    stateDir: path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR),
+    stateDir,
     runcPath: str(values, 'runc'),
     identity: parseIdentity(str(values, 'worker-user')),
     corpusDir,
@@ -147,7 +154,7 @@ export const recordCommand: Command = {
     out: { type: 'string', arg: '<dir>', help: 'where seccomp/<tier>.json, ebpf/<tier>.json and reports/ go (default: the --profiles directory)' },
     profiles: { type: 'string', env: 'FHIRGUARD_PROFILES', arg: '<dir>', help: 'profiles the recording starts from: their argument filters, refusals and comments are kept (default: the shipped profiles/)' },
     policy: { type: 'string', env: 'FHIRGUARD_POLICY', arg: '<file>', help: 'policy file naming the tiers and routing the workload (default: the shipped profiles/policy.yaml)' },
-    corpus: { type: 'string', arg: '<dir>', help: 'Synthea transaction bundles for the default workloads (default ../shared/corpus/synthea)' },
+    corpus: { type: 'string', arg: '<dir>', help: 'Synthea transaction bundles (one patient a file) the default workloads are made from; needed unless --workload' },
     patients: { type: 'string', arg: '<n>', help: 'patients per half of the corpus in the default workloads (default all)' },
     runs: { type: 'string', arg: '<n>', default: '1', help: 'record the workload this many times; the profile is the union, the report names what varied' },
     'save-workloads': { type: 'string', arg: '<dir>', help: 'also write the workloads used, as JSON (a starting point for your own)' },
@@ -159,7 +166,7 @@ export const recordCommand: Command = {
     runc: { type: 'string', env: 'FHIRGUARD_RUNC', arg: '<path>', help: 'the runc binary (default: found on PATH, /usr/sbin)' },
     'worker-user': { type: 'string', env: 'FHIRGUARD_WORKER_USER', arg: '<uid:gid>', default: '65534:65534', help: 'identity of the recorded workers' },
     'worker-log-level': { type: 'string', arg: '<level>', default: 'info', help: "the recorded worker's log level (as the agent gives it: it decides what the worker writes)" },
-    'docker-default': { type: 'string', arg: '<file>', help: "list of what Docker's default profile allows (default ../shared/reference/docker-default-allow.txt)" },
+    'docker-default': { type: 'string', arg: '<file>', help: "list of what Docker's default profile allows (default: the copy shipped in profiles/reference/)" },
     json: { type: 'boolean', help: 'print the report as JSON instead of Markdown' },
     'log-level': { ...LOG_LEVEL_OPTION, default: 'warn' },
   },

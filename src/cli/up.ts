@@ -2,16 +2,19 @@
 // and confines every tier's workers), waits for its API, then starts the proxy in a
 // process of its own, without root when up runs as root (it takes the workers' group so it
 // can reach their sockets and the agent's). Stops both on SIGINT/SIGTERM, and stops
-// everything if either dies.
+// everything if either dies. As root, what the proxy and the workers run is the install
+// staged into the state directory (src/install/stage.ts), which is also what up signs: the
+// checkout may be in a directory they cannot enter, such as root's home.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, copyFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AgentClient } from '../agent/client';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { IMAGE_OPTIONS } from '../image/options';
 import { installRoot } from '../enforce/install-root';
 import { parseIdentity } from '../enforce/layout';
+import { runnableInstall } from '../install/stage';
 import { loadPolicy, PolicyError } from '../policy';
 import { PROXY_OPTIONS } from '../proxy/options';
 import { TRUST_OPTIONS } from '../trust/options';
@@ -37,6 +40,31 @@ function prepareStateDir(stateDir: string, gid: number): string | undefined {
     if (!passable) return dir;
     if (dir === path.dirname(dir)) return undefined;
   }
+}
+
+/** Not root: the state directory (signing key, agent socket) must be this user's to write. */
+function writableStateDir(stateDir: string): string | undefined {
+  try {
+    mkdirSync(stateDir, { recursive: true });
+    accessSync(stateDir, constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  }
+}
+
+/**
+ * The policy as the unprivileged proxy reads it: a copy in the state directory (root's,
+ * world-readable), since the file may be where the proxy cannot reach it.
+ */
+function policyForProxy(stateDir: string, policyFile: string): string {
+  const dir = path.join(stateDir, 'proxy');
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  const copy = path.join(dir, path.basename(policyFile));
+  copyFileSync(policyFile, copy);
+  chmodSync(copy, 0o644);
+  return copy;
 }
 
 function exited(child: ChildProcess): Promise<number> {
@@ -90,8 +118,7 @@ export const upCommand: Command = {
     'restarted. With --trusted-keys, the operator\'s statements (--attestations) are checked instead.',
   ].join('\n'),
   async run(values) {
-    const install = installRoot();
-    const bin = path.join(install, 'bin', 'fhirguard');
+    const bin = path.join(installRoot(), 'bin', 'fhirguard');
     const paths = enforcePaths(values);
     const identity = parseIdentity(values['worker-user'] as string | undefined);
     const root = process.getuid?.() === 0;
@@ -106,6 +133,21 @@ export const upCommand: Command = {
         say(`the proxy (gid ${identity.gid}) cannot reach ${paths.stateDir}: ${blocked} is closed to it; choose another --state-dir or open ${blocked} (chmod o+x)`);
         return 2;
       }
+    } else {
+      const why = writableStateDir(paths.stateDir);
+      if (why) {
+        say(`cannot write the state directory ${paths.stateDir} (${why}): run up as root, or give --state-dir <a directory you can write>`);
+        return 2;
+      }
+    }
+    let install: string;
+    let proxyPolicy = paths.policyFile;
+    try {
+      install = runnableInstall(paths.stateDir);
+      if (root) proxyPolicy = policyForProxy(paths.stateDir, paths.policyFile);
+    } catch (err) {
+      say(`cannot stage the install into ${paths.stateDir}: ${(err as Error).message}`);
+      return 1;
     }
     let trust: string[] = [];
     if (typeof values['trusted-keys'] === 'string') trust = pass(['trusted-keys', 'attestations']);
@@ -115,7 +157,7 @@ export const upCommand: Command = {
         const t0 = Date.now();
         const signed = await selfSign({ stateDir: paths.stateDir, policy: loadPolicy(paths.policyFile), policyFile: paths.policyFile, profilesDir: paths.profilesDir, install, ...(image ? { image } : {}) });
         say(
-          `${signed.created ? 'made a signing key' : 'signing key'} ${signed.publicKey} (${signed.keyid.slice(0, 16)}); signed tiers ${signed.tiers.join(', ')} for ${image ? `image ${image.ref}` : 'this install'} in ${Date.now() - t0} ms: every worker start is checked against them`,
+          `${signed.created ? 'made a signing key' : 'signing key'} ${signed.publicKey} (${signed.keyid.slice(0, 16)}); signed tiers ${signed.tiers.join(', ')} for ${image ? `image ${image.ref}` : root ? `the install staged in ${install}` : 'this install'} in ${Date.now() - t0} ms: every worker start is checked against them`,
         );
         trust = ['--trusted-keys', signed.publicKey, '--attestations', signed.attestations];
       } catch (err) {
@@ -155,8 +197,8 @@ export const upCommand: Command = {
 
     const proxy = spawn(
       process.execPath,
-      [bin, 'proxy', '--policy', paths.policyFile, '--agent', socket, '--log-level', level, ...pass(['listen', 'base', 'admin', 'body-limit', 'max-depth'])],
-      { stdio: ['ignore', 'inherit', 'inherit'], ...(root ? { uid: identity.uid, gid: identity.gid } : {}) },
+      [path.join(install, 'bin', 'fhirguard'), 'proxy', '--policy', proxyPolicy, '--agent', socket, '--log-level', level, ...pass(['listen', 'base', 'admin', 'body-limit', 'max-depth'])],
+      { stdio: ['ignore', 'inherit', 'inherit'], cwd: install, ...(root ? { uid: identity.uid, gid: identity.gid } : {}) },
     );
     if (root) say(`proxy runs as uid ${identity.uid} gid ${identity.gid}; only the agent keeps root`);
 

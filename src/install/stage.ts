@@ -105,7 +105,7 @@ function linkInto(source: string, at: string, tmp: string): boolean {
   try {
     linkSync(source, tmp);
   } catch (err) {
-    if (['EXDEV', 'EPERM', 'EMLINK'].includes((err as NodeJS.ErrnoException).code ?? '')) return false;
+    if (['EXDEV', 'EPERM', 'EMLINK', 'EROFS'].includes((err as NodeJS.ErrnoException).code ?? '')) return false;
     throw err;
   }
   renameSync(tmp, at);

@@ -116,7 +116,7 @@ describe('a write worker that died mid-commit (out of memory, killed, a power cu
     const { json: p } = await target.req('POST', '/Patient', patient());
     // The crashing writer runs as the workers do (writer-crash.ts); it must reach the database.
     chmodSync(dir, 0o711);
-    await leaveCrashedCommit(agent.db, { uid: 65534, gid: 65534 });
+    await leaveCrashedCommit(agent.db, { uid: 65534, gid: 65534 }, agent.install);
     // Both read workers (round-robin) meet the hot journal: they cannot roll it back.
     for (let i = 0; i < 4; i++) expectOutcome(await target.req('GET', `/Patient/${p.id}`), 503, /awaits recovery by a write worker/);
     const updated = await target.req('PUT', `/Patient/${p.id}`, { ...p, gender: 'female' });

@@ -1,12 +1,16 @@
 // A real `fhirguard agent` process for tests: started from the compiled CLI with a temp
 // state directory, waited on until its API answers and its workers serve, stopped with
-// SIGTERM (its exit status is checked by the caller).
+// SIGTERM (its exit status is checked by the caller). An agent started as another user
+// (spawnOpts.uid) runs from a copy of the install staged into the test's directory, as `up`
+// stages it for its unprivileged processes: the checkout may be closed to that user.
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { AgentClient, type WorkerInfo } from '../../src/agent/client';
-import { FHIRGUARD } from './confined';
+import { stagedInstallDir } from '../../src/enforce/layout';
+import { stageInstall } from '../../src/install/stage';
+import { FHIRGUARD, REPO } from './confined';
 
 export interface AgentProcess {
   proc: ChildProcess;
@@ -14,6 +18,8 @@ export interface AgentProcess {
   socketPath: string;
   stateDir: string;
   db: string;
+  /** The install the agent's workers run from (the one a crashing writer must load its SQLite from). */
+  install: string;
   /** Everything the agent (and its workers) wrote on stderr so far. */
   log(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -33,8 +39,13 @@ export async function startAgent(dir: string, extraArgs: string[] = [], spawnOpt
   const stateDir = path.join(dir, 'state');
   const db = path.join(dir, 'data', 'fhir.db');
   const socketPath = path.join(stateDir, 'agent.sock');
-  const proc = spawn(FHIRGUARD, ['agent', '--state-dir', stateDir, '--db', db, '--log-level', 'info', ...extraArgs], {
+  const otherUser = spawnOpts.uid !== undefined && spawnOpts.uid !== process.getuid?.();
+  const bin = otherUser ? path.join(stageInstall(REPO, path.join(dir, 'install')).root, 'bin', 'fhirguard') : FHIRGUARD;
+  const asRoot = (spawnOpts.uid ?? process.getuid?.()) === 0;
+  const install = asRoot ? stagedInstallDir(stateDir) : path.resolve(bin, '..', '..');
+  const proc = spawn(process.execPath, [bin, 'agent', '--state-dir', stateDir, '--db', db, '--log-level', 'info', ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    ...(otherUser ? { cwd: path.dirname(bin) } : {}),
     ...spawnOpts,
   });
   spawned.add(proc);
@@ -68,6 +79,7 @@ export async function startAgent(dir: string, extraArgs: string[] = [], spawnOpt
     socketPath,
     stateDir,
     db,
+    install,
     log: () => log,
     exited,
     stop: async () => {

@@ -11,6 +11,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { loadEbpfProfile } from '../../src/enforce/ebpf-profile';
 import { openEnforcement } from '../../src/enforce/context';
+import { stagedInstallDir } from '../../src/enforce/layout';
+import { stageInstall } from '../../src/install/stage';
 import { DANGEROUS_SYSCALLS } from '../../src/enforce/profile/dangerous';
 import { loadDataset } from '../../src/enforce/record/corpus';
 import { defaultWorkload } from '../../src/enforce/record/default-workloads';
@@ -54,6 +56,8 @@ beforeAll(async () => {
     out,
     '--state-dir',
     path.join(dir, 'state'),
+    '--corpus',
+    CORPUS,
     '--json',
     ...(SOAK ? ['--runs', '2'] : ['--patients', '1']),
   ]);
@@ -143,7 +147,9 @@ test('recording time is reported per tier', () => {
 });
 
 test('the proof fails when a profile misses a call the held-out workload needs', async () => {
-  const { ctx } = await openEnforcement({ stateDir: path.join(dir, 'state'), install: REPO, identity: { uid: 65534, gid: 65534 } });
+  // Its plain workers and crashing writer run as 65534: from the install staged as record stages it.
+  const stateDir = path.join(dir, 'state');
+  const { ctx } = await openEnforcement({ stateDir, install: stageInstall(REPO, stagedInstallDir(stateDir)).root, identity: { uid: 65534, gid: 65534 } });
   const seccomp = loadSeccompProfile(path.join(out, 'seccomp', 'read.json'));
   const ebpf = loadEbpfProfile(path.join(out, 'ebpf', 'read.json'));
   // Reading the database while serving needs pread64: without it the first read kills the worker.

@@ -67,6 +67,7 @@ export class PlainWorker {
     await socketDirFor(path.dirname(spec.socketPath), id);
     const child = spawn(process.execPath, workerArgs(install, spec), {
       stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: install,
       ...(id ? { uid: id.uid, gid: id.gid } : {}),
     });
     const w = new PlainWorker(spec, child);

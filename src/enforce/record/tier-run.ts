@@ -106,6 +106,8 @@ interface AfterCrashOptions {
   readOnly: boolean;
   db: string;
   identity: EnforcementContext['identity'];
+  /** The install the workers run from (the crashing writer loads its SQLite from there). */
+  install: string;
   /** Starts a plain writer on the database and drives `steps` to it (a read-only tier cannot roll back). */
   recover: (steps: Step[]) => Promise<DriveResult>;
 }
@@ -117,7 +119,7 @@ interface AfterCrashOptions {
  */
 async function afterWriterCrash(o: AfterCrashOptions): Promise<DriveResult> {
   const steps = o.steps.filter((s) => !s.once).slice(0, AFTER_CRASH_STEPS);
-  await leaveCrashedCommit(o.db, o.identity);
+  await leaveCrashedCommit(o.db, o.identity, o.install);
   const result: DriveResult = { requests: 0, steps: 0, failures: [], pagesRefused: [], statuses: {}, ms: 0 };
   if (o.readOnly) {
     const during = await drive(o.target, steps.map((s) => ({ ...s, expect: [...s.expect, 503], label: `${s.label}, a crashed commit not rolled back yet` })));
@@ -295,7 +297,7 @@ export async function runTier(o: TierRunOptions): Promise<TierRunResult> {
           await writer.stop();
         }
       };
-      merge(workload, await afterWriterCrash({ target, steps: o.workload.steps, readOnly: tierConfig.readOnly, db, identity, recover }));
+      merge(workload, await afterWriterCrash({ target, steps: o.workload.steps, readOnly: tierConfig.readOnly, db, identity, install: ctx.install, recover }));
     } finally {
       clearInterval(health);
     }

@@ -12,10 +12,14 @@
 // The crash: a child process opens the database with the SQLite the workers use, begins a
 // transaction that writes more pages than its page cache holds (so SQLite syncs the journal,
 // which makes it hot, and spills pages into the database file, growing it), and SIGKILLs
-// itself inside the transaction.
+// itself inside the transaction. It loads better-sqlite3 from the install the workers run
+// (as root, the staged copy in the state directory: a checkout in root's home is closed to
+// the worker identity).
 
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { installRoot } from '../install-root';
 import type { WorkerIdentity } from '../layout';
 
 /** The first bytes of a rollback journal header that SQLite will play back. */
@@ -56,13 +60,15 @@ export interface CrashedCommit {
 
 /**
  * Leaves `db` as a writer that died mid-commit leaves it (the child runs as `identity` when
- * given, like the workers; it must be able to reach the database). No worker may be writing
- * at that moment. Throws unless the journal is hot and the database grew.
+ * given, like the workers, from `install`, the install they run from; it must be able to
+ * reach the database). No worker may be writing at that moment. Throws unless the journal is
+ * hot and the database grew.
  */
-export async function leaveCrashedCommit(db: string, identity: WorkerIdentity | null): Promise<CrashedCommit> {
+export async function leaveCrashedCommit(db: string, identity: WorkerIdentity | null, install: string = installRoot()): Promise<CrashedCommit> {
   const dbBytesBefore = statSync(db).size;
-  const child = spawn(process.execPath, ['-e', CRASH, require.resolve('better-sqlite3'), db], {
+  const child = spawn(process.execPath, ['-e', CRASH, path.join(install, 'node_modules', 'better-sqlite3'), db], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    cwd: install,
     ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
   });
   let stderr = '';
