@@ -311,6 +311,9 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
     const bin = join(image, 'opt', 'fhirguard', 'bin', 'fhirguard');
     const help = spawnSync(bin, ['--help'], { encoding: 'utf8', env: runtimeEnv() });
     expect(help.status).toBe(0);
+    // The image knows its version (package.json is copied in): `fhirguard --version`, build info.
+    const version = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version;
+    expect(spawnSync(bin, ['--version'], { encoding: 'utf8', env: runtimeEnv() }).stdout).toBe(`fhirguard ${version}\n`);
     const failed = ['proxy', 'worker', 'agent']
       .map((cmd) => ({ cmd, r: spawnSync(bin, [cmd, '--help'], { encoding: 'utf8', env: runtimeEnv() }) }))
       .filter(({ r }) => r.status !== 0)
