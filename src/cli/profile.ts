@@ -113,7 +113,7 @@ export const profileCommand: Command = {
       type: 'string',
       env: 'FHIRGUARD_DOCKER_DEFAULT',
       arg: '<file>',
-      help: "stats: syscall names Docker's default profile allows, one a line (default: ../shared/reference/docker-default-allow.txt)",
+      help: "stats: syscall names Docker's default profile allows, one a line (default: the copy shipped in profiles/reference/)",
     },
     format: { type: 'string', arg: '<docker|oci|spo>', help: 'export: output format' },
     mode: { type: 'string', arg: '<enforce|audit>', help: 'export: enforce as written, or audit (refusals become SCMP_ACT_LOG)' },

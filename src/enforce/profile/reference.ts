@@ -21,15 +21,16 @@ if (X86_64_TABLE.length !== HEADER_SYSCALL_COUNT) {
 
 /**
  * How many x86_64 syscalls Docker's default seccomp profile allows (moby's
- * profiles/seccomp/default.json, as listed in ../shared/reference/docker-default-allow.txt):
+ * profiles/seccomp/default.json, as listed in profiles/reference/docker-default-allow.txt):
  * the baseline the dashboard compares each tier against, available where that list is not
  * (a deployed proxy). test/profile/stats.test.ts checks it against the list.
  */
 export const DOCKER_DEFAULT_ALLOWED_COUNT = 297;
 
-/** Where fhirguard's tree keeps the list of what Docker's default profile allows. */
+/** The list of what Docker's default profile allows, shipped with fhirguard (its source
+ * and licence: profiles/reference/README.md). */
 export function defaultDockerAllowFile(): string {
-  return path.resolve(installRoot(), '..', 'shared', 'reference', 'docker-default-allow.txt');
+  return path.join(installRoot(), 'profiles', 'reference', 'docker-default-allow.txt');
 }
 
 export interface DockerDefault {

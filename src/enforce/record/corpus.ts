@@ -39,11 +39,6 @@ export interface Dataset {
   refs: Map<string, string>;
 }
 
-/** The corpus directory beside the repository (../shared/corpus/synthea from the repo root). */
-export function defaultCorpusDir(install: string): string {
-  return path.resolve(install, '..', 'shared', 'corpus', 'synthea');
-}
-
 function uuidOf(fullUrl: unknown): string | undefined {
   const m = typeof fullUrl === 'string' ? /^urn:uuid:([0-9a-fA-F-]{36})$/.exec(fullUrl) : null;
   return m ? m[1].toLowerCase() : undefined;
