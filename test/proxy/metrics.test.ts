@@ -96,10 +96,10 @@ test('fhirguard_requests_total counts each request once, by tier, interaction, r
       'write create Patient success = 1',
       // Refused before any interaction was known: the unknown types and the path outside the base.
       'none none - refused = 3',
-      // Classified, then refused by the policy (no tier), by validation (tier known) and by the search check.
+      // Classified, then refused by the search check (before the policy: no tier), the policy (no tier) and validation (tier known).
+      'none search-type Patient refused = 1',
       'none delete Patient refused = 1',
       'write create Patient refused = 1',
-      'read search-type Patient refused = 1',
       'read read Patient server-error = 1',
       // The client hung up before its answer: counted once, as client-closed.
       'read read Patient client-closed = 1',
@@ -121,7 +121,8 @@ test('fhirguard_refusals_total counts refusals by reason', () => {
 
 test('request and upstream duration histograms count what was served', () => {
   expect(value(samples, 'fhirguard_request_duration_seconds_count', { tier: 'read', interaction: 'read' })).toBe(4);
-  expect(value(samples, 'fhirguard_request_duration_seconds_count', { tier: 'read', interaction: 'search-type' })).toBe(3);
+  // The search refused by the search check has no tier: it never reached the policy.
+  expect(value(samples, 'fhirguard_request_duration_seconds_count', { tier: 'read', interaction: 'search-type' })).toBe(2);
   expect(value(samples, 'fhirguard_request_duration_seconds_count', { tier: 'write', interaction: 'create' })).toBe(2);
   // The hung-up read has no duration (it never finished): it is in the counter only.
   expect(sum(samples, 'fhirguard_request_duration_seconds_count')).toBe(MIX.length + 1);
@@ -142,8 +143,8 @@ test('fhirguard_stage_duration_seconds has one observation per request that reac
   const count = (stage: string) => value(samples, 'fhirguard_stage_duration_seconds_count', { stage });
   // classify passed: the mix, the 500 and the hung-up read, but the 2 unknown types and the path outside the base.
   expect(count('classify')).toBe(MIX.length + 2 - 3);
-  // policy passed: minus the denied delete.
-  expect(count('policy')).toBe(MIX.length + 2 - 4);
+  // policy passed: minus the unknown search parameter (checked before the policy) and the denied delete.
+  expect(count('policy')).toBe(MIX.length + 2 - 5);
   // validate passed: minus the invalid resource and the unknown search parameter.
   expect(count('validate')).toBe(MIX.length + 2 - 6);
   // proxy overhead is measured on forwarded requests.
