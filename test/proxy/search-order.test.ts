@@ -199,7 +199,7 @@ describe('names Object.prototype has, wherever a request can carry a name', () =
   }, 180_000);
 });
 
-describe('_type is decided alike at every level', () => {
+describe('_type and every other reach-widening parameter are decided alike at every level', () => {
   /** Patient compartment members the policy allows, one it denies, and types outside the compartment. */
   const TYPES = ['Observation', 'Condition', 'Encounter', 'AuditEvent', 'Practitioner', 'Medication'];
   const PATIENT_COMPARTMENT = new Set(['Observation', 'Condition', 'Encounter', 'AuditEvent']);
@@ -227,6 +227,42 @@ describe('_type is decided alike at every level', () => {
         }
       }),
       { examples, numRuns: examples.length + 60 },
+    );
+  }, 180_000);
+
+  test('every other reach-widening parameter too: the same verdict for a Patient search at each level', async () => {
+    const PATIENT_AT: Record<string, string> = {
+      type: '/Patient?',
+      system: '/?_type=Patient&',
+      'compartment type': '/Patient/1/Patient?',
+      'compartment *': '/Patient/1/*?_type=Patient&',
+    };
+    /** Parameter → the type it reaches that the policy denies, or null when all it reaches may be read. */
+    const WIDENING: Record<string, string | null> = {
+      '_revinclude=AuditEvent:patient': 'AuditEvent',
+      '_has:AuditEvent:patient:type=x': 'AuditEvent',
+      '_include=Patient:general-practitioner': 'Practitioner',
+      'general-practitioner:Practitioner.name=x': 'Practitioner',
+      '_include=Patient:organization': null,
+      '_revinclude=Observation:subject': null,
+      '_has:Observation:subject:code=x': null,
+      'organization.name=x': null,
+      '_list=42': null,
+    };
+    const examples: [string, string, boolean][] = [];
+    for (const level of Object.keys(PATIENT_AT)) for (const param of Object.keys(WIDENING)) examples.push([level, param, false]);
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...Object.keys(PATIENT_AT)), fc.constantFrom(...Object.keys(WIDENING)), fc.boolean(), async (level, param, lenient) => {
+        const { reply, seen } = await exchange({ method: 'GET', target: `${PATIENT_AT[level]}${param}` }, lenient ? LENIENT : {});
+        const denied = WIDENING[param];
+        if (denied === null) {
+          expect({ level, param, status: reply.status, forwarded: seen.length }).toEqual({ level, param, status: 200, forwarded: 1 });
+        } else {
+          expect({ level, param, ...refusalOf(reply, seen) }).toEqual({ level, param, status: 403, outcome: true, forwarded: 0 });
+          expect(reply.json.issue[0].diagnostics).toContain(`reaches ${denied}`);
+        }
+      }),
+      { examples, numRuns: examples.length + 30 },
     );
   }, 180_000);
 
