@@ -40,7 +40,7 @@ export interface SearchVerdict {
 
 /** Kinds whose request body is a resource of the URL's type. */
 const RESOURCE_BODY_KINDS: ReadonlySet<string> = new Set(['create', 'update']);
-/** Kinds whose query is search criteria (conditional interactions search too). */
+/** Searches: their URL's unknown parameters may be dropped (conditional interactions' criteria never are). */
 const SEARCH_KINDS: ReadonlySet<string> = new Set(['search-type', 'search-system']);
 const CONDITIONAL_KINDS: ReadonlySet<string> = new Set(['create', 'update', 'patch', 'delete']);
 const HISTORY_KINDS: ReadonlySet<string> = new Set(['history-instance', 'history-type', 'history-system']);
