@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { DEFAULT_STATE_DIR, parseIdentity } from '../enforce/layout';
+import { DEFAULT_STATE_DIR, parseIdentity, unsearchableAncestor } from '../enforce/layout';
 import { installRoot } from '../enforce/install-root';
 import { defaultDockerAllowFile } from '../enforce/profile/reference';
 import { cgroupReportMarkdown, recordCgroup } from '../enforce/record/cgroup-record';
@@ -78,9 +78,9 @@ async function recordCgroupCommand(values: Values, log: pino.Logger): Promise<nu
 }
 
 async function recordTierCommand(values: Values, log: pino.Logger): Promise<number> {
-  const install = installRoot();
-  const policyFile = path.resolve(str(values, 'policy') ?? path.join(install, 'profiles', 'policy.yaml'));
-  const profilesDir = path.resolve(str(values, 'profiles') ?? path.join(install, 'profiles'));
+  const shipped = installRoot();
+  const policyFile = path.resolve(str(values, 'policy') ?? path.join(shipped, 'profiles', 'policy.yaml'));
+  const profilesDir = path.resolve(str(values, 'profiles') ?? path.join(shipped, 'profiles'));
   const policy = loadPolicy(policyFile);
   const asked = (values.tier as string[] | undefined) ?? [];
   const unknown = asked.filter((t) => !policy.tierByName.has(t));
@@ -104,19 +104,24 @@ async function recordTierCommand(values: Values, log: pino.Logger): Promise<numb
   const dockerFile = str(values, 'docker-default') ? path.resolve(str(values, 'docker-default')!) : defaultDockerAllowFile();
   const outDir = path.resolve(str(values, 'out') ?? profilesDir);
   const stateDir = path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR);
+  const identity = parseIdentity(str(values, 'worker-user'));
+  // What the recorded workers, the plain ones and the crashing writer run: as root, the
+  // install staged into the state directory. The plain ones and the writer see the host's
+  // directories as the worker identity does.
+  const install = runnableInstall(stateDir);
+  const blocked = process.getuid?.() === 0 ? unsearchableAncestor(path.join(install, 'bin', 'fhirguard'), identity) : null;
+  if (blocked) throw new UsageError(`the recorded workers (uid ${identity.uid}) cannot reach the install staged in ${install}: ${blocked} is closed to them; give a --state-dir they can reach, or open ${blocked} (chmod o+x)`);
   const command = ['fhirguard', ...process.argv.slice(2)].join(' ');
   const result = await recordTiers({
     command,
     policy,
     tiers,
-    // What the recorded workers, the plain ones and the crashing writer run: as root, the
-    // install staged into the state directory (they run as the worker identity).
-    install: runnableInstall(stateDir),
+    install,
     profilesDir,
     outDir,
     stateDir,
     runcPath: str(values, 'runc'),
-    identity: parseIdentity(str(values, 'worker-user')),
+    identity,
     corpusDir,
     patients: count(values, 'patients', undefined),
     workload,

@@ -6,7 +6,7 @@
 // the recording did not have. Also: the proof fails when a profile misses a call.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { loadEbpfProfile } from '../../src/enforce/ebpf-profile';
@@ -49,6 +49,8 @@ const tier = (name: string): TierReport => tiers.find((t) => t.tier === name)!;
 beforeAll(async () => {
   await requireEnforcement({ ebpf: true });
   dir = shortTempDir('record');
+  // The state directory is in it: the plain workers (65534) run from the install staged there.
+  chmodSync(dir, 0o711);
   out = path.join(dir, 'out');
   const r = await record([
     '--prove',
