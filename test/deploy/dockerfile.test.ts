@@ -21,11 +21,8 @@ import { dirname, join, posix, relative, resolve } from 'node:path';
 import dockerignore from '@balena/dockerignore';
 import { Client } from 'undici';
 import { aptPackages, copies, effectiveUser, isRootUser, lineage, parseDockerfile, type Stage } from './dockerfile';
+import semver from 'semver';
 import { nodeSupport } from './node-support';
-
-// semver ships no types; only intersects() is used.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const semver = require('semver') as { intersects(a: string, b: string): boolean };
 
 const REPO = resolve(__dirname, '..', '..');
 const stages = parseDockerfile(join(REPO, 'Dockerfile'));
