@@ -1,4 +1,5 @@
-// parseJsonBody / parseJsonPatchBody: every bad body kind refused with 400, every R4 example accepted.
+// parseJsonBody / parseJsonPatchBody: every bad body kind refused with 400 (including the ones
+// JSON readers disagree on), every R4 example and Synthea bundle accepted.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,6 +37,27 @@ describe('parseJsonBody accepts resources', () => {
 
   it('accepts exactly maxDepth levels', () => {
     expect(parseJsonBody(Buffer.from(nested(32)), limits)).toBeDefined();
+  });
+
+  it('accepts what every JSON reader reads alike', () => {
+    const same: [string, unknown][] = [
+      ['{"a":-0,"b":-0.0,"c":0e5}', { a: -0, b: -0, c: 0 }],
+      ['{"a":1E2,"b":1.50,"c":1e-7,"d":-12.5e-1}', { a: 100, b: 1.5, c: 1e-7, d: -1.25 }],
+      ['{"a":3.5888283845385716,"b":0.30000000000000004,"c":9007199254740992,"d":1.7976931348623157e308}', { a: 3.5888283845385716, b: 0.30000000000000004, c: 9007199254740992, d: 1.7976931348623157e308 }],
+      ['{"a":[1,2,3],"b":[[1,2],[3]],"c":[1,"x",2.5]}', { a: [1, 2, 3], b: [[1, 2], [3]], c: [1, 'x', 2.5] }],
+      ['{"a":"\\ud83d\\ude00","b":"\\\\ud800 and \\\\u0000 are text"}', { a: '\u{1F600}', b: '\\ud800 and \\u0000 are text' }],
+      ['{"a":"x\\":y","b":{"c":"\\\\"},"d":":"}', { a: 'x":y', b: { c: '\\' }, d: ':' }],
+      ['{ "a" : 1 , "b" :\n[ 2 ,3 ] }', { a: 1, b: [2, 3] }],
+      ['{"a":{},"b":[],"c":{"a":{"a":1}}}', { a: {}, b: [], c: { a: { a: 1 } } }],
+    ];
+    for (const [text, value] of same) expect(parseJsonBody(Buffer.from(text), limits)).toEqual(value);
+  });
+
+  it('accepts every Synthea transaction bundle', () => {
+    const synthea = path.resolve(__dirname, '..', '..', '..', 'shared', 'corpus', 'synthea');
+    const files = fs.readdirSync(synthea).filter((f) => f.endsWith('.json') && f !== 'index.json');
+    expect(files.length).toBeGreaterThan(10);
+    for (const f of files) expect((parseJsonBody(fs.readFileSync(path.join(synthea, f)), { maxDepth: 64 }) as { resourceType: string }).resourceType).toBe('Bundle');
   });
 
   it('accepts the forbidden words as values and inside longer keys', () => {
@@ -88,6 +110,26 @@ describe('parseJsonBody refuses bad bodies with 400', () => {
     ['__proto__ deep in an array', Buffer.from('{"a":[[{"b":[{"__proto__":null}]}]]}'), 'forbidden-key', /__proto__/],
     ['__proto__ spelled with escapes', Buffer.from('{"a":{"\\u005f_proto__":{}}}'), 'forbidden-key', /__proto__/],
     ['constructor spelled with escapes', Buffer.from('{"\\u0063onstructor":1}'), 'forbidden-key', /constructor/],
+    // Parser differentials: what JSON.parse reads one way and other readers another.
+    ['resourceType twice (last wins in JSON.parse, first in others)', Buffer.from('{"resourceType":"Practitioner","id":"1","resourceType":"Patient"}'), 'duplicate-key', /'resourceType'.*at resourceType/],
+    ['a key repeated deep inside', Buffer.from('{"resourceType":"Patient","name":[{"given":["a"]},{"family":"x","family":"y"}]}'), 'duplicate-key', /'family'.*at name\[1\]\.family/],
+    ['a key repeated with an escape', Buffer.from('{"resourceType":"Patient","active":true,"\\u0061ctive":false}'), 'duplicate-key', /'active'/],
+    ['a repeated key holding objects', Buffer.from('{"a":{"b":1},"a":{"b":1}}'), 'duplicate-key', /'a'/],
+    ['a repeated empty key', Buffer.from('{"x":[{"":1,"":2}]}'), 'duplicate-key', /x\[0\]\.``/],
+    ['a number beyond the double range', Buffer.from('{"valueDecimal":1e400}'), 'imprecise-number', /1e400/],
+    ['a negative number beyond the double range', Buffer.from('{"valueDecimal":-1.5E+309}'), 'imprecise-number', /-1\.5E\+309/],
+    ['a number that underflows to zero', Buffer.from('{"valueDecimal":1e-400}'), 'imprecise-number', /1e-400/],
+    ['a decimal with more digits than a double keeps', Buffer.from('{"valueDecimal":0.1000000000000000000001}'), 'imprecise-number', /0\.1000000000000000000001/],
+    ['an integer above 2^53 (rounded by a double)', Buffer.from('{"valueInteger":9007199254740993}'), 'imprecise-number', /9007199254740993/],
+    ['an integer-looking decimal that rounds to an integer', Buffer.from('{"valueInteger":0.99999999999999999}'), 'imprecise-number', /0\.99999999999999999/],
+    ['an imprecise number in an array', Buffer.from('{"a":[1,2,12345678901234567890]}'), 'imprecise-number', /12345678901234567890/],
+    ['an imprecise number in an array of arrays', Buffer.from('{"a":[[1],[2,3.00000000000000000001]]}'), 'imprecise-number', /3\.00000000000000000001/],
+    ['an imprecise number after mixed values', Buffer.from('{"a":["x",{"b":1},1e999]}'), 'imprecise-number', /1e999/],
+    ['a lone high surrogate', Buffer.from('{"name":[{"family":"x\\ud800"}]}'), 'bad-string', /lone surrogate/],
+    ['a lone low surrogate', Buffer.from('{"name":[{"family":"\\uDC00x"}]}'), 'bad-string', /lone surrogate/],
+    ['a surrogate pair in the wrong order', Buffer.from('{"a":"\\udc00\\ud800"}'), 'bad-string', /lone surrogate/],
+    ['a lone surrogate in a key', Buffer.from('{"\\ud800":1}'), 'bad-string', /lone surrogate/],
+    ['an escaped NUL', Buffer.from('{"resourceType":"Patient\\u0000Practitioner"}'), 'bad-string', /NUL/],
   ];
 
   it.each(bad)('%s', (_what, buf, reason, message) => {
@@ -96,6 +138,16 @@ describe('parseJsonBody refuses bad bodies with 400', () => {
     expect(e.reason).toBe(reason);
     expect(e.issues[0].diagnostics).toMatch(message);
     expect(e.issues[0].diagnostics.length).toBeLessThan(400);
+  });
+
+  it('names a repeated key in the issue expression', () => {
+    const e = refusal(() => parseJsonBody(Buffer.from('{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Practitioner","resourceType":"Patient"}}]}'), limits));
+    expect(e.issues[0]).toMatchObject({ severity: 'error', code: 'structure', expression: ['entry[0].resource.resourceType'] });
+  });
+
+  it('names a key that is no identifier in quotes', () => {
+    const e = refusal(() => parseJsonBody(Buffer.from('{"a b":{"c`d":1,"c`d":2}}'), limits));
+    expect(e.issues[0].expression).toEqual(['`a b`.`c\\`d`']);
   });
 
   it('does not let a __proto__ key reach Object.prototype', () => {
@@ -119,6 +171,12 @@ describe('parseJsonPatchBody', () => {
     const e = refusal(() => parseJsonPatchBody(Buffer.from('{"op":"remove","path":"/a"}'), limits));
     expect(e.status).toBe(400);
     expect(e.reason).toBe('not-array');
+  });
+
+  it('refuses a repeated key in a patch operation', () => {
+    const e = refusal(() => parseJsonPatchBody(Buffer.from('[{"op":"test","path":"/a","value":1},{"op":"remove","path":"/b","op":"add","value":2}]'), limits));
+    expect(e.reason).toBe('duplicate-key');
+    expect(e.issues[0].expression).toEqual(['[1].op']);
   });
 
   it('applies the same key, depth and encoding checks', () => {
