@@ -57,9 +57,9 @@ function listManifest(install: string): Map<string, Entry> {
       else if (st.isFile()) out.set(rel, { kind: 'file', st });
       else if (st.isDirectory()) {
         out.set(rel, { kind: 'dir', st });
-        for (const name of readdirSync(path.join(install, rel))) {
-          const child = `${rel}/${name}`;
-          if (root.skip?.(child.slice(root.rel.length + 1), lstatSync(path.join(install, child)).isDirectory())) continue;
+        for (const e of readdirSync(path.join(install, rel), { withFileTypes: true })) {
+          const child = `${rel}/${e.name}`;
+          if (root.skip?.(child.slice(root.rel.length + 1), e.isDirectory())) continue;
           visit(child);
         }
       }
