@@ -1,8 +1,8 @@
 // The staged install: what unprivileged processes (the proxy, plain workers, the crashing
-// writer of `record`, the app mounted into worker containers) run, copied by root into
+// writer of `record`, the app mounted into worker containers) run, staged by root into
 // <state-dir>/install. A checkout may sit where those processes cannot reach it (root's home
 // is 0700), and it is writable by whoever owns it; the staged copy is root's (directories
-// 0755, files 0644 or 0755, nobody else may write) and holds exactly the install manifest
+// 0755, files readable by all, writable by root alone) and holds exactly the install manifest
 // (manifest.ts), which is also what the install digest covers: `up` signs the staged copy
 // and the agent checks it.
 //
@@ -94,9 +94,9 @@ function ensureDir(p: string, uid: number, gid: number): void {
 }
 
 /** A file that may be shared with the staged install as it is: root's, readable by every
- * identity, writable by root alone. */
+ * identity, writable by root alone, neither setuid nor setgid. */
 function linkable(st: Stats): boolean {
-  return st.uid === 0 && (st.mode & 0o022) === 0 && (st.mode & 0o004) !== 0;
+  return st.uid === 0 && (st.mode & 0o6022) === 0 && (st.mode & 0o004) !== 0;
 }
 
 /** Makes `at` a hard link to `source` (false when they are on different filesystems). */

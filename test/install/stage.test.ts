@@ -96,20 +96,22 @@ rootTest('stages exactly the manifest: code, profiles and the lock; no dev packa
 });
 
 rootTest("root's, readable by all, writable by root alone: root's files are linked, others copied with plain modes", () => {
-  // A file another user owns, and one only root can read (a clone made with umask 077).
+  // A file another user owns, ones only root can read (a clone made with umask 077), a setuid one.
   chownSync(path.join(src, 'dist/src/cli/index.js'), 1000, 1000);
   chmodSync(path.join(src, 'profiles/policy.yaml'), 0o600);
   chmodSync(path.join(src, 'bin/fhirguard'), 0o700);
+  chmodSync(path.join(src, 'node_modules/addon/build/Release/addon.node'), 0o4755);
   stageInstall(src, dest);
   const st = (rel: string) => lstatSync(path.join(dest, rel));
   const origin = (rel: string) => lstatSync(path.join(src, rel));
   // Shared with the checkout: the same inode, root's, 0644.
   expect(st('package.json').ino).toBe(origin('package.json').ino);
-  for (const rel of ['dist/src/cli/index.js', 'profiles/policy.yaml', 'bin/fhirguard']) {
+  for (const rel of ['dist/src/cli/index.js', 'profiles/policy.yaml', 'bin/fhirguard', 'node_modules/addon/build/Release/addon.node']) {
     expect({ rel, ino: st(rel).ino === origin(rel).ino, uid: st(rel).uid, links: st(rel).nlink }).toEqual({ rel, ino: false, uid: 0, links: 1 });
   }
   expect(st('profiles/policy.yaml').mode & 0o7777).toBe(0o644);
   expect(st('bin/fhirguard').mode & 0o7777).toBe(0o755);
+  expect(st('node_modules/addon/build/Release/addon.node').mode & 0o7777).toBe(0o755); // never setuid
   for (const rel of tree(dest)) {
     const s = st(rel);
     if (s.isSymbolicLink()) continue;
