@@ -182,13 +182,8 @@ class NarrativeScan implements TokenizerCallbacks {
     const tag = this.tag as string;
     const name = this.attr as string;
     if (quote !== QuoteType.Double && quote !== QuoteType.Single) refuse(`the value of '${name}' on <${tag}> must be quoted`);
-    if (this.attrValue === undefined) {
-      // An empty value: no data was reported between the quotes.
-      this.expectGap(this.pos, endIndex - 2, EQUALS_RE, `malformed attribute '${name}' on <${tag}>`);
-      this.attrValue = '';
-    } else if (endIndex - 1 !== this.pos) {
-      refuse('malformed markup');
-    }
+    // The tokenizer reports data for every quoted value, empty ones included.
+    if (this.attrValue === undefined || endIndex - 1 !== this.pos) refuse(`malformed attribute '${name}' on <${tag}>`);
     this.pos = endIndex;
     const raw = this.attrValue;
     if (raw.includes('<')) refuse(`a '<' in the value of '${name}' (write &lt;)`);
