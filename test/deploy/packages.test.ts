@@ -31,6 +31,7 @@ const PACKAGE_OF: Record<string, string> = {
   // Part of every Debian system (priority required): never installed by fhirguard.
   '/bin/sh': 'dash',
   tar: 'tar',
+  mount: 'mount',
   umount: 'mount',
   ldd: 'libc-bin',
   taskset: 'util-linux',
