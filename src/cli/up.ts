@@ -200,7 +200,7 @@ export const upCommand: Command = {
 
     const proxy = spawn(
       process.execPath,
-      [path.join(install, 'bin', 'fhirguard'), 'proxy', '--policy', proxyPolicy, '--agent', socket, '--log-level', level, ...pass(['listen', 'base', 'admin', 'body-limit', 'max-depth'])],
+      [path.join(install, 'bin', 'fhirguard'), 'proxy', '--policy', proxyPolicy, '--agent', socket, '--log-level', level, ...pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout'])],
       { stdio: ['ignore', 'inherit', 'inherit'], cwd: install, ...(root ? { uid: identity.uid, gid: identity.gid } : {}) },
     );
     if (root) say(`proxy runs as uid ${identity.uid} gid ${identity.gid}; only the agent keeps root`);

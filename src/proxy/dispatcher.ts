@@ -9,7 +9,7 @@
 // (it was never sent, so it is still sent once): a write is never sent twice.
 
 import type { Dispatcher } from 'undici';
-import { isConnectionError, neverSent, NoHealthyMemberError } from './errors';
+import { DeadlineError, isConnectionError, neverSent, NoHealthyMemberError, refusedBeforeSending } from './errors';
 import type { Member, TierPool, UpstreamPools } from './pool';
 
 /** Methods whose request may be sent twice without changing anything upstream. */
@@ -62,14 +62,37 @@ export class TierDispatcher {
   private send(pool: TierPool, member: Member, opts: Dispatcher.RequestOptions, retries: number, callback: Callback): void {
     const headers = opts.headers as Record<string, string | string[] | undefined>;
     headers.host = member.upstream.host;
+    // The tier's timeout bounds the whole wait, a wait for a free connection included (undici's
+    // own timeouts start only once a connection carries the request). A request still waiting
+    // when it passes is aborted before it is ever sent.
+    const abort = new AbortController();
+    let settled = false;
+    const deadline = setTimeout(() => {
+      settled = true;
+      abort.abort(new DeadlineError(pool.timeoutMs));
+      callback(new DeadlineError(pool.timeoutMs));
+    }, pool.timeoutMs);
     member.client.request(
       {
         path: member.upstream.basePath + opts.path,
         method: opts.method,
         headers,
         body: opts.body,
+        signal: abort.signal,
       },
       (err: Error | null, data?: Dispatcher.ResponseData) => {
+        // reply-from destroys the body of an answer whose client already hung up, and undici
+        // then emits an abort error on it that nobody else listens for: without this listener
+        // one impatient client would take the proxy down. Fastify's own listeners still see
+        // errors on bodies it is sending.
+        data?.body?.on('error', ignoreBodyError); // on errors undici passes { opaque } only
+        if (settled) {
+          data?.body?.destroy();
+          return;
+        }
+        settled = true;
+        clearTimeout(deadline);
+        if (err && refusedBeforeSending(err)) member.renew();
         if (err && isConnectionError(err)) {
           pool.markDown(member, err);
           // A write that may have reached the member is never sent again (it may have been applied).
@@ -82,11 +105,6 @@ export class TierDispatcher {
             }
           }
         }
-        // reply-from destroys the body of an answer whose client already hung up, and undici
-        // then emits an abort error on it that nobody else listens for: without this listener
-        // one impatient client would take the proxy down. Fastify's own listeners still see
-        // errors on bodies it is sending.
-        data?.body?.on('error', ignoreBodyError); // on errors undici passes { opaque } only
         callback(err, data);
       },
     );

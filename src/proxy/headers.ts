@@ -43,12 +43,29 @@ function endToEnd(headers: Headers, alsoDrop?: ReadonlySet<string>): Headers {
 }
 
 /**
- * Client headers never forwarded besides the hop-by-hop ones. X-Forwarded-Host is fhirguard's
- * to set (from Host): a client's own value never passes. Without a body (a body on GET, say,
- * is dropped) no length must be announced either.
+ * Client headers never forwarded besides the hop-by-hop ones, because each would make the
+ * server do something other than what fhirguard decided:
+ * - Expect: fhirguard meets the expectation itself (the listener sends 100 Continue, anything
+ *   else is refused with 417); the body it forwards is already complete.
+ * - The method overrides servers honour (X-HTTP-Method-Override, X-HTTP-Method,
+ *   X-Method-Override): a POST decided as a search must not run as a DELETE or PATCH.
+ * - Path overrides (X-Original-URL, X-Rewrite-URL): the path decided is the one forwarded.
+ * - Forwarded and X-Forwarded-Host: who asked is fhirguard's to say (it sets X-Forwarded-*);
+ *   a client's own value never passes.
+ * Without a body (a body on GET, say, is dropped) no length must be announced either.
  */
-const DROP_WITH_BODY: ReadonlySet<string> = new Set(['x-forwarded-host']);
-const DROP_WITHOUT_BODY: ReadonlySet<string> = new Set(['x-forwarded-host', 'content-length']);
+export const NEVER_FORWARDED: readonly string[] = [
+  'expect',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-url',
+  'x-rewrite-url',
+  'forwarded',
+  'x-forwarded-host',
+];
+const DROP_WITH_BODY: ReadonlySet<string> = new Set(NEVER_FORWARDED);
+const DROP_WITHOUT_BODY: ReadonlySet<string> = new Set([...NEVER_FORWARDED, 'content-length']);
 
 /** What the upstream receives: the client's end-to-end headers plus who asked. */
 export function forwardRequestHeaders(request: FastifyRequest, headers: Headers, base: string, hasBody: boolean): Headers {

@@ -9,6 +9,8 @@ export const PROXY_OPTIONS: Record<string, OptionSpec> = {
   admin: { type: 'string', env: 'FHIRGUARD_ADMIN', default: '127.0.0.1:9464', arg: '<host:port>', help: 'admin listener: /metrics, /healthz, /readyz' },
   'body-limit': { type: 'string', env: 'FHIRGUARD_BODY_LIMIT', default: '16777216', arg: '<bytes>', help: 'largest request body accepted (413 above)' },
   'max-depth': { type: 'string', env: 'FHIRGUARD_MAX_DEPTH', default: '64', arg: '<n>', help: 'deepest JSON nesting accepted in a body (400 above)' },
+  'headers-timeout': { type: 'string', env: 'FHIRGUARD_HEADERS_TIMEOUT', default: '10000', arg: '<ms>', help: 'time a client has to send a request line and headers (408 and closed after)' },
+  'request-timeout': { type: 'string', env: 'FHIRGUARD_REQUEST_TIMEOUT', default: '60000', arg: '<ms>', help: 'time a client has to send a whole request, body included (408 and closed after)' },
 };
 
 export function positiveInt(value: unknown, name: string): number {

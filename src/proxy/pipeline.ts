@@ -64,6 +64,16 @@ export function createPipeline(opts: PipelineOptions) {
       const query = q < 0 ? '' : url.slice(q + 1);
 
       const headers = request.headers;
+      // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own refusal of it would have no body.
+      if (headers.host === undefined && request.raw.httpVersion === '1.1') {
+        throw refuse(400, 'missing-host', 'invalid', 'an HTTP/1.1 request must carry a Host header');
+      }
+      // A coded body is refused rather than forwarded unchecked: fhirguard validates bytes as
+      // they are, and what it forwards must mean what it validated.
+      const coding = headers['content-encoding'];
+      if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+        throw refuse(415, 'content-encoding', 'not-supported', `Content-Encoding '${coding.slice(0, 40)}' is not accepted: send the body uncoded`);
+      }
       const contentType = mediaType(headers['content-type']);
       let body: unknown;
       let form: string | undefined;
@@ -76,6 +86,11 @@ export function createPipeline(opts: PipelineOptions) {
       }
       const interaction = classify({ method: request.method, path, query, headers, body, form, base });
       state.interaction = interaction;
+      // `_method` overrides the HTTP method on servers that honour it: the interaction decided
+      // here is the one the server must run.
+      for (const p of interaction.params) {
+        if (p.name === '_method') throw refuse(400, 'method-override', 'not-supported', "the '_method' parameter is not accepted: send the interaction with its own HTTP method");
+      }
       // The whole header: its charset and fhirVersion parameters are checked too.
       checkRequestContentType(request.method, headers['content-type'], interaction);
       negotiateResponse(headers.accept, formatParam(query));

@@ -25,8 +25,22 @@ export class Member {
   constructor(
     readonly tier: TierPool,
     readonly upstream: Upstream,
-    readonly client: Pool,
+    /** The member's connections; replaced by renew(). */
+    public client: Pool,
+    private readonly makeClient: () => Pool,
   ) {}
+
+  /**
+   * A request that undici refused before it was sent (a header it will not send, say) leaves
+   * the connection it was given marked as busy for good: enough of them and the member has no
+   * connection left while its health checks still pass. After such a refusal the member gets
+   * fresh connections; requests under way on the old ones finish there.
+   */
+  renew(): void {
+    const old = this.client;
+    this.client = this.makeClient();
+    void old.close().catch(() => undefined);
+  }
 
   get spec(): string {
     return this.upstream.spec;
@@ -76,15 +90,16 @@ export class TierPool {
 
   private makeMember(spec: string): Member {
     const u = parseUpstream(spec);
-    const client = new Pool(u.origin, {
-      connections: this.opts.connections ?? 128,
-      pipelining: 1,
-      ...(u.socketPath ? { socketPath: u.socketPath } : {}),
-      connectTimeout: Math.min(this.timeoutMs, 10_000),
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-    });
-    return new Member(this, u, client);
+    const makeClient = (): Pool =>
+      new Pool(u.origin, {
+        connections: this.opts.connections ?? 128,
+        pipelining: 1,
+        ...(u.socketPath ? { socketPath: u.socketPath } : {}),
+        connectTimeout: Math.min(this.timeoutMs, 10_000),
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+    return new Member(this, u, makeClient(), makeClient);
   }
 
   /**

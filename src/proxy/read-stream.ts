@@ -19,7 +19,7 @@ import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { util as undiciUtil, type Dispatcher } from 'undici';
 import type { RequestState } from './context';
-import { isConnectionError, NoHealthyMemberError } from './errors';
+import { DeadlineError, isConnectionError, NoHealthyMemberError, refusedBeforeSending } from './errors';
 import { forwardRequestHeaders, rewriteResponseHeaders, type LocationRewrite } from './headers';
 import type { Member, TierPool, UpstreamPools } from './pool';
 
@@ -66,6 +66,9 @@ class ReadExchange implements Dispatcher.DispatchHandler {
   private retried = false;
   private abort: ((err?: Error) => void) | undefined;
   private resume: (() => void) | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  /** The tier's timeout passed while the read still waited for a connection: answered already. */
+  private expired = false;
   private readonly res: ServerResponse;
 
   constructor(
@@ -82,20 +85,36 @@ class ReadExchange implements Dispatcher.DispatchHandler {
   send(member: Member): void {
     this.member = member;
     this.headers.host = member.upstream.host;
+    // The tier's timeout bounds the whole wait, a wait for a free connection included (undici's
+    // own timeouts start only once a connection carries the read).
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.timedOut(), this.pool.timeoutMs);
     member.client.dispatch(
       { path: member.upstream.basePath + this.pathAndQuery, method: this.request.method, headers: this.headers as Record<string, string> },
       this,
     );
   }
 
+  private timedOut(): void {
+    if (this.res.headersSent) return;
+    if (this.abort) {
+      this.abort(new DeadlineError(this.pool.timeoutMs)); // onError answers 504
+      return;
+    }
+    this.expired = true;
+    this.o.fail(this.reply, new DeadlineError(this.pool.timeoutMs));
+  }
+
   onConnect(abort: (err?: Error) => void): void {
-    // A client gone before the upstream was asked: nothing to ask it for.
-    if (this.res.destroyed) abort(new Error('the client closed the connection'));
+    // A client gone before the upstream was asked, or answered 504 while the read waited for a
+    // connection: nothing to ask the upstream for.
+    if (this.res.destroyed || this.expired) abort(new Error('the client closed the connection'));
     else this.abort = abort;
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx: informational, the final status follows
+    clearTimeout(this.deadline);
     const res = this.res;
     if (res.destroyed) {
       this.abort?.(new Error('the client closed the connection'));
@@ -137,8 +156,10 @@ class ReadExchange implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    clearTimeout(this.deadline);
     const state = this.request.fhirguard as RequestState;
-    if (this.res.destroyed) return; // the client left first (the abort above); nothing to answer
+    if (refusedBeforeSending(err)) this.member?.renew();
+    if (this.res.destroyed || this.expired) return; // the client left first, or was answered 504 already
     if (this.res.headersSent) {
       // Part of the response is on its way: cut the connection, so the client sees a broken
       // body, never a short one that looks whole.

@@ -33,12 +33,17 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   let base: string;
   let bodyLimit: number;
   let maxDepth: number;
+  let headersTimeoutMs: number;
+  let requestTimeoutMs: number;
   let listen: { host: string; port: number };
   let adminAt: { host: string; port: number };
   try {
     base = normaliseBase(values.base);
     bodyLimit = positiveInt(values['body-limit'], 'body-limit');
     maxDepth = positiveInt(values['max-depth'], 'max-depth');
+    headersTimeoutMs = positiveInt(values['headers-timeout'], 'headers-timeout');
+    requestTimeoutMs = positiveInt(values['request-timeout'], 'request-timeout');
+    if (requestTimeoutMs < headersTimeoutMs) throw new Error('--request-timeout must be at least --headers-timeout');
     listen = parseHostPort(String(values.listen), '--listen');
     adminAt = parseHostPort(String(values.admin), '--admin');
     policy = loadPolicy(path.resolve(String(values.policy)));
@@ -78,7 +83,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   }
   await pools.start();
 
-  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth });
+  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs });
   const admin = createAdminServer({
     registry: metrics.registry,
     log,

@@ -17,6 +17,7 @@ import { RequestState, requestState } from './context';
 import { TierDispatcher } from './dispatcher';
 import { sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
+import { clientErrorHandler, expectationRefusal } from './http-refusals';
 import { observeClientClosed, ObservingLogController } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
@@ -35,6 +36,10 @@ export interface ProxyOptions {
   bodyLimit: number;
   /** Deepest JSON nesting accepted in a body (400 above). */
   maxDepth: number;
+  /** Time a client has for its request line and headers (slow clients get 408 and are closed). */
+  headersTimeoutMs?: number;
+  /** Time a client has for its whole request, body included. */
+  requestTimeoutMs?: number;
 }
 
 /** Every method a FHIR interaction uses, plus those the classifier refuses with 405 itself. */
@@ -62,7 +67,16 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     frameworkErrors: (err, _request, reply) => {
       sendOutcome(reply, toFhirError(err));
     },
+    // Framing errors Node's parser finds before a request exists are refused in FHIR too.
+    clientErrorHandler: clientErrorHandler(o.metrics, o.logger),
+    // Slow clients (slowloris, slow bodies) cannot hold connections: Node ends a request
+    // whose headers or whole request take longer than these (408, http-refusals.ts), checked
+    // every second. A missing Host is refused by the pipeline as an OperationOutcome (Node's
+    // own refusal has no body).
+    requestTimeout: o.requestTimeoutMs ?? 60_000,
+    http: { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000 },
   });
+  app.server.on('checkExpectation', expectationRefusal(o.metrics, o.logger));
 
   // Every body is kept as the bytes received: the pipeline parses what it must check and
   // the same bytes are forwarded, so what the worker sees is exactly what was validated.

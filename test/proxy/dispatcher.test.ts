@@ -18,7 +18,7 @@ const servers: http.Server[] = [];
 const pools: UpstreamPools[] = [];
 
 /** An upstream on a Unix socket that counts the requests it got (health checks left out). */
-async function upstream(name: string, answer: 'ok' | 'reset' = 'ok'): Promise<{ spec: string; got: string[] }> {
+async function upstream(name: string, answer: 'ok' | 'reset' | 'never' = 'ok'): Promise<{ spec: string; got: string[] }> {
   const got: string[] = [];
   const server = http.createServer((req, res) => {
     if (req.url === '/metadata') {
@@ -29,6 +29,7 @@ async function upstream(name: string, answer: 'ok' | 'reset' = 'ok'): Promise<{ 
     req.once('end', () => {
       got.push(`${req.method} ${req.url}`);
       if (answer === 'reset') req.socket.destroy();
+      else if (answer === 'never') return;
       else {
         res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/fhir+json' });
         res.end('{}');
@@ -51,8 +52,8 @@ async function closedPort(): Promise<number> {
 }
 
 /** A dispatcher over one tier whose members are `specs`, all taken as healthy, picked in order. */
-function tier(specs: string[]): { dispatcher: TierDispatcher; retries: () => number } {
-  const p = new UpstreamPools([{ name: 't', upstreams: specs, timeoutMs: 5000 }]);
+function tier(specs: string[], o: { timeoutMs?: number; connections?: number } = {}): { dispatcher: TierDispatcher; retries: () => number } {
+  const p = new UpstreamPools([{ name: 't', upstreams: specs, timeoutMs: o.timeoutMs ?? 5000 }], { connections: o.connections });
   pools.push(p);
   const t = p.get('t')!;
   for (const m of t.members) t.setHealthy(m, true, 'test');
@@ -60,11 +61,11 @@ function tier(specs: string[]): { dispatcher: TierDispatcher; retries: () => num
   return { dispatcher: new TierDispatcher(p, { onRetry: () => retries++ }), retries: () => retries };
 }
 
-function send(d: TierDispatcher, method: string, url: string): Promise<{ status?: number; error?: string }> {
+function send(d: TierDispatcher, method: string, url: string, headers: Record<string, string> = {}): Promise<{ status?: number; error?: string }> {
   return new Promise((resolve) => {
     const body = method === 'GET' ? undefined : Buffer.from(JSON.stringify({ resourceType: 'Patient' }));
     d.request(
-      { origin: d.originOf('t'), path: url, method: method as Dispatcher.HttpMethod, headers: { 'content-type': 'application/fhir+json' }, ...(body ? { body } : {}) },
+      { origin: d.originOf('t'), path: url, method: method as Dispatcher.HttpMethod, headers: { 'content-type': 'application/fhir+json', ...headers }, ...(body ? { body } : {}) },
       (err, data) => {
         if (err) resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message });
         else data!.body.dump().then(() => resolve({ status: data!.statusCode }));
@@ -118,4 +119,25 @@ test('a read whose connection breaks is retried once on the next member', async 
   expect(await send(dispatcher, 'GET', '/Patient/p2')).toEqual({ status: 200 });
   expect([a.got, b.got]).toEqual([['GET /Patient/p2'], ['GET /Patient/p2']]);
   expect(retries()).toBe(1);
+});
+
+test('requests the HTTP client refuses before sending never leave a member without connections', async () => {
+  const a = await upstream('a-refused-before-sending');
+  const { dispatcher } = tier([a.spec], { connections: 2 });
+  // undici refuses an Expect header while building the request; each such refusal used to
+  // leave one of the member's connections marked busy for good.
+  for (let i = 0; i < 5; i++) expect(await send(dispatcher, 'POST', '/Patient', { expect: '100-continue' })).toEqual({ error: 'UND_ERR_NOT_SUPPORTED' });
+  expect(await send(dispatcher, 'POST', '/Patient')).toEqual({ status: 201 });
+  expect(a.got).toEqual(['POST /Patient']);
+});
+
+test("a request still waiting for a connection when the tier's timeout passes ends, and is never sent", async () => {
+  const a = await upstream('a-never-answers', 'never');
+  const { dispatcher } = tier([a.spec], { connections: 1, timeoutMs: 400 });
+  const [held, waiting] = await Promise.all([send(dispatcher, 'POST', '/Patient/held'), send(dispatcher, 'POST', '/Patient/waiting')]);
+  expect([held, waiting]).toEqual([{ error: 'UND_ERR_HEADERS_TIMEOUT' }, { error: 'UND_ERR_HEADERS_TIMEOUT' }]);
+  // The held request's connection is closed by its own timeout; the waiting one was aborted
+  // before any connection carried it.
+  await new Promise((r) => setTimeout(r, 300));
+  expect(a.got).toEqual(['POST /Patient/held']);
 });

@@ -1,0 +1,110 @@
+// Requests refused below Fastify: Node's HTTP parser ends a connection whose bytes are not a
+// well-framed request (smuggling shapes, bad chunking, a request line or headers past the
+// size limit, a header timeout), and answers an Expect it cannot meet, before any route or
+// hook runs. fhirguard answers those like every other refusal: a FHIR OperationOutcome with a
+// diagnostic, an X-Request-Id and the refusal counted, then closes the connection (what
+// follows a framing error on it cannot be trusted).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { refuse, type FhirError } from '../fhir/outcome';
+import type { ProxyMetrics } from '../metrics/registry';
+import { FHIR_JSON } from './errors';
+import { newRequestId } from './request-id';
+
+const STATUS_TEXT: ReadonlyMap<number, string> = new Map([
+  [400, 'Bad Request'],
+  [408, 'Request Timeout'],
+  [413, 'Content Too Large'],
+  [417, 'Expectation Failed'],
+  [431, 'Request Header Fields Too Large'],
+]);
+
+/** Node's parser error codes → the refusal they get. */
+function refusalOf(err: NodeJS.ErrnoException): FhirError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return refuse(431, 'headers-too-large', 'too-long', 'the request line or headers exceed the 16 KiB the front door accepts');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      return refuse(408, 'request-timeout', 'timeout', 'the request did not arrive in time; the connection is closed');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return refuse(413, 'chunk-extensions-too-large', 'too-long', 'chunk extensions exceed what the front door accepts');
+    default: {
+      const reason = (err as { reason?: unknown }).reason;
+      const detail = typeof reason === 'string' ? `: ${reason}` : '';
+      return refuse(400, 'malformed-http', 'structure', `the request is not well-formed HTTP/1.1 (${err.code ?? 'parse error'}${detail}); the connection is closed`);
+    }
+  }
+}
+
+function rawResponse(error: FhirError, requestId: string): string {
+  const body = JSON.stringify(error.toOutcome());
+  return (
+    `HTTP/1.1 ${error.status} ${STATUS_TEXT.get(error.status) ?? 'Error'}\r\n` +
+    `content-type: ${FHIR_JSON}\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    `x-request-id: ${requestId}\r\n` +
+    'connection: close\r\n\r\n' +
+    body
+  );
+}
+
+/** Fastify's clientErrorHandler: a framing error becomes an OperationOutcome, then the connection closes. */
+export function clientErrorHandler(metrics: ProxyMetrics, logger: Logger): (err: NodeJS.ErrnoException, socket: Socket) => void {
+  return (err, socket) => {
+    // A peer that went away: nothing to say to it.
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const error = refusalOf(err);
+    const requestId = newRequestId();
+    metrics.refusal(error.reason);
+    logger.info({ reqId: requestId, status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
+    const inProgress = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (!inProgress) {
+      socket.end(rawResponse(error, requestId));
+      return;
+    }
+    if (inProgress.req?.complete) {
+      // The bytes before the error were a whole request, already on its way upstream: its
+      // answer goes out first, then the refusal of what followed it.
+      const refuseRest = (): void => {
+        if (!socket.destroyed) socket.end(rawResponse(error, requestId));
+      };
+      if (inProgress.writableFinished) refuseRest();
+      else {
+        inProgress.once('finish', refuseRest);
+        inProgress.once('close', () => socket.destroySoon());
+      }
+      return;
+    }
+    // The error is in the body of the request under way: it was never forwarded (bodies are
+    // read whole first), and its answer is the refusal.
+    if (inProgress.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(error.toOutcome());
+    inProgress.shouldKeepAlive = false;
+    inProgress.writeHead(error.status, { 'content-type': FHIR_JSON, 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' });
+    inProgress.end(body, () => socket.destroySoon());
+  };
+}
+
+/** The server's checkExpectation listener: an Expect other than 100-continue gets 417. */
+export function expectationRefusal(metrics: ProxyMetrics, logger: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const value = String(req.headers.expect).slice(0, 64);
+    const error = refuse(417, 'expectation-failed', 'not-supported', `Expect: ${value} cannot be met; the front door meets only Expect: 100-continue`);
+    const requestId = newRequestId();
+    metrics.refusal(error.reason);
+    logger.info({ reqId: requestId, status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
+    const body = JSON.stringify(error.toOutcome());
+    res.writeHead(417, { 'content-type': FHIR_JSON, 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' });
+    res.end(body);
+    req.socket.destroySoon?.();
+  };
+}
