@@ -1,6 +1,8 @@
 // The severity of an OSV advisory, as the gate ranks it: the advisory database's own label
 // (`database_specific.severity`: GitHub's LOW/MODERATE/HIGH/CRITICAL), else the base score
-// of a CVSS v3 vector in `severity[]` (computed here, rated as CVSS rates it), else unknown.
+// of a CVSS v2, v3 or v4 vector in `severity[]` (rated as CVSS rates it), else unknown.
+
+import { fromVector } from 'ae-cvss-calculator';
 
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -25,42 +27,52 @@ export function severityOfScore(score: number): Severity {
   return 'low';
 }
 
-const WEIGHTS: Record<string, Record<string, number>> = {
-  AV: { N: 0.85, A: 0.62, L: 0.55, P: 0.2 },
-  AC: { L: 0.77, H: 0.44 },
-  UI: { N: 0.85, R: 0.62 },
-  C: { H: 0.56, L: 0.22, N: 0 },
-  I: { H: 0.56, L: 0.22, N: 0 },
-  A: { H: 0.56, L: 0.22, N: 0 },
-};
+/** OSV's severity types, newest first: the order in which an advisory's vectors are believed. */
+const CVSS_VERSIONS = ['CVSS_V4', 'CVSS_V3', 'CVSS_V2'] as const;
+type CvssVersion = (typeof CVSS_VERSIONS)[number];
 
-/** CVSS v3.1's Roundup: the smallest number with one decimal at or above x. */
-function roundUp(x: number): number {
-  const i = Math.round(x * 100000);
-  return i % 10000 === 0 ? i / 100000 : (Math.floor(i / 10000) + 1) / 10;
+/** The version a vector is written in, from its own prefix (v2 vectors have none). */
+function versionOf(vector: string): CvssVersion | undefined {
+  if (vector.startsWith('CVSS:4.0/')) return 'CVSS_V4';
+  if (/^CVSS:3\.[01]\//.test(vector)) return 'CVSS_V3';
+  if (/^\(?AV:[LAN]\//.test(vector)) return 'CVSS_V2';
+  return undefined;
 }
 
-/** The base score of a CVSS v3.0/v3.1 vector (`CVSS:3.1/AV:N/AC:L/...`), or undefined when it is not one. */
-export function cvss3BaseScore(vector: string): number | undefined {
-  const parts = vector.trim().split('/');
-  if (!/^CVSS:3\.[01]$/.test(parts[0] ?? '')) return undefined;
-  const m: Record<string, string> = {};
-  for (const p of parts.slice(1)) {
-    const [k, v] = p.split(':');
-    if (k && v) m[k] = v;
+/** The base metrics a vector of each version must name: the library scores missing ones as defaults. */
+const BASE_METRICS: Readonly<Record<CvssVersion, readonly string[]>> = {
+  CVSS_V4: ['AV', 'AC', 'AT', 'PR', 'UI', 'VC', 'VI', 'VA', 'SC', 'SI', 'SA'],
+  CVSS_V3: ['AV', 'AC', 'PR', 'UI', 'S', 'C', 'I', 'A'],
+  CVSS_V2: ['AV', 'AC', 'Au', 'C', 'I', 'A'],
+};
+
+function namesBaseMetrics(type: CvssVersion, vector: string): boolean {
+  const named = new Set(vector.replace(/^\(|\)$/g, '').split('/').map((part) => part.split(':')[0]));
+  return BASE_METRICS[type].every((m) => named.has(m));
+}
+
+/**
+ * The base score of a CVSS v2, v3.0, v3.1 or v4.0 vector, computed by ae-cvss-calculator (a
+ * kept implementation of FIRST's specifications); undefined when the text is not a complete
+ * vector of the version `type` names.
+ */
+export function cvssBaseScore(type: string, vector: string): number | undefined {
+  const v = vector.trim();
+  const version = versionOf(v);
+  if (version !== type || !namesBaseMetrics(version, v)) return undefined;
+  try {
+    const parsed = fromVector(v);
+    const base = parsed?.calculateScores().base;
+    return typeof base === 'number' && Number.isFinite(base) ? base : undefined;
+  } catch {
+    return undefined;
   }
-  const scopeChanged = m.S === 'C';
-  if (m.S !== 'U' && m.S !== 'C') return undefined;
-  const pr = scopeChanged ? { N: 0.85, L: 0.68, H: 0.5 } : { N: 0.85, L: 0.62, H: 0.27 };
-  const w = (k: string): number | undefined => WEIGHTS[k][m[k]];
-  const [av, ac, ui, c, i, a] = ['AV', 'AC', 'UI', 'C', 'I', 'A'].map(w);
-  const prw = (pr as Record<string, number>)[m.PR];
-  if ([av, ac, ui, c, i, a, prw].some((x) => x === undefined)) return undefined;
-  const iss = 1 - (1 - c!) * (1 - i!) * (1 - a!);
-  const impact = scopeChanged ? 7.52 * (iss - 0.029) - 3.25 * Math.pow(iss - 0.02, 15) : 6.42 * iss;
-  const exploitability = 8.22 * av! * ac! * prw * ui!;
-  if (impact <= 0) return 0;
-  return roundUp(Math.min((scopeChanged ? 1.08 : 1) * (impact + exploitability), 10));
+}
+
+/** CVSS's qualitative rating of a base score, per version: v2 has no critical. */
+function severityOf(type: CvssVersion, score: number): Severity {
+  if (type === 'CVSS_V2') return score >= 7 ? 'high' : score >= 4 ? 'medium' : 'low';
+  return severityOfScore(score);
 }
 
 interface OsvSeverity {
@@ -70,8 +82,10 @@ interface OsvSeverity {
 
 /**
  * An advisory's severity for one affected package: the database's label (the affected
- * entry's, else the advisory's), else the highest CVSS v3 rating among their `severity`
- * entries; undefined when neither says (v2 and v4 vectors are not scored here).
+ * entry's, else the advisory's), else the CVSS vectors of their `severity` entries: the
+ * newest CVSS version present decides (v4, else v3, else v2: a later scoring by the same
+ * issuer under a newer standard supersedes an older one), the highest base score within it;
+ * undefined when none says.
  */
 export function advisorySeverity(
   advisory: { database_specific?: { severity?: unknown }; severity?: OsvSeverity[] },
@@ -79,12 +93,15 @@ export function advisorySeverity(
 ): { severity?: Severity; source: string } {
   const label = severityOfLabel(affected?.database_specific?.severity) ?? severityOfLabel(affected?.ecosystem_specific?.severity) ?? severityOfLabel(advisory.database_specific?.severity);
   if (label) return { severity: label, source: 'database_specific.severity' };
-  let best: number | undefined;
-  for (const s of [...(affected?.severity ?? []), ...(advisory.severity ?? [])]) {
-    if (s.type !== 'CVSS_V3' || typeof s.score !== 'string') continue;
-    const score = cvss3BaseScore(s.score);
-    if (score !== undefined && (best === undefined || score > best)) best = score;
+  const entries = [...(affected?.severity ?? []), ...(advisory.severity ?? [])];
+  for (const type of CVSS_VERSIONS) {
+    let best: number | undefined;
+    for (const s of entries) {
+      if (s.type !== type || typeof s.score !== 'string') continue;
+      const score = cvssBaseScore(type, s.score);
+      if (score !== undefined && (best === undefined || score > best)) best = score;
+    }
+    if (best !== undefined) return { severity: severityOf(type, best), source: `CVSS v${type.slice(-1)} base score ${best.toFixed(1)}` };
   }
-  if (best !== undefined) return { severity: severityOfScore(best), source: `CVSS v3 base score ${best.toFixed(1)}` };
   return { source: 'none' };
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { inRange } from '../../src/image/osv';
-import { advisorySeverity, cvss3BaseScore } from '../../src/image/severity';
+import { advisorySeverity, cvssBaseScore } from '../../src/image/severity';
 import { readTar, writeTar } from '../../src/image/tar';
 import { compareDebian, compareSemver } from '../../src/image/versions';
 
@@ -44,14 +44,49 @@ describe('version order', () => {
 });
 
 describe('severity', () => {
-  test('CVSS v3 base scores', () => {
-    expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H')).toBe(9.8);
-    expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H')).toBe(10);
-    expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N')).toBe(6.1);
-    expect(cvss3BaseScore('CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N')).toBe(5.3);
-    expect(cvss3BaseScore('CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N')).toBe(0);
-    expect(cvss3BaseScore('CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N')).toBeUndefined();
-    expect(cvss3BaseScore('AV:N/AC:L/Au:N/C:P/I:P/A:P')).toBeUndefined();
+  // Published scores: FIRST's CVSS v2 guide (CVE-2002-0392, CVE-2003-0818), its v3.1
+  // specification examples, and the v4.0 specification's examples.
+  test.each([
+    ['CVSS_V2', 'AV:N/AC:L/Au:N/C:N/I:N/A:C', 7.8],
+    ['CVSS_V2', 'AV:N/AC:L/Au:N/C:C/I:C/A:C', 10],
+    ['CVSS_V2', 'AV:N/AC:L/Au:N/C:P/I:P/A:P', 7.5],
+    ['CVSS_V3', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H', 9.8],
+    ['CVSS_V3', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H', 10],
+    ['CVSS_V3', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N', 6.1],
+    ['CVSS_V3', 'CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N', 5.3],
+    ['CVSS_V3', 'CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N', 0],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', 9.3],
+    ['CVSS_V4', 'CVSS:4.0/AV:L/AC:L/AT:N/PR:L/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', 8.5],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N', 0],
+  ])('%s %s scores %d', (type, vector, score) => {
+    expect(cvssBaseScore(type, vector)).toBe(score);
+  });
+
+  test.each([
+    ['CVSS_V4', 'CVSS:4.0/AV:N'],
+    ['CVSS_V3', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/C:H/I:H/A:H'],
+    ['CVSS_V2', 'AV:N/AC:L/C:P/I:P/A:P'],
+    ['CVSS_V3', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N'],
+    ['CVSS_V2', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H'],
+    ['CVSS_V3', 'not a vector'],
+  ])('%s %s: not a complete vector of that version, unscored', (type, vector) => {
+    expect(cvssBaseScore(type, vector)).toBeUndefined();
+  });
+
+  test('advisories with only v2 or only v4 vectors are scored, each on its own scale', () => {
+    expect(advisorySeverity({ severity: [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N' }] })).toEqual({ severity: 'critical', source: 'CVSS v4 base score 9.3' });
+    // v2 has no critical: 10.0 is high.
+    expect(advisorySeverity({ severity: [{ type: 'CVSS_V2', score: 'AV:N/AC:L/Au:N/C:C/I:C/A:C' }] })).toEqual({ severity: 'high', source: 'CVSS v2 base score 10.0' });
+  });
+
+  test('the newest CVSS version present decides, the highest score within it', () => {
+    const v2 = { type: 'CVSS_V2', score: 'AV:N/AC:L/Au:N/C:C/I:C/A:C' };
+    const v3low = { type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N' };
+    const v3high = { type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' };
+    const v4 = { type: 'CVSS_V4', score: 'CVSS:4.0/AV:L/AC:L/AT:N/PR:L/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N' };
+    expect(advisorySeverity({ severity: [v2, v3low] })).toEqual({ severity: 'medium', source: 'CVSS v3 base score 5.3' });
+    expect(advisorySeverity({ severity: [v3low, v3high] }).source).toBe('CVSS v3 base score 9.8');
+    expect(advisorySeverity({ severity: [v3high, v4] }, { severity: [v2] })).toEqual({ severity: 'high', source: 'CVSS v4 base score 8.5' });
   });
 
   test('the database label first, then the CVSS vector, else unknown', () => {
