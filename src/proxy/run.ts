@@ -14,6 +14,7 @@ import { ProxyMetrics } from '../metrics/registry';
 import { loadPolicy, PolicyError, type Policy } from '../policy';
 import { followAgent } from './agent-members';
 import { formatHostPort, parseHostPort } from './address';
+import { CapabilitySource } from './capability-source';
 import { normaliseBase, positiveInt } from './options';
 import { UpstreamPools } from './pool';
 import { buildProxy } from './server';
@@ -71,8 +72,12 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   for (const note of preload.notes) log.warn(`validator: ${note}`);
 
   const metrics = new ProxyMetrics(policy.tiers.map((t) => t.name));
+  let capabilities: CapabilitySource | undefined;
   const pools = new UpstreamPools(policy.tiers, {
-    onStateChange: (tier, member, healthy, why) => log[healthy ? 'info' : 'warn']({ tier, member, healthy }, why),
+    onStateChange: (tier, member, healthy, why) => {
+      log[healthy ? 'info' : 'warn']({ tier, member, healthy }, why);
+      if (healthy) capabilities?.memberHealthy(tier);
+    },
   });
   metrics.setHealthSource(pools);
   let follow: { stop(): void } | undefined;
@@ -82,8 +87,10 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     registerEnforcementMetrics(metrics.registry, client, policy.tiers.map((t) => t.name), (err) => log.warn({ err }, 'reading enforcement state from the agent failed'));
   }
   await pools.start();
+  capabilities = new CapabilitySource(policy, pools, base, log);
+  await capabilities.refreshAll();
 
-  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs });
+  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, capabilities });
   const admin = createAdminServer({
     registry: metrics.registry,
     log,

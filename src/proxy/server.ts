@@ -15,7 +15,7 @@ import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy';
 import { RequestState, requestState } from './context';
 import { TierDispatcher } from './dispatcher';
-import { sendOutcome, toFhirError, upstreamFault } from './errors';
+import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
 import { clientErrorHandler, expectationRefusal } from './http-refusals';
 import { observeClientClosed, ObservingLogController } from './observe';
@@ -40,6 +40,8 @@ export interface ProxyOptions {
   headersTimeoutMs?: number;
   /** Time a client has for its whole request, body included. */
   requestTimeoutMs?: number;
+  /** The front door's own CapabilityStatement, answered for `GET [base]/metadata` the policy allows. */
+  capabilities?: { current(): string };
 }
 
 /** Every method a FHIR interaction uses, plus those the classifier refuses with 405 itself. */
@@ -134,7 +136,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
 
   // The upstream origin is the tier's placeholder, which the dispatcher maps to a member.
   const upstreamOf = (request: FastifyRequest) => dispatcher.originOf(request.fhirguard?.tier?.name ?? '') ?? UNROUTED;
-  const forward = forwarder(base, upstreamOf, reads);
+  const forward = forwarder(base, upstreamOf, reads, o.capabilities);
   await app.register(httpProxy, {
     prefix: base || '/',
     // fhirguard logs each request once itself (observe.ts); reply-from's two lines per request are noise.
@@ -191,9 +193,15 @@ function forwarder(
   base: string,
   getUpstream: (request: FastifyRequest) => string,
   reads: ReadStreamer,
+  capabilities: { current(): string } | undefined,
 ): (request: FastifyRequest, reply: FastifyReply, options: object) => FastifyReply {
   let shared: Record<string, unknown> | undefined;
   return (request, reply, options) => {
+    // The front door states its own capabilities: what the policy lets through, not what one
+    // backend behind it can do.
+    if (capabilities && (request.fhirguard as RequestState).interaction?.kind === 'capabilities') {
+      return reply.code(200).header('content-type', FHIR_JSON).send(capabilities.current());
+    }
     const url = request.url;
     const q = url.indexOf('?');
     const path = (q < 0 ? url : url.slice(0, q)).slice(base.length) || '/';

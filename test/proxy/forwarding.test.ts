@@ -94,7 +94,6 @@ const bundle = (type: 'batch' | 'transaction'): Json => ({
 });
 
 const CASES: Case[] = [
-  { name: 'capabilities', method: 'GET', target: '/metadata', tier: 'read', status: 200 },
   { name: 'read', method: 'GET', target: '/Patient/example', tier: 'read', status: 200 },
   { name: 'read (HEAD)', method: 'HEAD', target: '/Patient/example', tier: 'read', status: 200 },
   { name: 'vread', method: 'GET', target: '/Patient/example/_history/2', tier: 'read', status: 200 },
@@ -260,7 +259,6 @@ describe('every interaction kind is forwarded to its tier unchanged', () => {
       expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/);
       expect(res.json).toBeDefined();
       if (c.name === 'read') expect(res.json).toMatchObject({ resourceType: 'Patient', id: 'example' });
-      if (c.name === 'capabilities') expect(res.json).toMatchObject({ resourceType: 'CapabilityStatement', software: { name: 'recording-upstream read' } });
     }
     if (c.location) expect(res.headers.location).toBe(`${proxy.origin}/fhir${c.location}`);
     else expect(res.headers.location).toBeUndefined();

@@ -10,7 +10,24 @@ import { OPERATIONS } from './operations';
 const READ_INTERACTIONS = ['read', 'vread', 'history-instance', 'history-type', 'search-type'];
 const WRITE_INTERACTIONS = ['create', 'update', 'patch', 'delete'];
 
+/** Per target type, the `Source:param` reference parameters that can point at it (what _revinclude takes). */
+function revIncludesByTarget(): Map<string, string[]> {
+  const byTarget = new Map<string, string[]>();
+  for (const source of R4_RESOURCE_TYPES) {
+    for (const p of indexedParamsOf(source)) {
+      if (p.type !== 'reference') continue;
+      for (const target of p.targets) {
+        const list = byTarget.get(target) ?? [];
+        list.push(`${source}:${p.code}`);
+        byTarget.set(target, list);
+      }
+    }
+  }
+  return byTarget;
+}
+
 export function capabilityStatement(readOnly: boolean, started: Date): Record<string, unknown> {
+  const revIncludes = revIncludesByTarget();
   const interactions = [...READ_INTERACTIONS, ...(readOnly ? [] : WRITE_INTERACTIONS)].sort().map((code) => ({ code }));
   const resources = R4_RESOURCE_TYPES.map((type) => {
     const params = indexedParamsOf(type);
@@ -30,6 +47,7 @@ export function capabilityStatement(readOnly: boolean, started: Date): Record<st
       conditionalDelete: readOnly ? 'not-supported' : 'single',
       referencePolicy: ['literal'],
       searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
+      searchRevInclude: revIncludes.get(type) ?? [],
       searchParam: [
         { name: '_id', type: 'token' },
         { name: '_lastUpdated', type: 'date' },
@@ -59,9 +77,8 @@ export function capabilityStatement(readOnly: boolean, started: Date): Record<st
         documentation:
           'Search: string (:exact, :contains), token (:not, :text, system|code), reference (:[type], chained, _has), ' +
           'date/number/quantity (eq ne gt lt ge le sa eb ap), uri (:below, :above), :missing on all; ' +
-          `_count (at most ${MAX_COUNT}) and _offset paging, _sort, _include (the searchInclude values) and _revinclude ` +
-          '(any [type]:[reference parameter] whose targets include the searched type; not listed per type, as that list ' +
-          'repeats every reference parameter under each of its targets), neither with :iterate; ' +
+          `_count (at most ${MAX_COUNT}) and _offset paging, _sort, _include and _revinclude (the searchInclude and ` +
+          'searchRevInclude values), neither with :iterate; ' +
           '_summary=count, _total, _elements. Unknown or unsupported parameters are refused (400). ' +
           'Transactions are atomic; urn:uuid fullUrls and conditional references are resolved.',
         resource: resources,

@@ -1,0 +1,78 @@
+// Keeps the front door's CapabilityStatement current: fetches each tier's backend statement
+// (GET /metadata on a healthy member) at start and whenever a member of the tier becomes
+// healthy (a worker started, restarted or rolled out), and rebuilds the statement then, never
+// per request. Until a tier's backend answers, the statement lists for that tier what the
+// policy allows, and says so.
+
+import type { Logger } from 'pino';
+import type { Policy } from '../policy';
+import { fhirguardVersion } from '../version';
+import { type BackendStatement, buildCapabilityStatement } from './capability-statement';
+import type { UpstreamPools } from './pool';
+
+export class CapabilitySource {
+  private readonly backends = new Map<string, BackendStatement>();
+  private readonly started = new Date();
+  private text = '';
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly policy: Policy,
+    private readonly pools: UpstreamPools,
+    private readonly base: string,
+    private readonly log: Logger,
+  ) {
+    this.rebuild();
+  }
+
+  /** The statement as served, JSON text. */
+  current(): string {
+    return this.text;
+  }
+
+  /** Fetches every tier's backend statement once (at start). */
+  async refreshAll(): Promise<void> {
+    await Promise.all(this.pools.all().map((p) => this.fetch(p.name)));
+    this.rebuild();
+  }
+
+  /** A member of `tier` became healthy: its backend may have changed; fetch again shortly. */
+  memberHealthy(tier: string): void {
+    if (this.pending.has(tier)) return;
+    const timer = setTimeout(() => {
+      this.pending.delete(tier);
+      void this.fetch(tier).then(() => this.rebuild());
+    }, 200);
+    timer.unref();
+    this.pending.set(tier, timer);
+  }
+
+  stop(): void {
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
+  }
+
+  private async fetch(tier: string): Promise<void> {
+    const pool = this.pools.get(tier);
+    const member = pool?.pick();
+    if (!pool || !member) return;
+    try {
+      const res = await member.client.request({
+        path: `${member.upstream.basePath}/metadata`,
+        method: 'GET',
+        headers: { host: member.upstream.host, accept: 'application/fhir+json', 'user-agent': 'fhirguard-capabilities' },
+        headersTimeout: pool.timeoutMs,
+        bodyTimeout: pool.timeoutMs,
+      });
+      const body = (await res.body.json()) as { resourceType?: unknown };
+      if (res.statusCode === 200 && body?.resourceType === 'CapabilityStatement') this.backends.set(tier, body as BackendStatement);
+      else this.log.warn({ tier, status: res.statusCode }, `the '${tier}' backend's /metadata is not a CapabilityStatement; the front door's statement lists what the policy allows for it`);
+    } catch (err) {
+      this.log.warn({ tier, err }, `could not read the '${tier}' backend's CapabilityStatement; the front door's statement lists what the policy allows for it`);
+    }
+  }
+
+  private rebuild(): void {
+    this.text = JSON.stringify(buildCapabilityStatement({ policy: this.policy, base: this.base, version: fhirguardVersion(), backends: this.backends, started: this.started }));
+  }
+}
