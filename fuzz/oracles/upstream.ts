@@ -73,6 +73,9 @@ function deniedRead(method: string, segs: string[], ps: [string, string][]): str
   if (s.length === 3 && s[2] === DENIED_TYPE) return `compartment search of ${DENIED_TYPE}`;
   if (s.length === 1 && s[0] === '_history') return 'system history';
   if (s.length === 0 && !ps.some(([n]) => n === '_type')) return 'system search without _type';
+  // Parameters widen searches only: a read or vread ignores them.
+  const instance = s.length === 2 || (s.length === 4 && s[2] === '_history');
+  if (instance && !(method === 'POST')) return undefined;
   const q = queryReach(ps);
   return q ? `search reaching ${DENIED_TYPE}: ${q}` : undefined;
 }

@@ -76,7 +76,9 @@ export function parseResponses(text: string): { responses: RawResponse[]; leftov
     if (status >= 200 && status !== 204 && status !== 304) {
       if (headers['content-length'] !== undefined) {
         bodyEnd = bodyStart + Number(headers['content-length']);
-        if (bodyEnd > rest.length) break;
+        // An answer to HEAD announces a length it does not send: nothing after its head.
+        if (bodyEnd > rest.length && rest.length === bodyStart) bodyEnd = bodyStart;
+        else if (!(bodyEnd <= rest.length)) break;
         body = rest.slice(bodyStart, bodyEnd);
       } else if ((headers['transfer-encoding'] ?? '').toLowerCase() === 'chunked') {
         let at = bodyStart;
