@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parseStatus } from './debian';
 import { layerStream, type ResolvedImage } from './layout';
-import { readTar, type TarHeader } from './tar';
+import { readTarStream, type TarEntryHeader, type TarLimits } from '../archive/tar-read';
 
 export interface Component {
   ecosystem: 'npm' | 'Debian';
@@ -46,15 +46,18 @@ function interesting(p: string): boolean {
 }
 
 interface Node {
-  header: TarHeader;
+  header: TarEntryHeader;
   data?: Buffer;
 }
+
+/** An image layer is a root filesystem; bounds far above any real layer, far below a disk. */
+const LAYER_LIMITS: TarLimits = { maxEntryBytes: 8 * 2 ** 30, maxTotalBytes: 64 * 2 ** 30, maxEntries: 2_000_000, rootfs: true };
 
 /** Applies the image's layers in order (with OCI whiteouts) and keeps the files of interest. */
 async function flatten(image: ResolvedImage): Promise<Map<string, Node>> {
   const fs = new Map<string, Node>();
   for (const layer of image.manifest.layers) {
-    const entries = await readTar(layerStream(image.ref.layout, layer), (h) => interesting(h.path));
+    const entries = await readTarStream(layerStream(image.ref.layout, layer), (h) => interesting(h.path), LAYER_LIMITS);
     for (const e of entries) {
       const base = path.posix.basename(e.path);
       const dir = path.posix.dirname(e.path);

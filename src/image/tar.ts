@@ -1,10 +1,9 @@
-// Tar archives for image layers: a writer that gives the same bytes for the same files
-// (entries sorted by path, one fixed mtime, owner root, no user or group names, permission
-// bits folded to 0755/0644) and a streaming reader for scanning layers without unpacking
-// them. POSIX ustar, with PAX extended headers for paths and link targets too long for it.
+// The writer of image layers: the same bytes for the same files (entries sorted by path, one
+// fixed mtime, owner root, no user or group names, permission bits folded to 0755/0644), so a
+// layer's digest depends on its files alone. POSIX ustar, with PAX extended headers for paths
+// and link targets too long for it. Archives are read by src/archive/tar-read.ts.
 
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
-import type { Readable } from 'node:stream';
 
 export type TarEntry =
   | { path: string; type: 'dir' }
@@ -104,127 +103,4 @@ export function writeTar(file: string, entries: readonly TarEntry[], epoch: numb
     closeSync(fd);
   }
   return { entries: sorted.length, bytes };
-}
-
-export interface TarHeader {
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'other';
-  mode: number;
-  size: number;
-  /** Link target (symlinks and hard links). */
-  target?: string;
-}
-
-function field(b: Buffer, start: number, len: number): string {
-  const raw = b.subarray(start, start + len);
-  const end = raw.indexOf(0);
-  return raw.subarray(0, end < 0 ? len : end).toString('utf8');
-}
-
-function parseOctal(b: Buffer, start: number, len: number): number {
-  if (b[start] & 0x80) {
-    // GNU base-256 for large values
-    let n = 0;
-    for (let i = start + 1; i < start + len; i++) n = n * 256 + b[i];
-    return n;
-  }
-  const s = field(b, start, len).trim();
-  return s ? parseInt(s, 8) : 0;
-}
-
-function parsePax(data: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < data.length) {
-    const sp = data.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = parseInt(data.subarray(i, sp).toString('ascii'), 10);
-    if (!len) break;
-    const rec = data.subarray(sp + 1, i + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    i += len;
-  }
-  return out;
-}
-
-const TYPES: Record<string, TarHeader['type']> = { '0': 'file', '\0': 'file', '7': 'file', '5': 'dir', '2': 'symlink', '1': 'hardlink' };
-
-/**
- * Reads a tar stream entry by entry; `want` decides which entries' contents are kept.
- * Returns every header, with the kept contents. Paths come without a leading './' or '/'.
- */
-export async function readTar(stream: Readable, want: (h: TarHeader) => boolean): Promise<Array<TarHeader & { data?: Buffer }>> {
-  const out: Array<TarHeader & { data?: Buffer }> = [];
-  let buf: Buffer = Buffer.alloc(0);
-  let pending: { header: TarHeader | null; left: number; pad: number; keep: Buffer[] | null; meta?: 'pax' | 'longname' | 'longlink' } | null = null;
-  let pax: Record<string, string> = {};
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let ended = false;
-
-  const finish = (p: NonNullable<typeof pending>): void => {
-    const data = p.keep ? Buffer.concat(p.keep) : undefined;
-    if (p.meta === 'pax') pax = parsePax(data!);
-    else if (p.meta === 'longname') longName = data!.toString('utf8').replace(/\0+$/, '');
-    else if (p.meta === 'longlink') longLink = data!.toString('utf8').replace(/\0+$/, '');
-    else if (p.header) out.push(data ? { ...p.header, data } : p.header);
-  };
-
-  for await (const chunk of stream) {
-    buf = buf.length ? Buffer.concat([buf, chunk as Buffer]) : (chunk as Buffer);
-    for (;;) {
-      if (ended) break;
-      if (pending) {
-        const take = Math.min(pending.left, buf.length);
-        if (take > 0) {
-          if (pending.keep) pending.keep.push(Buffer.from(buf.subarray(0, take)));
-          pending.left -= take;
-          buf = buf.subarray(take);
-        }
-        if (pending.left > 0) break;
-        if (buf.length < pending.pad) break;
-        buf = buf.subarray(pending.pad);
-        finish(pending);
-        pending = null;
-        continue;
-      }
-      if (buf.length < BLOCK) break;
-      const h = buf.subarray(0, BLOCK);
-      buf = buf.subarray(BLOCK);
-      if (h.every((x) => x === 0)) {
-        ended = true;
-        break;
-      }
-      const flag = String.fromCharCode(h[156]);
-      const size = parseOctal(h, 124, 12);
-      const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-      if (flag === 'x' || flag === 'L' || flag === 'K') {
-        pending = { header: null, left: size, pad, keep: [], meta: flag === 'x' ? 'pax' : flag === 'L' ? 'longname' : 'longlink' };
-        continue;
-      }
-      if (flag === 'g') {
-        pending = { header: null, left: size, pad, keep: null };
-        continue;
-      }
-      const prefix = field(h, 345, 155);
-      let name = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
-      name = name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, '');
-      const target = pax.linkpath ?? longLink ?? field(h, 157, 100);
-      const realSize = pax.size !== undefined ? Number(pax.size) : size;
-      const header: TarHeader = {
-        path: name,
-        type: TYPES[flag] ?? 'other',
-        mode: parseOctal(h, 100, 8),
-        size: realSize,
-        ...(flag === '1' || flag === '2' ? { target } : {}),
-      };
-      pax = {};
-      longName = undefined;
-      longLink = undefined;
-      pending = { header, left: realSize, pad: (BLOCK - (realSize % BLOCK)) % BLOCK, keep: header.type === 'file' && want(header) ? [] : null };
-    }
-  }
-  if (pending && pending.left === 0) finish(pending);
-  return out;
 }

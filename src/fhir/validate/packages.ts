@@ -1,11 +1,10 @@
 // Reads the conformance resources an operator drops in profiles/fhir/: JSON files (one
 // resource, or a Bundle of them) and FHIR packages (.tgz, the npm-style tarballs IGs publish,
-// whose package/ folder holds one JSON resource per file). The tar format is read directly:
-// 512-byte headers, file data padded to 512 bytes.
+// whose package/ folder holds one JSON resource per file), read with fhirguard's tar reader.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { readTarBuffer, type TarLimits } from '../../archive/tar-read';
 
 export interface ConformanceResource {
   resourceType: string;
@@ -27,39 +26,24 @@ function resourcesOf(json: unknown): ConformanceResource[] {
   return typeof r.resourceType === 'string' ? [r] : [];
 }
 
-/** The regular files of a tar archive, by name. */
-export function untar(data: Buffer): { name: string; data: Buffer }[] {
-  const out: { name: string; data: Buffer }[] = [];
-  let off = 0;
-  let longName: string | undefined;
-  while (off + 512 <= data.length) {
-    const header = data.subarray(off, off + 512);
-    if (header.every((b) => b === 0)) break;
-    const field = (start: number, len: number) => header.subarray(start, start + len).toString('utf8').replace(/\0.*$/s, '');
-    const size = parseInt(field(124, 12).trim() || '0', 8);
-    const type = String.fromCharCode(header[156] || 48);
-    const prefix = field(345, 155);
-    let name = longName ?? (prefix ? `${prefix}/${field(0, 100)}` : field(0, 100));
-    longName = undefined;
-    const body = data.subarray(off + 512, off + 512 + size);
-    if (type === 'L') longName = body.toString('utf8').replace(/\0.*$/s, '');
-    else if (type === '0' || type === '\0') out.push({ name, data: body });
-    name = '';
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
-  return out;
+/** A FHIR package is small: IGs publish tens of megabytes at most. */
+const PACKAGE_LIMITS: TarLimits = { maxEntryBytes: 64 * 2 ** 20, maxTotalBytes: 512 * 2 ** 20, maxEntries: 100_000 };
+
+/** Whether a package entry is a conformance resource to load. */
+function isResourceFile(name: string): boolean {
+  return name.endsWith('.json') && !name.endsWith('package.json') && !name.includes('/other/');
 }
 
 export function readConformanceFile(file: string): LoadedFile {
   const loaded: LoadedFile = { file, resources: [], problems: [] };
   try {
     if (file.endsWith('.tgz') || file.endsWith('.tar.gz')) {
-      for (const entry of untar(gunzipSync(fs.readFileSync(file)))) {
-        if (!entry.name.endsWith('.json') || entry.name.endsWith('package.json') || entry.name.includes('/other/')) continue;
+      for (const entry of readTarBuffer(fs.readFileSync(file), (h) => isResourceFile(h.path), PACKAGE_LIMITS)) {
+        if (!entry.data) continue;
         try {
           loaded.resources.push(...resourcesOf(JSON.parse(entry.data.toString('utf8'))));
         } catch (err) {
-          loaded.problems.push(`${entry.name}: ${(err as Error).message}`);
+          loaded.problems.push(`${entry.path}: ${(err as Error).message}`);
         }
       }
     } else {
