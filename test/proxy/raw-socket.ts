@@ -1,8 +1,10 @@
 // A client of raw bytes for the proxy's HTTP-level tests: sends exactly what a test writes
 // (framing no well-behaved client would produce, writes split or delayed) and collects every
-// byte the proxy answers until it closes the connection or the wait ends.
+// byte the proxy answers until it closes the connection or the wait ends. Responses are split
+// by the hostile-request campaign's parser, so both read answers the same way.
 
 import net from 'node:net';
+import { parseResponses as parseConnection, type RawResponse } from '../../fuzz/send/raw';
 
 export interface RawExchange {
   /** Everything received, as latin1 text (headers and bodies byte for byte). */
@@ -48,41 +50,9 @@ export function rawExchange(origin: string, first: string, o: RawOptions = {}): 
   });
 }
 
-export interface ParsedResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
+export type ParsedResponse = RawResponse;
 
-/** Splits the bytes of one connection into its HTTP/1.1 responses (Content-Length framed, as fhirguard answers). */
+/** The HTTP/1.1 responses in the bytes of one connection (the campaign's parser: fuzz/send/raw.ts). */
 export function parseResponses(text: string): ParsedResponse[] {
-  const out: ParsedResponse[] = [];
-  let rest = text;
-  while (rest.startsWith('HTTP/1.1 ')) {
-    const end = rest.indexOf('\r\n\r\n');
-    if (end < 0) break;
-    const [statusLine, ...lines] = rest.slice(0, end).split('\r\n');
-    const headers: Record<string, string> = {};
-    for (const l of lines) {
-      const i = l.indexOf(':');
-      headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-    }
-    const status = Number(statusLine.split(' ')[1]);
-    let bodyEnd = end + 4;
-    if (headers['content-length'] !== undefined) bodyEnd += Number(headers['content-length']);
-    else if (headers['transfer-encoding'] === 'chunked') {
-      let at = end + 4;
-      for (;;) {
-        const lineEnd = rest.indexOf('\r\n', at);
-        const size = parseInt(rest.slice(at, lineEnd), 16);
-        at = lineEnd + 2 + size + 2;
-        if (size === 0 || lineEnd < 0) break;
-      }
-      bodyEnd = at;
-    }
-    const bodyRaw = rest.slice(end + 4, bodyEnd);
-    out.push({ status, headers, body: status === 100 ? '' : bodyRaw });
-    rest = rest.slice(bodyEnd);
-  }
-  return out;
+  return parseConnection(text).responses;
 }
