@@ -108,3 +108,30 @@ export function expectationRefusal(metrics: ProxyMetrics, logger: Logger): (req:
     req.socket.destroySoon?.();
   };
 }
+
+/**
+ * The server's connect listener: CONNECT asks for a tunnel, which a FHIR front door never
+ * opens (Node would otherwise drop the connection without a word). 405, then closed.
+ */
+export function connectRefusal(metrics: ProxyMetrics, logger: Logger): (req: IncomingMessage, socket: Socket) => void {
+  return (_req, socket) => {
+    const error = refuse(405, 'method-not-allowed', 'not-supported', 'CONNECT is not a FHIR RESTful method: the front door opens no tunnels');
+    const requestId = newRequestId();
+    metrics.refusal(error.reason);
+    logger.info({ reqId: requestId, status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(error.toOutcome());
+    socket.end(
+      'HTTP/1.1 405 Method Not Allowed\r\n' +
+        `content-type: ${FHIR_JSON}\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n` +
+        'allow: GET, HEAD, POST, PUT, PATCH, DELETE\r\n' +
+        `x-request-id: ${requestId}\r\n` +
+        'connection: close\r\n\r\n' +
+        body,
+    );
+  };
+}

@@ -17,7 +17,7 @@ import { RequestState, requestState } from './context';
 import { TierDispatcher } from './dispatcher';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
-import { clientErrorHandler, expectationRefusal } from './http-refusals';
+import { clientErrorHandler, connectRefusal, expectationRefusal } from './http-refusals';
 import { observeClientClosed, ObservingLogController } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
@@ -79,6 +79,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     http: { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000 },
   });
   app.server.on('checkExpectation', expectationRefusal(o.metrics, o.logger));
+  app.server.on('connect', connectRefusal(o.metrics, o.logger));
 
   // Every body is kept as the bytes received: the pipeline parses what it must check and
   // the same bytes are forwarded, so what the worker sees is exactly what was validated.

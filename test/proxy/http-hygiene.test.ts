@@ -128,6 +128,14 @@ describe('refusals below the routes are OperationOutcomes', () => {
     expect(up.traffic()).toHaveLength(0);
   });
 
+  test('CONNECT: 405, closed, never forwarded', async () => {
+    up.clear();
+    const r = await rawExchange(proxy.origin, 'CONNECT /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    expectOutcome(parseResponses(r.text)[0], 405, /CONNECT/);
+    expect(r.closed).toBe(true);
+    expect(up.traffic()).toHaveLength(0);
+  });
+
   test('headers past 16 KiB: 431', async () => {
     up.clear();
     const r = await rawExchange(proxy.origin, `GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
