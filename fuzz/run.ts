@@ -90,6 +90,9 @@ async function main(): Promise<number> {
   return f.total() > 0 || short ? 1 : 0;
 }
 
+// Interrupted: exit through 'exit' so the proxy started is killed with the campaign.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
 main().then(
   (code) => process.exit(code),
   (e: Error) => {

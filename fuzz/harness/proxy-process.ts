@@ -52,6 +52,10 @@ export async function startProxy(dir: string, policy: object, extraArgs: string[
   );
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => (stderr = (stderr + d).slice(-20_000)));
+  // Never outlive the campaign, however it ends.
+  const orphanGuard = () => void (exit || child.kill('SIGKILL'));
+  process.once('exit', orphanGuard);
+  void exited.then(() => process.off('exit', orphanGuard));
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {

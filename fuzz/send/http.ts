@@ -49,8 +49,27 @@ export class HttpPool {
   }
 }
 
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const UNDICI_REFUSES = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'content-length']);
+
+/**
+ * Why undici would refuse to send a case as written, checked before handing it over: a pool
+ * that has refused a request stops answering later ones (undici 7), so such cases never
+ * reach it and go raw instead.
+ */
+export function unsendable(c: HttpCase): string | undefined {
+  if (!/^\/[\x21-\x7e]*$/.test(c.target)) return 'target is not printable ASCII in origin-form';
+  if (!TOKEN.test(c.method) || c.method.toUpperCase() === 'CONNECT') return `method ${c.method}`;
+  for (const [n, v] of c.headers) {
+    if (!TOKEN.test(n) || UNDICI_REFUSES.has(n.toLowerCase())) return `header name ${n}`;
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(v)) return `header value of ${n}`;
+  }
+  return undefined;
+}
+
 async function sendOn(pool: Pool, c: HttpCase, timeoutMs: number): Promise<HttpOutcome> {
-  if (!c.target.startsWith('/')) return { kind: 'client-refused', why: 'target is not origin-form' };
+  const why = unsendable(c);
+  if (why) return { kind: 'client-refused', why };
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
