@@ -34,7 +34,7 @@ export interface ClassTotals {
 
 export class Findings {
   readonly classes = new Map<string, ClassTotals>();
-  readonly violations = new Map<string, { count: number; examples: Example[] }>(ORACLES.map((o) => [o, { count: 0, examples: [] }]));
+  readonly violations = new Map<string, { count: number; byClass: Record<string, number>; examples: Example[] }>(ORACLES.map((o) => [o, { count: 0, byClass: {}, examples: [] }]));
 
   constructor(
     readonly seed: number,
@@ -49,8 +49,9 @@ export class Findings {
   }
 
   violate(oracle: string, index: number | null, klass: string, detail: string, c?: FuzzCase): void {
-    const v = this.violations.get(oracle) ?? { count: 0, examples: [] };
+    const v = this.violations.get(oracle) ?? { count: 0, byClass: {}, examples: [] };
     v.count++;
+    v.byClass[klass] = (v.byClass[klass] ?? 0) + 1;
     if (v.examples.length < this.examplesPerOracle) v.examples.push({ seed: this.seed, index, klass, detail, request: c ? describeCase(c) : undefined });
     this.violations.set(oracle, v);
   }

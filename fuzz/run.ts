@@ -59,7 +59,8 @@ async function main(): Promise<number> {
   }
   console.log('\nper oracle (violations):');
   for (const [oracle, v] of f.violations) {
-    console.log(`  ${oracle.padEnd(22)} ${String(v.count).padStart(7)}`);
+    const classes = Object.entries(v.byClass).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(' ');
+    console.log(`  ${oracle.padEnd(22)} ${String(v.count).padStart(7)}  ${classes}`);
     for (const e of v.examples.slice(0, 2)) console.log(`      seed ${e.seed} index ${e.index ?? '-'} [${e.klass}] ${e.detail.slice(0, 240)}`);
   }
 

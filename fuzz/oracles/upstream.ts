@@ -38,10 +38,14 @@ export function serverSegments(path: string): string[] {
   return out;
 }
 
-/** Query parameters, decoded, split on & and ;. */
+/**
+ * Query parameters, decoded, split on '&' only: ';' is data to WHATWG URL parsing and to the
+ * servlet containers behind most FHIR servers, so a ';'-joined parameter reaching upstream is
+ * no violation by itself (docs/fuzz.md says why it still matters to a server that splits).
+ */
 function params(query: string): [string, string][] {
   return query
-    .split(/[&;]/)
+    .split('&')
     .filter(Boolean)
     .map((p) => {
       const eq = p.indexOf('=');
@@ -110,8 +114,17 @@ export function checkUpstreamRequest(r: SeenRequest): UpstreamViolation[] {
   if (r.headers['transfer-encoding'] !== undefined && r.headers['content-length'] !== undefined) out.push({ oracle: 'upstream-framing', detail: 'both Transfer-Encoding and Content-Length forwarded' });
   if (['PUT', 'PATCH'].includes(r.method) && segs.length === 1 && ps.length === 0) out.push({ oracle: 'upstream-denied', detail: `${r.method} /${segs[0]} without criteria (a write to every match)` });
 
-  if (r.body.length > 0) out.push(...checkBody(r, segs));
+  if (r.body.length > 0 && segs[segs.length - 1] === '_search') out.push(...checkSearchBody(r, segs, ps));
+  else if (r.body.length > 0) out.push(...checkBody(r, segs));
   return out;
+}
+
+/** A POSTed search's body holds form parameters: they widen the search like the URL's. */
+function checkSearchBody(r: SeenRequest, segs: string[], urlParams: [string, string][]): UpstreamViolation[] {
+  const type = String(r.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') return [{ oracle: 'upstream-body', detail: `a _search body that is not form parameters (content-type '${type}') forwarded` }];
+  const denied = deniedRead('POST', segs, [...urlParams, ...params(r.body.toString('latin1'))]);
+  return denied ? [{ oracle: 'upstream-denied', detail: `${denied} (form body)` }] : [];
 }
 
 function checkBody(r: SeenRequest, segs: string[]): UpstreamViolation[] {

@@ -114,3 +114,10 @@ test('a case is rebuilt from its seed and index alone', () => {
   expect(caseAt(7, 1234)).toEqual(caseAt(7, 1234));
   expect(caseAt(7, 1234)).not.toEqual(caseAt(8, 1234));
 });
+
+test('a POSTed search is judged on its form body', () => {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  expect(oracles(seen('POST', '/Patient/_search', form, 'name=x'))).toEqual([]);
+  expect(oracles(seen('POST', '/Encounter/_search', form, '_include=Encounter:participant:Practitioner'))).toEqual(['upstream-denied']);
+  expect(oracles(seen('POST', '/Encounter/_search', {}, '{"resourceType":"Encounter"}'))).toEqual(['upstream-body']);
+});
