@@ -1,7 +1,7 @@
 // A JSON reading every parser agrees on, written here so the upstream oracles do not lean on
 // fhirguard's own body reader: valid UTF-8, RFC 8259 grammar, no key twice in one object, no
 // lone surrogate, no NUL, no number a double cannot hold exactly as written in digits that
-// matter. Returns why the bytes are ambiguous, or the parsed value.
+// matter; a leading byte order mark is skipped. Returns why the bytes are ambiguous, or the parsed value.
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -14,7 +14,9 @@ export function readStrictJson(bytes: Buffer): StrictResult {
   } catch {
     return { ok: false, why: 'not UTF-8' };
   }
-  if (text.charCodeAt(0) === 0xfeff) return { ok: false, why: 'byte order mark' };
+  // A leading byte order mark: RFC 8259 lets readers skip it or refuse the text; none reads
+  // the document differently because of it (fhirguard accepts it, docs/validation.md).
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let at = 0;
   const ws = () => {
     while (at < text.length && ' \t\n\r'.includes(text[at])) at++;

@@ -124,14 +124,16 @@ const FORM_TYPES: ReadonlySet<string> = new Set(['application/x-www-form-urlenco
  * takes a form. POST `_search` and POST operations may come without a body, so for them an
  * absent Content-Type passes: the caller must refuse a non-empty body that has none.
  */
-export function checkRequestContentType(method: string, contentType: string | undefined, interaction: Interaction): void {
+export function checkRequestContentType(method: string, contentType: string | undefined, interaction: Interaction, hasBody = false): void {
   const upper = method.toUpperCase();
   const format = bodyFormat(upper, interaction);
   if (format === 'none') return;
   const what = interaction.kind === 'operation' ? `operation ${interaction.operation}` : `${upper} ${interaction.kind}`;
   if (contentType === undefined || contentType.trim() === '') {
-    if (format === 'form' || format === 'optional-json') return;
-    throw unsupported(`${what} needs a Content-Type (application/fhir+json)`);
+    // Only an empty body may leave its type unsaid: one whose type is unknown is checked by
+    // nothing and would be forwarded as it came.
+    if ((format === 'form' || format === 'optional-json') && !hasBody) return;
+    throw unsupported(`${what} with a body needs a Content-Type (${format === 'form' ? 'application/x-www-form-urlencoded' : 'application/fhir+json'})`);
   }
   if (contentType.length > MAX_HEADER) throw unsupported(`Content-Type is longer than ${MAX_HEADER} characters`);
   let parsed: ReturnType<typeof parseContentType>;

@@ -63,35 +63,40 @@ export function clientErrorHandler(metrics: ProxyMetrics, logger: Logger): (err:
     const requestId = newRequestId();
     metrics.refusal(error.reason);
     logger.info({ reqId: requestId, status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
-    const inProgress = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (!inProgress) {
-      socket.end(rawResponse(error, requestId));
-      return;
-    }
-    if (inProgress.req?.complete) {
-      // The bytes before the error were a whole request, already on its way upstream: its
-      // answer goes out first, then the refusal of what followed it.
-      const refuseRest = (): void => {
-        if (!socket.destroyed) socket.end(rawResponse(error, requestId));
-      };
-      if (inProgress.writableFinished) refuseRest();
-      else {
-        inProgress.once('finish', refuseRest);
-        inProgress.once('close', () => socket.destroySoon());
-      }
-      return;
-    }
-    // The error is in the body of the request under way: it was never forwarded (bodies are
-    // read whole first), and its answer is the refusal.
-    if (inProgress.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const body = JSON.stringify(error.toOutcome());
-    inProgress.shouldKeepAlive = false;
-    inProgress.writeHead(error.status, { 'content-type': FHIR_JSON, 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' });
-    inProgress.end(body, () => socket.destroySoon());
+    answerInTurn(socket, error, requestId);
   };
+}
+
+type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
+
+/**
+ * Refuses what follows a framing error once every request before it has its answer. Node
+ * answers pipelined requests in order, one response at a time (the socket's current one);
+ * a whole request's answer goes out first, however many wait behind it; a request the error
+ * cut short (its body incomplete, never forwarded) is answered with the refusal itself; then
+ * the connection closes.
+ */
+function answerInTurn(socket: HttpSocket, error: FhirError, requestId: string): void {
+  const current = socket._httpMessage;
+  if (!current || current.writableFinished) {
+    if (!socket.destroyed) socket.end(rawResponse(error, requestId));
+    return;
+  }
+  if (current.req?.complete) {
+    current.once('finish', () => setImmediate(() => answerInTurn(socket, error, requestId)));
+    current.once('close', () => {
+      if (!current.writableFinished) socket.destroy();
+    });
+    return;
+  }
+  if (current.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify(error.toOutcome());
+  current.shouldKeepAlive = false;
+  current.writeHead(error.status, { 'content-type': FHIR_JSON, 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' });
+  current.end(body, () => socket.destroySoon());
 }
 
 /** The server's checkExpectation listener: an Expect other than 100-continue gets 417. */

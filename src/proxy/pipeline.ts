@@ -92,7 +92,7 @@ export function createPipeline(opts: PipelineOptions) {
         if (p.name === '_method') throw refuse(400, 'method-override', 'not-supported', "the '_method' parameter is not accepted: send the interaction with its own HTTP method");
       }
       // The whole header: its charset and fhirVersion parameters are checked too.
-      checkRequestContentType(request.method, headers['content-type'], interaction);
+      checkRequestContentType(request.method, headers['content-type'], interaction, state.rawBody !== undefined);
       negotiateResponse(headers.accept, formatParam(query));
       const t1 = performance.now();
       classifyStage.observe((t1 - t0) / 1000);

@@ -175,6 +175,43 @@ describe('connections', () => {
     expect(up.traffic()).toHaveLength(1);
   });
 
+  test('pipelined requests followed by unframed bytes: each forwarded request is answered in turn, then the rest refused', async () => {
+    up.clear();
+    const r = await rawExchange(proxy.origin, 'GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fhir/Patient/2 HTTP/1.1\r\nHost: x\r\n\r\nGET /fhir/Patient/3 HTTP/1.1\r\nHost: x\r\n\r\n\x00garbage\r\n\r\n');
+    const responses = parseResponses(r.text);
+    expect(responses.map((x) => x.status)).toEqual([200, 200, 200, 400]);
+    expect(responses.slice(0, 3).map((x) => JSON.parse(x.body).id)).toEqual(['1', '2', '3']);
+    expect(r.closed).toBe(true);
+    expect(up.traffic().map((t) => t.path)).toEqual(['/Patient/1', '/Patient/2', '/Patient/3']);
+  });
+
+  test('a pipelined request cut short by a framing error in its body is answered with the refusal', async () => {
+    up.clear();
+    const r = await rawExchange(proxy.origin, `GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${patient}\r\n0\r\n\r\n`);
+    const responses = parseResponses(r.text);
+    expect(responses.map((x) => x.status)).toEqual([200, 400]);
+    expectOutcome(responses[1], 400, /not well-formed HTTP/);
+    expect(up.traffic().map((t) => t.path)).toEqual(['/Patient/1']);
+  });
+
+  test('a client that half-closes after its request still gets the answer', async () => {
+    up.clear();
+    for (let i = 0; i < 10; i++) {
+      const r = await rawExchange(proxy.origin, `GET /fhir/Patient/hc-${i} HTTP/1.1\r\nHost: x\r\n\r\n`, { halfClose: true });
+      expect(parseResponses(r.text).map((x) => x.status)).toEqual([200]);
+    }
+    expect(up.traffic()).toHaveLength(10);
+  });
+
+  test('a body without a Content-Type is refused, not forwarded unchecked', async () => {
+    up.clear();
+    for (const target of ['/fhir/Observation/_search', '/fhir/Patient/$validate']) {
+      const res = await send(proxy.origin, 'POST', target, { body: '{"a":1,"a":2}', omit: ['content-type'] });
+      expect({ target, status: res.status, type: res.json?.resourceType }).toEqual({ target, status: 415, type: 'OperationOutcome' });
+    }
+    expect(up.traffic()).toHaveLength(0);
+  });
+
   test('a slowloris client that never finishes its headers gets 408 and is closed', async () => {
     const r = await rawExchange(proxy.origin, 'GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n', {
       more: Array.from({ length: 40 }, (_, i) => `X-Slow-${i}: y\r\n`),

@@ -19,6 +19,8 @@ export interface RawOptions {
   gapMs?: number;
   /** How long to wait for the proxy to close the connection after the last write. */
   waitMs?: number;
+  /** Half-close (FIN) right after the first write, as a client that has said everything does. */
+  halfClose?: boolean;
 }
 
 export function rawExchange(origin: string, first: string, o: RawOptions = {}): Promise<RawExchange> {
@@ -39,7 +41,8 @@ export function rawExchange(origin: string, first: string, o: RawOptions = {}): 
     socket.on('close', () => finish(true));
     socket.on('error', (err) => (chunks.length ? finish(true) : reject(err)));
     socket.on('connect', async () => {
-      socket.write(first);
+      if (o.halfClose) socket.end(first);
+      else socket.write(first);
       for (const part of o.more ?? []) {
         await new Promise((r) => setTimeout(r, o.gapMs ?? 100));
         if (done || socket.destroyed) return;
