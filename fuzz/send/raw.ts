@@ -32,7 +32,7 @@ export function sendRaw(port: number, c: RawCase, waitMs: number): Promise<RawOu
       done = true;
       clearTimeout(timer);
       socket.destroy();
-      const { responses, leftover } = parseResponses(Buffer.concat(chunks).toString('latin1'));
+      const { responses, leftover } = parseResponses(Buffer.concat(chunks).toString('latin1'), headRequests(Buffer.concat(c.writes).toString('latin1')));
       resolve({ responses, closed, leftover, error });
     };
     socket.on('data', (d: Buffer) => chunks.push(d));
@@ -56,9 +56,25 @@ export function sendRaw(port: number, c: RawCase, waitMs: number): Promise<RawOu
   });
 }
 
-/** Splits one connection's bytes into HTTP/1.x responses (interim 1xx included). */
-export function parseResponses(text: string): { responses: RawResponse[]; leftover: number } {
+/**
+ * Which of the pipelined requests in `sent` are HEAD, in order: their answers announce a length
+ * they do not send. Request lines are found at the start and after each blank line, which is
+ * where a request that the proxy reads as one can start.
+ */
+export function headRequests(sent: string): boolean[] {
+  const heads: boolean[] = [];
+  for (const m of sent.matchAll(/(?:^|\r?\n\r?\n)([A-Z]+) \S+ HTTP\/1\.[01]\r?\n/g)) heads.push(m[1] === 'HEAD');
+  return heads;
+}
+
+/**
+ * Splits one connection's bytes into HTTP/1.x responses (interim 1xx included). `heads` says
+ * which final answers, in order, answer a HEAD (no body whatever their Content-Length); without
+ * it, a HEAD answer is recognised only when nothing follows it.
+ */
+export function parseResponses(text: string, heads: readonly boolean[] = []): { responses: RawResponse[]; leftover: number } {
   const responses: RawResponse[] = [];
+  let finals = 0;
   let rest = text;
   while (/^HTTP\/1\.[01] \d{3}/.test(rest)) {
     const end = rest.indexOf('\r\n\r\n');
@@ -73,7 +89,9 @@ export function parseResponses(text: string): { responses: RawResponse[]; leftov
     let bodyStart = end + 4;
     let bodyEnd = bodyStart;
     let body = '';
-    if (status >= 200 && status !== 204 && status !== 304) {
+    const head = status >= 200 && heads[finals] === true;
+    if (status >= 200) finals++;
+    if (status >= 200 && status !== 204 && status !== 304 && !head) {
       if (headers['content-length'] !== undefined) {
         bodyEnd = bodyStart + Number(headers['content-length']);
         // An answer to HEAD announces a length it does not send: nothing after its head.

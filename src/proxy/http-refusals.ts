@@ -13,6 +13,9 @@ import type { ProxyMetrics } from '../metrics/registry';
 import { FHIR_JSON } from './errors';
 import { newRequestId } from './request-id';
 
+/** The request line and headers together; what the listener accepts (server.ts). */
+export const MAX_HEADER_BYTES = 15 * 1024;
+
 const STATUS_TEXT: ReadonlyMap<number, string> = new Map([
   [400, 'Bad Request'],
   [408, 'Request Timeout'],
@@ -25,7 +28,7 @@ const STATUS_TEXT: ReadonlyMap<number, string> = new Map([
 function refusalOf(err: NodeJS.ErrnoException): FhirError {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return refuse(431, 'headers-too-large', 'too-long', 'the request line or headers exceed the 16 KiB the front door accepts');
+      return refuse(431, 'headers-too-large', 'too-long', `the request line and headers exceed the ${MAX_HEADER_BYTES / 1024} KiB the front door accepts`);
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'ERR_HTTP_HEADERS_TIMEOUT':
       return refuse(408, 'request-timeout', 'timeout', 'the request did not arrive in time; the connection is closed');

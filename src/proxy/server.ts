@@ -17,7 +17,7 @@ import { RequestState, requestState } from './context';
 import { TierDispatcher } from './dispatcher';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
-import { clientErrorHandler, connectRefusal, expectationRefusal } from './http-refusals';
+import { clientErrorHandler, connectRefusal, expectationRefusal, MAX_HEADER_BYTES } from './http-refusals';
 import { observeClientClosed, ObservingLogController } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
@@ -76,7 +76,9 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     // every second. A missing Host is refused by the pipeline as an OperationOutcome (Node's
     // own refusal has no body).
     requestTimeout: o.requestTimeoutMs ?? 60_000,
-    http: { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000 },
+    // Headers are limited to 15 KiB, below the 16 KiB most servers (Node, Tomcat, Jetty) accept,
+    // so a request fhirguard accepts still fits once it carries X-Forwarded-* and X-Request-Id.
+    http: { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES },
   });
   app.server.on('checkExpectation', expectationRefusal(o.metrics, o.logger));
   app.server.on('connect', connectRefusal(o.metrics, o.logger));

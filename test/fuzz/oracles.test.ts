@@ -7,7 +7,7 @@ import type { SeenRequest } from '../../fuzz/harness/recording-upstream';
 import { checkAnswer } from '../../fuzz/oracles/response';
 import { readStrictJson } from '../../fuzz/oracles/strict-json';
 import { checkUpstreamRequest, serverSegments } from '../../fuzz/oracles/upstream';
-import { parseResponses } from '../../fuzz/send/raw';
+import { headRequests, parseResponses } from '../../fuzz/send/raw';
 
 function seen(method: string, url: string, headers: Record<string, string> = {}, body = ''): SeenRequest {
   return { tier: 'read', method, url, headers, rawHeaders: [], body: Buffer.from(body) };
@@ -108,6 +108,16 @@ test('raw answers are split, a HEAD answer included', () => {
     [100, ''],
     [200, 'ok'],
     [200, ''],
+  ]);
+});
+
+test('pipelined answers after a HEAD answer are split at its head, whatever its Content-Length', () => {
+  const sent = 'HEAD /fhir/x HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\n\r\nGET /fhir/Patient/1 HTTP/1.1\r\nhost: h\r\n\r\n';
+  expect(headRequests(sent)).toEqual([true, false]);
+  const text = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 120\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
+  expect(parseResponses(text, headRequests(sent)).responses.map((r) => [r.status, r.body])).toEqual([
+    [400, ''],
+    [200, 'ok'],
   ]);
 });
 
