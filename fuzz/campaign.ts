@@ -200,7 +200,11 @@ function checkRaw(findings: Findings, index: number, c: FuzzCase, out: RawOutcom
   const head = c.kind === 'raw' ? c.writes.some((w) => /(^|\n)HEAD /.test(w.toString('latin1'))) : c.method === 'HEAD';
   for (const r of final) for (const v of checkAnswer({ status: r.status, headers: r.headers, body: r.body, head })) findings.violate(v.oracle, index, c.klass, v.detail, c);
   if (!out.closed) findings.violate('connection-bounded', index, c.klass, `connection still open ${final.length ? `after ${final.length} answers` : 'with nothing answered'}`, c);
-  else if (final.length === 0) findings.violate('refusal-is-outcome', index, c.klass, `connection closed without any answer${out.error ? ` (${out.error})` : ''}`, c);
+  // A client that half-closes (FIN) after its last write has said it is gone: the front door
+  // aborts what it still has under way and closes, as nginx (499) and Go's servers do
+  // (docs/http.md). Answers it does not get then are not findings.
+  const gone = c.kind === 'raw' && c.end;
+  if (out.closed && final.length === 0 && !gone) findings.violate('refusal-is-outcome', index, c.klass, `connection closed without any answer${out.error ? ` (${out.error})` : ''}`, c);
   const answeredByUpstream = final.filter((r) => r.headers['x-served-by'] !== undefined).length;
-  if (upstreamSaw > answeredByUpstream) findings.violate('forwarded-answered', index, c.klass, `the upstream saw ${upstreamSaw} request(s) of this connection, the client got ${answeredByUpstream} upstream answer(s) (statuses ${final.map((r) => r.status).join(', ') || 'none'})`, c);
+  if (upstreamSaw > answeredByUpstream && !gone) findings.violate('forwarded-answered', index, c.klass, `the upstream saw ${upstreamSaw} request(s) of this connection, the client got ${answeredByUpstream} upstream answer(s) (statuses ${final.map((r) => r.status).join(', ') || 'none'})`, c);
 }

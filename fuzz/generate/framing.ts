@@ -62,7 +62,8 @@ const SHAPES: Record<string, Shape> = {
     end: false,
   }),
   pipelined: (h) => one(Buffer.concat([bytes(withLength(h)), GET_PLAIN(false), Buffer.from(GET_DENIED), bytes(withLength(h))])),
-  'trailing-bytes': (h) => one(Buffer.concat([bytes(withLength(h)), Buffer.from(['\r\nxyz', 'G', 'GET /fhir/Practitioner/1 HTTP/1.1\r\n', '\x00\x01\x02', '0\r\n\r\n'][h.body.length % 5], 'latin1')])),
+  // No half-close: the proxy must answer the whole request, then refuse what follows and close.
+  'trailing-bytes': (h) => one(Buffer.concat([bytes(withLength(h)), Buffer.from(['\r\nxyz', 'G', 'GET /fhir/Practitioner/1 HTTP/1.1\r\n', '\x00\x01\x02', '0\r\n\r\n'][h.body.length % 5], 'latin1')]), false),
   'no-host': (h) => one(bytes({ ...withLength(h), headers: withLength(h).headers.filter(([n]) => n !== 'host') })),
   'two-hosts': (h) => one(bytes({ ...withLength(h), headers: [...withLength(h).headers, ['host', 'evil.example']] })),
   'long-request-line': (h) => one(bytes({ ...withLength(h), line: `GET /fhir/Patient?name=${'a'.repeat(17_000 + h.body.length)} HTTP/1.1` })),

@@ -36,15 +36,26 @@ export class CapabilitySource {
     this.rebuild();
   }
 
-  /** A member of `tier` became healthy: its backend may have changed; fetch again shortly. */
+  /** A member of `tier` became healthy: its backend may have changed; fetch again. */
   memberHealthy(tier: string): void {
     if (this.pending.has(tier)) return;
+    // A short delay gathers the members of a tier that come up together into one fetch.
     const timer = setTimeout(() => {
-      this.pending.delete(tier);
-      void this.fetch(tier).then(() => this.rebuild());
-    }, 200);
+      void this.fetch(tier)
+        .then(() => this.rebuild())
+        .finally(() => this.pending.delete(tier));
+    }, 50);
     timer.unref();
     this.pending.set(tier, timer);
+  }
+
+  /**
+   * Whether the statement is up to date with the members known now: no fetch waiting or under
+   * way. The proxy reports ready only then, so a client that waits for /readyz never reads a
+   * statement that leaves a serving tier's backend out.
+   */
+  settled(): boolean {
+    return this.pending.size === 0;
   }
 
   stop(): void {

@@ -15,7 +15,7 @@ import { loadPolicy, PolicyError, type Policy } from '../policy';
 import { followAgent } from './agent-members';
 import { formatHostPort, parseHostPort } from './address';
 import { CapabilitySource } from './capability-source';
-import { normaliseBase, positiveInt } from './options';
+import { normaliseBase, positiveInt, PROXY_OPTIONS } from './options';
 import { UpstreamPools } from './pool';
 import { buildProxy } from './server';
 import { holdTickObjectShape } from './tick-shape';
@@ -42,8 +42,9 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     base = normaliseBase(values.base);
     bodyLimit = positiveInt(values['body-limit'], 'body-limit');
     maxDepth = positiveInt(values['max-depth'], 'max-depth');
-    headersTimeoutMs = positiveInt(values['headers-timeout'], 'headers-timeout');
-    requestTimeoutMs = positiveInt(values['request-timeout'], 'request-timeout');
+    // Callers that start a proxy of their own (record) may leave these out: the defaults then.
+    headersTimeoutMs = positiveInt(values['headers-timeout'] ?? PROXY_OPTIONS['headers-timeout'].default, 'headers-timeout');
+    requestTimeoutMs = positiveInt(values['request-timeout'] ?? PROXY_OPTIONS['request-timeout'].default, 'request-timeout');
     if (requestTimeoutMs < headersTimeoutMs) throw new Error('--request-timeout must be at least --headers-timeout');
     listen = parseHostPort(String(values.listen), '--listen');
     adminAt = parseHostPort(String(values.admin), '--admin');
@@ -94,7 +95,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   const admin = createAdminServer({
     registry: metrics.registry,
     log,
-    readiness: () => ({ ready: pools.ready(), tiers: pools.tierHealth() }),
+    readiness: () => ({ ready: pools.ready() && (capabilities?.settled() ?? true), tiers: pools.tierHealth() }),
   });
   try {
     await app.listen({ host: listen.host, port: listen.port });

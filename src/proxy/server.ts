@@ -82,9 +82,6 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   });
   app.server.on('checkExpectation', expectationRefusal(o.metrics, o.logger));
   app.server.on('connect', connectRefusal(o.metrics, o.logger));
-  // A client that sends its request and then half-closes (FIN) still gets its answer: Node
-  // would otherwise abort the requests under way and close, after they were forwarded.
-  (app.server as typeof app.server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   // Every body is kept as the bytes received: the pipeline parses what it must check and
   // the same bytes are forwarded, so what the worker sees is exactly what was validated.
