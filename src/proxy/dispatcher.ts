@@ -9,7 +9,7 @@
 // (it was never sent, so it is still sent once): a write is never sent twice.
 
 import type { Dispatcher } from 'undici';
-import { DeadlineError, isConnectionError, neverSent, NoHealthyMemberError, refusedBeforeSending } from './errors';
+import { DeadlineError, isConnectionError, neverSent, NoHealthyMemberError } from './errors';
 import type { Member, TierPool, UpstreamPools } from './pool';
 
 /** Methods whose request may be sent twice without changing anything upstream. */
@@ -92,7 +92,6 @@ export class TierDispatcher {
         }
         settled = true;
         clearTimeout(deadline);
-        if (err && refusedBeforeSending(err)) member.renew();
         if (err && isConnectionError(err)) {
           pool.markDown(member, err);
           // A write that may have reached the member is never sent again (it may have been applied).

@@ -43,16 +43,6 @@ function codeOf(err: unknown): string {
   return (err as { code?: unknown })?.code ? String((err as { code: unknown }).code) : '';
 }
 
-/**
- * Errors undici raises while building a request, before any connection carries it: the
- * request was never sent, and the member's pool needs renewing (pool.ts, Member.renew).
- */
-const REFUSED_BEFORE_SENDING: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
-
-export function refusedBeforeSending(err: unknown): boolean {
-  return REFUSED_BEFORE_SENDING.has(codeOf(err));
-}
-
 /** A request whose tier's timeout passed before its upstream answered, wherever it waited. */
 export class DeadlineError extends Error {
   readonly code = 'UND_ERR_HEADERS_TIMEOUT';

@@ -3,8 +3,9 @@
 // so a one-off glitch costs one request, not a check interval); an active check
 // (`GET /metadata`, the FHIR capabilities endpoint every server has) brings it back.
 
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { parseUpstream, Upstream } from './address';
+import { upstreamClient } from './upstream-client';
 
 export interface PoolOptions {
   /** Milliseconds between health checks of each member. */
@@ -25,39 +26,26 @@ export class Member {
   constructor(
     readonly tier: TierPool,
     readonly upstream: Upstream,
-    /** The member's connections; replaced by renew(). */
-    public client: Pool,
-    private readonly makeClient: () => Pool,
+    /** The member's connections. */
+    readonly client: Pool,
   ) {}
-
-  /**
-   * A request that undici refused before it was sent (a header it will not send, say) leaves
-   * the connection it was given marked as busy for good: enough of them and the member has no
-   * connection left while its health checks still pass. After such a refusal the member gets
-   * fresh connections; requests under way on the old ones finish there.
-   */
-  renew(): void {
-    const old = this.client;
-    this.client = this.makeClient();
-    void old.close().catch(() => undefined);
-  }
 
   get spec(): string {
     return this.upstream.spec;
   }
 
-  /** One health check: healthy when GET /metadata answers 2xx within the timeout. */
+  /**
+   * One health check: healthy when GET /metadata answers 2xx within the timeout once a
+   * connection carries it. The wait for that connection is bounded too, by the tier's timeout
+   * (what a request would wait before its 504): a member that cannot give a check a connection
+   * in that time cannot serve a request either, and a check stuck in its queue would leave the
+   * member marked healthy, and every later check skipped, for as long as it is stuck.
+   */
   async check(timeoutMs: number): Promise<void> {
     if (this.checking) return;
     this.checking = true;
     try {
-      const res = await this.client.request({
-        path: `${this.upstream.basePath}/metadata`,
-        method: 'GET',
-        headers: { host: this.upstream.host, accept: 'application/fhir+json', 'user-agent': 'fhirguard-health' },
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
+      const res = await this.checkRequest(timeoutMs);
       await res.body.dump();
       if (res.statusCode >= 200 && res.statusCode < 300) this.tier.setHealthy(this, true, 'health check passed');
       else this.tier.setHealthy(this, false, `health check answered ${res.statusCode}`);
@@ -66,6 +54,42 @@ export class Member {
     } finally {
       this.checking = false;
     }
+  }
+
+  /**
+   * GET /metadata, given up once it has waited the tier's timeout plus `timeoutMs` in all.
+   * undici's own timeouts start only once a connection carries the request, and an aborted
+   * request still waiting for one stays in the pool's queue until one frees (it is then
+   * dropped unsent), so the bound is kept here.
+   */
+  private checkRequest(timeoutMs: number): Promise<Dispatcher.ResponseData> {
+    const bound = this.tier.timeoutMs + timeoutMs;
+    const abort = new AbortController();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        abort.abort();
+        reject(new Error(`no answer within ${bound} ms: every connection to the member stayed taken`));
+      }, bound);
+      this.client
+        .request({
+          path: `${this.upstream.basePath}/metadata`,
+          method: 'GET',
+          headers: { host: this.upstream.host, accept: 'application/fhir+json', 'user-agent': 'fhirguard-health' },
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+          signal: abort.signal,
+        })
+        .then(
+          (res) => {
+            clearTimeout(timer);
+            resolve(res);
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            reject(err);
+          },
+        );
+    });
   }
 }
 
@@ -90,16 +114,17 @@ export class TierPool {
 
   private makeMember(spec: string): Member {
     const u = parseUpstream(spec);
-    const makeClient = (): Pool =>
-      new Pool(u.origin, {
-        connections: this.opts.connections ?? 128,
-        pipelining: 1,
-        ...(u.socketPath ? { socketPath: u.socketPath } : {}),
-        connectTimeout: Math.min(this.timeoutMs, 10_000),
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
-    return new Member(this, u, makeClient(), makeClient);
+    const client = new Pool(u.origin, {
+      connections: this.opts.connections ?? 128,
+      pipelining: 1,
+      ...(u.socketPath ? { socketPath: u.socketPath } : {}),
+      connectTimeout: Math.min(this.timeoutMs, 10_000),
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      // Connections that never lose their slot to a request undici refused (upstream-client.ts).
+      factory: upstreamClient,
+    });
+    return new Member(this, u, client);
   }
 
   /**

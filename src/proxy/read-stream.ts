@@ -19,7 +19,7 @@ import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { util as undiciUtil, type Dispatcher } from 'undici';
 import type { RequestState } from './context';
-import { DeadlineError, isConnectionError, NoHealthyMemberError, refusedBeforeSending } from './errors';
+import { DeadlineError, isConnectionError, NoHealthyMemberError } from './errors';
 import { forwardRequestHeaders, rewriteResponseHeaders, type LocationRewrite } from './headers';
 import type { Member, TierPool, UpstreamPools } from './pool';
 
@@ -158,7 +158,6 @@ class ReadExchange implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     clearTimeout(this.deadline);
     const state = this.request.fhirguard as RequestState;
-    if (refusedBeforeSending(err)) this.member?.renew();
     if (this.res.destroyed || this.expired) return; // the client left first, or was answered 504 already
     if (this.res.headersSent) {
       // Part of the response is on its way: cut the connection, so the client sees a broken
