@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSearchParameters, searchParamsOf } from '../../src/fhir/search-parameters';
+import { onUpstreams, shippedPolicy } from '../fhir-cases/policies';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
 import { closeClients, send } from './client';
@@ -60,9 +61,9 @@ afterAll(async () => {
 
 const codes = (r: Json | undefined): string[] => (r?.interaction ?? []).map((i: Json) => i.code).sort();
 
-/** How many requests the proxy has sent to its workers so far. */
-async function forwarded(): Promise<number> {
-  const { samples } = await scrape(proxy.adminUrl);
+/** How many requests `by` (the restrictive proxy unless named) has sent to its workers so far. */
+async function forwarded(by: ProxyProcess = proxy): Promise<number> {
+  const { samples } = await scrape(by.adminUrl);
   return sum(samples, 'fhirguard_upstream_duration_seconds_count');
 }
 
@@ -150,4 +151,101 @@ test('GET /metadata is answered by the front door, not forwarded', async () => {
   const before = await forwarded();
   expect((await send(proxy.origin, 'GET', '/fhir/metadata')).json.software.name).toBe('fhirguard');
   expect(await forwarded()).toBe(before);
+});
+
+describe('under the shipped policy', () => {
+  let shipped: ProxyProcess;
+  let all: Json[];
+  let ids: { Patient: string; Observation: string };
+  const get = (target: string): Promise<number> => send(shipped.origin, 'GET', `/fhir${target}`).then((r) => r.status);
+
+  beforeAll(async () => {
+    const policy = onUpstreams(shippedPolicy(), { read: `unix:${reader.socket}`, write: `unix:${writer.socket}`, ops: `unix:${writer.socket}` });
+    shipped = await startProxy({ dir, policy });
+    const res = await send(shipped.origin, 'GET', '/fhir/metadata');
+    expect(res.status).toBe(200);
+    expect(res.json.implementation.description).not.toMatch(/have not answered/);
+    all = res.json.rest[0].resource;
+    const patient = await send(shipped.origin, 'POST', '/fhir/Patient', { body: { resourceType: 'Patient', name: [{ family: 'Shipped' }] } });
+    const observation = await send(shipped.origin, 'POST', '/fhir/Observation', {
+      body: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${patient.json.id}` } },
+    });
+    expect([patient.status, observation.status]).toEqual([201, 201]);
+    ids = { Patient: patient.json.id, Observation: observation.json.id };
+  }, 60_000);
+
+  /** Sends each request; all must reach a worker and be served (a read of an id it does not hold is its 404). */
+  async function expectServed(requests: [string, () => Promise<number>][]): Promise<void> {
+    const before = await forwarded(shipped);
+    const failed: [string, number][] = [];
+    for (const [name, go] of requests) {
+      const status = await go();
+      if (status >= 300 && status !== 404) failed.push([name, status]);
+    }
+    expect(failed).toEqual([]);
+    expect(await forwarded(shipped)).toBe(before + requests.length);
+  }
+
+  test('every R4 type is listed, with the reads, histories and searches the shipped policy allows', () => {
+    expect(all).toHaveLength(146);
+    for (const r of all) expect([r.type, codes(r)]).toEqual([r.type, ['create', 'history-instance', 'history-type', 'patch', 'read', 'search-type', 'update', 'vread']]);
+  });
+
+  test("every type's listed reads, histories and type searches reach a worker and are served", async () => {
+    const requests: [string, () => Promise<number>][] = [];
+    for (const r of all) {
+      const id = ids[r.type as keyof typeof ids] ?? 'absent';
+      const paths: Record<string, string> = { read: `/${r.type}/${id}`, vread: `/${r.type}/${id}/_history/1`, 'history-instance': `/${r.type}/${id}/_history`, 'history-type': `/${r.type}/_history`, 'search-type': `/${r.type}` };
+      for (const code of codes(r)) if (paths[code]) requests.push([`${r.type} ${code}`, () => get(paths[code])]);
+    }
+    await expectServed(requests);
+  }, 120_000);
+
+  test('every listed search parameter, _include and _revinclude of every type is served', async () => {
+    const sample: Record<string, string> = { number: '1', date: '2020', string: 'x', token: 'x', quantity: '1', uri: 'http://example.org' };
+    const requests: [string, () => Promise<number>][] = [];
+    for (const r of all) {
+      for (const p of r.searchParam as Json[]) {
+        const def = searchParamsOf(r.type).get(p.name);
+        const value = p.type === 'reference' ? `${def?.targets[0] ?? 'Patient'}/1` : sample[p.type];
+        if (value === undefined) continue; // composite and special values have shapes of their own
+        requests.push([`${r.type}?${p.name}`, () => get(`/${r.type}?${p.name}=${encodeURIComponent(value)}`)]);
+      }
+      for (const v of r.searchInclude as string[]) requests.push([`${r.type}?_include=${v}`, () => get(`/${r.type}?_include=${encodeURIComponent(v)}`)]);
+      for (const v of r.searchRevInclude as string[]) requests.push([`${r.type}?_revinclude=${v}`, () => get(`/${r.type}?_revinclude=${encodeURIComponent(v)}`)]);
+    }
+    expect(requests.length).toBeGreaterThan(1000);
+    await expectServed(requests);
+  }, 300_000);
+
+  test('the listed writes, system interactions and operations are served', async () => {
+    const cs = (await send(shipped.origin, 'GET', '/fhir/metadata')).json;
+    expect(cs.rest[0].interaction.map((i: Json) => i.code).sort()).toEqual(['batch', 'history-system', 'transaction']);
+    const patient = { resourceType: 'Patient', id: ids.Patient, name: [{ family: 'Updated' }] };
+    const go = (method: string, target: string, body?: object, headers: Record<string, string> = {}) => () => send(shipped.origin, method, `/fhir${target}`, { body, headers }).then((r) => r.status);
+    await expectServed([
+      ['Patient create', go('POST', '/Patient', { resourceType: 'Patient' })],
+      ['Patient update', go('PUT', `/Patient/${ids.Patient}`, patient)],
+      ['Patient patch', go('PATCH', `/Patient/${ids.Patient}`, [{ op: 'add', path: '/active', value: true }], { 'content-type': 'application/json-patch+json' })],
+      ['transaction', go('POST', '', { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } }] })],
+      ['batch', go('POST', '', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient/${ids.Patient}` } }] })],
+      ['history-system', go('GET', '/_history')],
+      ['Patient $everything', go('GET', `/Patient/${ids.Patient}/$everything`)],
+      ['Patient $validate', go('POST', '/Patient/$validate', { resourceType: 'Patient' })],
+    ]);
+    const byName = new Map(all.map((r) => [r.type, r]));
+    expect(byName.get('Patient')!.operation.map((o: Json) => o.name).sort()).toEqual(['everything', 'validate']);
+  }, 60_000);
+
+  test('delete, which the shipped policy denies, is listed nowhere and refused for every type before any worker', async () => {
+    expect(all.filter((r) => codes(r).includes('delete') || r.conditionalDelete !== 'not-supported')).toEqual([]);
+    const before = await forwarded(shipped);
+    const refused: [string, number][] = [];
+    for (const r of all) {
+      const res = await send(shipped.origin, 'DELETE', `/fhir/${r.type}/x`);
+      if (res.status !== 403 || res.json?.resourceType !== 'OperationOutcome') refused.push([r.type, res.status]);
+    }
+    expect(refused).toEqual([]);
+    expect(await forwarded(shipped)).toBe(before);
+  }, 60_000);
 });
