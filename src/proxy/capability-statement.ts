@@ -100,6 +100,20 @@ function qualifiers(backendFor: (code: string) => BackendResource | undefined, l
   return out;
 }
 
+/**
+ * Whether an `_include` (`type:param[:target]`) or `_revinclude` (`Source:param[:type]`) value
+ * names a reference parameter the front door's search validation knows, pointing where it says.
+ */
+function isKnownInclude(value: string, type: string, kind: 'include' | 'revinclude'): boolean {
+  const [source, code, target, ...rest] = value.split(':');
+  if (rest.length > 0 || !source || !code || (kind === 'include' && source !== type)) return false;
+  const def = searchParamsOf(source).get(code);
+  if (def?.type !== 'reference') return false;
+  const reaches = (t: string): boolean => def.targets.length === 0 || def.targets.includes(t);
+  if (target !== undefined && !reaches(target)) return false;
+  return kind === 'include' || (reaches(type) && (target === undefined || target === type));
+}
+
 export interface StatementInputs {
   policy: Policy;
   base: string;
@@ -156,16 +170,19 @@ export function buildCapabilityStatement(o: StatementInputs): Json {
     if (searchTier) {
       const backend = searchView?.resource(type);
       const allowedAt = (query: string): boolean => tierOf('GET', `/${type}`, query) === searchTier;
-      const params = backend?.searchParam ?? [...searchParamsOf(type).values()].map((p) => ({ name: p.code, type: p.type }));
-      entry.searchParam = params.filter((p) => typeof p.name === 'string' && allowedAt(`${encodeURIComponent(p.name)}=${encodeURIComponent(SAMPLE_VALUE[(p.type as SearchParamType) ?? 'string'] ?? 'x')}`));
+      // Only parameters the front door's own search validation knows: a backend's custom
+      // parameter would be refused here before it reached that backend.
+      const known = searchParamsOf(type);
+      const params = backend?.searchParam ?? [...known.values()].map((p) => ({ name: p.code, type: p.type }));
+      entry.searchParam = params.filter((p) => typeof p.name === 'string' && known.has(p.name) && allowedAt(`${encodeURIComponent(p.name)}=${encodeURIComponent(SAMPLE_VALUE[(p.type as SearchParamType) ?? 'string'] ?? 'x')}`));
       const includes = backend?.searchInclude ?? [...searchParamsOf(type).values()].filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`);
-      entry.searchInclude = includes.filter((v) => allowedAt(`_include=${encodeURIComponent(v)}`));
+      entry.searchInclude = includes.filter((v) => isKnownInclude(v, type, 'include') && allowedAt(`_include=${encodeURIComponent(v)}`));
       const revIncludes =
         backend?.searchRevInclude ??
         (searchView
           ? []
           : referenceSourcesOf(type).flatMap((source) => [...searchParamsOf(source).values()].filter((p) => p.type === 'reference' && p.targets.includes(type)).map((p) => `${source}:${p.code}`)));
-      entry.searchRevInclude = revIncludes.filter((v) => allowedAt(`_revinclude=${encodeURIComponent(v)}`));
+      entry.searchRevInclude = revIncludes.filter((v) => isKnownInclude(v, type, 'revinclude') && allowedAt(`_revinclude=${encodeURIComponent(v)}`));
     }
 
     // Operations: those the type's backend names, each decided by the policy on its own.

@@ -9,7 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSearchParameters, searchParamsOf } from '../../src/fhir/search-parameters';
-import { onUpstreams, shippedPolicy } from '../fhir-cases/policies';
+import { classify } from '../../src/fhir/classify';
+import { validateSearch } from '../../src/fhir/validate';
+import { loadPolicy } from '../../src/policy';
+import { buildCapabilityStatement } from '../../src/proxy/capability-statement';
+import { onUpstreams, SHIPPED_POLICY, shippedPolicy } from '../fhir-cases/policies';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
 import { closeClients, send } from './client';
@@ -248,4 +252,28 @@ describe('under the shipped policy', () => {
     expect(refused).toEqual([]);
     expect(await forwarded(shipped)).toBe(before);
   }, 60_000);
+});
+
+describe("a backend's own search parameters", () => {
+  test('only those the front door validates are listed: a custom one would be refused before reaching it', () => {
+    const policy = loadPolicy(SHIPPED_POLICY);
+    const patient = {
+      type: 'Patient',
+      interaction: [{ code: 'read' }, { code: 'search-type' }],
+      searchParam: [{ name: 'name', type: 'string' }, { name: 'x-custom', type: 'token' }],
+      searchInclude: ['Patient:general-practitioner', 'Patient:x-custom', 'Observation:subject'],
+      searchRevInclude: ['Observation:subject', 'Observation:x-custom', 'Observation:code', 'Encounter:subject:Group'],
+    };
+    const backend = { rest: [{ mode: 'server', resource: [patient] }] };
+    const st = buildCapabilityStatement({ policy, base: 'http://localhost/fhir', version: '0', backends: new Map(policy.tiers.map((t) => [t.name, backend])), started: new Date(0) }) as Json;
+    const p = st.rest[0].resource.find((r: Json) => r.type === 'Patient');
+    expect(p.searchParam).toEqual([{ name: 'name', type: 'string' }]);
+    expect(p.searchInclude).toEqual(['Patient:general-practitioner']);
+    expect(p.searchRevInclude).toEqual(['Observation:subject']);
+    // What it leaves out the front door refuses itself.
+    for (const q of ['x-custom=1', '_include=Patient:x-custom', '_revinclude=Observation:x-custom']) {
+      const interaction = classify({ method: 'GET', path: '/Patient', query: q, headers: {}, base: 'http://localhost/fhir' });
+      expect(() => validateSearch(interaction)).toThrow();
+    }
+  });
 });
