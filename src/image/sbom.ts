@@ -50,8 +50,11 @@ interface Node {
   data?: Buffer;
 }
 
-/** An image layer is a root filesystem; bounds far above any real layer, far below a disk. */
-const LAYER_LIMITS: TarLimits = { maxEntryBytes: 8 * 2 ** 30, maxTotalBytes: 64 * 2 ** 30, maxEntries: 2_000_000, rootfs: true };
+/**
+ * An image layer is a root filesystem, streamed: bounds far above any real layer, far below a
+ * disk. What is kept in memory (package manifests, dpkg records, os-release) is bounded apart.
+ */
+const LAYER_LIMITS: TarLimits = { maxEntryBytes: 8 * 2 ** 30, maxTotalBytes: 64 * 2 ** 30, maxEntries: 2_000_000, maxKeptBytes: 256 * 2 ** 20, rootfs: true };
 
 /** Applies the image's layers in order (with OCI whiteouts) and keeps the files of interest. */
 async function flatten(image: ResolvedImage): Promise<Map<string, Node>> {

@@ -106,6 +106,21 @@ describe('a sound archive', () => {
     expect(read(viaGnu).map((e) => e.path)).toEqual([long]);
   });
 
+  test('links through other links that stay inside are accepted', () => {
+    const links = tar([
+      { name: 'package/a.json', data: '{}' },
+      { name: 'package/up', type: '2', link: '..' },
+      { name: 'package/l', type: '2', link: 'up/package/a.json' },
+      { name: 'package/h', type: '1', link: 'package/up/package/a.json' },
+    ]);
+    expect(read(links).map((e) => [e.path, e.target])).toEqual([
+      ['package/a.json', undefined],
+      ['package/up', '..'],
+      ['package/l', 'up/package/a.json'],
+      ['package/h', 'package/up/package/a.json'],
+    ]);
+  });
+
   test('an absolute symbolic link is accepted in a root filesystem (an image layer)', () => {
     const layer = tar([{ name: 'usr/bin/awk', type: '2', link: '/etc/alternatives/awk' }]);
     expect(read(layer, { ...LIMITS, rootfs: true })[0]).toMatchObject({ path: 'usr/bin/awk', type: 'symlink', target: '/etc/alternatives/awk' });
@@ -114,7 +129,7 @@ describe('a sound archive', () => {
 
 describe('refused, naming the entry', () => {
   const cases: [string, RawEntry[], RegExp][] = [
-    ['a bad header checksum', [{ name: 'a.json', data: '{}', badChecksum: true }], /checksum/],
+    ['a bad header checksum', [{ name: 'a.json', data: '{}', badChecksum: true }], /^a\.json: the header's checksum is wrong/],
     ['a path climbing out', [{ name: '../evil.json', data: '{}' }], /\.\.\/evil\.json: the path climbs out/],
     ['a path climbing out in the middle', [{ name: 'package/../../evil.json', data: '{}' }], /climbs out/],
     ['an absolute path', [{ name: '/etc/passwd', data: 'x' }], /\/etc\/passwd: the path is absolute/],
@@ -127,6 +142,22 @@ describe('refused, naming the entry', () => {
     ['an entry past the size limit', [{ name: 'big.json', data: 'x'.repeat(2000) }], /big\.json: 2000 bytes is more than the 1024/],
     ['an archive past the total limit', Array.from({ length: 5 }, (_, i) => ({ name: `f${i}`, data: 'x'.repeat(1000) })), /f4: the archive holds more than 4096 bytes/],
     ['too many entries', Array.from({ length: 21 }, (_, i) => ({ name: `f${i}`, data: '' })), /f20: more than 20 entries/],
+    ['a bad checksum after a sound entry', [{ name: 'ok.json', data: '{}' }, { name: 'b.json', data: '{}', badChecksum: true }], /^b\.json: the header's checksum is wrong/],
+    ['a GNU sparse file (skipped by the parser, refused here)', [{ name: 'sparse', type: 'S', data: 'x' }], /^sparse: entry type SparseFile is not accepted/],
+    ['an unknown entry type', [{ name: 'odd', type: 'Z', data: 'x' }], /^odd: entry type .* is not accepted/],
+    [
+      'a PAX header too large to read (its path would be lost)',
+      [{ name: 'PaxHeader/big', type: 'x', data: Buffer.alloc(1024 * 1024 + 1, 0x20) }, { name: 'package/short.json', data: '{}' }],
+      /^PaxHeader\/big: an extended header of 1048577 bytes is more than the 1048576/,
+    ],
+    ['an entry beneath a symbolic link', [{ name: 'package/l', type: '2', link: '../other' }, { name: 'package/l/x.json', data: '{}' }], /^package\/l\/x\.json: the path goes through the symbolic link package\/l/],
+    [
+      'a symbolic link out of the archive through another link',
+      [{ name: 'package/up', type: '2', link: '..' }, { name: 'package/l2', type: '2', link: 'up/../etc' }],
+      /^package\/l2: the symbolic link's target 'up\/\.\.\/etc' climbs out/,
+    ],
+    ['a hard link out of the archive through a symbolic link', [{ name: 'package/up', type: '2', link: '..' }, { name: 'package/h', type: '1', link: 'package/up/../x' }], /^package\/h: the hard link's target 'package\/up\/\.\.\/x' climbs out/],
+    ['a symbolic link to itself', [{ name: 'loop', type: '2', link: 'loop/x' }, { name: 'l2', type: '2', link: 'loop/y' }], /^l2: the symbolic link's target 'loop\/y' (climbs out|has too many levels)/],
   ];
   for (const [name, entries, message] of cases) {
     test(name, () => {
@@ -142,7 +173,13 @@ describe('refused, naming the entry', () => {
 
   test('an archive that ends inside an entry (truncated)', () => {
     const whole = tar([{ name: 'a.json', data: 'x'.repeat(900) }]);
-    expect(() => read(whole.subarray(0, 512 + 300))).toThrow(/a\.json: the archive ends inside this entry|Truncated/);
+    expect(() => read(whole.subarray(0, 512 + 300))).toThrow(/^a\.json: the archive ends inside this entry \(truncated\)$/);
+  });
+
+  test('contents kept in memory are bounded apart from what is only counted', () => {
+    const archive = tar([{ name: 'a.json', data: 'x'.repeat(600) }, { name: 'b.json', data: 'x'.repeat(600) }, { name: 'c.bin', data: 'x'.repeat(600) }]);
+    expect(readTarBuffer(archive, (h) => h.path === 'a.json' || h.path === 'c.bin', { ...LIMITS, maxKeptBytes: 1200 }).map((e) => e.path)).toEqual(['a.json', 'b.json', 'c.bin']);
+    expect(() => readTarBuffer(archive, all, { ...LIMITS, maxKeptBytes: 1000 })).toThrow(/^b\.json: keeping it would hold more than 1000 bytes of contents in memory$/);
   });
 
   test('a stream is refused the same way', async () => {
