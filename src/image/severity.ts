@@ -54,15 +54,17 @@ function namesBaseMetrics(type: CvssVersion, vector: string): boolean {
 /**
  * The base score of a CVSS v2, v3.0, v3.1 or v4.0 vector, computed by ae-cvss-calculator (a
  * kept implementation of FIRST's specifications); undefined when the text is not a complete
- * vector of the version `type` names.
+ * vector of the version `type` names. Base metrics only, in every version: v4.0 folds threat
+ * and environmental metrics into its one score, which would let an issuer's "no exploit
+ * reported yet" (E:U) or its own environment lower the rating the gate ranks an image by.
  */
 export function cvssBaseScore(type: string, vector: string): number | undefined {
   const v = vector.trim();
   const version = versionOf(v);
   if (version !== type || !namesBaseMetrics(version, v)) return undefined;
   try {
-    const parsed = fromVector(v);
-    const base = parsed?.calculateScores().base;
+    const scores = fromVector(v)?.calculateScores();
+    const base = scores && 'baseMetricsOnly' in scores ? scores.baseMetricsOnly : scores?.base;
     return typeof base === 'number' && Number.isFinite(base) ? base : undefined;
   } catch {
     return undefined;

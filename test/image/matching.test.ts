@@ -46,7 +46,8 @@ describe('version order', () => {
 
 describe('severity', () => {
   // Published scores: FIRST's CVSS v2 guide (CVE-2002-0392, CVE-2003-0818), its v3.1
-  // specification examples, and the v4.0 specification's examples.
+  // specification examples, the v4.0 specification's examples, and v4.0 vectors as FIRST's
+  // calculator scores them (NVD: CVE-2024-7657 is 5.3).
   test.each([
     ['CVSS_V2', 'AV:N/AC:L/Au:N/C:N/I:N/A:C', 7.8],
     ['CVSS_V2', 'AV:N/AC:L/Au:N/C:C/I:C/A:C', 10],
@@ -59,7 +60,28 @@ describe('severity', () => {
     ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', 9.3],
     ['CVSS_V4', 'CVSS:4.0/AV:L/AC:L/AT:N/PR:L/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', 8.5],
     ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N', 0],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:L/VI:L/VA:L/SC:N/SI:N/SA:N', 6.9],
+    ['CVSS_V4', 'CVSS:4.0/AV:L/AC:L/AT:P/PR:L/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', 7.3],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:P/PR:N/UI:P/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', 7.7],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:L/UI:N/VC:N/VI:L/VA:N/SC:N/SI:N/SA:N', 5.3],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:H/SI:H/SA:H', 7.9],
+    ['CVSS_V4', 'CVSS:4.0/AV:L/AC:L/AT:N/PR:N/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N', 4.6],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:H/SI:H/SA:H', 10],
   ])('%s %s scores %d', (type, vector, score) => {
+    expect(cvssBaseScore(type, vector)).toBe(score);
+  });
+
+  // The base score only: threat, temporal and environmental metrics describe the issuer's view
+  // of exploitation at one time and its own environment, not the image's. With them, FIRST's
+  // calculator scores these 5.2, 9.1, 8.1 (v4) and 8.5, 6.8 (v3), 5.5 (v2).
+  test.each([
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:P/PR:N/UI:P/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:U', 7.7],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:H/SI:H/SA:H/E:U', 10],
+    ['CVSS_V4', 'CVSS:4.0/AV:N/AC:L/AT:P/PR:N/UI:N/VC:H/VI:L/VA:L/SC:N/SI:N/SA:N/CR:H/IR:L/AR:L/MAV:N/MAC:H/MVC:H/MVI:L/MVA:L', 8.3],
+    ['CVSS_V3', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/E:U/RL:O/RC:C', 9.8],
+    ['CVSS_V3', 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/MAV:P', 9.8],
+    ['CVSS_V2', 'AV:N/AC:L/Au:N/C:P/I:P/A:P/E:U/RL:OF/RC:C', 7.5],
+  ])('%s %s: base metrics only, %d', (type, vector, score) => {
     expect(cvssBaseScore(type, vector)).toBe(score);
   });
 
