@@ -123,6 +123,9 @@ describe('image scan', () => {
       ['FGTEST-2025-0003', 'npm', 'pino', 'critical'],
       ['FGTEST-2025-0004', 'npm', 'yaml', 'medium'],
       ['FGTEST-2025-0005', 'Debian', 'libc6', null],
+      ['FGTEST-2025-0010', 'npm', 'prom-client', 'medium'],
+      ['FGTEST-2025-0011', 'npm', 'rfc6902', 'medium'],
+      ['FGTEST-2025-0012', 'npm', 'negotiator', 'medium'],
     ]);
     expect(scan.findings[0].component.version).toBe(installed('fastify'));
     expect(scan.findings[1].severitySource).toBe('CVSS v3 base score 9.8');
@@ -137,7 +140,7 @@ describe('image scan', () => {
       ['FGTEST-2025-0003', 'critical'],
       ['FGTEST-2025-0005', 'high'],
     ]);
-    expect(refuse.below.map((g) => g.finding.id)).toEqual(['FGTEST-2025-0004']);
+    expect(refuse.below.map((g) => g.finding.id)).toEqual(['FGTEST-2025-0004', 'FGTEST-2025-0010', 'FGTEST-2025-0011', 'FGTEST-2025-0012']);
 
     const waived = applyGate(scan.findings, supplyChain(policyText(waivers('2999-01-01'))));
     expect(waived.refused).toBe(false);
@@ -154,8 +157,8 @@ describe('image scan', () => {
     // The same waiver holds through its last day (UTC) and not a millisecond longer.
     expect(applyGate(scan.findings, expired, Date.parse('2020-01-01T23:59:59.999Z')).refused).toBe(false);
     expect(applyGate(scan.findings, supplyChain(policyText('')), 0).failOn).toBe('high');
-    // A stricter threshold catches the medium finding too.
-    expect(applyGate(scan.findings, { ...supplyChain(policyText(waivers('2999-01-01'))), failOn: 'medium' }).blocking.map((g) => g.finding.id)).toEqual(['FGTEST-2025-0004']);
+    // A stricter threshold catches the medium findings too.
+    expect(applyGate(scan.findings, { ...supplyChain(policyText(waivers('2999-01-01'))), failOn: 'medium' }).blocking.map((g) => g.finding.id)).toEqual(['FGTEST-2025-0004', 'FGTEST-2025-0010', 'FGTEST-2025-0011', 'FGTEST-2025-0012']);
   });
 
   test('fhirguard image scan: exit 1 listing the findings, 0 with waivers, 1 with an expired one; report and SBOM written', () => {

@@ -1,5 +1,6 @@
 // The parts of the scan that need no image: version order (Debian's checked against dpkg
-// itself), CVSS v3 base scores, OSV range evaluation, and the tar format round trip.
+// itself), CVSS v2, v3 and v4 base scores, OSV matching and range evaluation, and the tar
+// format round trip.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { readFileSync } from 'node:fs';
-import { inRange } from '../../src/image/osv';
+import { inRange, loadAdvisories, matchAdvisories } from '../../src/image/osv';
+import type { Inventory } from '../../src/image/sbom';
 import { advisorySeverity, cvssBaseScore } from '../../src/image/severity';
 import { readTarStream } from '../../src/archive/tar-read';
 import { writeTar } from '../../src/image/tar';
@@ -117,6 +119,21 @@ describe('severity', () => {
     expect(advisorySeverity({ severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }] })).toEqual({ severity: 'critical', source: 'CVSS v3 base score 9.8' });
     expect(advisorySeverity({}, { severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N' }] }).severity).toBe('medium');
     expect(advisorySeverity({ severity: [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N' }] })).toEqual({ source: 'none' });
+  });
+});
+
+describe('the fixture database, matched without an image', () => {
+  const npm = (name: string, version: string): Inventory['components'][number] => ({ ecosystem: 'npm', name, version, purl: `pkg:npm/${name}@${version}`, locations: [] });
+  const inv = { components: [npm('prom-client', '15.1.3'), npm('rfc6902', '5.1.2'), npm('negotiator', '1.1.0'), npm('pino', '10.4.0')], files: 0, has: () => false } as unknown as Inventory;
+
+  test('advisories rated only in CVSS v4 or v2 are scored, not left to the unknown default', () => {
+    const findings = matchAdvisories(loadAdvisories(path.join(__dirname, '..', 'fixtures', 'osv')), inv);
+    expect(findings.map((f) => [f.id, f.component.name, f.severity ?? null, f.severitySource])).toEqual([
+      ['FGTEST-2025-0003', 'pino', 'critical', 'CVSS v3 base score 9.8'],
+      ['FGTEST-2025-0010', 'prom-client', 'medium', 'CVSS v4 base score 5.3'],
+      ['FGTEST-2025-0011', 'rfc6902', 'medium', 'CVSS v2 base score 5.0'],
+      ['FGTEST-2025-0012', 'negotiator', 'medium', 'CVSS v4 base score 4.6'],
+    ]);
   });
 });
 
