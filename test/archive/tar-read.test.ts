@@ -1,8 +1,10 @@
 // fhirguard's one tar reader against archives crafted byte by byte: what a sound archive
 // holds (files, folders, links inside, long names in PAX and GNU form, gzip), and each way an
 // archive from someone else is refused, naming the entry: a bad header checksum, truncation,
-// paths that are absolute or climb out, links whose targets leave the archive, devices and
-// fifos, and entries or archives past the limits. The FHIR package loader (custom profiles)
+// paths that are absolute or climb out, links whose targets leave the archive (directly or
+// through other links), entries beneath links, devices, fifos and the types node-tar would skip
+// silently, extended headers too large to read, and entries, archives and kept contents past
+// the limits. The FHIR package loader (custom profiles)
 // reads through it, so a profile at a long path is no longer lost.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -184,6 +186,18 @@ describe('refused, naming the entry', () => {
 
   test('a stream is refused the same way', async () => {
     await expect(readTarStream(Readable.from([tar([{ name: '../evil', data: 'x' }])]), all, LIMITS)).rejects.toThrow(/climbs out/);
+  });
+
+  test('a refused stream is destroyed, not read to its end', async () => {
+    let served = 0;
+    const endless = new Readable({
+      read() {
+        served++;
+        this.push(served === 1 ? tar([{ name: '../evil', data: 'x' }]).subarray(0, 1024) : Buffer.alloc(512));
+      },
+    });
+    await expect(readTarStream(endless, all, LIMITS)).rejects.toThrow(/^\.\.\/evil: the path climbs out/);
+    expect(endless.destroyed).toBe(true);
   });
 });
 
