@@ -8,9 +8,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { refuse, type FhirError } from '../fhir/outcome';
+import type { FhirError } from '../fhir/outcome';
 import type { ProxyMetrics } from '../metrics/registry';
-import { FHIR_JSON } from './errors';
+import { FHIR_JSON, httpRefusal } from './errors';
 import { newRequestId } from './request-id';
 
 /** The request line and headers together; what the listener accepts (server.ts). */
@@ -28,16 +28,15 @@ const STATUS_TEXT: ReadonlyMap<number, string> = new Map([
 function refusalOf(err: NodeJS.ErrnoException): FhirError {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return refuse(431, 'headers-too-large', 'too-long', `the request line and headers exceed the ${MAX_HEADER_BYTES / 1024} KiB the front door accepts`);
+      return httpRefusal.headersTooLarge(MAX_HEADER_BYTES);
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'ERR_HTTP_HEADERS_TIMEOUT':
-      return refuse(408, 'request-timeout', 'timeout', 'the request did not arrive in time; the connection is closed');
+      return httpRefusal.requestTimeout();
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return refuse(413, 'chunk-extensions-too-large', 'too-long', 'chunk extensions exceed what the front door accepts');
+      return httpRefusal.chunkExtensionsTooLarge();
     default: {
       const reason = (err as { reason?: unknown }).reason;
-      const detail = typeof reason === 'string' ? `: ${reason}` : '';
-      return refuse(400, 'malformed-http', 'structure', `the request is not well-formed HTTP/1.1 (${err.code ?? 'parse error'}${detail}); the connection is closed`);
+      return httpRefusal.malformed(`${err.code ?? 'parse error'}${typeof reason === 'string' ? `: ${reason}` : ''}`);
     }
   }
 }
@@ -81,11 +80,14 @@ type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
  */
 function answerInTurn(socket: HttpSocket, error: FhirError, requestId: string): void {
   const current = socket._httpMessage;
-  if (!current || current.writableFinished) {
+  if (!current) {
     if (!socket.destroyed) socket.end(rawResponse(error, requestId));
     return;
   }
-  if (current.req?.complete) {
+  // A response already written out (writableFinished) is still the socket's current one until
+  // its 'finish' is emitted, which is when Node hands the socket to the next pipelined
+  // response: waiting for it keeps that response from being cut off.
+  if (current.req?.complete || current.writableFinished) {
     current.once('finish', () => setImmediate(() => answerInTurn(socket, error, requestId)));
     current.once('close', () => {
       if (!current.writableFinished) socket.destroy();
@@ -105,8 +107,7 @@ function answerInTurn(socket: HttpSocket, error: FhirError, requestId: string): 
 /** The server's checkExpectation listener: an Expect other than 100-continue gets 417. */
 export function expectationRefusal(metrics: ProxyMetrics, logger: Logger): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const value = String(req.headers.expect).slice(0, 64);
-    const error = refuse(417, 'expectation-failed', 'not-supported', `Expect: ${value} cannot be met; the front door meets only Expect: 100-continue`);
+    const error = httpRefusal.expectationFailed(String(req.headers.expect));
     const requestId = newRequestId();
     metrics.refusal(error.reason);
     logger.info({ reqId: requestId, status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
@@ -123,7 +124,7 @@ export function expectationRefusal(metrics: ProxyMetrics, logger: Logger): (req:
  */
 export function connectRefusal(metrics: ProxyMetrics, logger: Logger): (req: IncomingMessage, socket: Socket) => void {
   return (_req, socket) => {
-    const error = refuse(405, 'method-not-allowed', 'not-supported', 'CONNECT is not a FHIR RESTful method: the front door opens no tunnels');
+    const error = httpRefusal.connect();
     const requestId = newRequestId();
     metrics.refusal(error.reason);
     logger.info({ reqId: requestId, status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');

@@ -12,6 +12,8 @@ import { validateRequest, validateSearch } from '../fhir/validate';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
 import { requestState } from './context';
+import { httpRefusal } from './errors';
+import { checkRequestHead } from './request-head';
 
 export interface PipelineOptions {
   /** The FHIR base path, e.g. '/fhir'. */
@@ -64,16 +66,8 @@ export function createPipeline(opts: PipelineOptions) {
       const query = q < 0 ? '' : url.slice(q + 1);
 
       const headers = request.headers;
-      // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own refusal of it would have no body.
-      if (headers.host === undefined && request.raw.httpVersion === '1.1') {
-        throw refuse(400, 'missing-host', 'invalid', 'an HTTP/1.1 request must carry a Host header');
-      }
-      // A coded body is refused rather than forwarded unchecked: fhirguard validates bytes as
-      // they are, and what it forwards must mean what it validated.
-      const coding = headers['content-encoding'];
-      if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
-        throw refuse(415, 'content-encoding', 'not-supported', `Content-Encoding '${coding.slice(0, 40)}' is not accepted: send the body uncoded`);
-      }
+      // HTTP version, Host, header count and Content-Encoding, which Node leaves to the server.
+      checkRequestHead(request.raw, headers);
       const contentType = mediaType(headers['content-type']);
       let body: unknown;
       let form: string | undefined;
@@ -89,7 +83,7 @@ export function createPipeline(opts: PipelineOptions) {
       // `_method` overrides the HTTP method on servers that honour it: the interaction decided
       // here is the one the server must run.
       for (const p of interaction.params) {
-        if (p.name === '_method') throw refuse(400, 'method-override', 'not-supported', "the '_method' parameter is not accepted: send the interaction with its own HTTP method");
+        if (p.name === '_method') throw httpRefusal.methodOverride();
       }
       // The whole header: its charset and fhirVersion parameters are checked too.
       checkRequestContentType(request.method, headers['content-type'], interaction, state.rawBody !== undefined);

@@ -24,6 +24,7 @@ import type { UpstreamPools } from './pool';
 import { ReadStreamer } from './read-stream';
 import { requestIdFrom } from './request-id';
 import { requestLogger } from './request-logger';
+import { closeAfterUpgrade } from './upgrade';
 
 export interface ProxyOptions {
   policy: Policy;
@@ -80,6 +81,8 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     // so a request fhirguard accepts still fits once it carries X-Forwarded-* and X-Request-Id.
     http: { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES },
   });
+  // Before Fastify's own listener: an Upgrade request's answer closes its connection (upgrade.ts).
+  app.server.prependListener('request', closeAfterUpgrade);
   app.server.on('checkExpectation', expectationRefusal(o.metrics, o.logger));
   app.server.on('connect', connectRefusal(o.metrics, o.logger));
 
@@ -203,7 +206,7 @@ function forwarder(
     // The front door states its own capabilities: what the policy lets through, not what one
     // backend behind it can do.
     if (capabilities && (request.fhirguard as RequestState).interaction?.kind === 'capabilities') {
-      return reply.code(200).header('content-type', FHIR_JSON).send(capabilities.current());
+      return reply.code(200).header('content-type', FHIR_JSON).header('x-request-id', request.id).send(capabilities.current());
     }
     const url = request.url;
     const q = url.indexOf('?');

@@ -153,7 +153,10 @@ test('what it leaves out is refused and never reaches a worker', async () => {
 
 test('GET /metadata is answered by the front door, not forwarded', async () => {
   const before = await forwarded();
-  expect((await send(proxy.origin, 'GET', '/fhir/metadata')).json.software.name).toBe('fhirguard');
+  const res = await send(proxy.origin, 'GET', '/fhir/metadata');
+  expect(res.json.software.name).toBe('fhirguard');
+  // Like every answer, it carries the request's id.
+  expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   expect(await forwarded()).toBe(before);
 });
 

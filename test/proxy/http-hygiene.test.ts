@@ -144,25 +144,100 @@ describe('refusals below the routes are OperationOutcomes', () => {
     expect(up.traffic()).toHaveLength(0);
   });
 
+  test('a request line without an HTTP version (HTTP/0.9): 505, never forwarded', async () => {
+    up.clear();
+    const r = await rawExchange(proxy.origin, 'GET /fhir/Patient/1\r\n\r\n');
+    expectOutcome(parseResponses(r.text)[0], 505, /HTTP\/0\.9 is not supported/);
+    expect(up.traffic()).toHaveLength(0);
+  });
+
+  test.each([
+    ['two Host headers', 'Host: a.example\r\nHost: b.example\r\n', /more than one Host/],
+    ['a Host that is no host', 'Host: a.example/evil?\r\n', /not a host name/],
+    ['a Host with a space', 'Host: a b\r\n', /not a host name/],
+  ])('%s: 400, never forwarded', async (_name, host, diagnostics) => {
+    up.clear();
+    const r = await rawExchange(proxy.origin, `GET /fhir/Patient/1 HTTP/1.1\r\n${host}Connection: close\r\n\r\n`);
+    expectOutcome(parseResponses(r.text)[0], 400, diagnostics);
+    expect(up.traffic()).toHaveLength(0);
+  });
+
+  test('hosts as names, IPv4 and IPv6 addresses, with ports, pass', async () => {
+    up.clear();
+    for (const host of ['fhir.example.org', 'fhir.example.org:8443', '10.0.0.1:80', '[::1]:8080', 'localhost']) {
+      const r = await rawExchange(proxy.origin, `GET /fhir/Patient/1 HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect({ host, status: parseResponses(r.text)[0]?.status }).toEqual({ host, status: 200 });
+    }
+    expect(up.traffic().map((t) => t.headers['x-forwarded-host'])).toEqual(['fhir.example.org', 'fhir.example.org:8443', '10.0.0.1:80', '[::1]:8080', 'localhost']);
+  });
+
+  test('more than 90 header fields: 431, never forwarded; 90 pass', async () => {
+    up.clear();
+    const fields = (n: number): string => Array.from({ length: n }, (_, i) => `X-F${i}: v\r\n`).join('');
+    // Host and Connection are two of the fields.
+    const over = await rawExchange(proxy.origin, `GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${fields(89)}\r\n`);
+    expectOutcome(parseResponses(over.text)[0], 431, /91 header fields; the front door accepts at most 90/);
+    expect(up.traffic()).toHaveLength(0);
+    const within = await rawExchange(proxy.origin, `GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${fields(88)}\r\n`);
+    expect(parseResponses(within.text)[0]?.status).toBe(200);
+    expect(up.traffic()).toHaveLength(1);
+  });
+
   test('they are counted with the other refusals', async () => {
     const { samples } = await scrapeUntil(proxy.adminUrl, (s) => value(s, 'fhirguard_refusals_total', { reason: 'malformed-http' }) >= 6);
     expect(value(samples, 'fhirguard_refusals_total', { reason: 'headers-too-large' })).toBeGreaterThanOrEqual(1);
     expect(value(samples, 'fhirguard_refusals_total', { reason: 'missing-host' })).toBeGreaterThanOrEqual(1);
+    for (const reason of ['http-version', 'duplicate-host', 'bad-host', 'too-many-headers']) {
+      expect({ reason, counted: value(samples, 'fhirguard_refusals_total', { reason }) >= 1 }).toEqual({ reason, counted: true });
+    }
   });
 });
 
 describe('connections', () => {
-  test('after an Upgrade request, a malformed follow-up is answered and the connection closed', async () => {
+  test.each([
+    ['a malformed follow-up', 'NOT HTTP AT ALL\r\n\r\n'],
+    ['a denied read', 'GET /fhir/Practitioner/1 HTTP/1.1\r\nHost: x\r\n\r\n'],
+  ])('after an Upgrade request, %s: the answer closes the connection at once, nothing after it is forwarded', async (_name, follow) => {
     up.clear();
-    const r = await rawExchange(proxy.origin, 'GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n', {
-      more: ['NOT HTTP AT ALL\r\n\r\n'],
-      gapMs: 300,
-    });
-    const responses = parseResponses(r.text);
-    expect(r.closed).toBe(true);
-    expect(responses[0]?.status).toBe(200);
+    for (const sameWrite of [true, false]) {
+      const upgrade = 'GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n';
+      // Well within the header timeout (1 s here), which used to be what ended such a connection.
+      const r = sameWrite ? await rawExchange(proxy.origin, upgrade + follow, { waitMs: 500 }) : await rawExchange(proxy.origin, upgrade, { more: [follow], gapMs: 50, waitMs: 500 });
+      const responses = parseResponses(r.text);
+      expect({ sameWrite, closed: r.closed, statuses: responses.map((x) => x.status), connection: responses[0]?.headers.connection }).toEqual({ sameWrite, closed: true, statuses: [200], connection: 'close' });
+    }
     // The upgrade is not taken: fhirguard speaks HTTP/1.1, and nothing about the upgrade reaches the upstream.
-    expect(up.traffic().map((t) => [t.path, t.headers.upgrade])).toEqual([['/Patient/1', undefined]]);
+    expect(up.traffic().map((t) => [t.path, t.headers.upgrade])).toEqual([
+      ['/Patient/1', undefined],
+      ['/Patient/1', undefined],
+    ]);
+  });
+
+  test('a request after an Upgrade request on the same connection is refused, never forwarded', async () => {
+    up.clear();
+    // Held open by a slow answer, so the next request arrives before the connection closes.
+    up.setBehaviour({ kind: 'slow', ms: 300 });
+    try {
+      const r = await rawExchange(proxy.origin, 'GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', {
+        more: ['GET /fhir/Patient/2 HTTP/1.1\r\nHost: x\r\n\r\n'],
+        gapMs: 50,
+        waitMs: 1000,
+      });
+      expect(r.closed).toBe(true);
+      expect(parseResponses(r.text)[0]?.status).toBe(200);
+    } finally {
+      up.setBehaviour({ kind: 'normal' });
+    }
+    expect(up.traffic().map((t) => t.path)).toEqual(['/Patient/1']);
+  });
+
+  test('a refusal, a forwarded request, then unframed bytes: both answered in turn, then the rest refused', async () => {
+    up.clear();
+    const r = await rawExchange(proxy.origin, 'GET /fhir/Practitioner/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n');
+    const responses = parseResponses(r.text);
+    expect(responses.map((x) => x.status)).toEqual([403, 200, 400]);
+    expect(r.closed).toBe(true);
+    expect(up.traffic().map((t) => t.path)).toEqual(['/Patient/1']);
   });
 
   test('a request followed by unframed bytes: the forwarded request is answered, then the rest refused', async () => {
