@@ -288,10 +288,15 @@ describe('connections', () => {
     expectOutcome(parseResponses(r.text)[0], 408, /did not arrive in time/);
   });
 
-  test('a client that never finishes its body is closed', async () => {
+  test('a client that trickles its body, however steadily, gets 408 at the request timeout and is closed', async () => {
     up.clear();
-    const r = await rawExchange(proxy.origin, `POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: 1000\r\n\r\n{"resourceType"`, { waitMs: 8000 });
+    const r = await rawExchange(proxy.origin, `POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: 1000\r\n\r\n{"resourceType"`, {
+      more: Array.from({ length: 60 }, () => ' '),
+      gapMs: 100,
+      waitMs: 3000,
+    });
     expect(r.closed).toBe(true);
+    expectOutcome(parseResponses(r.text)[0], 408, /did not arrive in time/);
     expect(up.traffic()).toHaveLength(0);
   });
 });
