@@ -50,8 +50,10 @@ function endToEnd(headers: Headers, alsoDrop?: ReadonlySet<string>): Headers {
  * - The method overrides servers honour (X-HTTP-Method-Override, X-HTTP-Method,
  *   X-Method-Override): a POST decided as a search must not run as a DELETE or PATCH.
  * - Path overrides (X-Original-URL, X-Rewrite-URL): the path decided is the one forwarded.
- * - Forwarded and X-Forwarded-Host: who asked is fhirguard's to say (it sets X-Forwarded-*);
- *   a client's own value never passes.
+ * - Forwarded and the X-Forwarded-* fhirguard does not set itself (Host, Port, Ssl, Server),
+ *   X-Real-IP and Front-End-Https: who asked, and at which address, is fhirguard's to say (it
+ *   sets X-Forwarded-For/Proto/Host/Prefix). Servers build their own URLs from these (the
+ *   links in a search's Bundle, say), so a client's own value never passes.
  * Without a body (a body on GET, say, is dropped) no length must be announced either.
  */
 export const NEVER_FORWARDED: readonly string[] = [
@@ -63,6 +65,11 @@ export const NEVER_FORWARDED: readonly string[] = [
   'x-rewrite-url',
   'forwarded',
   'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-ssl',
+  'x-forwarded-server',
+  'x-real-ip',
+  'front-end-https',
 ];
 const DROP_WITH_BODY: ReadonlySet<string> = new Set(NEVER_FORWARDED);
 const DROP_WITHOUT_BODY: ReadonlySet<string> = new Set([...NEVER_FORWARDED, 'content-length']);

@@ -65,6 +65,11 @@ describe('what never passes the front door', () => {
     'x-original-url': '/Practitioner/1',
     'x-rewrite-url': '/Practitioner/1',
     forwarded: 'for=10.0.0.1;host=evil.example;proto=https',
+    'x-forwarded-port': '6666',
+    'x-forwarded-ssl': 'on',
+    'x-forwarded-server': 'evil.example',
+    'x-real-ip': '10.0.0.1',
+    'front-end-https': 'on',
   };
 
   test.each(['GET', 'POST'])('method, path and forwarding overrides are stripped from a %s', async (method) => {
