@@ -4,7 +4,7 @@
 
 import { FastPathCompiler } from './fastpath';
 import { compileInvariant, CompiledInvariant } from './invariants';
-import type { Model, ModelElement, ModelType, ModelTypeRef, ModelValueSet } from './model/spec';
+import type { Model, ModelElement, ModelExtension, ModelExtensionValue, ModelType, ModelTypeRef, ModelValueSet } from './model/spec';
 import { isPrimitiveType } from './primitives';
 
 export interface CompiledValueSet {
@@ -12,6 +12,25 @@ export interface CompiledValueSet {
   /** Every code of the value set, whatever its system (for `code` elements). */
   codes: ReadonlySet<string>;
   bySystem: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export interface CompiledExtensionValue {
+  types: readonly string[];
+  min: number;
+  /** The required binding's codes; null when there is none or they cannot be known offline. */
+  valueSet: CompiledValueSet | null;
+}
+
+/** An extension definition ready for checking uses of it (see extensions.ts). */
+export interface CompiledExtension {
+  url: string;
+  contexts: readonly string[];
+  max: number;
+  modifier: boolean;
+  closed: boolean;
+  value?: CompiledExtensionValue;
+  /** Nested extensions by url; absent when the extension takes none. */
+  parts?: ReadonlyMap<string, { min: number; max: number; value?: CompiledExtensionValue }>;
 }
 
 export interface Slot {
@@ -70,6 +89,7 @@ export class TypeRegistry {
   private readonly valueSets = new Map<string, CompiledValueSet | null>();
   private readonly fastCompiler = new FastPathCompiler(this);
   private readonly invariantCache = new Map<string, CompiledInvariant | null>();
+  private readonly extensions = new Map<string, CompiledExtension | null>();
 
   constructor(private readonly model: Model) {}
 
@@ -91,6 +111,34 @@ export class TypeRegistry {
     Object.assign(this.model.types, types);
     Object.assign(this.model.valueSets, valueSets);
     for (const name of Object.keys(types)) this.compiled.delete(name);
+  }
+
+  /** Adds or replaces extension definitions (operators' packages). */
+  addExtensions(extensions: Record<string, ModelExtension>, valueSets: Record<string, ModelValueSet> = {}): void {
+    Object.assign(this.model.extensions, extensions);
+    for (const [url, vs] of Object.entries(valueSets)) if (!Object.hasOwn(this.model.valueSets, url)) this.model.valueSets[url] = vs;
+    this.extensions.clear();
+  }
+
+  /** The definition of the extension `url` (without version), or null when it is not known. */
+  extension(url: string): CompiledExtension | null {
+    let c = this.extensions.get(url);
+    if (c !== undefined) return c;
+    const def = Object.hasOwn(this.model.extensions, url) ? this.model.extensions[url] : undefined;
+    c = def ? this.compileExtension(url, def) : null;
+    // Unknown urls come from requests: remember only a bounded number of them.
+    if (c || this.extensions.size < 10_000) this.extensions.set(url, c);
+    return c;
+  }
+
+  private compileExtension(url: string, def: ModelExtension): CompiledExtension {
+    const value = (v: ModelExtensionValue | undefined): CompiledExtensionValue | undefined =>
+      v && { types: v.types, min: v.min, valueSet: v.valueSet ? this.valueSet(v.valueSet) : null };
+    const c: CompiledExtension = { url, contexts: def.contexts, max: def.max, modifier: !!def.modifier, closed: !!def.closed, value: value(def.value) };
+    if (def.parts) {
+      c.parts = new Map(Object.entries(def.parts).map(([u, p]) => [u, { min: p.min, max: p.max, value: value(p.value) }]));
+    }
+    return c;
   }
 
   get(name: string): CompiledType | undefined {

@@ -10,7 +10,8 @@ import type { TypeRegistry } from './compiled';
 import type { CompiledInvariant } from './invariants';
 import type { ElementDefinitionLike, StructureDefinitionLike } from './model/build';
 import { maxOf } from './model/build';
-import type { ModelInvariant } from './model/spec';
+import { buildExtensions, extensionValueSets, isExtensionDefinition, type ExtensionDefinitionLike } from './model/extensions';
+import type { ModelInvariant, ModelValueSet } from './model/spec';
 import { ValueSetExpander } from './model/valuesets';
 import type { ConformanceResource } from './packages';
 import { clip, isPrimitiveType } from './primitives';
@@ -87,6 +88,7 @@ export class ProfileSet {
         this.codes.clear();
       }
     }
+    this.loadExtensions(resources);
     for (const r of resources) {
       if (r.resourceType !== 'StructureDefinition') continue;
       const sd = r as unknown as StructureDefinitionLike;
@@ -97,6 +99,20 @@ export class ProfileSet {
       }
       this.profiles.set(stripVersion(sd.url), this.compile(sd));
     }
+  }
+
+  /** Extension definitions: uses of them are then checked like those of the R4 registry. */
+  private loadExtensions(resources: ConformanceResource[]): void {
+    const defs = resources.filter((r) => isExtensionDefinition(r)) as unknown as ExtensionDefinitionLike[];
+    if (!defs.length) return;
+    const extensions = buildExtensions(defs);
+    const valueSets: Record<string, ModelValueSet> = {};
+    for (const url of extensionValueSets(extensions)) {
+      const codes = this.valueSetCodes(url);
+      // Unknown value sets are not judged (null), like those that need a terminology server.
+      valueSets[url] = codes ? Object.fromEntries([...codes].map(([system, set]) => [system, [...set]])) : null;
+    }
+    this.reg.addExtensions(extensions, valueSets);
   }
 
   private compile(sd: StructureDefinitionLike): Profile {

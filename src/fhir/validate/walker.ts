@@ -7,6 +7,7 @@
 import type { Issue, IssueCode, IssueSeverity } from '../outcome';
 import { checkBundle } from './bundle';
 import type { CompiledType, Slot, TypeRegistry } from './compiled';
+import { checkExtensionList, type Holder } from './extensions';
 import type { CompiledInvariant, Env } from './invariants';
 import { checkXhtml } from './narrative';
 import { clip, controlCharacterWarning, describe, PRIMITIVE_CHECKS } from './primitives';
@@ -46,6 +47,10 @@ export class Walker {
   private bundle: BundleFrame | undefined;
   private env: Env = { resource: undefined, rootResource: undefined };
   private elementType: CompiledType | undefined;
+  /** The element whose properties are being walked: where its extensions are used. */
+  private holder: Holder = { path: '', type: '' };
+  /** The url of the extension being walked, for its nested extensions. */
+  private extensionUrl: string | undefined;
 
   /**
    * @param onResource called after each resource (top-level or inline) is walked, with its
@@ -96,6 +101,10 @@ export class Walker {
     const savedEnv = this.env;
     const savedFrame = this.frame;
     const savedBundle = this.bundle;
+    const savedHolder = this.holder;
+    const savedUrl = this.extensionUrl;
+    this.holder = { path: t.path, type: rt };
+    this.extensionUrl = undefined;
     this.env = { resource: value, rootResource: contained ? savedEnv.rootResource : value };
     const frame: ResourceFrame = {
       parent: contained ? savedFrame : undefined,
@@ -118,6 +127,8 @@ export class Walker {
     this.frame = savedFrame;
     this.bundle = savedBundle;
     this.env = savedEnv;
+    this.holder = savedHolder;
+    this.extensionUrl = savedUrl;
     if (!inline) this.segs.pop();
   }
 
@@ -216,10 +227,24 @@ export class Walker {
       }
       this.segs.pop();
     }
+    if (slot.type === 'Extension') {
+      checkExtensionList(value, slot.key === 'modifierExtension', this.holder, this.extensionUrl, this.reg, this);
+    }
   }
 
-  /** `_name`: the id and extensions of a primitive (an array aligned with the values if repeating). */
+  /** `_name`: the id and extensions of a primitive, whose extensions are used on the primitive's element. */
   private companion(value: unknown, primary: unknown, slot: Slot): void {
+    const savedHolder = this.holder;
+    const savedUrl = this.extensionUrl;
+    this.holder = slot;
+    this.extensionUrl = undefined;
+    this.companionValue(value, primary, slot);
+    this.holder = savedHolder;
+    this.extensionUrl = savedUrl;
+  }
+
+  /** `_name`'s value: one Element, or an array aligned with the values if repeating. */
+  private companionValue(value: unknown, primary: unknown, slot: Slot): void {
     if (!slot.el.array) {
       if (Array.isArray(value)) this.err('structure', `'${slot.key}' holds at most one value, not an array`);
       else this.element(value);
@@ -257,8 +282,15 @@ export class Walker {
     else if (slot.isResource) this.resource(v, true, slot.key === 'contained');
     else {
       const t = this.reg.get(slot.type);
+      const savedHolder = this.holder;
+      const savedUrl = this.extensionUrl;
+      this.holder = slot;
+      this.extensionUrl = slot.type !== 'Extension' ? undefined : isObject(v) && typeof v.url === 'string' ? v.url : '';
+      const ok = !!t && this.complex(v, t);
+      this.holder = savedHolder;
+      this.extensionUrl = savedUrl;
       // Not an object, or empty: already one issue; the element's invariants would only repeat it.
-      if (!t || !this.complex(v, t)) return;
+      if (!ok) return;
       if (slot.valueSet && (slot.type === 'CodeableConcept' || slot.type === 'Coding')) this.binding(v as Json, slot);
       if (slot.type === 'Reference') this.reference(v as Json, slot);
     }

@@ -124,13 +124,13 @@ export const extensionRules: Rule[] = [
     source: 'Extension.extension:latitude min 1',
     valid: {
       resourceType: 'Location',
-      extension: [{ url: SD + 'geolocation', extension: [{ url: 'latitude', valueDecimal: 52.01 }, { url: 'longitude', valueDecimal: 4.36 }] }],
+      address: { city: 'Delft', extension: [{ url: SD + 'geolocation', extension: [{ url: 'latitude', valueDecimal: 52.01 }, { url: 'longitude', valueDecimal: 4.36 }] }] },
     },
     invalid: {
       resourceType: 'Location',
-      extension: [{ url: SD + 'geolocation', extension: [{ url: 'latitude', valueDecimal: 52.01 }] }],
+      address: { city: 'Delft', extension: [{ url: SD + 'geolocation', extension: [{ url: 'latitude', valueDecimal: 52.01 }] }] },
     },
-    at: 'Location.extension[0]',
+    at: 'Location.address.extension[0]',
   },
   {
     id: 'ext-cardinality',

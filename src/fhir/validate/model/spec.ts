@@ -56,10 +56,49 @@ export interface ModelType {
 /** Codes per code system; `null` when the value set cannot be expanded offline. */
 export type ModelValueSet = Record<string, string[]> | null;
 
+/** What an extension's definition allows for a value (its `Extension.value[x]`). */
+export interface ModelExtensionValue {
+  /** Type codes (`dateTime`, `CodeableConcept`); a specialisation (Age for Quantity) fits too. */
+  types: string[];
+  min: number;
+  /** The value set of a required binding, by canonical URL without version. */
+  valueSet?: string;
+}
+
+/** A nested extension of a complex extension: one slice of `Extension.extension`. */
+export interface ModelExtensionPart {
+  min: number;
+  /** -1 for `*`. */
+  max: number;
+  value?: ModelExtensionValue;
+}
+
+/** An extension definition, reduced to what checking an extension where it is used needs. */
+export interface ModelExtension {
+  /**
+   * Where it may be used: type names (`Patient`, `HumanName`, `Element`) and element paths
+   * (`Patient.birthDate`), or `extension:<url>` for use inside another extension. `*` when a
+   * context cannot be judged offline (a FHIRPath context): then anywhere.
+   */
+  contexts: string[];
+  /** How often it may appear where it is used (-1 for `*`). */
+  max: number;
+  /** Carried in `modifierExtension` (isModifier), never in `extension`. */
+  modifier?: true;
+  /** Its value; absent when it takes none (a complex extension). */
+  value?: ModelExtensionValue;
+  /** Nested extensions by url, when it takes them; absent when it takes none. */
+  parts?: Record<string, ModelExtensionPart>;
+  /** Nested extensions other than the parts are not allowed (closed slicing). */
+  closed?: true;
+}
+
 export interface Model {
   fhirVersion: string;
   /** Resources, datatypes and backbone elements (keyed by path, e.g. `Patient.contact`). */
   types: Record<string, ModelType>;
   /** Value sets of required bindings, by canonical URL without version. */
   valueSets: Record<string, ModelValueSet>;
+  /** Extension definitions by canonical URL without version. */
+  extensions: Record<string, ModelExtension>;
 }
