@@ -194,6 +194,14 @@ export const bundleRules: Rule[] = [
     at: 'Bundle.entry[0].fullUrl',
   },
   {
+    id: 'fullurl-type',
+    rule: "a RESTful fullUrl names the type of the entry's resource",
+    source: 'bundle.html#bundle-unique',
+    valid: collection,
+    invalid: breaking(collection, (b) => (b.entry[0].fullUrl = 'https://fhir.example.org/Practitioner/p1')),
+    at: 'Bundle.entry[0].fullUrl',
+  },
+  {
     id: 'transaction-put-id',
     rule: "a PUT entry's resource id is the id its request url names",
     source: 'http.html#transaction, http.html#update',
