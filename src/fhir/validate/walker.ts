@@ -7,6 +7,7 @@
 import type { Issue, IssueCode, IssueSeverity } from '../outcome';
 import { checkBundle } from './bundle';
 import type { CompiledType, Slot, TypeRegistry } from './compiled';
+import { DATATYPE_CHECKS } from './datatypes';
 import { checkExtensionList, type Holder } from './extensions';
 import type { CompiledInvariant, Env } from './invariants';
 import { checkXhtml } from './narrative';
@@ -319,6 +320,8 @@ export class Walker {
     }
     this.object(v, t, false);
     if (t.name === 'Extension') this.extension(v, t);
+    const check = DATATYPE_CHECKS.get(t.name);
+    if (check) check(v, this);
     if (t.invariants.length) this.invariants(t.invariants, v, t, t.name);
     return true;
   }
