@@ -2,6 +2,7 @@
 // resource first needs it: JSON property → slot (element, type, FHIRPath segment), the
 // required elements, the choice groups, the invariants with their compiled evaluators.
 
+import { FORMATS_BY_PATH, FORMATS_BY_VALUE_SET, type CodeFormat } from './code-formats';
 import { FastPathCompiler } from './fastpath';
 import { compileInvariant, CompiledInvariant } from './invariants';
 import type { Model, ModelElement, ModelExtension, ModelExtensionValue, ModelType, ModelTypeRef, ModelValueSet } from './model/spec';
@@ -12,6 +13,13 @@ export interface CompiledValueSet {
   /** Every code of the value set, whatever its system (for `code` elements). */
   codes: ReadonlySet<string>;
   bySystem: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** A code system shipped whole: code → its display and designations (case-folded when case-insensitive). */
+export interface CompiledCodeSystem {
+  url: string;
+  caseInsensitive: boolean;
+  concepts: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface CompiledExtensionValue {
@@ -53,6 +61,8 @@ export interface Slot {
   invariants: CompiledInvariant[];
   /** The required binding's codes; null when they cannot be known offline. */
   valueSet?: CompiledValueSet | null;
+  /** For a `code` bound to a value set of a system with a known syntax (BCP-47, MIME): its check. */
+  format?: CodeFormat;
 }
 
 export interface RequiredElement {
@@ -90,6 +100,7 @@ export class TypeRegistry {
   private readonly fastCompiler = new FastPathCompiler(this);
   private readonly invariantCache = new Map<string, CompiledInvariant | null>();
   private readonly extensions = new Map<string, CompiledExtension | null>();
+  private readonly codeSystems = new Map<string, CompiledCodeSystem>();
 
   constructor(private readonly model: Model) {}
 
@@ -118,6 +129,20 @@ export class TypeRegistry {
     Object.assign(this.model.extensions, extensions);
     for (const [url, vs] of Object.entries(valueSets)) if (!Object.hasOwn(this.model.valueSets, url)) this.model.valueSets[url] = vs;
     this.extensions.clear();
+  }
+
+  /** The code system `url` when the model ships it whole, else null. */
+  codeSystem(url: string): CompiledCodeSystem | null {
+    const c = this.codeSystems.get(url);
+    if (c) return c;
+    const raw = Object.hasOwn(this.model.codeSystems, url) ? this.model.codeSystems[url] : undefined;
+    if (!raw) return null;
+    const caseInsensitive = !!raw.caseInsensitive;
+    const concepts = new Map<string, readonly string[]>();
+    for (const [code, ...names] of raw.concepts) concepts.set(caseInsensitive ? code.toLowerCase() : code, names);
+    const compiled: CompiledCodeSystem = { url, caseInsensitive, concepts };
+    this.codeSystems.set(url, compiled);
+    return compiled;
   }
 
   /** The definition of the extension `url` (without version), or null when it is not known. */
@@ -201,6 +226,8 @@ export class TypeRegistry {
         const isResource = type === 'Resource' || this.kind(type) === 'resource';
         const slot: Slot = { key, el, type, ref, primitive, companion: false, step, seg: '.' + step, isResource, path: elPath, invariants };
         if (el.binding?.strength === 'required') slot.valueSet = this.valueSet(el.binding.valueSet);
+        const format = el.binding && ref.code === 'code' ? FORMATS_BY_PATH.get(elPath) ?? FORMATS_BY_VALUE_SET.get(el.binding.valueSet) : undefined;
+        if (format) slot.format = format;
         slots.set(key, slot);
         keys.push(key);
         const named = byName.get(el.name) ?? [];

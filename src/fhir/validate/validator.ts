@@ -91,7 +91,7 @@ export class FhirValidator {
 
 /** The registry can add types to its model: each validator gets its own copy of the tables. */
 function cloneModel(m: Model): Model {
-  return { fhirVersion: m.fhirVersion, types: { ...m.types }, valueSets: { ...m.valueSets }, extensions: { ...m.extensions } };
+  return { fhirVersion: m.fhirVersion, types: { ...m.types }, valueSets: { ...m.valueSets }, extensions: { ...m.extensions }, codeSystems: m.codeSystems };
 }
 
 export function hasErrors(issues: readonly Issue[]): boolean {

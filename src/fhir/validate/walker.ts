@@ -7,6 +7,7 @@
 import type { Issue, IssueCode, IssueSeverity } from '../outcome';
 import { checkBundle } from './bundle';
 import type { CompiledType, Slot, TypeRegistry } from './compiled';
+import { checkCoding } from './codings';
 import { DATATYPE_CHECKS } from './datatypes';
 import { checkExtensionList, type Holder } from './extensions';
 import type { CompiledInvariant, Env } from './invariants';
@@ -52,6 +53,8 @@ export class Walker {
   private holder: Holder = { path: '', type: '' };
   /** The url of the extension being walked, for its nested extensions. */
   private extensionUrl: string | undefined;
+  /** The Codings being walked are under a required or extensible binding. */
+  private strictCodes = false;
 
   /**
    * @param onResource called after each resource (top-level or inline) is walked, with its
@@ -285,11 +288,18 @@ export class Walker {
       const t = this.reg.get(slot.type);
       const savedHolder = this.holder;
       const savedUrl = this.extensionUrl;
+      const savedStrict = this.strictCodes;
+      // A CodeableConcept's binding covers its codings (CodeableConcept.coding has none of its own).
+      if (slot.type === 'CodeableConcept' || (slot.type === 'Coding' && savedHolder.type !== 'CodeableConcept')) {
+        const strength = slot.el.binding?.strength;
+        this.strictCodes = strength === 'required' || strength === 'extensible';
+      }
       this.holder = slot;
       this.extensionUrl = slot.type !== 'Extension' ? undefined : isObject(v) && typeof v.url === 'string' ? v.url : '';
       const ok = !!t && this.complex(v, t);
       this.holder = savedHolder;
       this.extensionUrl = savedUrl;
+      this.strictCodes = savedStrict;
       // Not an object, or empty: already one issue; the element's invariants would only repeat it.
       if (!ok) return;
       if (slot.valueSet && (slot.type === 'CodeableConcept' || slot.type === 'Coding')) this.binding(v as Json, slot);
@@ -320,8 +330,11 @@ export class Walker {
     }
     this.object(v, t, false);
     if (t.name === 'Extension') this.extension(v, t);
-    const check = DATATYPE_CHECKS.get(t.name);
-    if (check) check(v, this);
+    if (t.name === 'Coding') checkCoding(v, this, this.reg, this.strictCodes);
+    else {
+      const check = DATATYPE_CHECKS.get(t.name);
+      if (check) check(v, this);
+    }
     if (t.invariants.length) this.invariants(t.invariants, v, t, t.name);
     return true;
   }
@@ -340,6 +353,9 @@ export class Walker {
     }
     if (slot.valueSet && !slot.valueSet.codes.has(v)) {
       this.err('code-invalid', `'${clip(v)}' is not a code of the required value set ${slot.valueSet.url}`);
+    } else if (slot.format) {
+      const problem = slot.format(v);
+      if (problem) this.err('code-invalid', problem);
     }
     if (slot.el.maxLength !== undefined && v.length > slot.el.maxLength) {
       this.err('too-long', `'${slot.key}' is ${v.length} characters long; at most ${slot.el.maxLength} allowed`);

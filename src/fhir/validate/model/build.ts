@@ -3,6 +3,7 @@
 // (JSON name, cardinality, types, binding, invariants). Used by the generator for the core
 // R4 definitions and at load time for operators' custom profiles.
 
+import { FORMATS_BY_VALUE_SET } from '../code-formats';
 import type { Model, ModelElement, ModelInvariant, ModelType, ModelTypeRef, Strength } from './spec';
 
 /** The parts of a StructureDefinition the model reads. */
@@ -159,8 +160,13 @@ export function addSnapshotTypes(
     // R4 snapshots type Resource.id as string, but the specification defines a resource's
     // logical id as `id` ([A-Za-z0-9\-\.]{1,64}): fhirguard holds it to that.
     if (kind === 'resource' && parent === root && name === 'id') me.types = [{ code: 'id' }];
-    if (el.binding?.valueSet && el.binding.strength === 'required') {
-      me.binding = { strength: el.binding.strength, valueSet: el.binding.valueSet.split('|')[0] };
+    // Required and extensible bindings (codes that cannot exist are errors under them), and
+    // any binding to a value set whose codes have a known syntax (languages, MIME types,
+    // currencies), which is checked whatever the strength.
+    const bound = el.binding?.valueSet?.split('|')[0];
+    const strength = el.binding?.strength;
+    if (bound && strength && (strength === 'required' || strength === 'extensible' || FORMATS_BY_VALUE_SET.has(bound))) {
+      me.binding = { strength, valueSet: bound };
     }
     const inv = invariantsOf(el, sd.url, false);
     if (inv) me.invariants = inv;

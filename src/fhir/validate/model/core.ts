@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildCoreTypes, requiredValueSets, StructureDefinitionLike } from './build';
+import { buildCodeSystems, type CodeSystemDefinitionLike } from './codesystems';
 import { buildExtensions, extensionValueSets, type ExtensionDefinitionLike } from './extensions';
 import type { Model } from './spec';
 import { ValueSetExpander } from './valuesets';
@@ -20,10 +21,12 @@ function readBundle(name: string): { resourceType: string; url?: string }[] {
   return bundle.entry.map((e) => e.resource);
 }
 
+const TERMINOLOGY = ['valuesets.json', 'v3-codesystems.json', 'v2-tables.json'];
+
 /** A value set expander over every CodeSystem and ValueSet of the R4 definitions. */
 export function coreExpander(): ValueSetExpander {
   const expander = new ValueSetExpander();
-  for (const name of ['valuesets.json', 'v3-codesystems.json']) for (const r of readBundle(name)) expander.add(r);
+  for (const name of TERMINOLOGY) for (const r of readBundle(name)) expander.add(r);
   return expander;
 }
 
@@ -36,7 +39,8 @@ export function buildCoreModel(expander: ValueSetExpander = coreExpander()): Mod
   const extensions = buildExtensions(readBundle('extension-definitions.json') as ExtensionDefinitionLike[]);
   const valueSets: Model['valueSets'] = {};
   for (const url of [...new Set([...requiredValueSets(types), ...extensionValueSets(extensions)])].sort()) valueSets[url] = expander.expand(url);
-  return { fhirVersion: '4.0.1', types, valueSets, extensions };
+  const codeSystems = buildCodeSystems(TERMINOLOGY.flatMap(readBundle) as CodeSystemDefinitionLike[]);
+  return { fhirVersion: '4.0.1', types, valueSets, extensions, codeSystems };
 }
 
 /** Where r4-model.json is: beside this file in src/, or in src/ when running from dist/. */

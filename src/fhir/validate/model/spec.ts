@@ -93,6 +93,12 @@ export interface ModelExtension {
   closed?: true;
 }
 
+/** A code system shipped whole: each concept as [code, display and designations...]. */
+export interface ModelCodeSystem {
+  caseInsensitive?: true;
+  concepts: [string, ...string[]][];
+}
+
 export interface Model {
   fhirVersion: string;
   /** Resources, datatypes and backbone elements (keyed by path, e.g. `Patient.contact`). */
@@ -101,4 +107,6 @@ export interface Model {
   valueSets: Record<string, ModelValueSet>;
   /** Extension definitions by canonical URL without version. */
   extensions: Record<string, ModelExtension>;
+  /** Code systems of the specification that can be checked offline, by canonical URL. */
+  codeSystems: Record<string, ModelCodeSystem>;
 }
