@@ -14,17 +14,13 @@
 // is not the code system's is a warning: Synthea writes its own displays throughout.
 
 import { FORMATS_BY_SYSTEM } from './code-formats';
-import type { TypeRegistry } from './compiled';
+import { normaliseDisplay, type TypeRegistry } from './compiled';
 import type { IssueSink } from './extensions';
 import { clip } from './primitives';
 
 type Json = Record<string, unknown>;
 
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;
-
-function normalise(s: string): string {
-  return s.trim().replace(/\s+/g, ' ').toLowerCase();
-}
 
 /** `strict`: the Coding is under a required or extensible binding. */
 export function checkCoding(v: Json, sink: IssueSink, reg: TypeRegistry, strict: boolean): void {
@@ -38,17 +34,15 @@ export function checkCoding(v: Json, sink: IssueSink, reg: TypeRegistry, strict:
   if (typeof code !== 'string') return;
   const cs = v.version === undefined ? reg.codeSystem(system) : null;
   if (cs) {
-    const names = cs.concepts.get(cs.caseInsensitive ? code.toLowerCase() : code);
-    if (!names) {
+    const concept = cs.concepts.get(cs.caseInsensitive ? code.toLowerCase() : code);
+    if (!concept) {
       sink.issue(strict ? 'error' : 'warning', 'code-invalid', `'${clip(code)}' is not a code of ${system}`);
       return;
     }
     const display = v.display;
-    if (typeof display === 'string' && names.length > 0) {
-      const wanted = normalise(display);
-      if (!names.some((n) => normalise(n) === wanted)) {
-        sink.issue('warning', 'code-invalid', `'${clip(display)}' is not the display of ${system}#${clip(code)} (it is '${clip(names[0])}')`, '.display');
-      }
+    const { names, normalised } = concept;
+    if (typeof display === 'string' && names.length > 0 && !names.includes(display) && !normalised.includes(normaliseDisplay(display))) {
+      sink.issue('warning', 'code-invalid', `'${clip(display)}' is not the display of ${system}#${clip(code)} (it is '${clip(names[0])}')`, '.display');
     }
     return;
   }

@@ -15,11 +15,18 @@ export interface CompiledValueSet {
   bySystem: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-/** A code system shipped whole: code → its display and designations (case-folded when case-insensitive). */
+/**
+ * A code system shipped whole: code (case-folded when case-insensitive) → its display and
+ * designations, each also trimmed, with runs of whitespace made one space, lower-cased.
+ */
 export interface CompiledCodeSystem {
   url: string;
   caseInsensitive: boolean;
-  concepts: ReadonlyMap<string, readonly string[]>;
+  concepts: ReadonlyMap<string, { names: readonly string[]; normalised: readonly string[] }>;
+}
+
+export function normaliseDisplay(s: string): string {
+  return s.trim().replace(/\s+/g, ' ').toLowerCase();
 }
 
 export interface CompiledExtensionValue {
@@ -138,8 +145,10 @@ export class TypeRegistry {
     const raw = Object.hasOwn(this.model.codeSystems, url) ? this.model.codeSystems[url] : undefined;
     if (!raw) return null;
     const caseInsensitive = !!raw.caseInsensitive;
-    const concepts = new Map<string, readonly string[]>();
-    for (const [code, ...names] of raw.concepts) concepts.set(caseInsensitive ? code.toLowerCase() : code, names);
+    const concepts = new Map<string, { names: readonly string[]; normalised: readonly string[] }>();
+    for (const [code, ...names] of raw.concepts) {
+      concepts.set(caseInsensitive ? code.toLowerCase() : code, { names, normalised: names.map(normaliseDisplay) });
+    }
     const compiled: CompiledCodeSystem = { url, caseInsensitive, concepts };
     this.codeSystems.set(url, compiled);
     return compiled;
