@@ -133,6 +133,9 @@ CREATE SCHEMA IF NOT EXISTS $SCHEMA AUTHORIZATION fhir_write;
 GRANT USAGE ON SCHEMA $SCHEMA TO fhir_read;
 ALTER ROLE fhir_write IN DATABASE $DB SET search_path = $SCHEMA;
 ALTER ROLE fhir_read  IN DATABASE $DB SET search_path = $SCHEMA;
+-- Any role may create large objects by default: only the write role may here.
+REVOKE EXECUTE ON FUNCTION lo_creat(integer), lo_create(oid), lo_from_bytea(oid, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lo_creat(integer), lo_create(oid), lo_from_bytea(oid, bytea) TO fhir_write;
 -- Every table fhir_write creates from now on is readable by fhir_read, and nothing more.
 ALTER DEFAULT PRIVILEGES FOR ROLE fhir_write IN SCHEMA $SCHEMA GRANT SELECT ON TABLES TO fhir_read;
 SQL

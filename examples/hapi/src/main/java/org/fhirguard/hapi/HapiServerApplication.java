@@ -11,6 +11,8 @@ import ca.uhn.fhir.jpa.subscription.channel.config.SubscriptionChannelConfig;
 import ca.uhn.fhir.jpa.config.r4.JpaR4Config;
 import ca.uhn.fhir.jpa.config.util.HapiEntityManagerFactoryUtil;
 import ca.uhn.fhir.jpa.model.config.PartitionSettings;
+import ca.uhn.fhir.jpa.model.sched.ISchedulerService;
+import ca.uhn.fhir.jpa.sched.HapiSchedulerServiceImpl;
 import ca.uhn.fhir.jpa.provider.JpaCapabilityStatementProvider;
 import ca.uhn.fhir.jpa.provider.JpaSystemProvider;
 import ca.uhn.fhir.jpa.search.DatabaseBackedPagingProvider;
@@ -138,6 +140,14 @@ public class HapiServerApplication {
 		s.setMarkResourcesForReindexingUponSearchParameterChange(!theSettings.readOnly());
 		s.setExpungeEnabled(false);
 		s.setDeleteExpungeEnabled(false);
+		return s;
+	}
+
+	/** Replaces JpaConfig's scheduler: a read instance runs no clustered (database-wide) jobs. */
+	@Bean
+	public ISchedulerService schedulerService(Settings theSettings) {
+		HapiSchedulerServiceImpl s = theSettings.readOnly() ? new ReadInstanceScheduler() : new HapiSchedulerServiceImpl();
+		s.setDefaultGroup("HAPI");
 		return s;
 	}
 
