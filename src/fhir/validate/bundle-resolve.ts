@@ -15,21 +15,31 @@ const RELATIVE_RE = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[A-Za
 const RESTFUL_RE = /^(.*\/)[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}(\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
 const HISTORY_RE = /\/_history\/[A-Za-z0-9\-.]{1,64}$/;
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*:/;
+const REST_TAIL_RE = /\/([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
 /** Parts of a Composition that point outside the document by design. */
 const COMPOSITION_OUTSIDE = new Set(['relatesTo', 'extension', 'modifierExtension', 'contained', 'text', 'meta']);
 
 /** The entries of a bundle as reference targets. */
 export class BundleTargets {
-  private readonly fullUrls = new Set<string>();
-  private readonly typeIds = new Set<string>();
+  private readonly fullUrls = new Map<string, Json | undefined>();
+  private readonly typeIds = new Map<string, Json>();
 
   constructor(entries: readonly unknown[]) {
     for (const entry of entries) {
       if (!isObject(entry)) continue;
-      if (typeof entry.fullUrl === 'string') this.fullUrls.add(entry.fullUrl);
-      const r = entry.resource;
-      if (isObject(r) && typeof r.resourceType === 'string' && typeof r.id === 'string') this.typeIds.add(`${r.resourceType}/${r.id}`);
+      const r = isObject(entry.resource) ? entry.resource : undefined;
+      if (typeof entry.fullUrl === 'string') this.fullUrls.set(entry.fullUrl, r);
+      if (r && typeof r.resourceType === 'string' && typeof r.id === 'string') this.typeIds.set(`${r.resourceType}/${r.id}`, r);
     }
+  }
+
+  /** The resource of the entry `ref` names, without a base: by fullUrl, else by type and id. */
+  resource(ref: string): Json | undefined {
+    const plainRef = ref.replace(HISTORY_RE, '');
+    const byUrl = this.fullUrls.get(ref) ?? this.fullUrls.get(plainRef);
+    if (byUrl) return byUrl;
+    const m = RELATIVE_RE.exec(ref) ?? REST_TAIL_RE.exec(plainRef);
+    return m ? this.typeIds.get(`${m[1]}/${m[2]}`) : undefined;
   }
 
   /** Whether `ref`, made by the entry whose fullUrl is `from`, names an entry of the bundle. */

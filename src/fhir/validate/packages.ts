@@ -29,9 +29,12 @@ function resourcesOf(json: unknown): ConformanceResource[] {
 /** A FHIR package is small: IGs publish tens of megabytes at most. */
 const PACKAGE_LIMITS: TarLimits = { maxEntryBytes: 64 * 2 ** 20, maxTotalBytes: 512 * 2 ** 20, maxEntries: 100_000 };
 
-/** Whether a package entry is a conformance resource to load. */
+/**
+ * Whether a package entry is a conformance resource to load: a JSON file directly in
+ * package/ (its subfolders hold examples, OpenAPI documents and other material).
+ */
 function isResourceFile(name: string): boolean {
-  return name.endsWith('.json') && !name.endsWith('package.json') && !name.includes('/other/');
+  return /^(\.\/)?package\/[^/]+\.json$/.test(name) && !name.endsWith('/package.json');
 }
 
 export function readConformanceFile(file: string): LoadedFile {
@@ -41,7 +44,7 @@ export function readConformanceFile(file: string): LoadedFile {
       for (const entry of readTarBuffer(fs.readFileSync(file), (h) => isResourceFile(h.path), PACKAGE_LIMITS)) {
         if (!entry.data) continue;
         try {
-          loaded.resources.push(...resourcesOf(JSON.parse(entry.data.toString('utf8'))));
+          loaded.resources.push(...resourcesOf(JSON.parse(entry.data.toString('utf8').replace(/^\uFEFF/, ''))));
         } catch (err) {
           loaded.problems.push(`${entry.path}: ${(err as Error).message}`);
         }

@@ -2,8 +2,8 @@
 // top of the core validation for resources that claim them in meta.profile (or that a
 // caller names). What a profile adds to its base is read from its differential (the snapshot
 // when there is none): cardinality, fixed and pattern values, allowed types of a choice,
-// required bindings, maxLength and its own invariants. Slices are not evaluated: a profile
-// that slices is still checked on everything else, and the load report says so.
+// required bindings, maxLength and its own invariants. Slicing is checked from the snapshot
+// (slicing.ts); extension definitions in a package are enforced where extensions are used.
 
 import type { Issue } from '../outcome';
 import type { TypeRegistry } from './compiled';
@@ -15,6 +15,7 @@ import type { ModelInvariant, ModelValueSet } from './model/spec';
 import { ValueSetExpander } from './model/valuesets';
 import type { ConformanceResource } from './packages';
 import { clip, isPrimitiveType } from './primitives';
+import { buildSliceTree, deepEqual, matchesPattern, SliceChecker, type SliceNode } from './slicing';
 
 interface ProfileElement {
   path: string;
@@ -39,13 +40,16 @@ export interface Profile {
   elements: ProfileElement[];
   /** Invariants on the root element. */
   invariants: CompiledInvariant[];
-  sliced: boolean;
+  /** The slicing tree of its snapshot (inherited slices included), if it slices anything. */
+  slices?: SliceNode;
 }
 
 interface Located {
   v: unknown;
   loc: string;
 }
+
+const CORE = 'http://hl7.org/fhir/StructureDefinition/';
 
 function stripVersion(url: string): string {
   const bar = url.indexOf('|');
@@ -124,13 +128,12 @@ export class ProfileSet {
       baseUrl: sd.baseDefinition ? stripVersion(sd.baseDefinition) : undefined,
       elements: [],
       invariants: [],
-      sliced: false,
     };
+    const slices = buildSliceTree(sd.snapshot?.element ?? []);
+    if (slices) profile.slices = slices;
+    else if (list.some((el) => el.sliceName)) this.notes.push(`${profile.url}: slices without a snapshot are not evaluated; the rest of the profile is`);
     for (const el of list) {
-      if (el.sliceName || el.id?.includes(':')) {
-        profile.sliced = true;
-        continue;
-      }
+      if (el.sliceName || el.id?.includes(':')) continue; // slicing.ts
       const own = (el.constraint ?? []).filter(
         (c): c is ModelInvariant & { source?: string } => !!c.expression && c.severity === 'error' && (!c.source || stripVersion(c.source) === profile.url),
       );
@@ -155,19 +158,34 @@ export class ProfileSet {
       if (el.maxLength) pe.maxLength = el.maxLength;
       profile.elements.push(pe);
     }
-    if (profile.sliced) this.notes.push(`${profile.url}: slices are not evaluated; the rest of the profile is`);
     return profile;
   }
 
-  /** Issues of `resource` (located at `loc`) against the profile `url` and the profiles it derives from. */
-  check(resource: Record<string, unknown>, url: string, loc: string, env: { resource: unknown; rootResource: unknown }): Issue[] {
+  /**
+   * Issues of `resource` (located at `loc`) against the profile `url` and the profiles it
+   * derives from. `resolve` finds the resource a reference names in the enclosing Bundle
+   * (for slices discriminated by `resolve()`).
+   */
+  check(
+    resource: Record<string, unknown>,
+    url: string,
+    loc: string,
+    env: { resource: unknown; rootResource: unknown },
+    resolve: (reference: string) => Record<string, unknown> | undefined = () => undefined,
+  ): Issue[] {
     const issues: Issue[] = [];
     const seen = new Set<string>();
+    let sliced = false;
     for (let p = this.profiles.get(stripVersion(url)); p && !seen.has(p.url); p = p.baseUrl ? this.profiles.get(p.baseUrl) : undefined) {
       seen.add(p.url);
       if (p.type !== resource.resourceType) {
         issues.push(err('invalid', `profile ${p.url} is for ${p.type}, not ${String(resource.resourceType)}`, loc));
         break;
+      }
+      // The most derived snapshot holds every inherited slice: its bases' are not checked again.
+      if (p.slices && !sliced) {
+        sliced = true;
+        new SliceChecker(p.slices, p.url, { conforms: (v, u) => this.conforms(v, u, env, resolve), resolve }).check(resource, loc, issues);
       }
       for (const inv of p.invariants) {
         if (inv.evaluate(resource, p.type, env) === false) issues.push(err('invariant', `${inv.key}: ${inv.human} (profile ${p.url})`, loc));
@@ -175,6 +193,27 @@ export class ProfileSet {
       for (const el of p.elements) this.checkElement(resource, el, p, loc, env, issues);
     }
     return issues;
+  }
+
+  /** Whether `value` conforms to the profile `url` (a core type's definition: has that type); undefined when not loaded. */
+  private conformDepth = 0;
+  private conforms(
+    value: Record<string, unknown>,
+    url: string,
+    env: { resource: unknown; rootResource: unknown },
+    resolve: (reference: string) => Record<string, unknown> | undefined,
+  ): boolean | undefined {
+    if (url.startsWith(CORE)) return value.resourceType === url.slice(CORE.length) || undefined;
+    if (!this.profiles.has(url) || typeof value.resourceType !== 'string') return undefined;
+    if (this.profiles.get(stripVersion(url))!.type !== value.resourceType) return false;
+    // Profiles whose slices resolve references back and forth: undecidable past a depth, not endless.
+    if (this.conformDepth > 8) return undefined;
+    this.conformDepth++;
+    try {
+      return !this.check(value, url, '', { resource: value, rootResource: env.rootResource }, resolve).some((i) => i.severity === 'error');
+    } finally {
+      this.conformDepth--;
+    }
   }
 
   private checkElement(resource: Record<string, unknown>, el: ProfileElement, p: Profile, loc: string, env: { resource: unknown; rootResource: unknown }, issues: Issue[]): void {
@@ -187,7 +226,10 @@ export class ProfileSet {
       if (!isObject(parent.v)) continue;
       const obj = parent.v;
       const keys = choice
-        ? Object.keys(obj).filter((k) => k.startsWith(choice) && /^[A-Z]/.test(k.charAt(choice.length)))
+        ? [...new Set(Object.keys(obj).map((k) => (k.charCodeAt(0) === 95 /* _ */ ? k.slice(1) : k)))].filter(
+            // A primitive choice may be present only as its `_` companion (a data-absent-reason).
+            (k) => k.startsWith(choice) && /^[A-Z]/.test(k.charAt(choice.length)),
+          )
         : obj[last] !== undefined || obj['_' + last] !== undefined
           ? [last]
           : [];
@@ -296,24 +338,4 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a as object);
-  const kb = Object.keys(b as object);
-  return ka.length === kb.length && ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-}
-
-/** FHIR pattern[x]: every value in the pattern is present in the instance (arrays: each pattern item matches some item). */
-export function matchesPattern(pattern: unknown, value: unknown): boolean {
-  if (Array.isArray(pattern)) {
-    const values = Array.isArray(value) ? value : [value];
-    return pattern.every((p) => values.some((v) => matchesPattern(p, v)));
-  }
-  if (isObject(pattern)) {
-    if (!isObject(value)) return false;
-    return Object.entries(pattern).every(([k, p]) => value[k] !== undefined && matchesPattern(p, value[k]));
-  }
-  return pattern === value;
-}
+export { matchesPattern };

@@ -66,7 +66,7 @@ export class FhirValidator {
       for (const url of urls) {
         if (url === CORE_SD + String(res.resourceType)) continue; // the base definition itself
         if (this.profiles.has(url)) {
-          walker.issues.push(...this.profiles.check(res, url, location, env));
+          walker.issues.push(...this.profiles.check(res, url, location, env, (ref) => walker.resolveInBundle(ref)));
         } else {
           walker.issues.push({
             severity: opts.unknownProfileIsError ? 'error' : 'warning',

@@ -6,6 +6,7 @@
 
 import type { Issue, IssueCode, IssueSeverity } from '../outcome';
 import { checkBundle } from './bundle';
+import { BundleTargets } from './bundle-resolve';
 import type { CompiledType, Slot, TypeRegistry } from './compiled';
 import { checkCoding } from './codings';
 import { DATATYPE_CHECKS } from './datatypes';
@@ -34,6 +35,9 @@ interface ResourceFrame {
 /** Per Bundle being walked: the `urn:` references its entries make. */
 export interface BundleFrame {
   urnRefs: LocalRef[];
+  /** The Bundle's entries, for resolving references into it (profiles' `resolve()`). */
+  entries: readonly unknown[];
+  targets?: BundleTargets;
 }
 
 const ELE_1 = 'ele-1: All FHIR elements must have a @value or children';
@@ -64,6 +68,14 @@ export class Walker {
     private readonly reg: TypeRegistry,
     private readonly onResource?: (resource: Json, location: string, env: Env, walker: Walker) => void,
   ) {}
+
+  /** The resource `reference` names in the Bundle being walked, if any. */
+  resolveInBundle(reference: string): Json | undefined {
+    const b = this.bundle;
+    if (!b) return undefined;
+    b.targets ??= new BundleTargets(b.entries);
+    return b.targets.resource(reference);
+  }
 
   isResourceType(name: string): boolean {
     return this.reg.kind(name) === 'resource';
@@ -118,7 +130,7 @@ export class Walker {
       refersToContainer: false,
     };
     this.frame = frame;
-    const bundle: BundleFrame | undefined = rt === 'Bundle' ? { urnRefs: [] } : undefined;
+    const bundle: BundleFrame | undefined = rt === 'Bundle' ? { urnRefs: [], entries: Array.isArray(value.entry) ? value.entry : [] } : undefined;
     if (bundle) this.bundle = bundle;
 
     this.object(value, t, true);
