@@ -18,7 +18,9 @@ STATE=$FHIRGUARD_HAPI_STATE
 WRITE_PORT=${WRITE_PORT:-8091}
 READ_PORT=${READ_PORT:-8092}
 HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-300}
-JAVA_OPTS=${HAPI_JAVA_OPTS:--Xms64m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError}
+# IPv4 sockets only: the JVM's default is AF_INET6 with v4-mapped addresses, so its connect to
+# PostgreSQL would meet cgroup/connect6, not connect4.
+JAVA_OPTS=${HAPI_JAVA_OPTS:--Xms64m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.net.preferIPv4Stack=true}
 MODE=${1:-up}
 JAR_SRC=$HERE/target/fhirguard-hapi.jar
 
@@ -136,7 +138,9 @@ verify() {
   echo "$PASSED passed, $FAILED failed"
 }
 
-trap stop_all INT TERM EXIT
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
 install_missing
 build
 "$HERE/postgres.sh" start
