@@ -49,12 +49,13 @@ function stripVersion(url: string): string {
   return bar >= 0 ? url.slice(0, bar) : url;
 }
 
-/** The key of an extension's value (`valueDateTime`), if it has one. */
+/** The key of an extension's value (`valueDateTime`, or `_valueString` alone for a primitive with only extensions), if it has one. */
 function valueKey(ext: Json): string | undefined {
   for (const k in ext) {
-    if (k.length > 5 && k.startsWith('value')) {
-      const c = k.charCodeAt(5);
-      if (c >= 65 && c <= 90) return k;
+    const name = k.charCodeAt(0) === 95 /* _ */ ? k.slice(1) : k;
+    if (name.length > 5 && name.startsWith('value')) {
+      const c = name.charCodeAt(5);
+      if (c >= 65 && c <= 90) return name;
     }
   }
   return undefined;
@@ -155,7 +156,7 @@ function checkValue(ext: Json, value: CompiledExtensionValue | undefined, what: 
     sink.issue('error', 'structure', `${what} takes a value of type ${value.types.join(', ')}, not ${type}`, at);
     return;
   }
-  if (value.valueSet && !inValueSet(ext[key], type, value.valueSet)) {
+  if (value.valueSet && ext[key] !== undefined && !inValueSet(ext[key], type, value.valueSet)) {
     sink.issue('error', 'code-invalid', `the value of ${what} is not in the required value set ${value.valueSet.url}`, at);
   }
 }

@@ -13,15 +13,17 @@ export interface ExtensionDefinitionLike extends StructureDefinitionLike {
 const SD = 'http://hl7.org/fhir/StructureDefinition/';
 
 /**
- * Contexts the R4 publication's own resources use beyond what the definitions say, corrected
- * as later releases did: fhir-type sits on ElementDefinition.type (R4B moved its context
- * there), normative-version on every conformance resource that has a normative status, not
- * only StructureDefinition. Without these, valid resources of the specification itself
- * would be refused.
+ * Contexts the R4 publication's own resources use beyond what the definitions say, widened so
+ * that the specification's own resources stay valid (R4B moved fhir-type's context to
+ * ElementDefinition.type): fhir-type and regex on ElementDefinition.type, normative-version on
+ * every conformance resource and on element definitions, valueset-concept-comments on the
+ * concepts of code systems too.
  */
 const CONTEXT_ERRATA: Record<string, string[]> = {
   [SD + 'structuredefinition-fhir-type']: ['ElementDefinition.type'],
-  [SD + 'structuredefinition-normative-version']: ['CodeSystem', 'ValueSet', 'OperationDefinition', 'SearchParameter', 'CapabilityStatement'],
+  [SD + 'regex']: ['ElementDefinition.type'],
+  [SD + 'structuredefinition-normative-version']: ['CodeSystem', 'ValueSet', 'OperationDefinition', 'SearchParameter', 'CapabilityStatement', 'ElementDefinition'],
+  [SD + 'valueset-concept-comments']: ['CodeSystem.concept'],
 };
 
 function stripVersion(url: string): string {
