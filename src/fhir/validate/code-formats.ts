@@ -78,9 +78,9 @@ const SCTID_RE = /^[1-9]\d{5,17}$/;
 const SCT_PARTITIONS = new Set(['00', '01', '02', '10', '11', '12']);
 
 function snomed(code: string): string | null {
-  // Post-coordinated expressions (`123:{...}`, `a + b`, with |terms|) are not judged beyond
-  // naming some concept id.
-  if (!/^\d+$/.test(code)) return /[1-9]\d{5,17}/.test(code) ? null : `'${clip(code)}' is not a SNOMED CT identifier or expression`;
+  // Post-coordinated expressions (`123:{...}`, `a + b`, with |terms| of any text) and the
+  // legacy SNOMED RT ids an R4 example uses (`T-15460`) are not judged beyond holding digits.
+  if (!/^\d+$/.test(code)) return /\d/.test(code) ? null : `'${clip(code)}' is not a SNOMED CT identifier or expression`;
   if (!SCTID_RE.test(code)) return `'${clip(code)}' is not a SNOMED CT identifier (6 to 18 digits, no leading zero)`;
   if (!SCT_PARTITIONS.has(code.slice(-3, -1))) return `'${code}' has no valid SNOMED CT partition identifier`;
   return null;
