@@ -40,6 +40,8 @@ const PACKAGE_OF: Record<string, string> = {
   'dpkg-query': 'dpkg',
 };
 const BASE_SYSTEM = new Set(['dash', 'tar', 'mount', 'libc-bin', 'util-linux', 'dpkg']);
+/** Commands that come with Node.js, which scripts/install.sh requires before anything else. */
+const WITH_NODE = new Set(['node', 'npm']);
 
 /** Commands the code runs only when present, falling back without them. */
 const OPTIONAL: Record<string, string> = {
@@ -101,6 +103,10 @@ function missingFor(files: string[], target: 'up' | 'test' | 'bench'): string[] 
     const command = use.split(' ')[1];
     const pkg = PACKAGE_OF[command];
     if (OPTIONAL[use]) continue;
+    if (WITH_NODE.has(command)) {
+      if (!/npm ci/.test(readFileSync(join(REPO, 'scripts', 'install.sh'), 'utf8'))) problems.push(`${use}: scripts/install.sh no longer requires Node.js and npm`);
+      continue;
+    }
     if (pkg === undefined) problems.push(`${use}: no Debian package known for ${command} (add it to PACKAGE_OF)`);
     else if (!BASE_SYSTEM.has(pkg) && !installs[target].has(pkg)) problems.push(`${use}: make ${target} does not install ${pkg}`);
   }
