@@ -176,7 +176,12 @@ test('an upstream that accepts and never answers: 504 for what was sent, 504 uns
   await untilReady();
   const answers = await Promise.all(Array.from({ length: CONNECTIONS * 2 }, (_, i) => request(i % 2 ? 'create' : 'read', 'never')));
   expect(answers).toEqual(Array(CONNECTIONS * 2).fill({ status: 504, code: 'timeout' }));
-  // Only as many as there are connections were ever sent; the rest timed out waiting for one.
+  // Every connection carried one; a request that came while a connection was free again (a
+  // loaded machine staggers the clients) may have been sent too, but none that was answered
+  // 504 is sent afterwards: what waited past its deadline is dropped, not sent late.
+  const sent = received.get('never') ?? 0;
+  expect(sent).toBeGreaterThanOrEqual(CONNECTIONS);
+  expect(sent).toBeLessThanOrEqual(CONNECTIONS * 2);
   await new Promise((r) => setTimeout(r, TIMEOUT_MS));
-  expect(received.get('never')).toBe(CONNECTIONS);
+  expect(received.get('never')).toBe(sent);
 });
