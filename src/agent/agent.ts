@@ -12,7 +12,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { openEnforcement, type EnforcementStatus } from '../enforce/context';
 import type { EnforcementContext } from '../enforce/launch';
-import { checkDataDir, prepareDataDir, prepareSocketDir, stateLayout, unsearchableAncestor, type WorkerIdentity } from '../enforce/layout';
+import type { Identities } from '../enforce/identities';
+import { checkDataDir, prepareDataDir, prepareSocketDir, socketDirOwner, stateLayout, unsearchableAncestor } from '../enforce/layout';
 import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
 import type { WorkerImage } from '../image/worker-image';
 import type { CgroupCounters } from '../enforce/bpf';
@@ -31,7 +32,8 @@ export interface AgentOptions {
   stateDir: string;
   db: string;
   install: string;
-  identity: WorkerIdentity;
+  /** Who the proxy and each tier class's workers run as (all the agent's own user when it is not root). */
+  identities: Identities;
   runcPath?: string;
   /** Run containers and seccomp without the eBPF policy (reported inactive, on request). */
   withoutEbpf?: boolean;
@@ -93,7 +95,7 @@ export class Agent extends EventEmitter {
     const { ctx, status } = await openEnforcement({
       stateDir: this.o.stateDir,
       install: this.o.install,
-      identity: this.o.identity,
+      identities: this.o.identities,
       runcPath: this.o.runcPath,
       withoutEbpf: this.o.withoutEbpf,
     });
@@ -110,12 +112,14 @@ export class Agent extends EventEmitter {
     const dataDir = path.dirname(this.o.db);
     checkDataDir(dataDir, layout);
     const root = process.getuid?.() === 0;
-    for (const change of await prepareDataDir(dataDir, root ? this.o.identity : null)) log.info(`database directory: ${change}`);
+    for (const change of await prepareDataDir(dataDir, root ? this.o.identities : null)) log.info(`database directory: ${change}`);
     if (!ctx && root) {
       // Plain-process workers run as the worker identity and see the host's directories.
-      for (const p of [this.o.db, path.join(this.o.install, 'bin', 'fhirguard')]) {
-        const blocked = unsearchableAncestor(p, this.o.identity);
-        if (blocked) throw new Error(`workers (uid ${this.o.identity.uid}) cannot reach ${p}: ${blocked} is not searchable for them`);
+      for (const id of [this.o.identities.reader, this.o.identities.writer]) {
+        for (const p of [this.o.db, path.join(this.o.install, 'bin', 'fhirguard')]) {
+          const blocked = unsearchableAncestor(p, id);
+          if (blocked) throw new Error(`workers (uid ${id.uid}) cannot reach ${p}: ${blocked} is not searchable for them`);
+        }
       }
     }
     if (ctx) {
@@ -130,7 +134,7 @@ export class Agent extends EventEmitter {
       await this.o.image.prepare(); // resolved and scanned now; gated before every start
     }
     const cmd = { install: this.o.install, db: this.o.db, logLevel: this.o.workerLogLevel ?? 'info' };
-    this.env = { ctx, cmd, ebpf: status.ebpf.ok, processIdentity: root ? this.o.identity : null, policy: this.o.policy, stateDir: this.o.stateDir, log };
+    this.env = { ctx, cmd, ebpf: status.ebpf.ok, processIdentities: root ? this.o.identities : null, policy: this.o.policy, stateDir: this.o.stateDir, log };
     for (const t of local) {
       const a = { profilesDir: this.o.profilesDir, profiles: this.profiles.get(t.name)!, ...(this.o.image ? { image: this.o.image } : {}), ...(this.o.trust ? { trust: this.o.trust } : {}) };
       this.artifacts.set(t.name, a);
@@ -161,7 +165,7 @@ export class Agent extends EventEmitter {
   /** A supervised worker slot (not started): its socket directory, cgroup name, events. */
   private async newWorker(t: TierConfig, id: string, launcher: WorkerLauncher, onRetired?: (c: CgroupCounters) => void): Promise<WorkerSupervisor> {
     const socketDir = path.join(stateLayout(this.o.stateDir).sockets, t.name, id);
-    await prepareSocketDir(socketDir, process.getuid?.() === 0 ? this.o.identity : null);
+    await prepareSocketDir(socketDir, process.getuid?.() === 0 ? socketDirOwner(this.o.identities, t.readOnly) : null);
     const slot = { tier: t, id, socketDir, socketPath: path.join(socketDir, 'worker.sock'), cgroupName: `${id}-${this.instance}` };
     const sup = new WorkerSupervisor(slot, launcher, {
       log: this.o.log,

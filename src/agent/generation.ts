@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { EnforcementContext } from '../enforce/launch';
-import type { WorkerIdentity } from '../enforce/layout';
+import type { Identities } from '../enforce/identities';
 import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
 import { workerImageFrom } from '../image/options';
 import type { WorkerImage } from '../image/worker-image';
@@ -22,8 +22,8 @@ export interface LaunchEnv {
   cmd: WorkerCommand;
   /** The kernel takes eBPF policies. */
   ebpf: boolean;
-  /** Plain-process workers run as this identity (the agent is root), else as the agent. */
-  processIdentity: WorkerIdentity | null;
+  /** Plain-process workers run as their tier class's identity (the agent is root), else as the agent. */
+  processIdentities: Identities | null;
   policy: Policy;
   stateDir: string;
   log: Logger;
@@ -49,7 +49,7 @@ export interface ArtifactChange {
 export function launcherOf(env: LaunchEnv, tier: TierConfig, a: TierArtifacts): WorkerLauncher {
   const confined: WorkerLauncher = env.ctx
     ? new ContainerLauncher(env.ctx, env.cmd, new Map([[tier.name, a.profiles]]), env.ebpf, a.image)
-    : new ProcessLauncher(env.cmd, env.processIdentity);
+    : new ProcessLauncher(env.cmd, env.processIdentities);
   return a.trust ? new VerifyingLauncher(confined, a.trust) : confined;
 }
 

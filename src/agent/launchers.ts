@@ -3,11 +3,12 @@
 // plain child process. The supervisor sees the same handle either way.
 
 import { spawn } from 'node:child_process';
+import { chmod } from 'node:fs/promises';
 import path from 'node:path';
 import type { CgroupCounters } from '../enforce/bpf';
 import { balanceCpuWeights } from '../enforce/cpu-weight';
 import { launchConfined, type EnforcementContext } from '../enforce/launch';
-import type { WorkerIdentity } from '../enforce/layout';
+import { tierIdentity, type Identities } from '../enforce/identities';
 import type { TierProfiles } from '../enforce/tier-profiles';
 import type { ImageRoot } from '../image/container';
 import type { WorkerImage } from '../image/worker-image';
@@ -146,22 +147,23 @@ export class ContainerLauncher implements WorkerLauncher {
   }
 }
 
-/** Degraded mode: a plain process, as the worker identity when the agent is root. */
+/** Degraded mode: a plain process, as its tier class's identity when the agent is root. */
 export class ProcessLauncher implements WorkerLauncher {
   readonly kind = 'process';
 
   constructor(
     private readonly cmd: WorkerCommand,
-    private readonly identity: WorkerIdentity | null,
+    private readonly identities: Identities | null,
   ) {}
 
   async launch(slot: WorkerSlot): Promise<WorkerHandle> {
+    const identity = this.identities ? tierIdentity(this.identities, slot.tier.readOnly) : null;
     // From the install the agent staged (root's, readable by the worker identity): the
     // checkout itself may be in a directory closed to that identity.
     const child = spawn(process.execPath, workerArgs(this.cmd, slot), {
       stdio: ['ignore', 2, 2],
       cwd: this.cmd.install,
-      ...(this.identity ? { uid: this.identity.uid, gid: this.identity.gid } : {}),
+      ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
     });
     const exited = new Promise<WorkerExit>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -175,7 +177,11 @@ export class ProcessLauncher implements WorkerLauncher {
       pid: child.pid ?? 0,
       exited,
       cgid: null,
-      serve: async () => undefined,
+      // The socket gets the directory's group (the proxy's) but the worker's umask: the
+      // proxy must be able to connect, nobody else (a container's umask does this there).
+      serve: async () => {
+        if (identity) await chmod(slot.socketPath, 0o660);
+      },
       stop: async (graceMs) => {
         if (child.exitCode === null && child.signalCode === null) {
           child.kill('SIGTERM');

@@ -1,8 +1,9 @@
 // Options the privileged commands share (`fhirguard agent`, `fhirguard exec`): where the
-// policy, profiles, database and state are, which runc, which user workers run as.
+// policy, profiles, database and state are, which runc, which users the proxy and the workers run as.
 
 import path from 'node:path';
 import type { OptionSpec } from '../cli/command';
+import { IDENTITY_OPTIONS } from '../enforce/identities';
 import { installRoot } from '../enforce/install-root';
 import { DEFAULT_STATE_DIR, defaultDbPath } from '../enforce/layout';
 
@@ -12,13 +13,7 @@ export const ENFORCE_OPTIONS: Record<string, OptionSpec> = {
   'state-dir': { type: 'string', env: 'FHIRGUARD_STATE_DIR', arg: '<dir>', default: DEFAULT_STATE_DIR, help: "root's state: runc state, bundles, worker sockets" },
   db: { type: 'string', env: 'FHIRGUARD_DB', arg: '<file>', help: 'the SQLite database every worker shares, in a directory of its own (default <state-dir>/data/fhirguard.db)' },
   runc: { type: 'string', env: 'FHIRGUARD_RUNC', arg: '<path>', help: 'the runc binary (default: found on PATH, /usr/sbin)' },
-  'worker-user': {
-    type: 'string',
-    env: 'FHIRGUARD_WORKER_USER',
-    arg: '<uid:gid>',
-    default: '65534:65534',
-    help: 'identity of confined processes; the database directory is given to it, the proxy must be in its group to reach worker sockets',
-  },
+  ...IDENTITY_OPTIONS,
 };
 
 export interface EnforcePaths {

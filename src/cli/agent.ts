@@ -13,7 +13,7 @@ import { NODE_MODE_OPTIONS } from '../agent/kube/options';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { installRoot } from '../enforce/install-root';
 import { runnableInstall } from '../install/stage';
-import { parseIdentity } from '../enforce/layout';
+import { resolveIdentities, sameIdentity } from '../enforce/identities';
 import { IMAGE_OPTIONS, workerImageFrom } from '../image/options';
 import { loadPolicyHashed, trustGateFrom, TRUST_OPTIONS } from '../trust/options';
 import { LOG_LEVEL_OPTION, type Command } from './command';
@@ -73,11 +73,12 @@ export const agentCommand: Command = {
     let api: { close(): Promise<void> };
     let control: { close(): Promise<void> };
     try {
-      const identity = parseIdentity(values['worker-user'] as string | undefined);
+      const root = process.getuid?.() === 0;
+      const identities = root ? resolveIdentities(values, true) : sameIdentity({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
       const { policy, sha256: policySha256 } = loadPolicyHashed(paths.policyFile);
       const image = workerImageFrom(values, { policy, stateDir: paths.stateDir, log });
       // Workers run from the install staged into the state directory (root's copy, readable
-      // by the worker identity wherever the checkout is), or from the image.
+      // by the workers' identities wherever the checkout is), or from the image.
       const install = image ? installRoot() : runnableInstall(paths.stateDir);
       const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, stateDir: paths.stateDir, log, ...(image ? { image } : {}) });
       agent = new Agent({
@@ -86,7 +87,7 @@ export const agentCommand: Command = {
         stateDir: paths.stateDir,
         db: paths.db,
         install,
-        identity,
+        identities,
         runcPath: values.runc as string | undefined,
         withoutEbpf: values['without-ebpf'] === true,
         log,
@@ -97,8 +98,8 @@ export const agentCommand: Command = {
       const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
       await mkdir(path.dirname(socketPath), { recursive: true });
       await agent.start();
-      const gid = typeof values['socket-group'] === 'string' ? Number(values['socket-group']) : identity.gid;
-      api = await serveApi(agent, { socketPath, gid: process.getuid?.() === 0 ? gid : undefined, log });
+      const gid = typeof values['socket-group'] === 'string' ? Number(values['socket-group']) : identities.proxy.gid;
+      api = await serveApi(agent, { socketPath, gid: root ? gid : undefined, log });
       const controlPath = path.resolve(typeof values.control === 'string' ? values.control : defaultControlSocket(paths.stateDir));
       control = await serveControl(agent, { socketPath: controlPath, log });
       log.info({ socket: socketPath, control: controlPath, workers: agent.workers().length }, 'agent ready');

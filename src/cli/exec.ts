@@ -13,7 +13,8 @@ import { openEnforcement } from '../enforce/context';
 import { hostFiles, coveredBy } from '../enforce/host-files';
 import { installRoot } from '../enforce/install-root';
 import { launchConfined, type ConfinedProcess } from '../enforce/launch';
-import { parseIdentity, prepareDataDir, prepareSocketDir, checkDataDir } from '../enforce/layout';
+import { resolveIdentities } from '../enforce/identities';
+import { prepareDataDir, prepareSocketDir, checkDataDir, socketDirOwner } from '../enforce/layout';
 import { loadTierProfiles } from '../enforce/tier-profiles';
 import { loadPolicy } from '../policy';
 import type { Command } from './command';
@@ -96,14 +97,14 @@ export const execCommand: Command = {
     }
 
     const install = installRoot();
-    let identity;
+    let identities;
     try {
-      identity = parseIdentity(values['worker-user'] as string | undefined);
+      identities = resolveIdentities(values, true);
     } catch (err) {
       say((err as Error).message);
       return 2;
     }
-    const { ctx, status } = await openEnforcement({ stateDir: paths.stateDir, install, identity, runcPath: values.runc as string | undefined });
+    const { ctx, status } = await openEnforcement({ stateDir: paths.stateDir, install, identities, runcPath: values.runc as string | undefined });
     if (!ctx) {
       say(`cannot confine: ${status.containers.reason}`);
       return 1;
@@ -119,7 +120,7 @@ export const execCommand: Command = {
     const profiles = loadTierProfiles(paths.profilesDir, tierName, tierReadOnly);
     const dataDir = path.dirname(paths.db);
     checkDataDir(dataDir, ctx.layout);
-    await prepareDataDir(dataDir, identity);
+    await prepareDataDir(dataDir, identities);
 
     const [cmd, ...args] = positionals;
     const resolved = resolveCommand(cmd);
@@ -134,7 +135,7 @@ export const execCommand: Command = {
 
     const id = `exec-${tierName}-${randomBytes(4).toString('hex')}`;
     const socketDir = path.join(ctx.layout.sockets, 'exec', id);
-    await prepareSocketDir(socketDir, identity);
+    await prepareSocketDir(socketDir, socketDirOwner(identities, tierReadOnly));
 
     let proc: ConfinedProcess | undefined;
     const forward = (sig: NodeJS.Signals): void => {

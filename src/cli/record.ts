@@ -6,7 +6,8 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { DEFAULT_STATE_DIR, parseIdentity, unsearchableAncestor } from '../enforce/layout';
+import { DEFAULT_USER_NAMES, resolveIdentity } from '../enforce/identities';
+import { DEFAULT_STATE_DIR, unsearchableAncestor } from '../enforce/layout';
 import { installRoot } from '../enforce/install-root';
 import { defaultDockerAllowFile } from '../enforce/profile/reference';
 import { cgroupReportMarkdown, recordCgroup } from '../enforce/record/cgroup-record';
@@ -104,7 +105,7 @@ async function recordTierCommand(values: Values, log: pino.Logger): Promise<numb
   const dockerFile = str(values, 'docker-default') ? path.resolve(str(values, 'docker-default')!) : defaultDockerAllowFile();
   const outDir = path.resolve(str(values, 'out') ?? profilesDir);
   const stateDir = path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR);
-  const identity = parseIdentity(str(values, 'worker-user'));
+  const identity = resolveIdentity(str(values, 'worker-user') ?? DEFAULT_USER_NAMES.writer, process.getuid?.() === 0);
   // What the recorded workers, the plain ones and the crashing writer run: as root, the
   // install staged into the state directory. The plain ones and the writer see the host's
   // directories as the worker identity does.
@@ -169,7 +170,7 @@ export const recordCommand: Command = {
     template: { type: 'string', arg: '<file>', help: 'seccomp profile whose rules, argument filters and refusals a --cgroup recording keeps' },
     'state-dir': { type: 'string', env: 'FHIRGUARD_STATE_DIR', arg: '<dir>', default: DEFAULT_STATE_DIR, help: "root's state: runc state and bundles" },
     runc: { type: 'string', env: 'FHIRGUARD_RUNC', arg: '<path>', help: 'the runc binary (default: found on PATH, /usr/sbin)' },
-    'worker-user': { type: 'string', env: 'FHIRGUARD_WORKER_USER', arg: '<uid:gid>', default: '65534:65534', help: 'identity of the recorded workers' },
+    'worker-user': { type: 'string', env: 'FHIRGUARD_WORKER_USER', arg: '<name|uid:gid>', default: DEFAULT_USER_NAMES.writer, help: 'identity of the recorded workers (a missing named system user is made)' },
     'worker-log-level': { type: 'string', arg: '<level>', default: 'info', help: "the recorded worker's log level (as the agent gives it: it decides what the worker writes)" },
     'docker-default': { type: 'string', arg: '<file>', help: "list of what Docker's default profile allows (default: the copy shipped in profiles/reference/)" },
     json: { type: 'boolean', help: 'print the report as JSON instead of Markdown' },

@@ -7,13 +7,14 @@
 // checkout may be in a directory they cannot enter, such as root's home.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, copyFileSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { AgentClient } from '../agent/client';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { IMAGE_OPTIONS } from '../image/options';
 import { installRoot } from '../enforce/install-root';
-import { parseIdentity } from '../enforce/layout';
+import { resolveIdentities, type Identities } from '../enforce/identities';
+import { unsearchableAncestor } from '../enforce/layout';
 import { runnableInstall } from '../install/stage';
 import { loadPolicy, PolicyError } from '../policy';
 import { PROXY_OPTIONS } from '../proxy/options';
@@ -26,20 +27,20 @@ function say(message: string): void {
 }
 
 /**
- * The unprivileged proxy must reach the agent's socket in the state dir: the state dir is
- * given to the workers' group (0750), and every directory above it must let that group
- * through. Returns the first one that does not, if any.
+ * The unprivileged proxy and workers must pass through the state dir (to the agent's socket,
+ * the staged install, their sockets and the database, each guarded by its own owner and
+ * mode): root's, 0711, and every directory above it must let each identity through. Returns
+ * the first identity and directory that does not, if any.
  */
-function prepareStateDir(stateDir: string, gid: number): string | undefined {
+function prepareStateDir(stateDir: string, ids: Identities): { role: string; uid: number; dir: string } | undefined {
   mkdirSync(stateDir, { recursive: true });
-  chownSync(stateDir, 0, gid);
-  chmodSync(stateDir, 0o750);
-  for (let dir = path.dirname(stateDir); ; dir = path.dirname(dir)) {
-    const st = statSync(dir);
-    const passable = (st.mode & 0o001) !== 0 || (st.gid === gid && (st.mode & 0o010) !== 0);
-    if (!passable) return dir;
-    if (dir === path.dirname(dir)) return undefined;
+  chownSync(stateDir, 0, 0);
+  chmodSync(stateDir, 0o711);
+  for (const [role, id] of Object.entries(ids)) {
+    const dir = unsearchableAncestor(path.join(stateDir, 'agent.sock'), id);
+    if (dir) return { role, uid: id.uid, dir };
   }
+  return undefined;
 }
 
 /** Not root: the state directory (signing key, agent socket) must be this user's to write. */
@@ -108,9 +109,10 @@ export const upCommand: Command = {
     'log-level': LOG_LEVEL_OPTION,
   },
   details: [
-    'As root: workers run in runc containers under their tier\'s seccomp and eBPF profiles, and',
-    'the proxy runs as --worker-user. Not root: everything runs as you, workers as plain',
-    'processes, and the agent says loudly that nothing is confined.',
+    'As root: workers run in runc containers under their tier\'s seccomp and eBPF profiles; the',
+    'proxy, the read tiers\' and the writing tiers\' workers run as three system users that share',
+    'nothing (--proxy-user, --reader-user, --writer-user; made when missing). Not root: everything',
+    'runs as you, workers as plain processes, and the agent says loudly that nothing is confined.',
     'As root, the proxy and the workers run from the install staged into <state-dir>/install',
     "(root's, readable by them wherever the checkout is; docs/install.md), and the proxy reads a",
     'copy of the policy in <state-dir>/proxy.',
@@ -123,17 +125,23 @@ export const upCommand: Command = {
   async run(values) {
     const bin = path.join(installRoot(), 'bin', 'fhirguard');
     const paths = enforcePaths(values);
-    const identity = parseIdentity(values['worker-user'] as string | undefined);
     const root = process.getuid?.() === 0;
     const socket = path.join(paths.stateDir, 'agent.sock');
     const level = String(values['log-level']);
     const pass = (names: string[]): string[] =>
       names.flatMap((n) => (typeof values[n] === 'string' ? [`--${n}`, String(values[n])] : []));
 
+    let ids: Identities | undefined;
     if (root) {
-      const blocked = prepareStateDir(paths.stateDir, identity.gid);
+      try {
+        ids = resolveIdentities(values, true);
+      } catch (err) {
+        say((err as Error).message);
+        return 2;
+      }
+      const blocked = prepareStateDir(paths.stateDir, ids);
       if (blocked) {
-        say(`the proxy (gid ${identity.gid}) cannot reach ${paths.stateDir}: ${blocked} is closed to it; choose another --state-dir or open ${blocked} (chmod o+x)`);
+        say(`the ${blocked.role} identity (uid ${blocked.uid}) cannot reach ${paths.stateDir}: ${blocked.dir} is closed to it; choose another --state-dir or open ${blocked.dir} (chmod o+x)`);
         return 2;
       }
     } else {
@@ -185,7 +193,7 @@ export const upCommand: Command = {
         socket,
         '--log-level',
         level,
-        ...pass(['runc', 'worker-user', 'image', 'advisories']),
+        ...pass(['runc', 'proxy-user', 'reader-user', 'writer-user', 'image', 'advisories']),
         ...trust,
       ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
@@ -201,9 +209,9 @@ export const upCommand: Command = {
     const proxy = spawn(
       process.execPath,
       [path.join(install, 'bin', 'fhirguard'), 'proxy', '--policy', proxyPolicy, '--agent', socket, '--log-level', level, ...pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout'])],
-      { stdio: ['ignore', 'inherit', 'inherit'], cwd: install, ...(root ? { uid: identity.uid, gid: identity.gid } : {}) },
+      { stdio: ['ignore', 'inherit', 'inherit'], cwd: install, ...(ids ? { uid: ids.proxy.uid, gid: ids.proxy.gid } : {}) },
     );
-    if (root) say(`proxy runs as uid ${identity.uid} gid ${identity.gid}; only the agent keeps root`);
+    if (ids) say(`proxy runs as uid ${ids.proxy.uid}, read tiers as ${ids.reader.uid}, writing tiers as ${ids.writer.uid}; only the agent keeps root`);
 
     let stopping = false;
     let asked = false;

@@ -40,6 +40,8 @@ export interface ContainerSpec {
   rootfs?: string;
   /** Host paths mounted at another path than their own (into an image's mount points). */
   binds?: BindMount[];
+  /** Share the host's network namespace (the proxy listens there); default an empty one. */
+  hostNetwork?: boolean;
 }
 
 export interface BindMount {
@@ -79,7 +81,8 @@ export function ociConfig(spec: ContainerSpec): Record<string, unknown> {
     ociVersion: '1.0.2-dev',
     process: {
       terminal: false,
-      user: { uid: spec.uid, gid: spec.gid, additionalGids: [spec.gid] },
+      // umask 007: a socket the process makes is its group's (the proxy's) to connect to, nobody else's.
+      user: { uid: spec.uid, gid: spec.gid, additionalGids: [spec.gid], umask: 0o007 },
       args: spec.args,
       env: spec.env,
       cwd: spec.cwd,
@@ -93,8 +96,9 @@ export function ociConfig(spec: ContainerSpec): Record<string, unknown> {
     hostname: spec.hostname,
     mounts,
     linux: {
-      // An empty network namespace: the worker serves only its Unix socket.
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      // An empty network namespace: a worker serves only its Unix socket. The proxy keeps the
+      // host's to listen; its eBPF egress list says where it may connect.
+      namespaces: [{ type: 'pid' }, ...(spec.hostNetwork ? [] : [{ type: 'network' }]), { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       cgroupsPath: spec.cgroupsPath,
       resources: {
         pids: { limit: spec.pidsLimit },

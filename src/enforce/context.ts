@@ -6,7 +6,8 @@
 import { mkdir } from 'node:fs/promises';
 import { BpfEnforcer, probeKernel, type KernelSupport } from './bpf';
 import type { EnforcementContext } from './launch';
-import { stateLayout, type WorkerIdentity } from './layout';
+import type { Identities } from './identities';
+import { stateLayout } from './layout';
 import { containerBlockers, probeHost, type HostProbe } from './probe';
 import { Runc } from './runc';
 
@@ -28,7 +29,7 @@ export interface EnforcementStatus {
 export interface OpenOptions {
   stateDir: string;
   install: string;
-  identity: WorkerIdentity;
+  identities: Identities;
   runcPath?: string;
   /** Leave eBPF out even where it would work (the overhead benchmark's "seccomp only"). */
   withoutEbpf?: boolean;
@@ -76,7 +77,7 @@ export async function openEnforcement(o: OpenOptions): Promise<{ ctx: Enforcemen
     runc: new Runc(host.runc.path!, layout.runcRoot),
     layout,
     install: o.install,
-    identity: o.identity,
+    identities: o.identities,
     bpf,
     cgroupV2Mount: host.cgroupV2.mount ?? '/sys/fs/cgroup/unified',
   };

@@ -11,7 +11,8 @@ import { tierContainerSpec } from './confine';
 import { Container } from './container';
 import { imageContainerSpec, type ImageRoot } from '../image/container';
 import { bpfPolicyOf } from './ebpf-profile';
-import type { StateLayout, WorkerIdentity } from './layout';
+import { tierIdentity, type Identities } from './identities';
+import type { StateLayout } from './layout';
 import type { Runc } from './runc';
 import type { SeccompMode } from './seccomp';
 import type { TierProfiles } from './tier-profiles';
@@ -20,7 +21,7 @@ export interface EnforcementContext {
   runc: Runc;
   layout: StateLayout;
   install: string;
-  identity: WorkerIdentity;
+  identities: Identities;
   /** null where eBPF cannot run (the reason is the caller's to report). */
   bpf: BpfEnforcer | null;
   /** The cgroup v2 mount runc's cgroups appear under (e.g. /sys/fs/cgroup/unified). */
@@ -118,8 +119,8 @@ export async function launchConfined(ctx: EnforcementContext, req: LaunchRequest
       install: ctx.install,
       dataDir: req.dataDir,
       socketDir: req.socketDir,
-      uid: ctx.identity.uid,
-      gid: ctx.identity.gid,
+      uid: tierIdentity(ctx.identities, req.readOnly).uid,
+      gid: tierIdentity(ctx.identities, req.readOnly).gid,
       extraReadOnly: req.extraReadOnly,
     },
     req.id,

@@ -6,6 +6,7 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { Identities } from './identities';
 
 export const DEFAULT_STATE_DIR = '/var/lib/fhirguard';
 
@@ -59,24 +60,30 @@ export function checkDataDir(dataDir: string, layout: StateLayout): void {
 }
 
 /**
- * Creates the database directory when missing and, with `id` (the agent is root), makes it
- * and the database files belong to the worker identity, so every tier's workers can open the
- * database as a non-root user: read tiers read it through a read-only mount, write tiers
- * write it. Returns what it changed.
+ * Creates the database directory when missing and, with `ids` (the agent is root), gives it
+ * to the writing tiers' identity and the read tiers' group, 02750, and the database files
+ * 0640: writers write, readers read (the read-only mounts aside), nobody else enters, the
+ * proxy included. The setgid bit gives files SQLite creates there (the journal) the readers'
+ * group too. Returns what it changed.
  */
-export async function prepareDataDir(dataDir: string, id: WorkerIdentity | null): Promise<string[]> {
+export async function prepareDataDir(dataDir: string, ids: Pick<Identities, 'reader' | 'writer'> | null): Promise<string[]> {
   const changed: string[] = [];
   if (!existsSync(dataDir)) {
     await mkdir(dataDir, { recursive: true, mode: 0o750 });
     changed.push(`created ${dataDir}`);
   }
-  if (!id) return changed;
-  const paths = [dataDir, ...(await readdir(dataDir)).map((f) => path.join(dataDir, f)).filter((p) => statSync(p).isFile())];
-  for (const p of paths) {
+  if (!ids) return changed;
+  const owner = { uid: ids.writer.uid, gid: ids.reader.gid };
+  const files = (await readdir(dataDir)).map((f) => path.join(dataDir, f)).filter((p) => statSync(p).isFile());
+  for (const [p, mode] of [[dataDir, 0o2750] as const, ...files.map((f) => [f, 0o640] as const)]) {
     const st = statSync(p);
-    if (st.uid !== id.uid || st.gid !== id.gid) {
-      await chown(p, id.uid, id.gid);
-      changed.push(`${p}: owner ${st.uid}:${st.gid} -> ${id.uid}:${id.gid}`);
+    if (st.uid !== owner.uid || st.gid !== owner.gid) {
+      await chown(p, owner.uid, owner.gid);
+      changed.push(`${p}: owner ${st.uid}:${st.gid} -> ${owner.uid}:${owner.gid}`);
+    }
+    if ((st.mode & 0o7777) !== mode) {
+      await chmod(p, mode);
+      changed.push(`${p}: mode ${(st.mode & 0o7777).toString(8)} -> ${mode.toString(8)}`);
     }
   }
   return changed;
@@ -106,17 +113,24 @@ export function unsearchableAncestor(p: string, id: WorkerIdentity): string | nu
 
 /**
  * A fresh socket directory for one worker: owned by the worker's uid (it creates its socket
- * there) and group (the proxy, in that group, connects), 0750; the parents root's, 0755.
- * `id` null (the agent is not root): the directory stays the agent user's.
+ * there) and the proxy's group (the proxy connects; nobody else, other tiers' workers
+ * included, enters), 02750, so the socket gets the proxy's group; the parents root's, 0755.
+ * `owner` null (the agent is not root): the directory stays the agent user's.
  */
-export async function prepareSocketDir(dir: string, id: WorkerIdentity | null): Promise<void> {
+export async function prepareSocketDir(dir: string, owner: WorkerIdentity | null): Promise<void> {
   await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
   // A socket left by a killed worker goes too: the read tier's profile forbids unlink, so
   // the worker could not replace it itself.
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { mode: 0o750 });
-  if (id) await chown(dir, id.uid, id.gid);
-  await chmod(dir, 0o750);
+  if (!owner) return;
+  await chown(dir, owner.uid, owner.gid);
+  await chmod(dir, 0o2750);
+}
+
+/** A worker's socket directory owner: the worker's uid, the proxy's group. */
+export function socketDirOwner(ids: Identities, readOnly: boolean): WorkerIdentity {
+  return { uid: (readOnly ? ids.reader : ids.writer).uid, gid: ids.proxy.gid };
 }
 
 /**

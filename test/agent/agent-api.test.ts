@@ -3,6 +3,7 @@
 // kernel counted; a killed worker is reported at once and restarted while the tier's other
 // worker keeps serving; SIGTERM stops everything.
 
+import { resolveIdentities } from '../../src/enforce/identities';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
@@ -55,9 +56,9 @@ test('GET /workers: every worker of the shipped tiers, confined, serving FHIR at
     const meta = await fhirRequest(w.socketPath, 'GET', '/metadata');
     expect(meta.status).toBe(200);
     expect(meta.json.resourceType).toBe('CapabilityStatement');
-    // The proxy, in the workers' group, can reach the socket.
+    // The proxy's group, and nobody else, can reach the socket.
     expect(statSync(w.socketPath).mode & 0o777).toBe(0o660);
-    expect(statSync(w.socketPath).gid).toBe(65534);
+    expect(statSync(w.socketPath).gid).toBe(resolveIdentities({}, false).proxy.gid);
   }
 });
 

@@ -2,7 +2,8 @@
 // workers as plain processes, says so loudly in its log and on GET /enforcement, and
 // refuses a tier whose policy says `enforcement: required`.
 
-import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolveIdentities } from '../../src/enforce/identities';
+import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
@@ -43,7 +44,7 @@ test('no runc: plain-process workers (as the workers\' user), a loud log, enforc
   const args = ['--policy', policyWithRequiredOps(dir), '--runc', '/nonexistent/runc'];
   // Plain processes see the host's directories: a database the workers' user cannot reach is
   // an error at start, not a crash loop.
-  await expect(startAgent(dir, args)).rejects.toThrow(/workers \(uid 65534\) cannot reach .*fhir\.db: .* is not searchable/);
+  await expect(startAgent(dir, args)).rejects.toThrow(/workers \(uid \d+\) cannot reach .*fhir\.db: .* is not searchable/);
   chmodSync(dir, 0o755);
   const agent = await startAgent(dir, args);
   started.push(agent);
@@ -56,8 +57,13 @@ test('no runc: plain-process workers (as the workers\' user), a loud log, enforc
   expect(ws.map((w) => w.id).sort()).toEqual(['read-0', 'write-0']);
   for (const w of ws) {
     expect(w.confinement).toBe('process');
-    expect(uidOf(w.pid!)).toBe('65534');
+    // Each tier class as its own identity, as in containers.
+    const ids = resolveIdentities({}, false);
+    expect(uidOf(w.pid!)).toBe(String(w.tier === 'read' ? ids.reader.uid : ids.writer.uid));
     expect((await fhirRequest(w.socketPath, 'GET', '/metadata')).status).toBe(200);
+    // Reachable by the proxy's group alone.
+    expect(statSync(w.socketPath).mode & 0o777).toBe(0o660);
+    expect(statSync(w.socketPath).gid).toBe(ids.proxy.gid);
   }
   const write = ws.find((w) => w.tier === 'write')!;
   expect((await fhirRequest(write.socketPath, 'POST', '/Patient', { resourceType: 'Patient' })).status).toBe(201);

@@ -99,9 +99,11 @@ describe('deploy/compose.yaml', () => {
     const proxyState = mounts(services.proxy).find((m) => m.target === stateDir);
     expect(agentState).toMatchObject({ type: 'volume', readOnly: false });
     expect(proxyState).toMatchObject({ type: 'volume', source: agentState?.source, readOnly: true });
-    // Sockets are the workers' group's (0660): the proxy joins it.
-    const workerGid = agentEnv.FHIRGUARD_WORKER_USER.split(':')[1];
-    expect(services.proxy.group_add.map(String)).toContain(workerGid);
+    // Sockets are the proxy's group's (0660): the proxy runs as the identity the agent gives them.
+    expect(services.proxy.user).toBe(agentEnv.FHIRGUARD_PROXY_USER);
+    const ids = ['PROXY', 'READER', 'WRITER'].map((r) => agentEnv[`FHIRGUARD_${r}_USER`]);
+    expect(new Set(ids.map((i) => i.split(':')[0])).size).toBe(3);
+    expect(new Set(ids.map((i) => i.split(':')[1])).size).toBe(3);
   });
 
   it('declares every named volume and finds every bind-mounted repository file', () => {

@@ -256,6 +256,25 @@ describe('tiers on Kubernetes', () => {
     }
   });
 
+  it('runs the proxy, the read tiers and the writing tiers as three uids and groups', () => {
+    const ids = (name: string): { uid: number; gid: number } => {
+      const sc = podSpec(workloads().find((w) => w.metadata.name === name)!).securityContext;
+      return { uid: sc.runAsUser, gid: sc.runAsGroup };
+    };
+    const byClass = {
+      proxy: ids('fhirguard-proxy'),
+      read: policy.tiers.filter((t) => t.readOnly).map((t) => ids(`fhirguard-worker-${t.name}`)),
+      write: policy.tiers.filter((t) => !t.readOnly).map((t) => ids(`fhirguard-worker-${t.name}`)),
+    };
+    const one = (xs: Array<{ uid: number; gid: number }>): { uid: number; gid: number } => {
+      expect(new Set(xs.map((x) => `${x.uid}:${x.gid}`)).size).toBe(1);
+      return xs[0];
+    };
+    const [proxy, read, write] = [byClass.proxy, one(byClass.read), one(byClass.write)];
+    expect(new Set([proxy.uid, read.uid, write.uid]).size).toBe(3);
+    expect(new Set([proxy.gid, read.gid, write.gid]).size).toBe(3);
+  });
+
   it('lets workers talk to proxies only and open no connection', () => {
     const np = named('NetworkPolicy', 'fhirguard-workers') as K8sObject;
     const workerPods = workloads().filter((w) => matches(np.spec.podSelector.matchLabels, w.spec.template.metadata.labels));

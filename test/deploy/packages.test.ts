@@ -38,8 +38,14 @@ const PACKAGE_OF: Record<string, string> = {
   dmesg: 'util-linux',
   dpkg: 'dpkg',
   'dpkg-query': 'dpkg',
+  getent: 'libc-bin',
+  useradd: 'passwd',
+  userdel: 'passwd',
+  groupadd: 'passwd',
+  groupdel: 'passwd',
+  nologin: 'login',
 };
-const BASE_SYSTEM = new Set(['dash', 'tar', 'mount', 'libc-bin', 'util-linux', 'dpkg']);
+const BASE_SYSTEM = new Set(['dash', 'tar', 'mount', 'libc-bin', 'util-linux', 'dpkg', 'passwd', 'login']);
 /** Commands that come with Node.js, which scripts/install.sh requires before anything else. */
 const WITH_NODE = new Set(['node', 'npm']);
 

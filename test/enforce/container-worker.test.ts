@@ -8,12 +8,13 @@ import path from 'node:path';
 import { waitHealthy } from '../../src/agent/health';
 import { openEnforcement } from '../../src/enforce/context';
 import { launchConfined, type ConfinedProcess, type EnforcementContext } from '../../src/enforce/launch';
-import { prepareDataDir, prepareSocketDir } from '../../src/enforce/layout';
+import { prepareDataDir, prepareSocketDir, socketDirOwner } from '../../src/enforce/layout';
 import { loadTierProfiles } from '../../src/enforce/tier-profiles';
 import { REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 import { closeClient, fhirRequest } from '../helpers/worker-process';
 
-const IDENTITY = { uid: 65534, gid: 65534 };
+// Numeric identities (no user of these ids needs to exist), one per role as `up` gives them.
+const IDS = { proxy: { uid: 61170, gid: 61170 }, reader: { uid: 61171, gid: 61171 }, writer: { uid: 61172, gid: 61172 } };
 let dir: string;
 let ctx: EnforcementContext;
 let db: string;
@@ -22,7 +23,7 @@ const workers: Record<'read' | 'write', { proc: ConfinedProcess; socket: string 
 async function startWorker(tier: 'read' | 'write'): Promise<void> {
   const id = `cw-${tier}-${path.basename(dir).slice(-6)}`;
   const socketDir = path.join(ctx.layout.sockets, tier, id);
-  await prepareSocketDir(socketDir, IDENTITY);
+  await prepareSocketDir(socketDir, socketDirOwner(IDS, tier === 'read'));
   const socket = path.join(socketDir, 'worker.sock');
   const readOnly = tier === 'read';
   const proc = await launchConfined(ctx, {
@@ -46,10 +47,10 @@ beforeAll(async () => {
   await requireEnforcement({ ebpf: true });
   dir = shortTempDir('cworker');
   db = path.join(dir, 'data', 'fhir.db');
-  const opened = await openEnforcement({ stateDir: path.join(dir, 'state'), install: REPO, identity: IDENTITY });
+  const opened = await openEnforcement({ stateDir: path.join(dir, 'state'), install: REPO, identities: IDS });
   if (!opened.ctx || !opened.status.ebpf.ok) throw new Error(`enforcement unavailable: ${JSON.stringify(opened.status.ebpf)}`);
   ctx = opened.ctx;
-  await prepareDataDir(path.dirname(db), IDENTITY);
+  await prepareDataDir(path.dirname(db), IDS);
   await startWorker('write'); // creates the database
   await startWorker('read');
 }, 180_000);
@@ -109,8 +110,10 @@ test.each(['read', 'write'] as const)('%s worker: non-root, no capabilities, no 
   const pid = workers[tier].proc.container.pid;
   expect(pid).toBeGreaterThan(0);
   const s = status(pid);
-  expect(s.Uid.split(/\s+/)).toEqual(['65534', '65534', '65534', '65534']);
-  expect(s.Gid.split(/\s+/)[0]).toBe('65534');
+  const id = tier === 'read' ? IDS.reader : IDS.writer;
+  expect(s.Uid.split(/\s+/)).toEqual(Array(4).fill(String(id.uid)));
+  expect(s.Gid.split(/\s+/)[0]).toBe(String(id.gid));
+  expect(s.Groups.trim()).toBe(String(id.gid));
   for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(s[set]).toBe('0000000000000000');
   expect(s.NoNewPrivs).toBe('1');
   expect(s.Seccomp).toBe('2'); // SECCOMP_MODE_FILTER

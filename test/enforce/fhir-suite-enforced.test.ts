@@ -21,6 +21,7 @@
 // sys_enter tracepoint. Such a refusal breaks the request it happens in, which the case's
 // FHIR assertions catch.
 
+import { resolveIdentities } from '../../src/enforce/identities';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent/client';
@@ -114,9 +115,9 @@ describe('what the shipped policy refuses never reaches a worker', () => {
 describe('a write worker that died mid-commit (out of memory, killed, a power cut)', () => {
   test('the read tier answers 503 meanwhile, the write tier rolls the commit back at its next write, then all reads as before', async () => {
     const { json: p } = await target.req('POST', '/Patient', patient());
-    // The crashing writer runs as the workers do (writer-crash.ts); it must reach the database.
+    // The crashing writer runs as the writing workers do (writer-crash.ts); it must reach the database.
     chmodSync(dir, 0o711);
-    await leaveCrashedCommit(agent.db, { uid: 65534, gid: 65534 }, agent.install);
+    await leaveCrashedCommit(agent.db, resolveIdentities({}, false).writer, agent.install);
     // Both read workers (round-robin) meet the hot journal: they cannot roll it back.
     for (let i = 0; i < 4; i++) expectOutcome(await target.req('GET', `/Patient/${p.id}`), 503, /awaits recovery by a write worker/);
     const updated = await target.req('PUT', `/Patient/${p.id}`, { ...p, gender: 'female' });

@@ -1,10 +1,11 @@
 // fhirguard run from a checkout inside a directory only root may enter (a clone in /root,
 // mode 0700): the checkout is bind-mounted (read-only) into a fresh 0700 directory and run
-// from there. `fhirguard up` must serve (its proxy and its workers run as 65534, from the
+// from there. `fhirguard up` must serve (its proxy and its workers run as their own system users, from the
 // install staged into the state directory, not from the checkout), and record's crashing
 // writer, which runs as the workers' user, must leave its crashed commit. Root only (it
 // mounts, and `up` confines its workers); without root the tests are skipped, loudly.
 
+import { resolveIdentities } from '../../src/enforce/identities';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -132,11 +133,11 @@ rootTest('`fhirguard up` from the checkout in the 0700 directory serves a create
     expect(read.status).toBe(200);
     expect(await read.json()).toMatchObject({ resourceType: 'Patient', id, name: [{ family: 'Anywhere' }] });
 
-    // The proxy runs as 65534 from the staged install, which is root's and closed to writes.
+    // The proxy runs as its own identity from the staged install, which is root's and closed to writes.
     const staged = path.join(stateDir, 'install');
     const proxies = pidsNaming(path.join(staged, 'bin', 'fhirguard')).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('proxy'));
     expect(proxies).toHaveLength(1);
-    expect(uidOf(proxies[0])).toBe(65534);
+    expect(uidOf(proxies[0])).toBe(resolveIdentities({}, false).proxy.uid);
     for (const rel of ['.', 'bin/fhirguard', 'dist/src/cli/index.js', 'node_modules/better-sqlite3/package.json']) {
       const st = lstatSync(path.join(staged, rel));
       expect({ rel, uid: st.uid, writableByOthers: (st.mode & 0o022) !== 0 }).toEqual({ rel, uid: 0, writableByOthers: false });

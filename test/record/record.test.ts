@@ -5,6 +5,7 @@
 // violation, no failed request caused by the profiles, a clean stop, and nothing needed that
 // the recording did not have. Also: the proof fails when a profile misses a call.
 
+import { sameIdentity } from '../../src/enforce/identities';
 import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -151,7 +152,7 @@ test('recording time is reported per tier', () => {
 test('the proof fails when a profile misses a call the held-out workload needs', async () => {
   // Its plain workers and crashing writer run as 65534: from the install staged as record stages it.
   const stateDir = path.join(dir, 'state');
-  const { ctx } = await openEnforcement({ stateDir, install: stageInstall(REPO, stagedInstallDir(stateDir)).root, identity: { uid: 65534, gid: 65534 } });
+  const { ctx } = await openEnforcement({ stateDir, install: stageInstall(REPO, stagedInstallDir(stateDir)).root, identities: sameIdentity({ uid: 65534, gid: 65534 }) });
   const seccomp = loadSeccompProfile(path.join(out, 'seccomp', 'read.json'));
   const ebpf = loadEbpfProfile(path.join(out, 'ebpf', 'read.json'));
   // Reading the database while serving needs pread64: without it the first read kills the worker.

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { openEnforcement } from '../context';
 import { ebpfProfilePath } from '../ebpf-profile';
+import { sameIdentity } from '../identities';
 import type { WorkerIdentity } from '../layout';
 import { seccompProfilePath } from '../seccomp';
 import { loadTierProfiles } from '../tier-profiles';
@@ -61,7 +62,7 @@ export function hostFacts(runcVersion: string | undefined): HostFacts {
 
 export async function recordTiers(o: RecordTiersOptions): Promise<RecordTiersResult> {
   const t0 = performance.now();
-  const { ctx, status } = await openEnforcement({ stateDir: o.stateDir, install: o.install, identity: o.identity, runcPath: o.runcPath });
+  const { ctx, status } = await openEnforcement({ stateDir: o.stateDir, install: o.install, identities: sameIdentity(o.identity), runcPath: o.runcPath });
   if (!ctx) throw new Error(`cannot run containers here: ${status.containers.reason}`);
   if (!ctx.bpf) throw new Error(`the eBPF recorder is not available: ${status.ebpf.reason}`);
   const host = hostFacts(status.host.runc.version);

@@ -105,7 +105,7 @@ interface AfterCrashOptions {
   steps: readonly Step[];
   readOnly: boolean;
   db: string;
-  identity: EnforcementContext['identity'];
+  identity: EnforcementContext['identities']['writer'];
   /** The install the workers run from (the crashing writer loads its SQLite from there). */
   install: string;
   /** Starts a plain writer on the database and drives `steps` to it (a read-only tier cannot roll back). */
@@ -196,7 +196,8 @@ export async function stopEverything(): Promise<void> {
 export async function runTier(o: TierRunOptions): Promise<TierRunResult> {
   const t0 = performance.now();
   const { ctx } = o;
-  const identity = ctx.identity;
+  // The recording's short-lived world runs every worker as one identity: it owns the database.
+  const identity = ctx.identities.writer;
   const tierConfig = o.policy.tierByName.get(o.tier);
   if (!tierConfig) throw new Error(`no tier '${o.tier}' in ${o.policy.file}`);
   const dir = await mkdtemp(path.join(o.tmp ?? tmpdir(), `fhirguard-record-${o.tier}-`));
