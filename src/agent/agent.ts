@@ -14,6 +14,8 @@ import { openEnforcement, type EnforcementStatus } from '../enforce/context';
 import type { EnforcementContext } from '../enforce/launch';
 import type { Identities } from '../enforce/identities';
 import { checkDataDir, prepareDataDir, prepareSocketDir, socketDirOwner, stateLayout, unsearchableAncestor } from '../enforce/layout';
+import { FRONT_DOOR } from '../enforce/confine';
+import { seccompProfilePath } from '../enforce/seccomp';
 import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
 import type { WorkerImage } from '../image/worker-image';
 import type { CgroupCounters } from '../enforce/bpf';
@@ -21,6 +23,7 @@ import type { Policy, TierConfig } from '../policy';
 import type { TierTrust, TrustGate } from '../trust/gate';
 import { CounterTotals, type TierCounters } from './counters';
 import { decideTier, type TierEnforcement } from './enforcement';
+import { FrontDoor, type FrontDoorInfo, type FrontDoorMode } from './front-door';
 import { describeArtifacts, launcherOf, nextArtifacts, type LaunchEnv, type TierArtifacts } from './generation';
 import type { WorkerLauncher } from './launchers';
 import { runRollout, type Generation, type RolloutProgress, type RolloutRequest, type RolloutResult } from './rollout';
@@ -43,6 +46,8 @@ export interface AgentOptions {
   trust?: TrustGate;
   /** Run workers from this image (`--image`) instead of the host's files; needs containers. */
   image?: WorkerImage;
+  /** Run the proxy too, confined (startFrontDoor): its own options and the eBPF action. */
+  frontDoor?: { args: string[]; mode: Exclude<FrontDoorMode, 'record'>; policyFile: string; agentSocket: string };
   /** Supervisor tuning (tests shorten the backoff). */
   supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired'>>;
 }
@@ -77,6 +82,8 @@ export class Agent extends EventEmitter {
   private artifacts = new Map<string, TierArtifacts>();
   private rollouts = new Map<string, { generation: number; running: boolean }>();
   private instance = '';
+  private frontDoor: FrontDoor | null = null;
+  private frontDoorProfiles: TierProfiles | null = null;
   /** Refused start attempts by tier and reason (fhirguard_worker_start_refusals_total). */
   private startRefusals = new Map<string, Record<string, number>>();
 
@@ -102,7 +109,9 @@ export class Agent extends EventEmitter {
     this.ctx = ctx;
     this.status = status;
     this.tiers = this.o.policy.tiers.map((t) => decideTier(t, status));
-    this.totals = new CounterTotals(new Map(this.o.policy.tiers.map((t) => [t.name, t.mode])));
+    this.totals = new CounterTotals(
+      new Map([...this.o.policy.tiers.map((t) => [t.name, t.mode] as const), ...(this.o.frontDoor ? [[FRONT_DOOR, this.o.frontDoor.mode] as const] : [])]),
+    );
 
     const local = this.o.policy.tiers.filter((t) => this.tierState(t.name)?.status === 'running');
     for (const t of local) this.profiles.set(t.name, loadTierProfiles(this.o.profilesDir, t.name, t.readOnly));
@@ -160,6 +169,38 @@ export class Agent extends EventEmitter {
         startReaders();
       });
     } else startReaders();
+  }
+
+  /**
+   * Starts the proxy confined (front-door.ts), once the API it reads is served. Its profiles
+   * are its own: borrowing a worker's would kill it at its first network socket.
+   */
+  startFrontDoor(): void {
+    const fd = this.o.frontDoor;
+    if (!fd || this.stopping) return;
+    const root = process.getuid?.() === 0;
+    if (this.ctx && !existsSync(seccompProfilePath(this.o.profilesDir, FRONT_DOOR))) {
+      throw new Error(`no profiles for the front door in ${this.o.profilesDir} (seccomp/${FRONT_DOOR}.json, ebpf/${FRONT_DOOR}.json)`);
+    }
+    this.frontDoorProfiles = this.ctx ? loadTierProfiles(this.o.profilesDir, FRONT_DOOR, true) : null;
+    this.frontDoor = new FrontDoor({
+      args: fd.args,
+      policy: this.o.policy,
+      policyFile: fd.policyFile,
+      agentSocket: fd.agentSocket,
+      stateDir: this.o.stateDir,
+      install: this.o.install,
+      identities: this.o.identities,
+      ctx: root ? this.ctx : null,
+      profiles: this.frontDoorProfiles,
+      mode: fd.mode,
+      ebpf: this.status.ebpf.ok,
+      instance: this.instance,
+      logLevel: this.o.workerLogLevel ?? 'info',
+      log: this.o.log.child({ frontDoor: true }),
+      onRetired: (c) => this.totals.retire(FRONT_DOOR, c),
+    });
+    this.frontDoor.start();
   }
 
   /** A supervised worker slot (not started): its socket directory, cgroup name, events. */
@@ -274,9 +315,12 @@ export class Agent extends EventEmitter {
   enforcement(): {
     degraded: boolean;
     tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust: TierTrust | null; startRefusals: Record<string, number> }>;
+    frontDoor: (FrontDoorInfo & { mode: Exclude<FrontDoorMode, 'record'>; profile: ProfileInfo | null }) | null;
   } {
+    const fd = this.frontDoor;
     return {
       degraded: !this.status.containers.ok || !this.status.ebpf.ok,
+      frontDoor: fd ? { ...fd.info(), mode: this.o.frontDoor!.mode, profile: this.frontDoorProfiles ? profileInfoOf(FRONT_DOOR, this.frontDoorProfiles) : null } : null,
       tiers: this.tiers.map((t) => ({
         ...t,
         profile: this.profileInfo(t.tier),
@@ -288,20 +332,11 @@ export class Agent extends EventEmitter {
 
   private profileInfo(tier: string): ProfileInfo | null {
     const p = this.profiles.get(tier);
-    if (!p) return null;
-    return {
-      tier,
-      digest: p.digest,
-      seccompFile: p.seccompFile,
-      ebpfFile: p.ebpfFile,
-      seccompAllowed: p.seccompAllowed.length,
-      serveAllowed: p.ebpf.serve.length,
-      ...(p.borrowedFrom ? { borrowedFrom: p.borrowedFrom } : {}),
-    };
+    return p ? profileInfoOf(tier, p) : null;
   }
 
   async counters(): Promise<CountersReport> {
-    const tiers = this.tiers.filter((t) => t.status === 'running').map((t) => t.tier);
+    const tiers = [...this.tiers.filter((t) => t.status === 'running').map((t) => t.tier), ...(this.frontDoor ? [FRONT_DOOR] : [])];
     const bpf = this.ctx?.bpf;
     if (!bpf) return { available: false, reason: this.status.ebpf.reason, eventsDropped: 0, tiers: this.totals.snapshot(tiers, []) };
     const all = await bpf.counters();
@@ -310,6 +345,8 @@ export class Agent extends EventEmitter {
       const c = s.current?.cgid ? byCgid.get(s.current.cgid) : undefined;
       return c ? [{ tier: s.slot.tier.name, counters: c }] : [];
     });
+    const door = await this.frontDoor?.counters();
+    if (door) live.push({ tier: FRONT_DOOR, counters: door });
     return { available: true, eventsDropped: all.eventsDropped, tiers: this.totals.snapshot(tiers, live) };
   }
 
@@ -319,6 +356,20 @@ export class Agent extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    // The door closes first: no request comes in for workers that are going.
+    await this.frontDoor?.stop();
     await Promise.all(this.supervisors.map((s) => s.stop()));
   }
+}
+
+function profileInfoOf(tier: string, p: TierProfiles): ProfileInfo {
+  return {
+    tier,
+    digest: p.digest,
+    seccompFile: p.seccompFile,
+    ebpfFile: p.ebpfFile,
+    seccompAllowed: p.seccompAllowed.length,
+    serveAllowed: p.ebpf.serve.length,
+    ...(p.borrowedFrom ? { borrowedFrom: p.borrowedFrom } : {}),
+  };
 }

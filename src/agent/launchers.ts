@@ -2,12 +2,12 @@
 // seccomp profile, with the tier's eBPF policy on its cgroup) or, in degraded mode, as a
 // plain child process. The supervisor sees the same handle either way.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod } from 'node:fs/promises';
 import path from 'node:path';
 import type { CgroupCounters } from '../enforce/bpf';
 import { balanceCpuWeights } from '../enforce/cpu-weight';
-import { launchConfined, type EnforcementContext } from '../enforce/launch';
+import { launchConfined, type ConfinedProcess, type EnforcementContext } from '../enforce/launch';
 import { tierIdentity, type Identities } from '../enforce/identities';
 import type { TierProfiles } from '../enforce/tier-profiles';
 import type { ImageRoot } from '../image/container';
@@ -122,28 +122,10 @@ export class ContainerLauncher implements WorkerLauncher {
     });
     // The parent cgroups exist now (runc made them): weigh them as the workers they hold.
     await balanceCpuWeights().catch(() => undefined);
-    const exited = p.container.exited.then((e) => ({ code: e.code, signal: e.signal }));
-    return {
-      get pid() {
-        return p.container.pid;
-      },
-      exited,
-      cgid: p.cgid,
-      serve: async () => {
-        // Without the start gate the pid is not known yet: runc's state has it.
-        if (!p.container.pid) p.container.pid = (await this.ctx.runc.state(slot.id))?.pid ?? 0;
-        await p.setPhase('serve');
-      },
-      stop: async (graceMs) => {
-        if (p.container.running) await p.setPhase('shutdown').catch(() => undefined);
-        await p.stop(graceMs);
-      },
-      retire: async () => {
-        await p.container.cleanup();
-        return p.forget();
-      },
-      counters: () => p.counters(),
-    };
+    return confinedHandle(p, async () => {
+      // Without the start gate the pid is not known yet: runc's state has it.
+      if (!p.container.pid) p.container.pid = (await this.ctx.runc.state(slot.id))?.pid ?? 0;
+    });
   }
 }
 
@@ -165,33 +147,63 @@ export class ProcessLauncher implements WorkerLauncher {
       cwd: this.cmd.install,
       ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
     });
-    const exited = new Promise<WorkerExit>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', () => resolve({ code: 127, signal: null }));
+    // The socket gets the directory's group (the proxy's) but the worker's umask: the proxy
+    // must be able to connect, nobody else (a container's umask does this there).
+    return processHandle(child, async () => {
+      if (identity) await chmod(slot.socketPath, 0o660);
     });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', () => resolve());
-      child.once('error', reject);
-    });
-    return {
-      pid: child.pid ?? 0,
-      exited,
-      cgid: null,
-      // The socket gets the directory's group (the proxy's) but the worker's umask: the
-      // proxy must be able to connect, nobody else (a container's umask does this there).
-      serve: async () => {
-        if (identity) await chmod(slot.socketPath, 0o660);
-      },
-      stop: async (graceMs) => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-          await exited;
-          clearTimeout(t);
-        }
-      },
-      retire: async () => null,
-      counters: async () => null,
-    };
   }
+}
+
+/** The supervisor's handle on a confined process; `beforeServe` runs before its serve phase. */
+export function confinedHandle(p: ConfinedProcess, beforeServe: () => Promise<void> = async () => undefined): WorkerHandle {
+  const exited = p.container.exited.then((e) => ({ code: e.code, signal: e.signal }));
+  return {
+    get pid() {
+      return p.container.pid;
+    },
+    exited,
+    cgid: p.cgid,
+    serve: async () => {
+      await beforeServe();
+      await p.setPhase('serve');
+    },
+    stop: async (graceMs) => {
+      if (p.container.running) await p.setPhase('shutdown').catch(() => undefined);
+      await p.stop(graceMs);
+    },
+    retire: async () => {
+      await p.container.cleanup();
+      return p.forget();
+    },
+    counters: () => p.counters(),
+  };
+}
+
+/** The handle on a plain child process, once it has spawned (no phases, no counters). */
+export async function processHandle(child: ChildProcess, serve: () => Promise<void> = async () => undefined): Promise<WorkerHandle> {
+  const exited = new Promise<WorkerExit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => resolve({ code: 127, signal: null }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', () => resolve());
+    child.once('error', reject);
+  });
+  return {
+    pid: child.pid ?? 0,
+    exited,
+    cgid: null,
+    serve,
+    stop: async (graceMs) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+    retire: async () => null,
+    counters: async () => null,
+  };
 }

@@ -13,6 +13,7 @@ import { NODE_MODE_OPTIONS } from '../agent/kube/options';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { installRoot } from '../enforce/install-root';
 import { runnableInstall } from '../install/stage';
+import type { FrontDoorMode } from '../agent/front-door';
 import { resolveIdentities, sameIdentity } from '../enforce/identities';
 import { IMAGE_OPTIONS, workerImageFrom } from '../image/options';
 import { loadPolicyHashed, trustGateFrom, TRUST_OPTIONS } from '../trust/options';
@@ -32,7 +33,20 @@ export const agentCommand: Command = {
       type: 'string',
       env: 'FHIRGUARD_AGENT_SOCKET_GROUP',
       arg: '<gid>',
-      help: "group that may connect to the API socket (default: the workers' group, which the proxy runs in)",
+      help: "group that may connect to the API socket (default: the proxy identity's group)",
+    },
+    'front-door': {
+      type: 'string',
+      env: 'FHIRGUARD_FRONT_DOOR',
+      arg: '<json>',
+      help: "run the proxy too, confined: its options as a JSON array (e.g. [\"--listen\",\"127.0.0.1:8080\",\"--admin\",\"127.0.0.1:9464\"]); `up` passes them",
+    },
+    'front-door-mode': {
+      type: 'string',
+      env: 'FHIRGUARD_FRONT_DOOR_MODE',
+      arg: '<enforce|audit>',
+      default: 'enforce',
+      help: "the front door's eBPF action: enforce kills a call outside its serve set, audit counts it",
     },
     control: {
       type: 'string',
@@ -72,6 +86,7 @@ export const agentCommand: Command = {
     let agent: Agent;
     let api: { close(): Promise<void> };
     let control: { close(): Promise<void> };
+    const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
     try {
       const root = process.getuid?.() === 0;
       const identities = root ? resolveIdentities(values, true) : sameIdentity({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
@@ -81,6 +96,7 @@ export const agentCommand: Command = {
       // by the workers' identities wherever the checkout is), or from the image.
       const install = image ? installRoot() : runnableInstall(paths.stateDir);
       const trust = trustGateFrom({ values, profilesDir: paths.profilesDir, policyFile: paths.policyFile, policySha256, install, stateDir: paths.stateDir, log, ...(image ? { image } : {}) });
+      const frontDoor = frontDoorOption(values, paths.policyFile, socketPath);
       agent = new Agent({
         policy,
         profilesDir: paths.profilesDir,
@@ -94,14 +110,15 @@ export const agentCommand: Command = {
         workerLogLevel: String(values['log-level'] ?? 'info'),
         trust,
         image,
+        ...(frontDoor ? { frontDoor } : {}),
       });
-      const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
       await mkdir(path.dirname(socketPath), { recursive: true });
       await agent.start();
       const gid = typeof values['socket-group'] === 'string' ? Number(values['socket-group']) : identities.proxy.gid;
       api = await serveApi(agent, { socketPath, gid: root ? gid : undefined, log });
       const controlPath = path.resolve(typeof values.control === 'string' ? values.control : defaultControlSocket(paths.stateDir));
       control = await serveControl(agent, { socketPath: controlPath, log });
+      agent.startFrontDoor();
       log.info({ socket: socketPath, control: controlPath, workers: agent.workers().length }, 'agent ready');
     } catch (err) {
       log.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
@@ -119,3 +136,18 @@ export const agentCommand: Command = {
     return 0;
   },
 };
+
+/** `--front-door <json>` as the agent's front door options, or undefined. */
+function frontDoorOption(values: Record<string, unknown>, policyFile: string, agentSocket: string): { args: string[]; mode: Exclude<FrontDoorMode, 'record'>; policyFile: string; agentSocket: string } | undefined {
+  if (typeof values['front-door'] !== 'string') return undefined;
+  let args: unknown;
+  try {
+    args = JSON.parse(values['front-door']);
+  } catch (err) {
+    throw new Error(`--front-door is not JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new Error('--front-door must be a JSON array of strings (the proxy\'s options)');
+  const mode = values['front-door-mode'];
+  if (mode !== 'enforce' && mode !== 'audit') throw new Error(`--front-door-mode must be enforce or audit (got '${String(mode)}')`);
+  return { args, mode, policyFile, agentSocket };
+}

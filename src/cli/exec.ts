@@ -12,11 +12,13 @@ import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { openEnforcement } from '../enforce/context';
 import { hostFiles, coveredBy } from '../enforce/host-files';
 import { installRoot } from '../enforce/install-root';
-import { launchConfined, type ConfinedProcess } from '../enforce/launch';
+import { frontDoorEgress } from '../agent/front-door';
+import { FRONT_DOOR, frontDoorContainerSpec } from '../enforce/confine';
+import { launchConfined, startConfined, type ConfinedProcess } from '../enforce/launch';
 import { resolveIdentities } from '../enforce/identities';
 import { prepareDataDir, prepareSocketDir, checkDataDir, socketDirOwner } from '../enforce/layout';
 import { loadTierProfiles } from '../enforce/tier-profiles';
-import { loadPolicy } from '../policy';
+import { loadPolicy, type Policy } from '../policy';
 import type { Command } from './command';
 
 function say(msg: string): void {
@@ -42,7 +44,7 @@ export const execCommand: Command = {
   summary: "run a command under a tier's worker confinement (container, seccomp, eBPF)",
   usage: '--tier <name> [--serve-after <ms>] [options] -- <cmd> [args...]',
   options: {
-    tier: { type: 'string', arg: '<name>', help: 'the tier whose confinement to apply (from the policy file)' },
+    tier: { type: 'string', arg: '<name>', help: `the tier whose confinement to apply (from the policy file; '${FRONT_DOOR}': the front door's)` },
     'serve-after': {
       type: 'string',
       arg: '<ms>',
@@ -82,8 +84,11 @@ export const execCommand: Command = {
     let tierReadOnly: boolean;
     let mode: 'enforce' | 'audit';
     let required: boolean;
+    const frontDoor = tierName === FRONT_DOOR;
+    let policy: Policy;
     try {
-      const tier = loadPolicy(paths.policyFile).tierByName.get(tierName);
+      policy = loadPolicy(paths.policyFile);
+      const tier = frontDoor ? { readOnly: true, mode: 'enforce' as const, enforcement: 'required' } : policy.tierByName.get(tierName);
       if (!tier) {
         say(`no tier '${tierName}' in ${paths.policyFile}`);
         return 2;
@@ -163,7 +168,23 @@ export const execCommand: Command = {
     process.on('SIGUSR1', serveNow);
     try {
       try {
-        proc = await launchConfined(ctx, {
+        // The front door's confinement: its spec (host network, nothing writable), its
+        // identity and its egress list from the policy, as the agent runs the proxy.
+        proc = frontDoor
+          ? await startConfined(ctx, {
+              id,
+              spec: frontDoorContainerSpec(
+                { seccomp: profiles.seccomp, seccompMode: mode },
+                { install, uid: identities.proxy.uid, gid: identities.proxy.gid, readOnly: [ctx.layout.sockets, ...extra] },
+                id,
+                { args: [real, ...args] },
+              ),
+              stdio: 'inherit',
+              mode,
+              ebpf: status.ebpf.ok ? profiles.ebpf : null,
+              egress: await frontDoorEgress(policy),
+            })
+          : await launchConfined(ctx, {
           tier: tierName,
           readOnly: tierReadOnly,
           mode,

@@ -2,6 +2,7 @@
 // tiers without get their members from the agent (`--agent`), which `fhirguard up` starts.
 // Never needs root.
 
+import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { runProxy } from '../proxy/run';
 import { PROXY_OPTIONS } from '../proxy/options';
@@ -25,6 +26,8 @@ export const proxyCommand: Command = {
   details: 'SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.',
   async run(values) {
     const log = pino({ level: String(values['log-level']), name: 'fhirguard-proxy' });
+    const unconfined = unconfinedBecause();
+    if (unconfined) log.warn(`FRONT DOOR UNCONFINED: ${unconfined}; \`fhirguard up\` as root has the agent run the proxy confined (docs/enforcement.md)`);
     const running = await runProxy(values, log);
     if (typeof running === 'number') return running;
     await new Promise<void>((resolve) => {
@@ -35,3 +38,16 @@ export const proxyCommand: Command = {
     return 0;
   },
 };
+
+/** Why this process is not confined as the agent confines the proxy, or null when it is. */
+function unconfinedBecause(): string | null {
+  let status = '';
+  try {
+    status = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return 'no /proc/self/status to check its confinement';
+  }
+  if (/^Seccomp:\s*0$/m.test(status)) return 'no seccomp filter, no eBPF policy, the host\'s filesystem';
+  if (!/^NoNewPrivs:\s*1$/m.test(status)) return 'without no-new-privileges';
+  return null;
+}

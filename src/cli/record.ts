@@ -6,7 +6,8 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { DEFAULT_USER_NAMES, resolveIdentity } from '../enforce/identities';
+import { DEFAULT_USER_NAMES, IDENTITY_OPTIONS, resolveIdentities, resolveIdentity } from '../enforce/identities';
+import { frontDoorReportMarkdown, recordFrontDoor } from '../enforce/record/record-front-door';
 import { DEFAULT_STATE_DIR, unsearchableAncestor } from '../enforce/layout';
 import { installRoot } from '../enforce/install-root';
 import { defaultDockerAllowFile } from '../enforce/profile/reference';
@@ -76,6 +77,42 @@ async function recordCgroupCommand(values: Values, log: pino.Logger): Promise<nu
   } finally {
     process.off('SIGINT', stop);
   }
+}
+
+async function recordFrontDoorCommand(values: Values, log: pino.Logger): Promise<number> {
+  if (process.getuid?.() !== 0) throw new UsageError('recording the front door needs root (containers and the eBPF recorder)');
+  const shipped = installRoot();
+  const policyFile = path.resolve(str(values, 'policy') ?? path.join(shipped, 'profiles', 'policy.yaml'));
+  const profilesDir = path.resolve(str(values, 'profiles') ?? path.join(shipped, 'profiles'));
+  const corpus = str(values, 'corpus');
+  if (!corpus || !existsSync(path.resolve(corpus))) throw new UsageError('give --corpus <dir> (Synthea transaction bundles, one patient a file): the front door is recorded under the default workloads');
+  const stateDir = path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR);
+  const outDir = path.resolve(str(values, 'out') ?? profilesDir);
+  const report = await recordFrontDoor(
+    {
+      policy: loadPolicy(policyFile),
+      policyFile,
+      profilesDir,
+      outDir,
+      stateDir,
+      install: runnableInstall(stateDir),
+      identities: resolveIdentities(values, true),
+      corpusDir: path.resolve(corpus),
+      patients: count(values, 'patients', undefined),
+      runcPath: str(values, 'runc'),
+      prove: values.prove === true,
+      log,
+      progress: say,
+    },
+    ['fhirguard', ...process.argv.slice(2)].join(' '),
+  );
+  const reportsDir = path.join(outDir, 'reports');
+  mkdirSync(reportsDir, { recursive: true });
+  writeFileSync(path.join(reportsDir, 'proxy.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(path.join(reportsDir, 'proxy.md'), frontDoorReportMarkdown(report));
+  process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : frontDoorReportMarkdown(report));
+  if (!report.written) say('the proof failed: the front door profiles were not written');
+  return report.written ? 0 : 1;
 }
 
 async function recordTierCommand(values: Values, log: pino.Logger): Promise<number> {
@@ -154,6 +191,8 @@ export const recordCommand: Command = {
   usage: '[--tier <name>]... [--workload <file>] [--out <dir>] [--prove] | --cgroup <dir> --duration <s> --out <dir>',
   options: {
     tier: { type: 'string', multiple: true, arg: '<name>', help: 'tier to record (repeatable; default every tier of the policy)' },
+    'front-door': { type: 'boolean', help: 'record the proxy instead, in its container as the agent runs it, under every tier\'s default workload (writes seccomp/proxy.json, ebpf/proxy.json)' },
+    ...IDENTITY_OPTIONS,
     workload: { type: 'string', arg: '<file>', help: "JSON workload to drive the tier with (default: made from the Synthea corpus, everything the policy routes to the tier)" },
     holdout: { type: 'string', arg: '<file>', help: 'held-out JSON workload for --prove with your own --workload' },
     prove: { type: 'boolean', help: 'replay a held-out workload with the new profiles enforced; write them only if nothing broke' },
@@ -189,6 +228,12 @@ export const recordCommand: Command = {
   ].join('\n'),
   async run(values) {
     const log = pino({ level: String(values['log-level'] ?? 'warn'), name: 'fhirguard-record' }, pino.destination({ dest: 2, sync: true }));
+    if (values['front-door'] === true) {
+      return recordFrontDoorCommand(values, log).catch((err: unknown) => {
+        say((err as Error).message);
+        return err instanceof UsageError ? 2 : 1;
+      });
+    }
     if (str(values, 'cgroup')) return recordCgroupCommand(values, log).catch((err: unknown) => {
       say((err as Error).message);
       return err instanceof UsageError ? 2 : 1;

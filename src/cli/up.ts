@@ -1,13 +1,13 @@
-// `fhirguard up`: the whole system on one machine. Starts the privileged agent (which runs
-// and confines every tier's workers), waits for its API, then starts the proxy in a
-// process of its own, without root when up runs as root (it takes the workers' group so it
-// can reach their sockets and the agent's). Stops both on SIGINT/SIGTERM, and stops
-// everything if either dies. As root, what the proxy and the workers run is the install
+// `fhirguard up`: the whole system on one machine. Starts the privileged agent, which runs
+// and confines every tier's workers and, as root, the proxy itself (as its own identity, in a
+// container of its own, under its own seccomp and eBPF profiles). Not root, up starts the
+// proxy as a process of its own once the agent's API answers. Stops everything on
+// SIGINT/SIGTERM, and everything if one part dies. As root, what the proxy and the workers run is the install
 // staged into the state directory (src/install/stage.ts), which is also what up signs: the
 // checkout may be in a directory they cannot enter, such as root's home.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, copyFileSync, mkdirSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { AgentClient } from '../agent/client';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
@@ -52,20 +52,6 @@ function writableStateDir(stateDir: string): string | undefined {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
   }
-}
-
-/**
- * The policy as the unprivileged proxy reads it: a copy in the state directory (root's,
- * world-readable), since the file may be where the proxy cannot reach it.
- */
-function policyForProxy(stateDir: string, policyFile: string): string {
-  const dir = path.join(stateDir, 'proxy');
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  chmodSync(dir, 0o755);
-  const copy = path.join(dir, path.basename(policyFile));
-  copyFileSync(policyFile, copy);
-  chmodSync(copy, 0o644);
-  return copy;
 }
 
 function exited(child: ChildProcess): Promise<number> {
@@ -114,8 +100,8 @@ export const upCommand: Command = {
     'nothing (--proxy-user, --reader-user, --writer-user; made when missing). Not root: everything',
     'runs as you, workers as plain processes, and the agent says loudly that nothing is confined.',
     'As root, the proxy and the workers run from the install staged into <state-dir>/install',
-    "(root's, readable by them wherever the checkout is; docs/install.md), and the proxy reads a",
-    'copy of the policy in <state-dir>/proxy.',
+    "(root's, readable by them wherever the checkout is; docs/install.md). The agent runs the proxy",
+    'confined like a worker (docs/enforcement.md), reading a copy of the policy in <state-dir>/proxy.',
     'Signed statements: up keeps a key pair in <state-dir>/trust (made on the first run) and',
     'signs every tier at start for the profiles, the policy and the install (or --image) as they',
     'are then; the agent checks each worker start (restarts too) against them, so a file changed',
@@ -152,10 +138,8 @@ export const upCommand: Command = {
       }
     }
     let install: string;
-    let proxyPolicy = paths.policyFile;
     try {
       install = runnableInstall(paths.stateDir);
-      if (root) proxyPolicy = policyForProxy(paths.stateDir, paths.policyFile);
     } catch (err) {
       say(`cannot stage the install into ${paths.stateDir}: ${(err as Error).message}`);
       return 1;
@@ -176,6 +160,7 @@ export const upCommand: Command = {
         return err instanceof PolicyError ? 2 : 1;
       }
     }
+    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout']);
     const agent = spawn(
       process.execPath,
       [
@@ -195,6 +180,8 @@ export const upCommand: Command = {
         level,
         ...pass(['runc', 'proxy-user', 'reader-user', 'writer-user', 'image', 'advisories']),
         ...trust,
+        // As root the agent runs the proxy too, confined like a worker (agent/front-door.ts).
+        ...(root ? ['--front-door', JSON.stringify(proxyArgs)] : []),
       ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
@@ -206,20 +193,25 @@ export const upCommand: Command = {
       return 1;
     }
 
-    const proxy = spawn(
-      process.execPath,
-      [path.join(install, 'bin', 'fhirguard'), 'proxy', '--policy', proxyPolicy, '--agent', socket, '--log-level', level, ...pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout'])],
-      { stdio: ['ignore', 'inherit', 'inherit'], cwd: install, ...(ids ? { uid: ids.proxy.uid, gid: ids.proxy.gid } : {}) },
-    );
-    if (ids) say(`proxy runs as uid ${ids.proxy.uid}, read tiers as ${ids.reader.uid}, writing tiers as ${ids.writer.uid}; only the agent keeps root`);
+    if (ids) say(`the agent runs the proxy confined as uid ${ids.proxy.uid}, read tiers as ${ids.reader.uid}, writing tiers as ${ids.writer.uid}; only the agent keeps root`);
+    // Not root: nothing is confined, and the proxy is a process of up's own.
+    const proxy = root
+      ? null
+      : spawn(process.execPath, [path.join(install, 'bin', 'fhirguard'), 'proxy', '--policy', paths.policyFile, '--agent', socket, '--log-level', level, ...proxyArgs], {
+          stdio: ['ignore', 'inherit', 'inherit'],
+          cwd: install,
+        });
 
     let stopping = false;
     let asked = false;
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
-      proxy.kill('SIGTERM');
-      void exited(proxy).then(() => agent.kill('SIGTERM'));
+      if (!proxy) agent.kill('SIGTERM');
+      else {
+        proxy.kill('SIGTERM');
+        void exited(proxy).then(() => agent.kill('SIGTERM'));
+      }
     };
     const onSignal = (): void => {
       asked = true;
@@ -227,12 +219,12 @@ export const upCommand: Command = {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    const first = await Promise.race([exited(agent).then((c) => ['agent', c] as const), exited(proxy).then((c) => ['proxy', c] as const)]);
+    const first = await Promise.race([exited(agent).then((c) => ['agent', c] as const), ...(proxy ? [exited(proxy).then((c) => ['proxy', c] as const)] : [])]);
     if (!asked) {
       say(`the ${first[0]} exited (status ${first[1]}); stopping the rest`);
       stop();
     }
-    const [a, p] = await Promise.all([exited(agent), exited(proxy)]);
+    const [a, p] = await Promise.all([exited(agent), proxy ? exited(proxy) : 0]);
     if (asked) return a === 0 && p === 0 ? 0 : 1;
     return first[1] || 1;
   },

@@ -1,6 +1,7 @@
 // The confinement of one tier, as a container spec: the same for the tier's workers and for
 // `fhirguard exec --tier`, so what operators test with exec is what workers get.
 
+import { existsSync } from 'node:fs';
 import type { ContainerSpec, CreateRuntimeHook } from './bundle';
 import { hostFiles, minimalCover } from './host-files';
 import { ociSeccomp, type SeccompMode, type SeccompProfile } from './seccomp';
@@ -66,5 +67,54 @@ export function tierContainerSpec(
     pidsLimit: layout.pidsLimit ?? DEFAULT_PIDS_LIMIT,
     memoryBytes: layout.memoryBytes ?? DEFAULT_MEMORY_BYTES,
     ...(hook ? { createRuntimeHook: hook } : {}),
+  };
+}
+
+/** The profile name, cgroup and container prefix of the front door: no tier may be called so. */
+export const FRONT_DOOR = 'proxy';
+
+/** Host files a name lookup reads (upstreams named by host name); absent ones are skipped. */
+const RESOLVER_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/nsswitch.conf', '/etc/host.conf', '/etc/gai.conf'];
+
+export interface FrontDoorLayout {
+  install: string;
+  uid: number;
+  gid: number;
+  /** Read-only: the policy copy's directory, the workers' socket tree, the agent's API socket. */
+  readOnly: string[];
+  pidsLimit?: number;
+  memoryBytes?: number;
+}
+
+/**
+ * The proxy's confinement: the same root of read-only host files as a worker's, plus what it
+ * reads and connects to (read-only: connecting to a Unix socket needs no write mount), nothing
+ * writable, and the host's network namespace, where it listens; its eBPF egress allow-list
+ * says where it may connect.
+ */
+export function frontDoorContainerSpec(
+  t: { seccomp: SeccompProfile | null; seccompMode: SeccompMode },
+  layout: FrontDoorLayout,
+  id: string,
+  process: { args: string[]; env?: string[] },
+  /** The cgroup's last component; default the container id. */
+  cgroupName = id,
+): ContainerSpec {
+  const host = hostFiles(layout.install);
+  return {
+    hostname: id,
+    args: process.args,
+    env: ['PATH=/usr/bin:/bin', 'HOME=/nonexistent', ...(process.env ?? [])],
+    cwd: '/',
+    uid: layout.uid,
+    gid: layout.gid,
+    readOnly: minimalCover([...host.readOnly, ...RESOLVER_FILES.filter((f) => existsSync(f)), ...layout.readOnly]),
+    writable: [],
+    rootSymlinks: host.rootSymlinks,
+    cgroupsPath: cgroupsPathOf(FRONT_DOOR, cgroupName),
+    seccomp: t.seccomp ? ociSeccomp(t.seccomp, t.seccompMode) : null,
+    pidsLimit: layout.pidsLimit ?? DEFAULT_PIDS_LIMIT,
+    memoryBytes: layout.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+    hostNetwork: true,
   };
 }

@@ -6,11 +6,12 @@
 import type { StdioOptions } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BpfAction, BpfEnforcer, CgroupCounters, Phase } from './bpf';
+import type { BpfAction, BpfEnforcer, CgroupCounters, EgressRule, Phase } from './bpf';
+import type { ContainerSpec } from './bundle';
 import { tierContainerSpec } from './confine';
 import { Container } from './container';
 import { imageContainerSpec, type ImageRoot } from '../image/container';
-import { bpfPolicyOf } from './ebpf-profile';
+import { bpfPolicyOf, type EbpfProfile } from './ebpf-profile';
 import { tierIdentity, type Identities } from './identities';
 import type { StateLayout } from './layout';
 import type { Runc } from './runc';
@@ -129,20 +130,37 @@ export async function launchConfined(ctx: EnforcementContext, req: LaunchRequest
     req.cgroupName ?? req.id,
   );
   const spec = req.image ? imageContainerSpec(tierSpec, req.image, req) : tierSpec;
-  const cgroupDir = path.join(ctx.cgroupV2Mount, spec.cgroupsPath);
-  const bpf = req.ebpf && req.profiles ? ctx.bpf : null;
-  const profiles = req.profiles;
+  return startConfined(ctx, { id: req.id, spec, stdio: req.stdio, mode: req.mode, ebpf: req.ebpf ? (req.profiles?.ebpf ?? null) : null });
+}
+
+export interface ConfinedStart {
+  id: string;
+  spec: ContainerSpec;
+  stdio: StdioOptions;
+  mode: LaunchRequest['mode'];
+  /** The eBPF profile to register on the container's cgroup in boot phase (when ctx.bpf is there), or null. */
+  ebpf: EbpfProfile | null;
+  /** Overrides the profile's egress allow-list (the proxy's comes from the policy's upstreams). */
+  egress?: readonly EgressRule[];
+}
+
+/** Starts a container from its spec, its cgroup registered with the eBPF policy before its process runs. */
+export async function startConfined(ctx: EnforcementContext, o: ConfinedStart): Promise<ConfinedProcess> {
+  const cgroupDir = path.join(ctx.cgroupV2Mount, o.spec.cgroupsPath);
+  const bpf = o.ebpf ? ctx.bpf : null;
+  const profile = o.ebpf;
   let cgid: string | null = null;
   const container = await Container.start({
     runc: ctx.runc,
-    id: req.id,
-    bundleDir: path.join(ctx.layout.bundles, req.id),
-    spec,
-    stdio: req.stdio,
-    ...(bpf && profiles
+    id: o.id,
+    bundleDir: path.join(ctx.layout.bundles, o.id),
+    spec: o.spec,
+    stdio: o.stdio,
+    ...(bpf && profile
       ? {
           beforeStart: async () => {
-            cgid = (await bpf.setPolicy(cgroupDir, bpfPolicyOf(profiles.ebpf, bpfActionOf(req.mode)))).cgid;
+            const policy = bpfPolicyOf(profile, bpfActionOf(o.mode));
+            cgid = (await bpf.setPolicy(cgroupDir, o.egress ? { ...policy, egress: o.egress } : policy)).cgid;
           },
         }
       : {}),

@@ -61,6 +61,8 @@ export function buildTiers(fields: readonly TierFields[], table: DecisionTable, 
   const writes = writesPerTier(table, fields.length);
   return fields.map((f, rank) => {
     const path = `tiers[${rank}]`;
+    // The front door's profiles, cgroup and counters go by this name.
+    if (f.name === 'proxy') at.report(`${path}.name`, "'proxy' is the front door's own name (its profiles and metrics): give the tier another");
     const upstreams = f.upstreams ?? [];
     const w = writes[rank];
     let readOnly = !w.maybe;

@@ -3,6 +3,7 @@
 // with a state directory whose parents its workers' user cannot enter (the staged install
 // would be out of their reach). Root only (the first runs fhirguard as 65534).
 
+import { resolveIdentities } from '../../src/enforce/identities';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -38,7 +39,7 @@ rootTest("record with a state directory its workers' user cannot reach: one line
   const r = spawnSync(process.execPath, [FHIRGUARD, 'record', '--tier', 'read', '--corpus', dir, '--state-dir', stateDir, '--out', out], { encoding: 'utf8', timeout: 120_000 });
   expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 2, stdout: '' });
   expect(r.stderr).toBe(
-    `fhirguard record: the recorded workers (uid 65534) cannot reach the install staged in ${stateDir}/install: ${dir} is closed to them; give a --state-dir they can reach, or open ${dir} (chmod o+x)\n`,
+    `fhirguard record: the recorded workers (uid ${resolveIdentities({}, false).writer.uid}) cannot reach the install staged in ${stateDir}/install: ${dir} is closed to them; give a --state-dir they can reach, or open ${dir} (chmod o+x)\n`,
   );
   expect(existsSync(out)).toBe(false);
 });

@@ -194,6 +194,13 @@ rules:
     interactions: [read]
     tier: read
 `)).toEqual(["p.yaml:3:11: tiers[1].name: tier 'read' is already defined by tiers[0]"]);
+    expect(errors(`tiers:
+  - name: proxy
+rules:
+  - resources: ["*"]
+    interactions: [read]
+    tier: proxy
+`)).toEqual(["p.yaml:2:11: tiers[0].name: 'proxy' is the front door's own name (its profiles and metrics): give the tier another"]);
   });
 
   test('upstream addresses', () => {
