@@ -6,6 +6,7 @@ import http from 'node:http';
 import { createInterface } from 'node:readline';
 import type { CountersReport, ProfileInfo } from './agent';
 import type { TierEnforcement } from './enforcement';
+import type { FrontDoorInfo } from './front-door';
 import type { WorkerInfo } from './supervisor';
 import type { TierTrust } from '../trust/gate';
 
@@ -18,6 +19,8 @@ export interface EnforcementReport {
    * startRefusals: refused start attempts by reason, either check (absent from older agents).
    */
   tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust?: TierTrust | null; startRefusals?: Record<string, number> }>;
+  /** The proxy as the agent runs it (null: the agent does not run it; absent from older agents). */
+  frontDoor?: (FrontDoorInfo & { mode: 'enforce' | 'audit'; profile: ProfileInfo | null }) | null;
 }
 
 export class AgentClient {

@@ -10,7 +10,7 @@ import { openEnforcement } from '../../src/enforce/context';
 import { launchConfined, type ConfinedProcess, type EnforcementContext } from '../../src/enforce/launch';
 import { prepareDataDir, prepareSocketDir, socketDirOwner } from '../../src/enforce/layout';
 import { loadTierProfiles } from '../../src/enforce/tier-profiles';
-import { REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
+import { procStatus, REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 import { closeClient, fhirRequest } from '../helpers/worker-process';
 
 // Numeric identities (no user of these ids needs to exist), one per role as `up` gives them.
@@ -65,14 +65,6 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-function status(pid: number): Record<string, string> {
-  return Object.fromEntries(
-    readFileSync(`/proc/${pid}/status`, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
-  );
-}
 
 /** The options of the mount at `mountPoint` in the process's mount namespace. */
 function mountOptions(pid: number, mountPoint: string): string[] {
@@ -109,7 +101,7 @@ test('the read worker refuses writes, and in serve phase nothing it did for thes
 test.each(['read', 'write'] as const)('%s worker: non-root, no capabilities, no new privileges, seccomp filter, own namespaces', (tier) => {
   const pid = workers[tier].proc.container.pid;
   expect(pid).toBeGreaterThan(0);
-  const s = status(pid);
+  const s = procStatus(pid);
   const id = tier === 'read' ? IDS.reader : IDS.writer;
   expect(s.Uid.split(/\s+/)).toEqual(Array(4).fill(String(id.uid)));
   expect(s.Gid.split(/\s+/)[0]).toBe(String(id.gid));

@@ -1,7 +1,8 @@
 // The whole FHIR interaction suite with enforcement on, as production runs it: the real agent
 // (root) runs every tier of the shipped policy as runc containers under the shipped seccomp
-// and eBPF profiles, mode enforce, eBPF in its serve phase; the real proxy in front routes by
-// the shipped policy. Every case of test/fhir-cases goes through the proxy, so each
+// and eBPF profiles, mode enforce, eBPF in its serve phase, and runs the proxy in front
+// confined the same way (its own container, identity and profiles: the front door), routing
+// by the shipped policy. Every case of test/fhir-cases goes through the proxy, so each
 // interaction reaches the confined workers of the tier the policy sends it to (reads to the
 // read-only read tier, creates/updates/patches to write, bundles and operations to ops).
 // Profiles must never break a legitimate interaction: each case checks its FHIR result, and
@@ -11,8 +12,8 @@
 // Deletes: the shipped policy denies them (checked below: 403 from the proxy, no worker sees
 // them). Its comment tells operators how to allow them, so the cases' deletes (DELETE
 // requests, bundles with DELETE entries) go through a second proxy on the same agent whose
-// policy is the shipped one with delete routed to the write tier: the write tier's profiles
-// must let deletes through too.
+// policy is the shipped one with delete routed to the write tier (a proxy this test starts,
+// unconfined): the write tier's profiles must let deletes through too.
 //
 // Also what no request can cause but every tier must get through: a write worker that died
 // in the middle of a commit (its hot journal, a grown database).
@@ -22,9 +23,10 @@
 // FHIR assertions catch.
 
 import { resolveIdentities } from '../../src/enforce/identities';
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent/client';
+import { freePort } from '../../src/enforce/record/ports';
 import { journalOf, leaveCrashedCommit } from '../../src/enforce/record/writer-crash';
 import { restCases } from '../fhir-cases';
 import { frontDoorCases } from '../fhir-cases/front-door';
@@ -40,7 +42,8 @@ const TIERS = ['read', 'write', 'ops'];
 
 let dir: string;
 let agent: AgentProcess;
-let shipped: ProxyProcess;
+/** The agent's confined front door. */
+let shipped: { fhirUrl: string; adminUrl: string };
 let deleting: ProxyProcess;
 let target: FhirTarget;
 let atStart: WorkerInfo[];
@@ -52,14 +55,15 @@ beforeAll(async () => {
   dir = shortTempDir('fhir-enforced');
   // FHIRGUARD_PROFILES: run the suite against other profiles (new ones, before rolling them out).
   const profiles = process.env.FHIRGUARD_PROFILES ?? path.join(REPO, 'profiles');
-  agent = await startAgent(dir, ['--policy', SHIPPED_POLICY, '--profiles', profiles, '--log-level', 'warn']);
+  // The front door's identity and the workers' pass through the test's directory.
+  chmodSync(dir, 0o711);
+  const [listen, admin] = [await freePort(), await freePort()];
+  const frontDoor = ['--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`];
+  agent = await startAgent(dir, ['--policy', SHIPPED_POLICY, '--profiles', profiles, '--log-level', 'warn', '--front-door', JSON.stringify(frontDoor)]);
   atStart = await waitWorkers(agent.client, allServing, 90_000, agent.log);
-  const args = ['--agent', agent.socketPath];
-  [shipped, deleting] = await Promise.all([
-    startProxy({ dir, policy: readFileSync(SHIPPED_POLICY, 'utf8'), args }),
-    startProxy({ dir, policy: withDeletes(shippedPolicy()), args }),
-  ]);
-  await Promise.all([waitReadyz(shipped, 200), waitReadyz(deleting, 200)]);
+  shipped = { fhirUrl: `http://127.0.0.1:${listen}/fhir`, adminUrl: `http://127.0.0.1:${admin}` };
+  deleting = await startProxy({ dir, policy: withDeletes(shippedPolicy()), args: ['--agent', agent.socketPath] });
+  await Promise.all([readyz(shipped.adminUrl), waitReadyz(deleting, 200)]);
   target = proxyTarget(shipped.fhirUrl, deleting.fhirUrl);
   // Every state change from here on: a worker killed by its profile shows up even if it is back.
   watch = agent.client.watch((w) => {
@@ -94,7 +98,8 @@ test('every tier of the shipped policy runs confined: containers, seccomp, eBPF 
   }
   const counters = await agent.client.counters();
   expect(counters.available).toBe(true);
-  expect(counters.tiers.map((t) => [t.tier, t.action])).toEqual(TIERS.map((t) => [t, 'enforce']));
+  expect(counters.tiers.map((t) => [t.tier, t.action])).toEqual([...TIERS, 'proxy'].map((t) => [t, 'enforce']));
+  expect(e.frontDoor).toMatchObject({ state: 'serving', confinement: 'container', mode: 'enforce', restarts: 0, profile: { tier: 'proxy' } });
 });
 
 restCases(() => target);
@@ -131,7 +136,7 @@ describe('a write worker that died mid-commit (out of memory, killed, a power cu
 });
 
 describe('after every case', () => {
-  async function metrics(p: ProxyProcess): Promise<Sample[]> {
+  async function metrics(p: { adminUrl: string }): Promise<Sample[]> {
     const res = await fetch(`${p.adminUrl}/metrics`);
     expect(res.status).toBe(200);
     return parseMetrics(await res.text());
@@ -179,6 +184,11 @@ describe('after every case', () => {
     expect(calls('read', 'pread64')).toBeGreaterThan(100);
     expect(calls('write', 'fsync', 'fdatasync')).toBeGreaterThan(100);
     expect(calls('ops', 'fsync', 'fdatasync')).toBeGreaterThan(10);
+    // The front door served every case but the deletes in its serve phase, confined: no violation (above), no restart.
+    expect(calls('proxy', 'accept4')).toBeGreaterThan(0);
+    expect(calls('proxy', 'write', 'writev')).toBeGreaterThan(100);
+    expect(calls('proxy', 'connect')).toBeGreaterThan(0);
+    expect((await agent.client.enforcement()).frontDoor).toMatchObject({ state: 'serving', restarts: 0, lastExit: null });
 
     const now = await agent.client.workers();
     expect(changes.map((w) => [w.id, w.state, w.lastExit])).toEqual([]);
@@ -188,3 +198,15 @@ describe('after every case', () => {
     expect(agent.log()).not.toMatch(/"level":(50|60)/);
   });
 });
+
+
+/** Until the front door's /readyz answers 200 (it starts once the agent's API is served). */
+async function readyz(adminUrl: string): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const status = await fetch(`${adminUrl}/readyz`).then((r) => r.status, () => 0);
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`the front door's /readyz answered ${status} for 90 s:\n${agent.log().slice(-3000)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}

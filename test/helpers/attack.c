@@ -11,6 +11,7 @@
 #include <linux/bpf.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ static const char *errname(int e)
 	case ENETUNREACH: return "ENETUNREACH";
 	case EBADF: return "EBADF";
 	case EEXIST: return "EEXIST";
+	case ESRCH: return "ESRCH";
 	default: return "OTHER";
 	}
 }
@@ -136,6 +138,10 @@ static int attack(const char *name, const char *arg)
 			return report(name, -1);
 		return report(name, write(fd, "pwned", 5));
 	}
+	if (!strcmp(name, "kill")) /* arg: a host pid (the agent's, a worker's) */
+		return report(name, kill(atoi(arg), SIGTERM));
+	if (!strcmp(name, "read")) /* arg: a file; read-only open */
+		return report(name, open(arg, O_RDONLY));
 	if (!strcmp(name, "fork")) {
 		pid_t p = fork();
 		if (p == 0)

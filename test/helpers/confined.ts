@@ -3,7 +3,7 @@
 // the reason, it never passes silently. Also: the attack program, and `fhirguard exec` runs.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { probeKernel } from '../../src/enforce/bpf';
 import { containerBlockers, probeHost } from '../../src/enforce/probe';
@@ -20,6 +20,16 @@ export async function requireEnforcement(opts: { ebpf: boolean }): Promise<void>
     const k = await probeKernel();
     if (!k.syscallPolicy.available) throw new Error(`eBPF tests need fhirguard's eBPF programs: ${k.syscallPolicy.reason}`);
   }
+}
+
+/** /proc/<pid>/status as fields (Uid, CapEff, Seccomp, NoNewPrivs, ...). */
+export function procStatus(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+  );
 }
 
 /** A short temp directory (Unix socket paths must stay under 108 bytes). */

@@ -10,7 +10,6 @@
 
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -27,6 +26,7 @@ import { defaultDbPath } from '../layout';
 import { seccompProfilePath } from '../seccomp';
 import { loadTierProfiles, type TierProfiles } from '../tier-profiles';
 import { loadDataset, type Dataset } from './corpus';
+import { freePort } from './ports';
 import { candidateSteps, setupSteps } from './default-workloads';
 import { drive, type DriveResult } from './drive';
 import { ebpfFromRecording, ebpfJson, seccompFromRecording, seccompJson } from './profile-writer';
@@ -80,16 +80,6 @@ const MALFORMED: Step[] = [
   { method: 'GET', path: '/Patient/%zz', expect: [400], label: 'bad percent-encoding' },
 ];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function askAdmin(address: string, p: string): Promise<boolean> {
   return new Promise((resolve) => {
