@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import path from 'node:path';
-import type { RecordReport } from '../src/enforce/record/report';
+import type { RecordReport } from '../src/record/report';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const TARGET_MS = 120_000;

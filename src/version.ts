@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { installRoot } from './enforce/install-root';
+import { installRoot } from './install/root';
 
 let cached: string | undefined;
 

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AgentClient, type EnforcementReport, type WorkerInfo } from '../../src/agent/client';
+import { AgentClient, type EnforcementReport, type WorkerInfo } from '../../src/agent-api/client';
 import { freePort, spawnLogged, stop, waitFor } from './procs';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');

@@ -2,7 +2,7 @@
 // workload's tier (bare), or a fhirguard system's proxy; and which processes' CPU time counts.
 
 import { Client } from 'undici';
-import type { WorkerInfo } from '../../src/agent/client';
+import type { WorkerInfo } from '../../src/agent-api/client';
 import type { LoadConfig } from './loadgen';
 import type { Enforcement, System } from './system';
 import { SYSTEM_OF, type VariantId } from './variants';

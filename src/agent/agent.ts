@@ -21,13 +21,14 @@ import type { WorkerImage } from '../image/worker-image';
 import type { CgroupCounters } from '../enforce/bpf';
 import type { Policy, TierConfig } from '../policy';
 import type { TierTrust, TrustGate } from '../trust/gate';
-import { CounterTotals, type TierCounters } from './counters';
-import { decideTier, type TierEnforcement } from './enforcement';
-import { FrontDoor, type FrontDoorInfo, type FrontDoorMode } from './front-door';
+import { CounterTotals } from './counters';
+import { decideTier } from './enforcement';
+import { FrontDoor, type FrontDoorMode } from './front-door';
 import { describeArtifacts, launcherOf, nextArtifacts, type LaunchEnv, type TierArtifacts } from './generation';
 import type { WorkerLauncher } from './launchers';
 import { runRollout, type Generation, type RolloutProgress, type RolloutRequest, type RolloutResult } from './rollout';
-import { WorkerSupervisor, type SupervisorOptions, type WorkerInfo } from './supervisor';
+import { WorkerSupervisor, type SupervisorOptions } from './supervisor';
+import type { CountersReport, FrontDoorInfo, ProfileInfo, TierCounters, TierEnforcement, WorkerInfo } from '../agent-api/messages';
 
 export interface AgentOptions {
   policy: Policy;
@@ -52,22 +53,7 @@ export interface AgentOptions {
   supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired'>>;
 }
 
-export interface ProfileInfo {
-  tier: string;
-  digest: string;
-  seccompFile: string;
-  ebpfFile: string;
-  seccompAllowed: number;
-  serveAllowed: number;
-  borrowedFrom?: string;
-}
 
-export interface CountersReport {
-  available: boolean;
-  reason?: string;
-  eventsDropped: number;
-  tiers: TierCounters[];
-}
 
 export class Agent extends EventEmitter {
   private status!: EnforcementStatus;

@@ -12,7 +12,7 @@ import { chmod, chown, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { Agent } from './agent';
-import type { WorkerInfo } from './supervisor';
+import type { WorkerInfo } from '../agent-api/messages';
 
 export interface ApiOptions {
   socketPath: string;

@@ -3,15 +3,8 @@
 // counters must not go down when it does).
 
 import type { CgroupCounters } from '../enforce/bpf';
+import type { TierCounters } from '../agent-api/messages';
 
-export interface TierCounters {
-  tier: string;
-  /** The eBPF action of the tier's policy (the `action` label of violation metrics). */
-  action: 'enforce' | 'audit';
-  syscalls: Record<string, { calls: number; violations: number }>;
-  egressDenied: number;
-  egressAllowed: number;
-}
 
 export class CounterTotals {
   private retired = new Map<string, TierCounters>();

@@ -5,27 +5,10 @@
 
 import type { EnforcementStatus } from '../enforce/context';
 import type { TierConfig } from '../policy';
+import type { Mechanism, MechanismState, TierEnforcement } from '../agent-api/messages';
 
-export type Mechanism = 'seccomp' | 'ebpf' | 'mount_ro' | 'netns';
-export const MECHANISMS: readonly Mechanism[] = ['seccomp', 'ebpf', 'mount_ro', 'netns'];
 
-export interface MechanismState {
-  active: boolean;
-  /** Why not (or, when active, what exactly is applied). */
-  reason: string;
-}
 
-export interface TierEnforcement {
-  tier: string;
-  /** running: workers started; refused: `enforcement: required` and a mechanism is missing;
-   * external: the tier's upstreams are an operator's own servers. */
-  status: 'running' | 'refused' | 'external';
-  mode: 'audit' | 'enforce';
-  enforcement: 'required' | 'preferred';
-  confinement: 'container' | 'process' | 'none';
-  mechanisms: Record<Mechanism, MechanismState>;
-  reason?: string;
-}
 
 export function decideTier(tier: TierConfig, s: EnforcementStatus): TierEnforcement {
   const base = { tier: tier.name, mode: tier.mode, enforcement: tier.enforcement };

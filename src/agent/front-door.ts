@@ -19,10 +19,11 @@ import type { CgroupCounters, EgressRule } from '../enforce/bpf';
 import { FRONT_DOOR, frontDoorContainerSpec } from '../enforce/confine';
 import type { Identities } from '../enforce/identities';
 import { startConfined, type EnforcementContext } from '../enforce/launch';
-import { recordingSeccomp } from '../enforce/record/profile-writer';
+import { recordingSeccomp } from '../record/profile-writer';
 import type { TierProfiles } from '../enforce/tier-profiles';
 import type { Policy } from '../policy';
 import { confinedHandle, processHandle, type WorkerHandle } from './launchers';
+import type { FrontDoorInfo, FrontDoorState } from '../agent-api/messages';
 
 /** record: every call allowed and logged, the eBPF recorder on (`fhirguard record --front-door`). */
 export type FrontDoorMode = 'enforce' | 'audit' | 'record';
@@ -54,16 +55,7 @@ export interface FrontDoorOptions {
   onRetired?: (c: CgroupCounters) => void;
 }
 
-export type FrontDoorState = 'starting' | 'serving' | 'crashed' | 'stopped';
 
-export interface FrontDoorInfo {
-  state: FrontDoorState;
-  confinement: 'container' | 'process';
-  pid: number | null;
-  cgroup: string | null;
-  restarts: number;
-  lastExit: { code: number | null; signal: string | null; at: string } | null;
-}
 
 
 /** The value of `--name <v>` (or `--name=<v>`) in args, else `fallback`. */

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { OptionSpec } from '../cli/command';
 import { IDENTITY_OPTIONS } from '../enforce/identities';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from '../install/root';
 import { DEFAULT_STATE_DIR, defaultDbPath } from '../enforce/layout';
 
 export const ENFORCE_OPTIONS: Record<string, OptionSpec> = {

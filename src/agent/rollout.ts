@@ -23,7 +23,8 @@ import type { Logger } from 'pino';
 import type { CgroupCounters } from '../enforce/bpf';
 import { acceptedConnections } from './connections';
 import { checkHealth } from './health';
-import type { WorkerInfo, WorkerSupervisor } from './supervisor';
+import type { WorkerSupervisor } from './supervisor';
+import type { WorkerInfo } from '../agent-api/messages';
 
 export interface RolloutRequest {
   tier: string;

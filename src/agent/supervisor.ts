@@ -10,29 +10,10 @@ import type { CgroupCounters } from '../enforce/bpf';
 import { checkHealth, waitHealthy } from './health';
 import type { RefusalCheck } from '../trust/reasons';
 import { StartRefusedError, type WorkerExit, type WorkerHandle, type WorkerLauncher, type WorkerSlot } from './launchers';
+import type { WorkerInfo, WorkerState } from '../agent-api/messages';
 
 /** refused: the launcher would not start it (its tier failed a check); retried at the longest backoff. */
-export type WorkerState = 'starting' | 'ready' | 'serving' | 'crashed' | 'stopped' | 'refused' | 'draining';
 
-export interface WorkerInfo {
-  tier: string;
-  id: string;
-  /** How the proxy reaches it: unix:/path. */
-  address: string;
-  socketPath: string;
-  state: WorkerState;
-  restarts: number;
-  /** container: runc + seccomp (+ eBPF); process: degraded mode. */
-  confinement: 'container' | 'process';
-  /** The worker's cgroup (containers): /fhirguard/<tier>/<id>-<agent instance>. */
-  cgroup: string | null;
-  pid: number | null;
-  /** ISO time of the last state change. */
-  since: string;
-  lastExit: { code: number | null; signal: string | null; at: string } | null;
-  /** Why the last start was refused (state 'refused'), else null; `check`: trust or image-scan. */
-  refusal: { reason: string; message: string; check: RefusalCheck } | null;
-}
 
 export interface SupervisorOptions {
   log: Logger;

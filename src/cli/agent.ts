@@ -11,7 +11,7 @@ import { defaultControlSocket, serveControl } from '../agent/control';
 import { runNodeAgent } from '../agent/kube/node-agent';
 import { NODE_MODE_OPTIONS } from '../agent/kube/options';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from '../install/root';
 import { runnableInstall } from '../install/stage';
 import type { FrontDoorMode } from '../agent/front-door';
 import { resolveIdentities, sameIdentity } from '../enforce/identities';

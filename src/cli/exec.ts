@@ -11,7 +11,7 @@ import path from 'node:path';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { openEnforcement } from '../enforce/context';
 import { hostFiles, coveredBy } from '../enforce/host-files';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from '../install/root';
 import { frontDoorEgress } from '../agent/front-door';
 import { FRONT_DOOR, frontDoorContainerSpec } from '../enforce/confine';
 import { launchConfined, startConfined, type ConfinedProcess } from '../enforce/launch';

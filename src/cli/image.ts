@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { enforcePaths } from '../agent/options';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from '../install/root';
 import { buildImage, defaultEpoch } from '../image/build';
 import { describeDecision } from '../image/gate';
 import { manifestDigest } from '../image/layout';

@@ -5,12 +5,12 @@
 
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { installRoot } from '../enforce/install-root';
-import { diffProfileSets, formatDiff } from '../enforce/profile/diff';
-import { EXPORT_FORMATS, exportProfiles, SPO_APIS, type ExportFormat, type ExportMode, type SpoApi } from '../enforce/profile/export';
-import { loadProfileSet } from '../enforce/profile/load';
-import { defaultDockerAllowFile, loadDockerDefault } from '../enforce/profile/reference';
-import { formatStats, profileStats } from '../enforce/profile/stats';
+import { installRoot } from '../install/root';
+import { diffProfileSets, formatDiff } from '../profile/diff';
+import { EXPORT_FORMATS, exportProfiles, SPO_APIS, type ExportFormat, type ExportMode, type SpoApi } from '../profile/export';
+import { loadProfileSet } from '../profile/load';
+import { defaultDockerAllowFile, loadDockerDefault } from '../profile/reference';
+import { formatStats, profileStats } from '../profile/stats';
 import type { Command } from './command';
 
 type Values = Record<string, string | boolean | string[] | undefined>;

@@ -6,7 +6,7 @@
 
 import path from 'node:path';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from '../install/root';
 import { expiryOf } from '../policy/supply-chain';
 import { loadPolicy, PolicyError, type TierConfig } from '../policy';
 import { loadSigningKey, type SigningKey } from '../trust/keys';

@@ -9,10 +9,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, chownSync, constants, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { AgentClient } from '../agent/client';
+import { AgentClient } from '../agent-api/client';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { IMAGE_OPTIONS } from '../image/options';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from '../install/root';
 import { resolveIdentities, type Identities } from '../enforce/identities';
 import { unsearchableAncestor } from '../enforce/layout';
 import { runnableInstall } from '../install/stage';

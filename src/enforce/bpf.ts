@@ -7,6 +7,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { installRoot } from '../install/root';
 import { createInterface } from 'node:readline';
 import { syscallName, syscallNr } from './syscalls';
 
@@ -127,18 +128,8 @@ export function defaultCgroupRoot(): string {
   return path.join(cgroup2Mount() || '/sys/fs/cgroup/unified', 'fhirguard');
 }
 
-/** The repository root, found from this file whether it runs from src/ or dist/src/. */
-function repoRoot(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(path.join(dir, 'bpf', 'Makefile'))) return dir;
-    dir = path.dirname(dir);
-  }
-  return path.resolve(__dirname, '..', '..');
-}
-
 export function bpfOutputDir(): string {
-  return path.join(repoRoot(), 'bpf', '.output');
+  return path.join(installRoot(), 'bpf', '.output');
 }
 
 export function defaultLoaderPath(): string {

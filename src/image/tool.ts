@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from '../install/root';
 
 export function toolVersion(): { name: string; version: string } {
   try {

@@ -18,7 +18,7 @@
 
 import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, chmodSync, chownSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { installRoot } from '../enforce/install-root';
+import { installRoot } from './root';
 import { stagedInstallDir } from '../enforce/layout';
 import { installManifest } from './manifest';
 

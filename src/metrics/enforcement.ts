@@ -5,9 +5,9 @@
 // cardinality is bounded by the kernel, not by clients.
 
 import { Gauge, type Registry } from 'prom-client';
-import type { AgentClient, WorkerInfo } from '../agent/client';
-import { MECHANISMS } from '../agent/enforcement';
-import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../enforce/profile/reference';
+import type { AgentClient, WorkerInfo } from '../agent-api/client';
+import { MECHANISMS } from '../agent-api/messages';
+import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../profile/reference';
 import { collected } from './collected';
 
 const WORKER_STATES = ['starting', 'ready', 'serving', 'draining', 'crashed', 'refused', 'stopped'] as const;

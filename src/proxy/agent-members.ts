@@ -5,7 +5,7 @@
 // failed the signed-statement check or the image scan gate) makes the tier's 503 say so.
 
 import type { Logger } from 'pino';
-import { AgentClient, routable, type WorkerInfo } from '../agent/client';
+import { AgentClient, routable, type WorkerInfo } from '../agent-api/client';
 import { describeRefusal } from '../trust/reasons';
 import type { UpstreamPools } from './pool';
 

@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AgentClient } from '../agent/client';
+import { AgentClient } from '../agent-api/client';
 import { loadSearchParameters } from '../fhir/search-parameters';
 import { preloadValidator } from '../fhir/validate';
 import { createAdminServer } from '../metrics/admin';

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import type { WorkerInfo } from '../../src/agent/client';
+import type { WorkerInfo } from '../../src/agent-api/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 import { closeClient, fhirRequest } from '../helpers/worker-process';

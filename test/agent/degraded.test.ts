@@ -5,7 +5,7 @@
 import { resolveIdentities } from '../../src/enforce/identities';
 import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { WorkerInfo } from '../../src/agent/client';
+import type { WorkerInfo } from '../../src/agent-api/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { REPO, removeDir, shortTempDir } from '../helpers/confined';
 import { closeClient, fhirRequest } from '../helpers/worker-process';

@@ -1,6 +1,7 @@
 // The privileged agent never loads the proxy's code: the built CLI is asked to load the
 // agent command (as `fhirguard agent` does before it runs), and the modules Node loaded are
-// listed from require.cache. The proxy, in turn, loads none of the agent's privileged parts.
+// listed from require.cache. The proxy, in turn, loads nothing of src/agent/: only the API
+// module both sides share (src/agent-api/).
 
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -29,7 +30,8 @@ test('`fhirguard agent` loads no proxy code', () => {
 test('`fhirguard proxy` loads none of the agent, runc or eBPF code', () => {
   const loaded = loadedBy('proxy');
   expect(loaded).toContain('proxy/server.js');
-  // The proxy talks to the agent through its API client, and names the mechanisms the agent
-  // reports (agent/enforcement.js: a list and pure decisions, no system access).
-  expect(loaded.filter((f) => /^(agent\/(?!(client|enforcement)\.js)|enforce\/(runc|bpf|launch|container)|cli\/agent\.js)/.test(f))).toEqual([]);
+  // The proxy talks to the agent through the module both sides share (agent-api/: the client
+  // and the messages' types), and loads nothing of src/agent/.
+  expect(loaded).toContain('agent-api/client.js');
+  expect(loaded.filter((f) => /^(agent\/|enforce\/(runc|bpf|launch|container)|cli\/agent\.js)/.test(f))).toEqual([]);
 });

@@ -12,8 +12,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { exportProfiles } from '../../src/enforce/profile/export';
-import { loadProfileSet } from '../../src/enforce/profile/load';
+import { exportProfiles } from '../../src/profile/export';
+import { loadProfileSet } from '../../src/profile/load';
 import { loadPolicy } from '../../src/policy';
 import { undeclaredOptions } from './cli-options';
 import { documentedAgentCapabilities, parseDockerfile } from './dockerfile';

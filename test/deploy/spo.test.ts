@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { exportProfiles, type SpoApi } from '../../src/enforce/profile/export';
-import { loadProfileSet } from '../../src/enforce/profile/load';
+import { exportProfiles, type SpoApi } from '../../src/profile/export';
+import { loadProfileSet } from '../../src/profile/load';
 import { comparable, kubectlKustomize, overlay, render, type K8sObject } from './kustomize';
 import crds from './fixtures/spo-seccompprofile-crds.json';
 

@@ -59,6 +59,9 @@ const BOOT_EXPECTED: Record<string, Record<(typeof TIERS)[number], string>> = {
   bpf: { read: 'EPERM', write: 'EPERM', ops: 'EPERM' },
   init_module: { read: 'EPERM', write: 'EPERM', ops: 'EPERM' },
   'proc-sys': { read: 'EPERM', write: 'EPERM', ops: 'EPERM' },
+  // A signal to a process outside the container (this test's, standing in for the agent or
+  // another tier's worker): seccomp allows no kill, and the pid namespace shows no such pid.
+  kill: { read: 'EPERM', write: 'EPERM', ops: 'EPERM' },
   fork: { read: 'EPERM', write: 'EPERM', ops: 'EPERM' },
   'exec-sh': { read: 'ENOENT', write: 'ENOENT', ops: 'ENOENT' },
 };
@@ -77,6 +80,7 @@ function batteryArgs(tier: string): string[] {
     'bpf',
     'init_module',
     'proc-sys',
+    `kill=${process.pid}`,
     'fork',
     'exec-sh',
     'ptrace', // last: a traced process would stop at the next signal

@@ -25,9 +25,9 @@
 import { resolveIdentities } from '../../src/enforce/identities';
 import { chmodSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import type { WorkerInfo } from '../../src/agent/client';
-import { freePort } from '../../src/enforce/record/ports';
-import { journalOf, leaveCrashedCommit } from '../../src/enforce/record/writer-crash';
+import type { WorkerInfo } from '../../src/agent-api/client';
+import { freePort } from '../../src/record/ports';
+import { journalOf, leaveCrashedCommit } from '../../src/record/writer-crash';
 import { restCases } from '../fhir-cases';
 import { frontDoorCases } from '../fhir-cases/front-door';
 import { SHIPPED_POLICY, shippedPolicy, withDeletes } from '../fhir-cases/policies';

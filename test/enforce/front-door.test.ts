@@ -11,7 +11,7 @@ import { chmodSync, chownSync, existsSync, readFileSync, readlinkSync, writeFile
 import net from 'node:net';
 import path from 'node:path';
 import { resolveIdentities } from '../../src/enforce/identities';
-import { freePort } from '../../src/enforce/record/ports';
+import { freePort } from '../../src/record/ports';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { buildAttack, outcomes, procStatus, removeDir, requireEnforcement, runExec, shortTempDir } from '../helpers/confined';
 

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { resolveIdentities, resolveIdentity, DEFAULT_USER_NAMES, type Identities } from '../../src/enforce/identities';
-import type { WorkerInfo } from '../../src/agent/client';
+import type { WorkerInfo } from '../../src/agent-api/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 

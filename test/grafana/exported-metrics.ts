@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { AgentClient } from '../../src/agent/client';
+import { AgentClient } from '../../src/agent-api/client';
 import { registerEnforcementMetrics } from '../../src/metrics/enforcement';
 import { ProxyMetrics } from '../../src/metrics/registry';
 

@@ -238,7 +238,7 @@ export interface AttackReport {
  * a write worker killed outright, which the agent restarts.
  */
 export async function attack(system: RunningSystem): Promise<AttackReport> {
-  const { AgentClient } = await import('../../src/agent/client');
+  const { AgentClient } = await import('../../src/agent-api/client');
   const { execFile } = await import('node:child_process');
   const stateDir = system.stateDir as string;
   const client = new AgentClient(join(stateDir, 'agent.sock'));

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { AgentClient, type WorkerInfo } from '../../src/agent/client';
+import { AgentClient, type WorkerInfo } from '../../src/agent-api/client';
 import { stagedInstallDir } from '../../src/enforce/layout';
 import { stageInstall } from '../../src/install/stage';
 import { FHIRGUARD, REPO } from './confined';

@@ -156,7 +156,7 @@ rootTest("record's crashing writer runs as the workers' user from the staged ins
   // As record does it (cli/record.ts, tier-run.ts), with the checkout's own compiled code.
   const script = `
     const { runnableInstall } = require(${JSON.stringify(path.join(clone, 'dist/src/install/stage.js'))});
-    const { leaveCrashedCommit } = require(${JSON.stringify(path.join(clone, 'dist/src/enforce/record/writer-crash.js'))});
+    const { leaveCrashedCommit } = require(${JSON.stringify(path.join(clone, 'dist/src/record/writer-crash.js'))});
     const Database = require(${JSON.stringify(path.join(clone, 'node_modules/better-sqlite3'))});
     const db = process.argv[1];
     const d = new Database(db);

@@ -6,8 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { installRoot } from '../../src/enforce/install-root';
-import { defaultDockerAllowFile, DOCKER_DEFAULT_ALLOWED_COUNT, loadDockerDefault } from '../../src/enforce/profile/reference';
+import { installRoot } from '../../src/install/root';
+import { defaultDockerAllowFile, DOCKER_DEFAULT_ALLOWED_COUNT, loadDockerDefault } from '../../src/profile/reference';
 import { FHIRGUARD, REPO } from '../helpers/confined';
 
 function sources(dir: string): string[] {

@@ -5,8 +5,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { loadProfileSet } from '../../src/enforce/profile/load';
-import { seccompSets } from '../../src/enforce/profile/seccomp-sets';
+import { loadProfileSet } from '../../src/profile/load';
+import { seccompSets } from '../../src/profile/seccomp-sets';
 import { parseSeccompProfile } from '../../src/enforce/seccomp';
 import { FIXTURES, jsonOf, profileCli, SHIPPED } from './helpers';
 

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadEbpfProfile } from '../../src/enforce/ebpf-profile';
-import { DANGEROUS_SYSCALLS } from '../../src/enforce/profile/dangerous';
+import { DANGEROUS_SYSCALLS } from '../../src/profile/dangerous';
 import { allowedSyscalls, loadSeccompProfile } from '../../src/enforce/seccomp';
 import { loadPolicy } from '../../src/policy';
 import { DOCKER_DEFAULT, jsonOf, profileCli, SHIPPED } from './helpers';

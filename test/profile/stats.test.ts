@@ -4,11 +4,11 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DANGEROUS_SYSCALLS } from '../../src/enforce/profile/dangerous';
-import { X86_64_TABLE } from '../../src/enforce/profile/reference';
+import { DANGEROUS_SYSCALLS } from '../../src/profile/dangerous';
+import { X86_64_TABLE } from '../../src/profile/reference';
 import { SYSCALL_NAMES, syscallNr } from '../../src/enforce/syscalls';
 import { DOCKER_DEFAULT, FIXTURES, jsonOf, profileCli, SMALL_DOCKER_DEFAULT } from './helpers';
-import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../../src/enforce/profile/reference';
+import { DOCKER_DEFAULT_ALLOWED_COUNT } from '../../src/profile/reference';
 
 const V1 = path.join(FIXTURES, 'v1');
 

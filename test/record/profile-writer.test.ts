@@ -10,7 +10,7 @@ import {
   seccompFromRecording,
   seccompJson,
   withProvenance,
-} from '../../src/enforce/record/profile-writer';
+} from '../../src/record/profile-writer';
 import { allowedSyscalls, parseSeccompProfile, type SeccompProfile } from '../../src/enforce/seccomp';
 
 const template: SeccompProfile = {

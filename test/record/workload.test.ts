@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { classify } from '../../src/fhir/classify';
-import { loadDataset } from '../../src/enforce/record/corpus';
-import { candidateSteps, defaultWorkload, routedTier } from '../../src/enforce/record/default-workloads';
-import { loadWorkload, parseWorkload, saveWorkload, shuffled, WorkloadError, type Step } from '../../src/enforce/record/workload';
+import { loadDataset } from '../../src/record/corpus';
+import { candidateSteps, defaultWorkload, routedTier } from '../../src/record/default-workloads';
+import { loadWorkload, parseWorkload, saveWorkload, shuffled, WorkloadError, type Step } from '../../src/record/workload';
 import { loadPolicy } from '../../src/policy';
 
 const REPO = path.resolve(__dirname, '..', '..');

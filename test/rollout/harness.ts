@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import type { WorkerInfo } from '../../src/agent/client';
+import type { WorkerInfo } from '../../src/agent-api/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { FHIRGUARD } from '../helpers/confined';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';

@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { installRoot } from '../../src/enforce/install-root';
+import { installRoot } from '../../src/install/root';
 import { parseEnvelope, verifyEnvelope } from '../../src/trust/dsse';
 import { TrustGate } from '../../src/trust/gate';
 import { loadTrustedKeys } from '../../src/trust/keys';

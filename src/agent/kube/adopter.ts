@@ -16,9 +16,9 @@ import type { BpfEnforcer, BpfEvent, CgroupCounters, Phase } from '../../enforce
 import { bpfPolicyOf, ebpfProfilePath } from '../../enforce/ebpf-profile';
 import { loadTierProfiles, type TierProfiles } from '../../enforce/tier-profiles';
 import type { Policy, TierConfig } from '../../policy';
-import type { CountersReport, EnforcementReport, ProfileInfo } from '../client';
+import type { CountersReport, EnforcementReport, ProfileInfo } from '../../agent-api/client';
 import { CounterTotals } from '../counters';
-import type { Mechanism, MechanismState } from '../enforcement';
+import type { Mechanism, MechanismState } from '../../agent-api/messages';
 import type { PodCgroups } from './cgroups';
 import { podName, readyToServe, runningContainer, type Pod } from './pods';
 

@@ -68,12 +68,3 @@ export function readConformanceDir(dir: string): LoadedFile[] {
     .map((f) => readConformanceFile(path.join(dir, f)));
 }
 
-/** The repository root (where package.json is), from src/ or dist/src/. */
-export function projectRoot(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 8; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'profiles'))) return dir;
-    dir = path.dirname(dir);
-  }
-  return process.cwd();
-}

@@ -7,7 +7,8 @@ import type { Issue } from '../outcome';
 import { TypeRegistry } from './compiled';
 import { coreModel } from './model/core';
 import type { Model } from './model/spec';
-import { projectRoot, readConformanceDir } from './packages';
+import { installRoot } from '../../install/root';
+import { readConformanceDir } from './packages';
 import { ProfileSet } from './profiles';
 import { Walker } from './walker';
 
@@ -100,7 +101,7 @@ export function hasErrors(issues: readonly Issue[]): boolean {
 
 /** Where operators drop custom profiles: FHIRGUARD_FHIR_PROFILES, else profiles/fhir/ of the installation. */
 export function defaultProfileDir(): string {
-  return process.env.FHIRGUARD_FHIR_PROFILES || path.join(projectRoot(), 'profiles', 'fhir');
+  return process.env.FHIRGUARD_FHIR_PROFILES || path.join(installRoot(), 'profiles', 'fhir');
 }
 
 let shared: FhirValidator | undefined;

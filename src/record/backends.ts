@@ -10,9 +10,9 @@ import { mkdir, chown, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parseDocument } from 'yaml';
-import { waitHealthy } from '../../agent/health';
-import { runProxy, type RunningProxy } from '../../proxy/run';
-import type { WorkerIdentity } from '../layout';
+import { waitHealthy } from '../agent/health';
+import { runProxy, type RunningProxy } from '../proxy/run';
+import type { WorkerIdentity } from '../enforce/layout';
 
 export interface WorkerSpec {
   tier: string;

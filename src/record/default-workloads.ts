@@ -5,11 +5,11 @@
 // kept only when the policy routes it to the tier being recorded: a tier's workload is
 // "everything the policy sends to it", whatever the policy says.
 
-import { classify } from '../../fhir/classify';
-import { FhirError } from '../../fhir/outcome';
-import { searchParam } from '../../fhir/search-parameters';
-import type { Policy } from '../../policy';
-import { ANY_TYPE, compartmentMembers } from '../../policy/reference-graph';
+import { classify } from '../fhir/classify';
+import { FhirError } from '../fhir/outcome';
+import { searchParam } from '../fhir/search-parameters';
+import type { Policy } from '../policy';
+import { ANY_TYPE, compartmentMembers } from '../policy/reference-graph';
 import { literalCopy, type Dataset, type SampleResource } from './corpus';
 import { shuffled, type Step, type Workload } from './workload';
 

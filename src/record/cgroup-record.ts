@@ -7,11 +7,11 @@
 
 import { existsSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BpfEnforcer, type RecordedSets } from '../bpf';
-import { ebpfProfilePath, type EbpfProfile } from '../ebpf-profile';
+import { BpfEnforcer, type RecordedSets } from '../enforce/bpf';
+import { ebpfProfilePath, type EbpfProfile } from '../enforce/ebpf-profile';
 import { dangerousAmong } from '../profile/dangerous';
 import { DOCKER_DEFAULT_ALLOWED_COUNT, X86_64_TABLE } from '../profile/reference';
-import { seccompProfilePath, type SeccompProfile } from '../seccomp';
+import { seccompProfilePath, type SeccompProfile } from '../enforce/seccomp';
 import { ebpfFromRecording, ebpfJson, seccompFromRecording, seccompJson } from './profile-writer';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;

@@ -4,13 +4,13 @@
 // request caused by them, and a clean stop, and everything it needed must be in the profiles.
 
 import type { Logger } from 'pino';
-import { R4_RESOURCE_TYPES } from '../../fhir/r4-resource-types';
-import type { Policy } from '../../policy';
-import type { CgroupCounters, RecordedSets } from '../bpf';
-import { bpfPolicyOf, type EbpfProfile } from '../ebpf-profile';
-import type { EnforcementContext } from '../launch';
-import { allowedSyscalls, ociSeccomp, type OciSeccomp, type SeccompProfile } from '../seccomp';
-import type { TierProfiles } from '../tier-profiles';
+import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
+import type { Policy } from '../policy';
+import type { CgroupCounters, RecordedSets } from '../enforce/bpf';
+import { bpfPolicyOf, type EbpfProfile } from '../enforce/ebpf-profile';
+import type { EnforcementContext } from '../enforce/launch';
+import { allowedSyscalls, ociSeccomp, type OciSeccomp, type SeccompProfile } from '../enforce/seccomp';
+import type { TierProfiles } from '../enforce/tier-profiles';
 import { setsOf, violationsOf } from './confined-worker';
 import { seccompKills, SIGSYS_EXIT } from './seccomp-kills';
 import type { StepFailure } from './drive';

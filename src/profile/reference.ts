@@ -2,8 +2,8 @@
 // and the set Docker's default seccomp profile allows.
 
 import path from 'node:path';
-import { installRoot } from '../install-root';
-import { HEADER_SYSCALL_COUNT, NEWER_THAN_HEADERS, SYSCALL_NAMES, syscallNr } from '../syscalls';
+import { installRoot } from '../install/root';
+import { HEADER_SYSCALL_COUNT, NEWER_THAN_HEADERS, SYSCALL_NAMES, syscallNr } from '../enforce/syscalls';
 import { ProfileError, readText } from './errors';
 
 /**

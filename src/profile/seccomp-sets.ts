@@ -3,8 +3,8 @@
 // conditionally when only rules with argument filters let it run (openat without write
 // flags, clone with CLONE_THREAD): it counts as allowed, and reports list it apart.
 
-import type { SeccompAction, SeccompArg, SeccompProfile } from '../seccomp';
-import { SYSCALL_NAMES } from '../syscalls';
+import type { SeccompAction, SeccompArg, SeccompProfile } from '../enforce/seccomp';
+import { SYSCALL_NAMES } from '../enforce/syscalls';
 
 export type NameStatus = 'allowed' | 'conditional' | 'denied';
 

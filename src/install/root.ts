@@ -1,7 +1,8 @@
 // The fhirguard install (the directory holding package.json, bin/, dist/ and profiles/),
-// found from this file whether it runs compiled (dist/src/enforce) or from source. Processes
-// that run without root run from the copy root stages of it instead (runnableInstall in
-// src/install/stage.ts): this install may sit where they cannot reach it.
+// found from this file whether it runs compiled (dist/src/install) or from source: the one
+// place fhirguard looks for itself. Processes that run without root run from the copy root
+// stages of it instead (runnableInstall in src/install/stage.ts): this install may sit where
+// they cannot reach it.
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';

@@ -4,24 +4,11 @@
 
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import type { CountersReport, ProfileInfo } from './agent';
-import type { TierEnforcement } from './enforcement';
-import type { FrontDoorInfo } from './front-door';
-import type { WorkerInfo } from './supervisor';
 import type { TierTrust } from '../trust/gate';
+import type { CountersReport, EnforcementReport, ProfileInfo, TierEnforcement, WorkerInfo } from './messages';
 
-export type { CountersReport, TierEnforcement, WorkerInfo, ProfileInfo, TierTrust };
+export type { CountersReport, EnforcementReport, TierEnforcement, WorkerInfo, ProfileInfo, TierTrust };
 
-export interface EnforcementReport {
-  degraded: boolean;
-  /**
-   * trust: the tier's signed-statement check (null when the agent checks none);
-   * startRefusals: refused start attempts by reason, either check (absent from older agents).
-   */
-  tiers: Array<TierEnforcement & { profile: ProfileInfo | null; trust?: TierTrust | null; startRefusals?: Record<string, number> }>;
-  /** The proxy as the agent runs it (null: the agent does not run it; absent from older agents). */
-  frontDoor?: (FrontDoorInfo & { mode: 'enforce' | 'audit'; profile: ProfileInfo | null }) | null;
-}
 
 export class AgentClient {
   constructor(

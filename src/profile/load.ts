@@ -7,9 +7,9 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { parseEbpfProfile, type EbpfProfile } from '../ebpf-profile';
-import { parseSeccompProfile, type SeccompProfile } from '../seccomp';
-import { loadPolicy } from '../../policy';
+import { parseEbpfProfile, type EbpfProfile } from '../enforce/ebpf-profile';
+import { parseSeccompProfile, type SeccompProfile } from '../enforce/seccomp';
+import { loadPolicy } from '../policy';
 import { ProfileError, readText } from './errors';
 
 export interface Loaded<T> {

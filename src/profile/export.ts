@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Document, isMap, isSeq } from 'yaml';
-import { ociSeccomp, type SeccompProfile, type SeccompRule } from '../seccomp';
+import { ociSeccomp, type SeccompProfile, type SeccompRule } from '../enforce/seccomp';
 import { ProfileError } from './errors';
 import type { ProfileSet } from './load';
 

@@ -19,8 +19,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { installRoot } from '../install-root';
-import type { WorkerIdentity } from '../layout';
+import { installRoot } from '../install/root';
+import type { WorkerIdentity } from '../enforce/layout';
 
 /** The first bytes of a rollback journal header that SQLite will play back. */
 const JOURNAL_MAGIC = Buffer.from([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);

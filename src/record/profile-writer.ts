@@ -9,8 +9,8 @@
 //   ebpf/<tier>.json: the serve set, with the template's noWriteOpens and egress list.
 // Output is deterministic: names sorted, rules in template order, no dates.
 
-import type { EbpfProfile } from '../ebpf-profile';
-import type { OciSeccomp, SeccompAction, SeccompProfile, SeccompRule } from '../seccomp';
+import type { EbpfProfile } from '../enforce/ebpf-profile';
+import type { OciSeccomp, SeccompAction, SeccompProfile, SeccompRule } from '../enforce/seccomp';
 
 const ALLOWS: ReadonlySet<SeccompAction> = new Set<SeccompAction>(['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG']);
 const RECORDED_MARK = 'Recorded by `fhirguard record`';

@@ -12,12 +12,12 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { waitHealthy } from '../../agent/health';
-import type { BpfPolicy, CgroupCounters, Phase, RecordedSets } from '../bpf';
-import { tierContainerSpec } from '../confine';
-import { Container } from '../container';
-import type { EnforcementContext } from '../launch';
-import type { OciSeccomp } from '../seccomp';
+import { waitHealthy } from '../agent/health';
+import type { BpfPolicy, CgroupCounters, Phase, RecordedSets } from '../enforce/bpf';
+import { tierContainerSpec } from '../enforce/confine';
+import { Container } from '../enforce/container';
+import type { EnforcementContext } from '../enforce/launch';
+import type { OciSeccomp } from '../enforce/seccomp';
 import { workerArgs } from './backends';
 
 export interface ConfinedWorkerOptions {

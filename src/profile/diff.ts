@@ -3,9 +3,9 @@
 // rule order and how names are grouped into rules do not count; what each syscall name
 // may do, the defaults, the serve set and the egress list do.
 
-import type { EbpfProfile } from '../ebpf-profile';
-import type { SeccompProfile, SeccompRule } from '../seccomp';
-import { SYSCALL_NAMES } from '../syscalls';
+import type { EbpfProfile } from '../enforce/ebpf-profile';
+import type { SeccompProfile, SeccompRule } from '../enforce/seccomp';
+import { SYSCALL_NAMES } from '../enforce/syscalls';
 import type { ProfileSet, TierProfileFiles } from './load';
 import { describeArgs, nameStatus, type NameStatus } from './seccomp-sets';
 
