@@ -4,7 +4,7 @@
 
 import http from 'node:http';
 import { createInterface } from 'node:readline';
-import type { TierTrust } from '../trust/gate';
+import type { TierTrust } from '../trust/start-check';
 import type { CountersReport, EnforcementReport, ProfileInfo, TierEnforcement, WorkerInfo } from './messages';
 
 export type { CountersReport, EnforcementReport, TierEnforcement, WorkerInfo, ProfileInfo, TierTrust };

@@ -2,7 +2,7 @@
 // socket (GET /workers, /events, /counters, /enforcement) and the proxy reads them through
 // ./client.ts. The proxy imports this folder and nothing else of the agent.
 
-import type { TierTrust } from '../trust/gate';
+import type { TierTrust } from '../trust/start-check';
 import type { RefusalCheck } from '../trust/reasons';
 
 export type WorkerState = 'starting' | 'ready' | 'serving' | 'crashed' | 'stopped' | 'refused' | 'draining';

@@ -3,7 +3,7 @@
 // A mechanism is active when it is applied and blocks; audit mode applies seccomp and eBPF
 // without blocking, and says so.
 
-import type { EnforcementStatus } from '../enforce/context';
+import type { EnforcementStatus } from '../enforce/open';
 import type { TierConfig } from '../policy';
 import type { Mechanism, MechanismState, TierEnforcement } from '../agent-api/messages';
 

@@ -12,7 +12,7 @@ import { loadTierProfiles, type TierProfiles } from '../enforce/tier-profiles';
 import { workerImageFrom } from '../image/options';
 import type { WorkerImage } from '../image/worker-image';
 import type { Policy, TierConfig } from '../policy';
-import { TrustGate, VerifyingLauncher } from '../trust/gate';
+import { TrustGate, VerifyingLauncher } from '../trust/start-check';
 import { imageSubject } from '../trust/subject';
 import { ContainerLauncher, ProcessLauncher, type WorkerCommand, type WorkerLauncher } from './launchers';
 

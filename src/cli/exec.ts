@@ -9,7 +9,7 @@ import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
-import { openEnforcement } from '../enforce/context';
+import { openEnforcement } from '../enforce/open';
 import { hostFiles, coveredBy } from '../enforce/host-files';
 import { installRoot } from '../install/root';
 import { frontDoorEgress } from '../agent/front-door';

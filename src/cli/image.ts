@@ -8,7 +8,7 @@ import path from 'node:path';
 import { enforcePaths } from '../agent/options';
 import { installRoot } from '../install/root';
 import { buildImage, defaultEpoch } from '../image/build';
-import { describeDecision } from '../image/gate';
+import { describeDecision } from '../image/scan-gate';
 import { manifestDigest } from '../image/layout';
 import { gateScan, scanImage } from '../image/scan';
 import { toolVersion } from '../image/tool';

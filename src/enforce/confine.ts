@@ -2,7 +2,7 @@
 // `fhirguard exec --tier`, so what operators test with exec is what workers get.
 
 import { existsSync } from 'node:fs';
-import type { ContainerSpec, CreateRuntimeHook } from './bundle';
+import type { ContainerSpec, CreateRuntimeHook } from './oci-bundle';
 import { hostFiles, minimalCover } from './host-files';
 import { ociSeccomp, type SeccompMode, type SeccompProfile } from './seccomp';
 

@@ -6,9 +6,9 @@
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { writeBundle, type ContainerSpec } from './bundle';
+import { writeBundle, type ContainerSpec } from './oci-bundle';
 import type { Runc } from './runc';
-import { StartGate } from './start-gate';
+import { StartGate } from './create-hook';
 
 export interface ContainerExit {
   /** Exit status of the container's process as runc reports it: 128+signal when killed. */

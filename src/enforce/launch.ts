@@ -7,7 +7,7 @@ import type { StdioOptions } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BpfAction, BpfEnforcer, CgroupCounters, EgressRule, Phase } from './bpf';
-import type { ContainerSpec } from './bundle';
+import type { ContainerSpec } from './oci-bundle';
 import { tierContainerSpec } from './confine';
 import { Container } from './container';
 import { imageContainerSpec, type ImageRoot } from '../image/container';

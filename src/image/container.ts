@@ -4,7 +4,7 @@
 // come from the host, mounted at the image's mount points. Namespaces, capabilities,
 // limits, cgroup and seccomp stay exactly the tier's.
 
-import type { ContainerSpec } from '../enforce/bundle';
+import type { ContainerSpec } from '../enforce/oci-bundle';
 import { DATA_DIR_LABEL, IMAGE_DATA_DIR, IMAGE_SOCKET_DIR, SOCKET_DIR_LABEL } from './content';
 import type { ImageConfig } from './layout';
 

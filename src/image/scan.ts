@@ -1,13 +1,13 @@
 // `fhirguard image scan`, and the agent's check before it runs an image: the image's
 // inventory (sbom.ts) matched against the advisory database (osv.ts), then the policy's
-// gate (gate.ts). The scan report is what a signed statement binds: it depends only on the
+// gate (scan-gate.ts). The scan report is what a signed statement binds: it depends only on the
 // image, the database and the policy's gate settings and waivers (never on the time of the
 // scan), so its digest changes exactly when one of those does. Whether a waiver still holds
 // is decided at each check, against the clock.
 
 import { createHash } from 'node:crypto';
 import type { SupplyChainPolicy } from '../policy';
-import { applyGate, waiverMatches, type GateDecision } from './gate';
+import { applyGate, waiverMatches, type GateDecision } from './scan-gate';
 import { resolveImage, type ResolvedImage } from './layout';
 import { loadAdvisories, matchAdvisories, type AdvisoryDb, type Finding } from './osv';
 import { cycloneDx, inventory, type Inventory } from './sbom';

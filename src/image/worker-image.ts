@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { StartRefusedError } from '../agent/launchers';
 import type { SupplyChainPolicy } from '../policy';
 import { imageRootOf, type ImageRoot } from './container';
-import { describeDecision } from './gate';
+import { describeDecision } from './scan-gate';
 import { resolveImage, type ResolvedImage } from './layout';
 import { gateScan, scanImage, type ScanResult } from './scan';
 import { unpackImage } from './unpack';

@@ -5,7 +5,7 @@
 import type { Interaction, InteractionKind } from '../fhir/interaction';
 import { type FhirError, refuse } from '../fhir/outcome';
 import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
-import { checkEntries } from './bundle';
+import { checkEntries } from './bundle-decision';
 import { describeInteraction } from './describe';
 import { ANY_TYPE } from './reference-graph';
 import { type Reach, searches, searchReach } from './search-reach';

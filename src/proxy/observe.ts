@@ -6,7 +6,7 @@ import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Outcome, ProxyMetrics } from '../metrics/registry';
-import { RequestState, requestState } from './context';
+import { RequestState, requestState } from './request-state';
 
 const NO_STATE: Readonly<RequestState> = Object.freeze(new RequestState());
 

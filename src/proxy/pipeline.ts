@@ -11,7 +11,7 @@ import { refuse } from '../fhir/outcome';
 import { validateRequest, validateSearch } from '../fhir/validate';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
-import { requestState } from './context';
+import { requestState } from './request-state';
 import { httpRefusal } from './errors';
 import { checkRequestHead } from './request-head';
 

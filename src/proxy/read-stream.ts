@@ -18,7 +18,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { util as undiciUtil, type Dispatcher } from 'undici';
-import type { RequestState } from './context';
+import type { RequestState } from './request-state';
 import { DeadlineError, isConnectionError, NoHealthyMemberError } from './errors';
 import { forwardRequestHeaders, rewriteResponseHeaders, type LocationRewrite } from './headers';
 import type { Member, TierPool, UpstreamPools } from './pool';

@@ -13,7 +13,7 @@ import { MethodNotAllowedError } from '../fhir/classify';
 import { refuse, type FhirError } from '../fhir/outcome';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy';
-import { RequestState, requestState } from './context';
+import { RequestState, requestState } from './request-state';
 import { TierDispatcher } from './dispatcher';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
 import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';

@@ -19,7 +19,7 @@ import { FrontDoor, type FrontDoorMode } from '../agent/front-door';
 import type { Policy } from '../policy';
 import type { CgroupCounters, RecordedSets } from '../enforce/bpf';
 import { FRONT_DOOR } from '../enforce/confine';
-import { openEnforcement } from '../enforce/context';
+import { openEnforcement } from '../enforce/open';
 import { ebpfProfilePath } from '../enforce/ebpf-profile';
 import type { Identities } from '../enforce/identities';
 import { defaultDbPath } from '../enforce/layout';

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { openEnforcement } from '../enforce/context';
+import { openEnforcement } from '../enforce/open';
 import { ebpfProfilePath } from '../enforce/ebpf-profile';
 import { sameIdentity } from '../enforce/identities';
 import type { WorkerIdentity } from '../enforce/layout';

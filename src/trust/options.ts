@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { OptionSpec } from '../cli/command';
 import { compilePolicy, loadPolicy, type Policy } from '../policy';
 import { sha256 } from './digests';
-import { TrustGate } from './gate';
+import { TrustGate } from './start-check';
 import { loadTrustedKeys } from './keys';
 import type { WorkerImage } from '../image/worker-image';
 import { imageSubject, installCacheFile, InstallSubject } from './subject';

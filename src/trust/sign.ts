@@ -6,12 +6,12 @@
 // an image the scan gate refuses now is not signed.
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { describeDecision } from '../image/gate';
+import { describeDecision } from '../image/scan-gate';
 import { gateScan, scanImage } from '../image/scan';
 import { toolVersion } from '../image/tool';
 import type { SupplyChainPolicy } from '../policy';
 import { signEnvelope, type DsseEnvelope } from './dsse';
-import { statementPath } from './gate';
+import { statementPath } from './start-check';
 import type { SigningKey } from './keys';
 import { readTierMaterials } from './materials';
 import { buildStatement, PAYLOAD_TYPE, type Subject, type TierStatement, type Waiver } from './statement';

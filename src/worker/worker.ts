@@ -9,7 +9,7 @@ import { createWorkerServer } from './http/server';
 import { loadIndexedParams } from './indexing/params';
 import { listen, parseListen } from './listen';
 import { capabilityStatement } from './rest/capabilities';
-import type { WorkerContext } from './rest/context';
+import type { WorkerContext } from './rest/handler-context';
 import { openDatabase } from './storage/open';
 import { ResourceStore } from './storage/store';
 

@@ -6,7 +6,7 @@
 import { openSync, closeSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { waitHealthy } from '../../src/agent/health';
-import { openEnforcement } from '../../src/enforce/context';
+import { openEnforcement } from '../../src/enforce/open';
 import { launchConfined, type ConfinedProcess, type EnforcementContext } from '../../src/enforce/launch';
 import { prepareDataDir, prepareSocketDir, socketDirOwner } from '../../src/enforce/layout';
 import { loadTierProfiles } from '../../src/enforce/tier-profiles';

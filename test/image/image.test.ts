@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildImage, type BuildResult } from '../../src/image/build';
-import { applyGate } from '../../src/image/gate';
+import { applyGate } from '../../src/image/scan-gate';
 import { manifestDigest, parseImageRef, resolveImage } from '../../src/image/layout';
 import { scanImage, type ScanResult } from '../../src/image/scan';
 import { compilePolicy, type SupplyChainPolicy } from '../../src/policy';

@@ -11,7 +11,7 @@ import { chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { loadEbpfProfile } from '../../src/enforce/ebpf-profile';
-import { openEnforcement } from '../../src/enforce/context';
+import { openEnforcement } from '../../src/enforce/open';
 import { stagedInstallDir } from '../../src/enforce/layout';
 import { stageInstall } from '../../src/install/stage';
 import { DANGEROUS_SYSCALLS } from '../../src/profile/dangerous';

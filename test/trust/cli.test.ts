@@ -11,7 +11,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { installRoot } from '../../src/install/root';
 import { parseEnvelope, verifyEnvelope } from '../../src/trust/dsse';
-import { TrustGate } from '../../src/trust/gate';
+import { TrustGate } from '../../src/trust/start-check';
 import { loadTrustedKeys } from '../../src/trust/keys';
 import { loadPolicyHashed } from '../../src/trust/options';
 import { selfSign } from '../../src/trust/self-sign';

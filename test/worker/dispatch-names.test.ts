@@ -3,7 +3,7 @@
 // have, a 405 naming what is allowed, never a TypeError.
 
 import { FhirError } from '../../src/fhir/outcome';
-import type { FhirRequest, WorkerContext } from '../../src/worker/rest/context';
+import type { FhirRequest, WorkerContext } from '../../src/worker/rest/handler-context';
 import { dispatch } from '../../src/worker/rest/dispatch';
 
 const INHERITED = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__', 'prototype'])];

@@ -34,12 +34,12 @@ export const EXCLUDED_INVARIANTS: Readonly<Record<string, string>> = {
   // container.
   'ref-1': "checked natively; the expression wrongly rejects '#' (a reference to the container)",
   // bdl-7 (fullUrls unique) builds fullUrl&versionId strings for every entry and compares
-  // them pairwise; bundle.ts checks the same rule with one Set.
-  'bdl-7': 'checked natively in bundle.ts (one pass instead of pairwise comparison)',
+  // them pairwise; bundle-rules.ts checks the same rule with one Set.
+  'bdl-7': 'checked natively in bundle-rules.ts (one pass instead of pairwise comparison)',
   // bdl-3 and bdl-4 (request/response present exactly in the bundle types that need them)
-  // are checked per entry in bundle.ts, so the issue names the entry, not the whole Bundle.
-  'bdl-3': 'checked natively in bundle.ts, located at the entry',
-  'bdl-4': 'checked natively in bundle.ts, located at the entry',
+  // are checked per entry in bundle-rules.ts, so the issue names the entry, not the whole Bundle.
+  'bdl-3': 'checked natively in bundle-rules.ts, located at the entry',
+  'bdl-4': 'checked natively in bundle-rules.ts, located at the entry',
 };
 
 /**

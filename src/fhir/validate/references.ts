@@ -1,6 +1,6 @@
 // Reference.reference formats and targets. A reference is local (`#id`, resolved against
 // the container's contained resources by the walker), a `urn:uuid:`/`urn:oid:` (resolved
-// inside the enclosing Bundle by bundle.ts), relative (`Type/id[/_history/vid]`, or
+// inside the enclosing Bundle by bundle-rules.ts), relative (`Type/id[/_history/vid]`, or
 // `Type?criteria` in transactions), or an absolute URL; the type it names must be one the
 // element allows.
 

@@ -1,11 +1,11 @@
 // One pass over a resource's JSON against the compiled type tables: unknown elements, JSON
 // shapes, cardinality, primitive formats, required bindings, invariants, then the rules
 // that need the whole resource (contained resources referenced, `#id` references
-// resolvable) and, for Bundles, the whole bundle (bundle.ts). Every problem becomes one
+// resolvable) and, for Bundles, the whole bundle (bundle-rules.ts). Every problem becomes one
 // issue located by a FHIRPath expression with indexes, e.g. `Patient.name[0].given[1]`.
 
 import type { Issue, IssueCode, IssueSeverity } from '../outcome';
-import { checkBundle } from './bundle';
+import { checkBundle } from './bundle-rules';
 import { BundleTargets } from './bundle-resolve';
 import type { CompiledType, Slot, TypeRegistry } from './compiled';
 import { checkCoding } from './codings';

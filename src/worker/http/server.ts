@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { FhirError, refuse } from '../../fhir/outcome';
-import type { FhirRequest, FhirResponse, PreferReturn, WorkerContext } from '../rest/context';
+import type { FhirRequest, FhirResponse, PreferReturn, WorkerContext } from '../rest/handler-context';
 import { dispatch, FhirErrorWithHeaders } from '../rest/dispatch';
 import { decodeBody, readBody } from './body';
 

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { FhirError, refuse } from '../../fhir/outcome';
 import type { Json } from '../storage/store';
-import type { FhirRequest, FhirResponse, WorkerContext } from './context';
+import type { FhirRequest, FhirResponse, WorkerContext } from './handler-context';
 
 export type Dispatch = (w: WorkerContext, req: FhirRequest) => FhirResponse;
 

@@ -9,7 +9,7 @@ import { FhirError, refuse } from '../../fhir/outcome';
 import { parseLocalReference } from '../indexing/references';
 import { conditionalMatches } from '../search/run';
 import type { Json } from '../storage/store';
-import type { FhirRequest, FhirResponse, WorkerContext } from './context';
+import type { FhirRequest, FhirResponse, WorkerContext } from './handler-context';
 import {
   bundleJson,
   type Dispatch,

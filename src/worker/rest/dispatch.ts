@@ -5,7 +5,7 @@ import { FhirError, refuse } from '../../fhir/outcome';
 import { isResourceType } from '../../fhir/search-parameters';
 import { ID_RE } from '../indexing/references';
 import { processBundle } from './batch';
-import type { FhirRequest, FhirResponse, WorkerContext } from './context';
+import type { FhirRequest, FhirResponse, WorkerContext } from './handler-context';
 import { history } from './history';
 import { everything, validate } from './operations';
 import { read, vread } from './read';

@@ -4,7 +4,7 @@ import { refuse } from '../../fhir/outcome';
 import { dateRange } from '../indexing/values';
 import type { HistoryScope } from '../storage/store';
 import { historyBundle } from './result-bundles';
-import type { FhirRequest, FhirResponse, WorkerContext } from './context';
+import type { FhirRequest, FhirResponse, WorkerContext } from './handler-context';
 import { parsePaging } from './paging';
 import { notFound } from './read';
 

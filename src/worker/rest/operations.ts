@@ -6,7 +6,7 @@ import type { Issue } from '../../fhir/outcome';
 import { ID_RE } from '../indexing/references';
 import type { Json } from '../storage/store';
 import { searchsetBundle } from './result-bundles';
-import { type FhirRequest, type FhirResponse, type WorkerContext, info, outcomeBody } from './context';
+import { type FhirRequest, type FhirResponse, type WorkerContext, info, outcomeBody } from './handler-context';
 import { parsePaging } from './paging';
 import { gone, notFound } from './read';
 import { validationIssues } from './resource-checks';

@@ -2,8 +2,8 @@
 
 import { refuse } from '../../fhir/outcome';
 import { ID_RE } from '../indexing/references';
-import type { FhirRequest, FhirResponse, WorkerContext } from './context';
-import { versionResponse } from './context';
+import type { FhirRequest, FhirResponse, WorkerContext } from './handler-context';
+import { versionResponse } from './handler-context';
 
 export function gone(type: string, id: string, version?: number) {
   return refuse(410, 'deleted', 'deleted', `${type}/${id} has been deleted${version ? ` (version ${version})` : ''}`);

@@ -6,7 +6,7 @@ import { parseSearch } from '../search/parse';
 import type { Condition } from '../search/query';
 import { runSearch } from '../search/run';
 import { searchsetBundle } from './result-bundles';
-import type { FhirRequest, FhirResponse, WorkerContext } from './context';
+import type { FhirRequest, FhirResponse, WorkerContext } from './handler-context';
 
 function respond(w: WorkerContext, req: FhirRequest, type: string, url: string, params: [string, string][], extra: Condition[] = []): FhirResponse {
   const search = parseSearch(type, params);

@@ -8,7 +8,7 @@ import { FhirError, refuse } from '../../fhir/outcome';
 import { ID_RE } from '../indexing/references';
 import { conditionalMatches } from '../search/run';
 import type { CurrentRow, Json, WriteResult } from '../storage/store';
-import { type FhirRequest, type FhirResponse, type WorkerContext, info, outcomeBody, parseETag, versionResponse } from './context';
+import { type FhirRequest, type FhirResponse, type WorkerContext, info, outcomeBody, parseETag, versionResponse } from './handler-context';
 import { gone, notFound } from './read';
 import { checkResource } from './resource-checks';
 

@@ -1,6 +1,6 @@
 // What every REST handler gets and returns. A handler works on one parsed request and
 // returns a response value; the HTTP layer (../http) and batch/transaction processing
-// (./bundle.ts) are the two callers, so an entry of a batch is handled exactly like the
+// (./batch.ts) are the two callers, so an entry of a batch is handled exactly like the
 // same request sent alone.
 
 import type { IncomingHttpHeaders } from 'node:http';

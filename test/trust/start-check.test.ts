@@ -1,4 +1,4 @@
-// The check before every worker start (src/trust/gate.ts) over real files: statements signed
+// The check before every worker start (src/trust/start-check.ts) over real files: statements signed
 // with a key from keygen, the shipped profiles and policy copied, a small install tree as
 // the subject. Each artifact is tampered with in turn and the start is refused with its own
 // reason (a metric label) and a message naming what differs; putting it back admits the
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { StartRefusedError, type WorkerHandle, type WorkerLauncher, type WorkerSlot } from '../../src/agent/launchers';
 import { loadTierProfiles, type TierProfiles } from '../../src/enforce/tier-profiles';
 import { signEnvelope } from '../../src/trust/dsse';
-import { TrustGate, TrustRefusal, VerifyingLauncher, statementPath } from '../../src/trust/gate';
+import { TrustGate, TrustRefusal, VerifyingLauncher, statementPath } from '../../src/trust/start-check';
 import { loadSigningKey, writeKeyPair } from '../../src/trust/keys';
 import { REFUSAL_REASONS } from '../../src/trust/reasons';
 import { PAYLOAD_TYPE } from '../../src/trust/statement';

@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { CreateRuntimeHook } from './bundle';
+import type { CreateRuntimeHook } from './oci-bundle';
 
 const execFileP = promisify(execFile);
 
