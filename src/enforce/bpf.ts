@@ -146,7 +146,7 @@ function nrsOf(names: readonly string[] | 'all', what: string): string {
   return [...new Set(nrs)].sort((a, b) => a - b).join(' ');
 }
 
-/** The loader's policy spec (see bpf/fhirguard-bpf.c, parse_spec) for a policy. */
+/** The loader's policy spec (see bpf/loader-spec.c, parse_spec) for a policy. */
 export function policySpec(p: BpfPolicy): string {
   const record = p.action === 'record' || p.record === true;
   const lines = ['# fhirguard eBPF policy', `action ${p.action === 'enforce' ? 'enforce' : 'audit'}`, `record ${record ? 1 : 0}`];

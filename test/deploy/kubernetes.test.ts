@@ -122,8 +122,13 @@ describe('deploy/kubernetes manifests', () => {
 describe('seccomp profiles through the Security Profiles Operator', () => {
   const profiles = of('SeccompProfile');
 
-  it('has one SPO SeccompProfile per tier of the policy', () => {
-    expect(profiles.map((p) => p.metadata.name).sort()).toEqual(policy.tiers.map((t) => `fhirguard-${t.name}`).sort());
+  it('has one SPO SeccompProfile per tier of the policy, and the front door\'s', () => {
+    expect(profiles.map((p) => p.metadata.name).sort()).toEqual([...policy.tiers.map((t) => `fhirguard-${t.name}`), 'fhirguard-proxy'].sort());
+  });
+
+  it('confines the proxy with the front door\'s recorded profile, at the path SPO installs it', () => {
+    const proxy = podSpec(named('Deployment', 'fhirguard-proxy') as K8sObject).containers.find((c: any) => c.name === 'proxy');
+    expect(proxy.securityContext.seccompProfile).toEqual({ type: 'Localhost', localhostProfile: 'operator/fhirguard-proxy.json' });
   });
 
   it('has the SPO SeccompProfile shape', () => {

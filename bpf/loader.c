@@ -1,4 +1,4 @@
-/* fhirguard-bpf: the loader the privileged agent drives. One-shot subcommands over state
+/* fhirguard-bpf (this file, loader.c, and loader-*.c): the loader the privileged agent drives. One-shot subcommands over state
  * pinned in bpffs: every command opens what it needs by path and exits, so there is no
  * daemon to keep alive, and a crashed or restarted agent finds the programs still attached
  * (pinned links), the policies still enforced and the counters still counting.
@@ -42,13 +42,14 @@
 #include <bpf/libbpf.h>
 #include "fhirguard.h"
 #include "fhirguard.skel.h"
+#include "loader.h"
 
-static const char *pin_dir = "/sys/fs/bpf/fhirguard";
-static const char *cgroup_root = "/sys/fs/cgroup/unified/fhirguard";
-static const char *phase_names[FG_NPHASES] = { "boot", "serve", "shutdown" };
-static const char *recset_names[FG_NRECSETS] = { "boot", "serve", "shutdown", "bootSeccomp" };
+const char *pin_dir = "/sys/fs/bpf/fhirguard";
+const char *cgroup_root = "/sys/fs/cgroup/unified/fhirguard";
+const char *phase_names[FG_NPHASES] = { "boot", "serve", "shutdown" };
+const char *recset_names[FG_NRECSETS] = { "boot", "serve", "shutdown", "bootSeccomp" };
 
-static void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -59,7 +60,7 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static char libbpf_log[8192];
+char libbpf_log[8192];
 static size_t libbpf_log_len;
 
 /* libbpf's messages are kept and shown only when a command fails (the verifier's reason). */
@@ -75,7 +76,7 @@ static int keep_libbpf_log(enum libbpf_print_level level, const char *fmt, va_li
 	return 0;
 }
 
-static void json_str(FILE *f, const char *s)
+void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -90,13 +91,13 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void pin_path(char *buf, size_t len, const char *name)
+void pin_path(char *buf, size_t len, const char *name)
 {
 	if ((size_t)snprintf(buf, len, "%s/%s", pin_dir, name) >= len)
 		die("pin path too long: %s/%s", pin_dir, name);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+int mkdir_p(const char *path, mode_t mode)
 {
 	char tmp[4096];
 	if (strlen(path) >= sizeof(tmp))
@@ -115,7 +116,7 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-static bool is_fs(const char *path, long magic)
+bool is_fs(const char *path, long magic)
 {
 	struct statfs s;
 	return statfs(path, &s) == 0 && (long)s.f_type == magic;
@@ -146,7 +147,7 @@ static void ensure_bpffs(void)
 
 /* The id bpf_get_current_cgroup_id() returns for processes in a cgroup v2 directory: the
  * kernfs node id, read the way the kernel exports it (file handle), not guessed. */
-static uint64_t cgroup_id(const char *path)
+uint64_t cgroup_id(const char *path)
 {
 	if (!is_fs(path, CGROUP2_SUPER_MAGIC))
 		die("%s is not a cgroup v2 directory (mount | grep cgroup2)", path);
@@ -168,7 +169,7 @@ static uint64_t cgroup_id(const char *path)
 }
 
 /* A cgroup given by path, or by numeric id (a worker whose directory is already gone). */
-static uint64_t cgroup_arg(const char *arg)
+uint64_t cgroup_arg(const char *arg)
 {
 	char *end;
 	errno = 0;
@@ -181,7 +182,7 @@ static uint64_t cgroup_arg(const char *arg)
 /* Commands that change pinned state hold an exclusive lock on the pin directory, so two
  * agents (or an agent and an operator) cannot interleave a load, a policy swap or a phase
  * switch. The lock goes with the process. */
-static void lock_pin_dir(void)
+void lock_pin_dir(void)
 {
 	int fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -190,11 +191,8 @@ static void lock_pin_dir(void)
 		die("locking %s: %s", pin_dir, strerror(errno));
 }
 
-struct maps {
-	int policies, counters, recorded, egress, events, stats;
-};
 
-static int open_pinned(const char *name)
+int open_pinned(const char *name)
 {
 	char p[4096];
 	pin_path(p, sizeof(p), name);
@@ -204,7 +202,7 @@ static int open_pinned(const char *name)
 	return fd;
 }
 
-static struct maps open_maps(void)
+struct maps open_maps(void)
 {
 	struct maps m = {
 		.policies = open_pinned("fg_policies"),
@@ -217,7 +215,7 @@ static struct maps open_maps(void)
 	return m;
 }
 
-static int ncpus(void)
+int ncpus(void)
 {
 	int n = libbpf_num_possible_cpus();
 	if (n <= 0)
@@ -226,6 +224,21 @@ static int ncpus(void)
 }
 
 /* ---------- load / unload ---------- */
+
+/* The programs through the verifier, loaded and freed, nothing pinned or attached: 0, or
+ * -errno (libbpf_log says why). The skeleton lives in this file alone: it embeds the object. */
+int try_load_programs(void)
+{
+	struct fhirguard_bpf *skel = fhirguard_bpf__open();
+	int err = skel ? 0 : -errno;
+	if (skel) {
+		struct bpf_map *map;
+		bpf_object__for_each_map(map, skel->obj) bpf_map__set_pin_path(map, NULL);
+		err = fhirguard_bpf__load(skel);
+		fhirguard_bpf__destroy(skel);
+	}
+	return err;
+}
 
 enum link_state { LINK_MISSING, LINK_CURRENT, LINK_OUTDATED, LINK_DEFUNCT };
 
@@ -284,7 +297,7 @@ static void attach_and_pin(struct bpf_program *prog, const char *pin, int cgfd, 
 	*first = false;
 }
 
-static int cmd_load(void)
+int cmd_load(void)
 {
 	ensure_bpffs();
 	int err = mkdir_p(pin_dir, 0700);
@@ -327,7 +340,7 @@ static int cmd_load(void)
 	return 0;
 }
 
-static int cmd_unload(void)
+int cmd_unload(void)
 {
 	DIR *d = opendir(pin_dir);
 	if (!d) {
@@ -359,161 +372,6 @@ static int cmd_unload(void)
 		die("rmdir %s: %s", pin_dir, strerror(errno));
 	printf("{\"unloaded\":true}\n");
 	return 0;
-}
-
-/* ---------- policies ---------- */
-
-struct egress_rule {
-	struct fg_egress_key key;
-};
-
-struct spec {
-	struct fg_policy pol;
-	bool phase_set;
-	bool allow_given[FG_NPHASES];
-	struct egress_rule *rules;
-	size_t nrules, cap;
-};
-
-static int phase_index(const char *s)
-{
-	for (int i = 0; i < FG_NPHASES; i++)
-		if (strcmp(s, phase_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-static void set_bit(__u64 *words, unsigned nr)
-{
-	words[nr / 64] |= 1ULL << (nr % 64);
-}
-
-static void parse_egress(struct spec *s, const char *cidr, const char *port_s, uint64_t cgid, int line)
-{
-	char addr_s[128];
-	snprintf(addr_s, sizeof(addr_s), "%s", cidr);
-	int plen = -1;
-	char *slash = strchr(addr_s, '/');
-	if (slash) {
-		*slash = 0;
-		char *end;
-		plen = (int)strtol(slash + 1, &end, 10);
-		if (*end || slash[1] == 0)
-			die("policy line %d: bad prefix length in %s", line, cidr);
-	}
-	struct fg_egress_key k;
-	memset(&k, 0, sizeof(k));
-	int bits;
-	struct in_addr a4;
-	if (inet_pton(AF_INET, addr_s, &a4) == 1) {
-		k.addr[10] = k.addr[11] = 0xff;
-		memcpy(&k.addr[12], &a4, 4);
-		if (plen < 0)
-			plen = 32;
-		if (plen > 32)
-			die("policy line %d: IPv4 prefix longer than 32 in %s", line, cidr);
-		bits = 96 + plen;
-	} else if (inet_pton(AF_INET6, addr_s, k.addr) == 1) {
-		if (plen < 0)
-			plen = 128;
-		if (plen > 128)
-			die("policy line %d: IPv6 prefix longer than 128 in %s", line, cidr);
-		bits = plen;
-	} else {
-		die("policy line %d: not an IPv4 or IPv6 address: %s", line, addr_s);
-	}
-	char *end;
-	long port = strtol(port_s, &end, 10);
-	if (*end || port < 0 || port > 65535)
-		die("policy line %d: bad port %s (0 means any port)", line, port_s);
-	/* Keep the stored address canonical: host bits past the prefix are zero. */
-	for (int i = 0; i < 128; i++)
-		if (i >= bits)
-			k.addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
-	k.prefixlen = FG_EGRESS_FIXED_BITS + bits;
-	k.cgid_lo = (uint32_t)cgid;
-	k.cgid_hi = (uint32_t)(cgid >> 32);
-	k.port = htons((uint16_t)port);
-	if (s->nrules == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 16;
-		s->rules = realloc(s->rules, s->cap * sizeof(*s->rules));
-		if (!s->rules)
-			die("out of memory");
-	}
-	s->rules[s->nrules++].key = k;
-}
-
-/* The policy spec: one directive a line, written by fhirguard's TypeScript client.
- *   action audit|enforce      record 0|1      no-write-opens 0|1     phase boot|serve|shutdown
- *   allow <phase> all | allow <phase> <nr> <nr> ...   (repeatable; a phase never named allows all)
- *   egress none | egress <addr>[/<prefix>] <port>     (any egress line restricts; port 0 = any)
- */
-static void parse_spec(FILE *f, uint64_t cgid, struct spec *s)
-{
-	memset(s, 0, sizeof(*s));
-	char buf[65536];
-	int line = 0;
-	while (fgets(buf, sizeof(buf), f)) {
-		line++;
-		if (!strchr(buf, '\n') && !feof(f))
-			die("policy line %d too long", line);
-		char *save, *w = strtok_r(buf, " \t\r\n", &save);
-		if (!w || w[0] == '#')
-			continue;
-		char *a = strtok_r(NULL, " \t\r\n", &save);
-		if (!a)
-			die("policy line %d: %s needs an argument", line, w);
-		if (strcmp(w, "action") == 0) {
-			if (strcmp(a, "audit") == 0)
-				s->pol.action = FG_ACTION_AUDIT;
-			else if (strcmp(a, "enforce") == 0)
-				s->pol.action = FG_ACTION_ENFORCE;
-			else
-				die("policy line %d: action must be audit or enforce, not %s", line, a);
-		} else if (strcmp(w, "record") == 0 || strcmp(w, "no-write-opens") == 0) {
-			uint8_t flag = w[0] == 'r' ? FG_F_RECORD : FG_F_NO_WRITE_OPENS;
-			if (strcmp(a, "1") == 0)
-				s->pol.flags |= flag;
-			else if (strcmp(a, "0") != 0)
-				die("policy line %d: %s takes 0 or 1", line, w);
-		} else if (strcmp(w, "phase") == 0) {
-			int ph = phase_index(a);
-			if (ph < 0)
-				die("policy line %d: unknown phase %s", line, a);
-			s->pol.phase = (uint8_t)ph;
-			s->phase_set = true;
-		} else if (strcmp(w, "allow") == 0) {
-			int ph = phase_index(a);
-			if (ph < 0)
-				die("policy line %d: unknown phase %s", line, a);
-			s->allow_given[ph] = true;
-			char *t;
-			while ((t = strtok_r(NULL, " \t\r\n", &save))) {
-				if (strcmp(t, "all") == 0) {
-					memset(s->pol.allow[ph], 0xff, sizeof(s->pol.allow[ph]));
-					continue;
-				}
-				char *end;
-				long nr = strtol(t, &end, 10);
-				if (*end || nr < 0 || nr >= FG_NR_SLOTS)
-					die("policy line %d: syscall number out of range: %s", line, t);
-				set_bit(s->pol.allow[ph], (unsigned)nr);
-			}
-		} else if (strcmp(w, "egress") == 0) {
-			s->pol.flags |= FG_F_EGRESS;
-			if (strcmp(a, "none") == 0)
-				continue;
-			char *port = strtok_r(NULL, " \t\r\n", &save);
-			if (!port)
-				die("policy line %d: egress needs an address and a port", line);
-			parse_egress(s, a, port, cgid, line);
-		} else {
-			die("policy line %d: unknown directive %s", line, w);
-		}
-	}
-	for (int ph = 0; ph < FG_NPHASES; ph++)
-		if (!s->allow_given[ph])
-			memset(s->pol.allow[ph], 0xff, sizeof(s->pol.allow[ph]));
 }
 
 static size_t egress_keys_of(int fd, uint64_t cgid, struct fg_egress_key **out)
@@ -559,7 +417,7 @@ static void ensure_zeroed(int fd, const void *key, size_t value_size)
 	free(zero);
 }
 
-static int cmd_set_policy(const char *cg, const char *spec_path)
+int cmd_set_policy(const char *cg, const char *spec_path)
 {
 	uint64_t cgid = cgroup_id(cg);
 	lock_pin_dir();
@@ -609,7 +467,7 @@ static int cmd_set_policy(const char *cg, const char *spec_path)
 	return 0;
 }
 
-static int cmd_phase(const char *cg, const char *phase)
+int cmd_phase(const char *cg, const char *phase)
 {
 	uint64_t cgid = cgroup_arg(cg);
 	int ph = phase_index(phase);
@@ -627,7 +485,7 @@ static int cmd_phase(const char *cg, const char *phase)
 	return 0;
 }
 
-static int cmd_forget(const char *cg)
+int cmd_forget(const char *cg)
 {
 	uint64_t cgid = cgroup_arg(cg);
 	lock_pin_dir();
@@ -644,317 +502,6 @@ static int cmd_forget(const char *cg)
 		bpf_map_delete_elem(m.egress, &keys[i]);
 	free(keys);
 	printf("{\"cgid\":\"%llu\",\"forgotten\":%s}\n", (unsigned long long)cgid, had ? "true" : "false");
-	return 0;
-}
-
-/* ---------- counters ---------- */
-
-static void print_cgroup(FILE *o, struct maps *m, uint64_t cgid, struct fg_counters *percpu, int n)
-{
-	struct fg_policy p;
-	bool has_policy = bpf_map_lookup_elem(m->policies, &cgid, &p) == 0;
-	fprintf(o, "{\"cgid\":\"%llu\",\"policy\":", (unsigned long long)cgid);
-	if (has_policy)
-		fprintf(o, "{\"action\":\"%s\",\"phase\":\"%s\",\"record\":%s,\"noWriteOpens\":%s,\"egress\":%s}",
-			p.action == FG_ACTION_ENFORCE ? "enforce" : "audit",
-			p.phase < FG_NPHASES ? phase_names[p.phase] : "serve",
-			p.flags & FG_F_RECORD ? "true" : "false", p.flags & FG_F_NO_WRITE_OPENS ? "true" : "false",
-			p.flags & FG_F_EGRESS ? "true" : "false");
-	else
-		fputs("null", o);
-
-	uint64_t denied = 0, allowed = 0;
-	fputs(",\"syscalls\":{", o);
-	bool first = true;
-	for (int nr = 0; nr < FG_NR_SLOTS; nr++) {
-		uint64_t calls = 0, viol = 0;
-		for (int c = 0; c < n && percpu; c++) {
-			calls += percpu[c].calls[nr];
-			viol += percpu[c].violations[nr];
-		}
-		if (!calls && !viol)
-			continue;
-		fprintf(o, "%s\"%d\":{\"calls\":%llu,\"violations\":%llu}", first ? "" : ",", nr,
-			(unsigned long long)calls, (unsigned long long)viol);
-		first = false;
-	}
-	for (int c = 0; c < n && percpu; c++) {
-		denied += percpu[c].egress_denied;
-		allowed += percpu[c].egress_allowed;
-	}
-	fprintf(o, "},\"egressDenied\":%llu,\"egressAllowed\":%llu,\"recorded\":", (unsigned long long)denied,
-		(unsigned long long)allowed);
-
-	bool any = false;
-	for (uint32_t ph = 0; ph < FG_NRECSETS; ph++) {
-		struct fg_rec_key rk = { .cgid = cgid, .phase = ph };
-		struct fg_bitmap b;
-		if (bpf_map_lookup_elem(m->recorded, &rk, &b) != 0)
-			continue;
-		fprintf(o, "%s\"%s\":[", any ? "," : "{", recset_names[ph]);
-		any = true;
-		bool f1 = true;
-		for (int nr = 0; nr < FG_NR_SLOTS; nr++)
-			if (b.bits[nr / 64] & (1ULL << (nr % 64))) {
-				fprintf(o, "%s%d", f1 ? "" : ",", nr);
-				f1 = false;
-			}
-		fputc(']', o);
-	}
-	fputs(any ? "}}" : "null}", o);
-}
-
-static int cmd_counters(const char *only)
-{
-	struct maps m = open_maps();
-	int n = ncpus();
-	uint64_t want = only ? cgroup_arg(only) : 0;
-	struct fg_counters *percpu = calloc((size_t)n, sizeof(*percpu));
-	if (!percpu)
-		die("out of memory");
-
-	uint64_t dropped = 0;
-	uint32_t k = FG_STAT_EVENTS_DROPPED;
-	uint64_t *stat = calloc((size_t)n, sizeof(uint64_t));
-	if (stat && bpf_map_lookup_elem(m.stats, &k, stat) == 0)
-		for (int c = 0; c < n; c++)
-			dropped += stat[c];
-	free(stat);
-
-	printf("{\"eventsDropped\":%llu,\"cgroups\":[", (unsigned long long)dropped);
-	bool first = true;
-	/* Every registered cgroup has a counters entry; the policy map alone would miss cgroups
-	 * whose policy was dropped but whose counters are still wanted. */
-	uint64_t key, next;
-	void *prev = NULL;
-	while (bpf_map_get_next_key(m.counters, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (only && key != want)
-			continue;
-		if (bpf_map_lookup_elem(m.counters, &key, percpu) != 0)
-			continue; /* forgotten meanwhile */
-		if (!first)
-			putchar(',');
-		print_cgroup(stdout, &m, key, percpu, n);
-		first = false;
-	}
-	printf("]}\n");
-	free(percpu);
-	return 0;
-}
-
-/* ---------- events ---------- */
-
-static volatile sig_atomic_t stop;
-static void on_signal(int sig) { (void)sig; stop = 1; }
-
-static int print_event(void *ctx, void *data, size_t size)
-{
-	(void)ctx;
-	if (size < sizeof(struct fg_event))
-		return 0;
-	const struct fg_event *e = data;
-	static const char *kinds[] = { "?", "syscall", "write-open", "egress" };
-	char comm[17];
-	memcpy(comm, e->comm, 16);
-	comm[16] = 0;
-	printf("{\"cgid\":\"%llu\",\"pid\":%u,\"tid\":%u,\"comm\":", (unsigned long long)e->cgid, e->pid, e->tid);
-	json_str(stdout, comm);
-	printf(",\"kind\":\"%s\",\"action\":\"%s\",\"phase\":\"%s\"", kinds[e->kind <= 3 ? e->kind : 0],
-	       e->action == FG_ACTION_ENFORCE ? "enforce" : "audit", e->phase < FG_NPHASES ? phase_names[e->phase] : "?");
-	if (e->kind == FG_EV_EGRESS) {
-		char a[INET6_ADDRSTRLEN];
-		if (e->family == 4)
-			inet_ntop(AF_INET, &e->addr[12], a, sizeof(a));
-		else
-			inet_ntop(AF_INET6, e->addr, a, sizeof(a));
-		printf(",\"family\":%u,\"addr\":\"%s\",\"port\":%u}\n", e->family, a, e->port);
-	} else {
-		printf(",\"nr\":%u,\"openFlags\":%llu}\n", e->nr, (unsigned long long)e->open_flags);
-	}
-	if (fflush(stdout) != 0)
-		stop = 1; /* the reader went away */
-	return 0;
-}
-
-static int cmd_events(void)
-{
-	struct maps m = open_maps();
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, on_signal);
-	struct ring_buffer *rb = ring_buffer__new(m.events, print_event, NULL, NULL);
-	if (!rb)
-		die("opening the event ring buffer: %s", strerror(errno));
-	printf("{\"ready\":true}\n");
-	fflush(stdout);
-	while (!stop) {
-		int err = ring_buffer__poll(rb, 200);
-		if (err < 0 && err != -EINTR)
-			die("reading events: %s", strerror(-err));
-	}
-	ring_buffer__free(rb);
-	return 0;
-}
-
-/* ---------- probe ---------- */
-
-static void probe_field(bool *first, const char *name, bool ok, const char *why)
-{
-	printf("%s\"%s\":{\"ok\":%s", *first ? "" : ",", name, ok ? "true" : "false");
-	if (!ok && why) {
-		printf(",\"reason\":");
-		json_str(stdout, why);
-	}
-	putchar('}');
-	*first = false;
-}
-
-static bool cap_effective(int cap)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	unsigned long long caps = 0;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapEff: %llx", &caps) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return caps & (1ULL << cap);
-}
-
-static bool cgroup2_mount(char *out, size_t len)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char line[4096];
-	bool found = false;
-	while (f && !found && fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - ");
-		char mnt[2048];
-		/* fields: id parent maj:min root mountpoint ... - fstype source opts */
-		if (sep && strncmp(sep + 3, "cgroup2 ", 8) == 0 && sscanf(line, "%*s %*s %*s %*s %2047s", mnt) == 1) {
-			snprintf(out, len, "%s", mnt);
-			found = true;
-		}
-	}
-	if (f)
-		fclose(f);
-	return found;
-}
-
-/* A securityfs file's first line; securityfs is mounted on a private temporary directory for
- * the read when the host has it nowhere (the probe leaves no mount behind). */
-static bool read_securityfs(const char *name, char *out, size_t len)
-{
-	char path[512], dir[] = "/tmp/fhirguard-securityfs-XXXXXX";
-	bool mounted = false;
-	snprintf(path, sizeof(path), "/sys/kernel/security/%s", name);
-	if (access(path, R_OK) != 0) {
-		if (!mkdtemp(dir))
-			return false;
-		if (mount("securityfs", dir, "securityfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
-			rmdir(dir);
-			return false;
-		}
-		mounted = true;
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
-	}
-	FILE *f = fopen(path, "r");
-	bool ok = f && fgets(out, (int)len, f);
-	if (f)
-		fclose(f);
-	if (ok)
-		out[strcspn(out, "\n")] = 0;
-	if (mounted) {
-		umount2(dir, MNT_DETACH);
-		rmdir(dir);
-	}
-	return ok;
-}
-
-static void probe_prog(bool *first, const char *name, enum bpf_prog_type t, const char *extra_why)
-{
-	int r = libbpf_probe_bpf_prog_type(t, NULL);
-	char why[256];
-	snprintf(why, sizeof(why), "%s%s%s", r < 0 ? strerror(-r) : "the kernel refuses this program type",
-		 extra_why ? "; " : "", extra_why ? extra_why : "");
-	probe_field(first, name, r == 1, why);
-}
-
-static int cmd_probe(void)
-{
-	bool first = true;
-	char why[512];
-	char lsms[256] = "", lockdown[256] = "";
-	bool have_lsms = read_securityfs("lsm", lsms, sizeof(lsms));
-	read_securityfs("lockdown", lockdown, sizeof(lockdown));
-	printf("{\"euid\":%u,\"activeLsms\":", geteuid());
-	json_str(stdout, lsms);
-	printf(",\"lockdown\":");
-	json_str(stdout, lockdown);
-	putchar(',');
-	printf("\"capabilities\":{\"sysAdmin\":%s,\"bpf\":%s,\"perfmon\":%s,\"netAdmin\":%s},",
-	       cap_effective(21) ? "true" : "false", cap_effective(39) ? "true" : "false",
-	       cap_effective(38) ? "true" : "false", cap_effective(12) ? "true" : "false");
-	printf("\"checks\":{");
-
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, 4, 1, NULL);
-	snprintf(why, sizeof(why), "bpf(BPF_MAP_CREATE) failed: %s", strerror(errno));
-	probe_field(&first, "bpfSyscall", fd >= 0, why);
-	if (fd >= 0)
-		close(fd);
-
-	probe_field(&first, "btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0,
-		    "/sys/kernel/btf/vmlinux is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF, CO-RE programs cannot load");
-
-	bool bpffs = is_fs("/sys/fs/bpf", BPF_FS_MAGIC);
-	probe_field(&first, "bpffs", bpffs, "/sys/fs/bpf is not a bpffs mount (`fhirguard-bpf load` mounts it)");
-
-	char cg2[2048] = "";
-	bool have_cg2 = cgroup2_mount(cg2, sizeof(cg2));
-	printf(",\"cgroup2\":{\"ok\":%s,\"mount\":", have_cg2 ? "true" : "false");
-	json_str(stdout, cg2);
-	if (!have_cg2)
-		printf(",\"reason\":\"no cgroup2 mount: per-cgroup policies and connect hooks need the v2 hierarchy\"");
-	putchar('}');
-
-	probe_prog(&first, "rawTracepoint", BPF_PROG_TYPE_RAW_TRACEPOINT, NULL);
-	probe_prog(&first, "tracepoint", BPF_PROG_TYPE_TRACEPOINT, NULL);
-	probe_prog(&first, "cgroupSockAddr", BPF_PROG_TYPE_CGROUP_SOCK_ADDR, NULL);
-
-	char lsm_why[600];
-	if (!have_lsms)
-		snprintf(lsm_why, sizeof(lsm_why), "the active LSM list could not be read (securityfs)");
-	else if (!strstr(lsms, "bpf"))
-		snprintf(lsm_why, sizeof(lsm_why), "\"bpf\" is not among the active LSMs (%s): boot with lsm=...,bpf", lsms);
-	else
-		snprintf(lsm_why, sizeof(lsm_why), "bpf is an active LSM (%s) but the kernel refuses to load LSM programs%s%s",
-			 lsms, lockdown[0] ? "; lockdown: " : "", lockdown);
-	probe_prog(&first, "lsm", BPF_PROG_TYPE_LSM, lsm_why);
-	probe_prog(&first, "tracing", BPF_PROG_TYPE_TRACING, "fentry/fexit/tp_btf programs");
-
-
-	int r = libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_FUNC_send_signal, NULL);
-	snprintf(why, sizeof(why), "%s", r < 0 ? strerror(-r) : "bpf_send_signal is not available to raw tracepoints");
-	probe_field(&first, "sendSignal", r == 1, why);
-	r = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
-	snprintf(why, sizeof(why), "%s", r < 0 ? strerror(-r) : "no BPF ring buffer (Linux < 5.8)");
-	probe_field(&first, "ringbuf", r == 1, why);
-
-	/* The decisive check: fhirguard's own programs through the verifier (loaded, never
-	 * attached, freed on exit), without touching any pinned state. */
-	struct fhirguard_bpf *skel = fhirguard_bpf__open();
-	int err = skel ? 0 : -errno;
-	if (skel) {
-		struct bpf_map *map;
-		bpf_object__for_each_map(map, skel->obj) bpf_map__set_pin_path(map, NULL);
-		err = fhirguard_bpf__load(skel);
-		fhirguard_bpf__destroy(skel);
-	}
-	snprintf(why, sizeof(why), "loading fhirguard.bpf.o failed: %s. %.400s", strerror(-err), libbpf_log);
-	probe_field(&first, "programs", err == 0, why);
-	printf("}}\n");
 	return 0;
 }
 
