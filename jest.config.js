@@ -1,9 +1,18 @@
 /** Jest runs the TypeScript sources directly through ts-jest; real processes under test are
- * started from the compiled dist/ (see test/helpers), so `npm run build` precedes `jest`. */
-module.exports = {
+ * started from the compiled dist/ (see test/helpers), so `npm run build` precedes `jest`.
+ * Two projects: unit (the files test/projects.js names) and integration (every other). */
+const { UNIT } = require('./test/projects');
+
+const common = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.test.json' }] },
   testTimeout: 60000,
+};
+
+module.exports = {
+  projects: [
+    { ...common, displayName: 'unit', testRegex: UNIT.map((u) => `${u}.*\\.test\\.ts$`) },
+    { ...common, displayName: 'integration', testMatch: ['**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', ...UNIT] },
+  ],
 };

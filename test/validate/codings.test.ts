@@ -11,7 +11,7 @@ function issues(r: unknown): string[] {
 }
 
 const obs = (extra: Record<string, unknown>): unknown => ({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, ...extra });
-const category = (code: string, display?: string): unknown => ({
+const category = (code: string, display?: string): Record<string, unknown> => ({
   category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code, ...(display ? { display } : {}) }] }],
 });
 

@@ -1,0 +1,12 @@
+// Which test files make the `unit` jest project (npm run test:unit, the fast loop): no root, no
+// network, no process started, seconds in all. Everything else is `integration`. make test
+// runs both. test/unit-project.test.ts proves the unit files keep to that.
+const UNIT = [
+  '/test/archive/',
+  '/test/fhir/',
+  '/test/metrics/',
+  '/test/policy/',
+  // test/validate/ but the files that run the CLI or fetch a FHIR package
+  '/test/validate/(?!(cli|datatypes|ips-package|profiles)\\.test\\.ts$)',
+];
+module.exports = { UNIT };
