@@ -25,6 +25,7 @@
 
 import { findDuplicateKey, scanJsonText, scanNumbersEverywhere } from './body-text';
 import { refuse, type FhirError } from './outcome';
+import type { RefusalReason } from './refusal-reasons';
 
 export interface BodyLimits {
   /** Deepest nesting of objects and arrays accepted; the top level is depth 1. */
@@ -36,7 +37,7 @@ const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor',
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-function bad(reason: string, diagnostics: string, code: 'structure' | 'invalid' | 'security' = 'structure'): FhirError {
+function bad(reason: RefusalReason, diagnostics: string, code: 'structure' | 'invalid' | 'security' = 'structure'): FhirError {
   return refuse(400, reason, code, diagnostics);
 }
 

@@ -2,6 +2,8 @@
 // carries both from wherever the problem is found (classify, policy, validate, route) to the
 // one place that writes the response.
 
+import type { RefusalReason } from './refusal-reasons';
+
 export type IssueSeverity = 'fatal' | 'error' | 'warning' | 'information';
 
 /** Issue type codes from the R4 value set http://hl7.org/fhir/ValueSet/issue-type. */
@@ -57,10 +59,10 @@ export interface OperationOutcome {
  */
 export class FhirError extends Error {
   readonly status: number;
-  readonly reason: string;
+  readonly reason: RefusalReason;
   readonly issues: Issue[];
 
-  constructor(status: number, reason: string, issues: Issue[] | Issue | string, code: IssueCode = 'invalid') {
+  constructor(status: number, reason: RefusalReason, issues: Issue[] | Issue | string, code: IssueCode = 'invalid') {
     const list: Issue[] =
       typeof issues === 'string'
         ? [{ severity: 'error', code, diagnostics: issues }]
@@ -84,6 +86,6 @@ export function operationOutcome(issues: Issue[]): OperationOutcome {
 }
 
 /** Shorthand for the common single-issue refusal. */
-export function refuse(status: number, reason: string, code: IssueCode, diagnostics: string, expression?: string[]): FhirError {
+export function refuse(status: number, reason: RefusalReason, code: IssueCode, diagnostics: string, expression?: string[]): FhirError {
   return new FhirError(status, reason, [{ severity: 'error', code, diagnostics, ...(expression ? { expression } : {}) }]);
 }

@@ -19,6 +19,7 @@ import { CGROUP2, Child, TEST_CHILD, killAll, listenLoopback, removeCgroup } fro
 import { dashboardQueries, loadDashboard, metricNames } from '../grafana/dashboard';
 import { FHIRGUARD, REPO } from '../helpers/confined';
 import { FakeKubeApi } from '../helpers/kube-api-server';
+import { poll } from '../helpers/poll';
 
 const tag = randomBytes(4).toString('hex');
 const testRoot = path.join(CGROUP2, `fhirguard-test-${tag}`);
@@ -97,14 +98,15 @@ async function phaseOf(dir: string): Promise<Phase | null> {
 }
 
 async function eventually<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await probe();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(last)} after ${ms} ms\n${agentLog().slice(-4000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await probe();
-  }
-  return last;
+  const found = await poll(
+    what,
+    async () => {
+      const v = await probe();
+      return ok(v) ? { v } : false;
+    },
+    { timeoutMs: ms, intervalMs: 100, detail: () => agentLog().slice(-4000) },
+  );
+  return found.v;
 }
 
 const agentLog = (): string => (agent?.lines ?? []).map((l) => JSON.stringify(l)).join('\n');

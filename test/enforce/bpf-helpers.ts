@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { bpfOutputDir, cgroup2Mount } from '../../src/enforce/bpf';
+import { poll } from '../helpers/poll';
 
 export const TEST_CHILD = path.join(bpfOutputDir(), 'fg-test-child');
 /** The cgroup v2 mount ('' when there is none: the suite then fails saying so). */
@@ -139,6 +140,5 @@ export function listenLoopback(): Promise<{ port: number; server: Server }> {
 
 /** Polls until `done()` holds or `ms` pass (the caller's assertions then say what is missing). */
 export async function until(done: () => boolean, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await poll('a condition', done, { timeoutMs: ms }).catch(() => undefined);
 }

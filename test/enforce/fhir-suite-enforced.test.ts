@@ -35,8 +35,9 @@ import { expectOutcome, expectStatus, patient, proxyTarget, type FhirTarget } fr
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';
-import { parseMetrics, type Sample } from '../proxy/metrics-text';
-import { closeClients } from '../proxy/client';
+import { parseMetrics, type Sample } from '../helpers/metrics-text';
+import { closeClients } from '../helpers/http-client';
+import { poll } from '../helpers/poll';
 
 const TIERS = ['read', 'write', 'ops'];
 
@@ -202,11 +203,9 @@ describe('after every case', () => {
 
 /** Until the front door's /readyz answers 200 (it starts once the agent's API is served). */
 async function readyz(adminUrl: string): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const status = await fetch(`${adminUrl}/readyz`).then((r) => r.status, () => 0);
-    if (status === 200) return;
-    if (Date.now() > deadline) throw new Error(`the front door's /readyz answered ${status} for 90 s:\n${agent.log().slice(-3000)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  await poll("the front door's /readyz to answer 200", async () => (await fetch(`${adminUrl}/readyz`)).status === 200, {
+    timeoutMs: 90_000,
+    intervalMs: 100,
+    detail: () => agent.log().slice(-3000),
+  });
 }

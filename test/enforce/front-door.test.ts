@@ -14,6 +14,7 @@ import { resolveIdentities } from '../../src/enforce/identities';
 import { freePort } from '../../src/record/ports';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { buildAttack, outcomes, procStatus, removeDir, requireEnforcement, runExec, shortTempDir } from '../helpers/confined';
+import { poll } from '../helpers/poll';
 
 let dir: string;
 let attack: string;
@@ -35,13 +36,14 @@ function listen(): Promise<[net.Server, number]> {
 
 
 async function frontDoorServing(): Promise<{ pid: number; restarts: number }> {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const fd = (await agent.client.enforcement()).frontDoor;
-    if (fd?.state === 'serving' && fd.pid) return { pid: fd.pid, restarts: fd.restarts };
-    if (Date.now() > deadline) throw new Error(`the front door is not serving: ${JSON.stringify(fd)}\n${agent.log().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return poll(
+    'the front door to serve',
+    async () => {
+      const fd = (await agent.client.enforcement()).frontDoor;
+      return fd?.state === 'serving' && fd.pid ? { pid: fd.pid, restarts: fd.restarts } : false;
+    },
+    { timeoutMs: 90_000, intervalMs: 100, detail: () => agent.log().slice(-3000) },
+  );
 }
 
 beforeAll(async () => {
@@ -117,13 +119,14 @@ describe('the proxy the agent runs', () => {
   test('killed, it is restarted by the agent and serves again', async () => {
     const before = await frontDoorServing();
     process.kill(before.pid, 'SIGKILL');
-    const deadline = Date.now() + 60_000;
-    let after = before;
-    while (after.pid === before.pid || after.restarts === before.restarts) {
-      if (Date.now() > deadline) throw new Error('the front door was not restarted');
-      await new Promise((r) => setTimeout(r, 100));
-      after = await frontDoorServing().catch(() => before);
-    }
+    const after = await poll(
+      'the front door to be restarted',
+      async () => {
+        const now = await frontDoorServing();
+        return now.pid !== before.pid && now.restarts !== before.restarts ? now : false;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     expect(after.restarts).toBe(before.restarts + 1);
     expect((await fetch(`${fhirUrl}/metadata`)).status).toBe(200);
   }, 90_000);

@@ -5,7 +5,7 @@
 // confined workers (test/enforce/fhir-suite-enforced.test.ts).
 
 import { randomUUID } from 'node:crypto';
-import { send } from '../proxy/client';
+import { send } from '../helpers/http-client';
 import { fhirRequest, type FhirResult } from '../helpers/worker-process';
 
 export type { FhirResult };

@@ -16,8 +16,8 @@ import { buildCapabilityStatement } from '../../src/proxy/capability-statement';
 import { onUpstreams, SHIPPED_POLICY, shippedPolicy } from '../fhir-cases/policies';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
-import { closeClients, send } from './client';
-import { scrape, sum } from './metrics-text';
+import { closeClients, send } from '../helpers/http-client';
+import { scrape, sum } from '../helpers/metrics-text';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

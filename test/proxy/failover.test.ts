@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
-import { closeClients, send, type Reply } from './client';
-import { scrapeUntil, value } from './metrics-text';
+import { closeClients, send, type Reply } from '../helpers/http-client';
+import { scrapeUntil, value } from '../helpers/metrics-text';
+import { poll } from '../helpers/poll';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -112,13 +113,11 @@ test('a member killed under concurrent read traffic: every read still succeeds',
 
 test('with the dead member revived, it gets traffic again after its health check', async () => {
   await readA.revive();
-  const deadline = Date.now() + 30_000;
   readA.clear();
-  while (readA.traffic().length === 0) {
-    if (Date.now() > deadline) throw new Error('the revived member never got traffic back');
+  await poll('the revived member to get traffic back', async () => {
     expect((await send(proxy.origin, 'GET', '/fhir/Patient/back')).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return readA.traffic().length > 0;
+  });
 });
 
 test('a read that breaks its connection is retried once on another member', async () => {

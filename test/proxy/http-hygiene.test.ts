@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
-import { closeClients, send } from './client';
-import { scrapeUntil, value } from './metrics-text';
+import { closeClients, send } from '../helpers/http-client';
+import { scrapeUntil, value } from '../helpers/metrics-text';
 import { parseResponses, rawExchange, type ParsedResponse } from './raw-socket';
 
 let dir: string;

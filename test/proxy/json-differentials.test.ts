@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
-import { closeClients, send } from './client';
+import { closeClients, send } from '../helpers/http-client';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
-import { closeClients, send } from './client';
-import { scrape, scrapeUntil, sum, value, type Sample } from './metrics-text';
+import { closeClients, send } from '../helpers/http-client';
+import { scrape, scrapeUntil, sum, value, type Sample } from '../helpers/metrics-text';
 
 let dir: string;
 let proxy: ProxyProcess;

@@ -13,8 +13,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
-import { closeClients, send } from './client';
-import { scrapeUntil, value } from './metrics-text';
+import { closeClients, send } from '../helpers/http-client';
+import { scrapeUntil, value } from '../helpers/metrics-text';
 
 const BIG = Buffer.alloc(16 * 2 ** 20, 'abcdefghijklmnopqrstuvwxyz0123456789');
 const BIG_SHA = createHash('sha256').update(BIG).digest('hex');

@@ -16,7 +16,7 @@ import { onUpstreams, shippedPolicy, withDeletes } from '../fhir-cases/policies'
 import { proxyTarget, type FhirTarget } from '../fhir-cases/target';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { fhirRequest, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
-import { closeClients, send, type Reply } from './client';
+import { closeClients, send, type Reply } from '../helpers/http-client';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
-import { closeClients, send, type Reply } from './client';
+import { closeClients, send, type Reply } from '../helpers/http-client';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

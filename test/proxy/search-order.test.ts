@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordedRequest, type RecordingUpstream } from '../helpers/recording-upstream';
-import { closeClients, send, type Reply, type SendOptions } from './client';
+import { closeClients, send, type Reply, type SendOptions } from '../helpers/http-client';
 
 let dir: string;
 let proxy: ProxyProcess;

@@ -7,7 +7,7 @@ import type { WorkerInfo } from '../../src/agent-api/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { FHIRGUARD } from '../helpers/confined';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';
-import { send } from '../proxy/client';
+import { send } from '../helpers/http-client';
 
 export interface CliRun {
   code: number | null;

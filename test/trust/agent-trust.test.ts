@@ -19,7 +19,7 @@ import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProc
 import { FHIRGUARD, REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 import { OSV_FIXTURES, policyWithFixtureWaivers } from '../helpers/fixture-policy';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';
-import { scrape, value, type Sample } from '../proxy/metrics-text';
+import { scrape, value, type Sample } from '../helpers/metrics-text';
 import { loadTrustedKeys } from '../../src/trust/keys';
 
 jest.setTimeout(240_000);

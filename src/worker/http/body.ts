@@ -12,7 +12,7 @@ export const MAX_JSON_DEPTH = 128;
 
 export class BodyTooLarge extends FhirError {
   constructor(limit: number) {
-    super(413, 'too-large', `the request body is larger than ${limit} bytes`, 'too-long');
+    super(413, 'body-too-large', `the request body is larger than ${limit} bytes`, 'too-long');
   }
 }
 

@@ -91,7 +91,7 @@ function errorResponse(err: unknown, log: Logger, method: string, url: string): 
     return { status: 503, body: JSON.stringify(e.toOutcome()), headers: { 'Retry-After': '1' } };
   }
   log.error({ err, method, url }, 'request failed');
-  const e = refuse(500, 'internal', 'exception', 'the worker failed to process the request; see its log');
+  const e = refuse(500, 'internal-error', 'exception', 'the worker failed to process the request; see its log');
   return { status: 500, body: JSON.stringify(e.toOutcome()) };
 }
 
