@@ -7,10 +7,11 @@ const common = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.test.json' }] },
-  testTimeout: 60000,
 };
 
 module.exports = {
+  // A global option: projects do not take it.
+  testTimeout: 60000,
   projects: [
     { ...common, displayName: 'unit', testRegex: UNIT.map((u) => `${u}.*\\.test\\.ts$`) },
     { ...common, displayName: 'integration', testMatch: ['**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', ...UNIT] },

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { GRAFANA_DIR } from './dashboard';
+import { poll } from '../helpers/poll';
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 
@@ -22,19 +23,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+export function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 200): Promise<T> {
+  return poll(what, probe, { timeoutMs, intervalMs });
 }
 
 export interface QueryResult {

@@ -11,6 +11,7 @@ import { AgentClient, type WorkerInfo } from '../../src/agent-api/client';
 import { stagedInstallDir } from '../../src/enforce/layout';
 import { stageInstall } from '../../src/install/stage';
 import { FHIRGUARD, REPO } from './confined';
+import { poll } from './poll';
 
 export interface AgentProcess {
   proc: ChildProcess;
@@ -111,15 +112,15 @@ export async function waitWorkers(
   timeoutMs = 90_000,
   log?: () => string,
 ): Promise<WorkerInfo[]> {
-  const deadline = Date.now() + timeoutMs;
   let last: WorkerInfo[] = [];
-  while (Date.now() < deadline) {
-    last = await client.workers();
-    if (pred(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const tail = log ? `\n${log().split('\n').slice(-30).join('\n')}` : '';
-  throw new Error(`workers never reached the expected states: ${JSON.stringify(last.map((w) => [w.id, w.state, w.restarts]))}${tail}`);
+  return poll(
+    'the workers to reach the expected states',
+    async () => {
+      last = await client.workers();
+      return pred(last) ? last : false;
+    },
+    { timeoutMs, intervalMs: 100, detail: () => `${JSON.stringify(last.map((w) => [w.id, w.state, w.restarts]))}${log ? `\n${log().split('\n').slice(-30).join('\n')}` : ''}` },
+  );
 }
 
 export const allServing = (ws: WorkerInfo[]): boolean => ws.length > 0 && ws.every((w) => w.state === 'serving');

@@ -1,6 +1,8 @@
 // Reading the Prometheus text exposition the admin listener serves, so tests can look up
 // one series by name and labels and compare its value.
 
+import { poll } from './poll';
+
 export interface Sample {
   name: string;
   labels: Record<string, string>;
@@ -44,11 +46,14 @@ export async function scrape(adminUrl: string): Promise<{ text: string; samples:
 
 /** Scrapes until `ready(samples)` holds (metrics are recorded when a response has finished). */
 export async function scrapeUntil(adminUrl: string, ready: (s: Sample[]) => boolean, timeoutMs = 10_000): Promise<{ text: string; samples: Sample[] }> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await scrape(adminUrl);
-    if (ready(got.samples)) return got;
-    if (Date.now() > deadline) return got; // the caller's assertions say what is missing
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let got = await scrape(adminUrl);
+  // At the deadline the last scrape is returned: the caller's assertions say what is missing.
+  return poll(
+    'the metrics to be recorded',
+    async () => {
+      got = await scrape(adminUrl);
+      return ready(got.samples) ? got : false;
+    },
+    { timeoutMs },
+  ).catch(() => got);
 }

@@ -13,6 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { REPO_ROOT, terminate } from './worker-process';
+import { poll } from './poll';
 
 const BIN = join(REPO_ROOT, 'bin', 'fhirguard');
 
@@ -138,16 +139,16 @@ export async function startProxy(opts: StartProxyOptions): Promise<ProxyProcess>
 
 /** Polls the admin /readyz until it answers `status` (200 or 503). */
 export async function waitReadyz(proxy: ProxyProcess, status: 200 | 503, timeoutMs = 30_000): Promise<unknown> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 0;
-  for (;;) {
-    const res = await fetch(`${proxy.adminUrl}/readyz`);
-    const body = await res.json();
-    last = res.status;
-    if (res.status === status) return body;
-    if (Date.now() > deadline) throw new Error(`/readyz stayed ${last}, expected ${status}: ${JSON.stringify(body)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let last: unknown;
+  return poll(
+    `/readyz to answer ${status}`,
+    async () => {
+      const res = await fetch(`${proxy.adminUrl}/readyz`);
+      last = { status: res.status, body: await res.json() };
+      return res.status === status ? (last as { body: unknown }).body : false;
+    },
+    { timeoutMs, detail: () => JSON.stringify(last) },
+  );
 }
 
 /** Kills every proxy this test file started and still runs (call in afterAll). */

@@ -19,8 +19,9 @@ import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProc
 import { FHIRGUARD, REPO, removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 import { OSV_FIXTURES, policyWithFixtureWaivers } from '../helpers/fixture-policy';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';
-import { scrape, value, type Sample } from '../helpers/metrics-text';
+import { scrapeUntil, value, type Sample } from '../helpers/metrics-text';
 import { loadTrustedKeys } from '../../src/trust/keys';
+import { poll } from '../helpers/poll';
 
 jest.setTimeout(240_000);
 
@@ -67,23 +68,22 @@ async function everyTierServes(): Promise<void> {
 
 /** Scrapes the proxy's metrics until `ready` holds (they are read from the agent per scrape). */
 async function metricsUntil(ready: (s: Sample[]) => boolean): Promise<Sample[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const { samples } = await scrape(proxy.adminUrl);
-    if (ready(samples) || Date.now() > deadline) return samples;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return (await scrapeUntil(proxy.adminUrl, ready, 10_000)).samples;
 }
 
 /** The proxy's answer for `tier` once it knows the tier's workers were refused. */
 async function refusedAnswer(tier: Tier): Promise<{ status: number; body: Record<string, any>; headers: Headers }> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const res = await request(tier);
-    const body = (await res.json()) as Record<string, any>;
-    if (String(body.issue?.[0]?.diagnostics).includes('refused to start its workers') || Date.now() > deadline) return { status: res.status, body, headers: res.headers };
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  let last: { status: number; body: Record<string, any>; headers: Headers } | undefined;
+  // At the deadline the last answer is returned: the caller's assertions say what it was.
+  return poll(
+    `the proxy to know tier ${tier}'s workers were refused`,
+    async () => {
+      const res = await request(tier);
+      last = { status: res.status, body: (await res.json()) as Record<string, any>, headers: res.headers };
+      return String(last.body.issue?.[0]?.diagnostics).includes('refused to start its workers') ? last : false;
+    },
+    { timeoutMs: 10_000, intervalMs: 100 },
+  ).catch(() => last!);
 }
 
 const REASON_WORDS: Record<string, string> = {
