@@ -56,10 +56,14 @@ async function startProxy(dir: string, variant: string, policy: string, confined
   let child: ChildProcess;
   if (confined) {
     const state = join(dir, `state-${listen}`);
-    child = spawn(process.execPath, [BIN, 'exec', '--tier', 'proxy', '--policy', policy, '--state-dir', state, '--db', join(state, 'data', 'fhir.db'), '--ro', policy, '--', process.execPath, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [BIN, 'exec', '--tier', 'proxy', '--policy', policy, '--state-dir', state, '--db', join(state, 'data', 'fhir.db'), '--ro', policy, '--', process.execPath, ...args],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
   } else {
     child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], uid: ids.proxy.uid, gid: ids.proxy.gid });
   }
@@ -109,7 +113,10 @@ async function main(): Promise<void> {
     const upChild = spawnLogged('upstream', process.execPath, [join(__dirname, 'proxy.js'), 'upstream'], { cwd: ROOT });
     const upPort = await firstLine(upChild, 'upstream', (l) => (l.startsWith('{"port"') ? (JSON.parse(l) as { port: number }).port : undefined));
     const policy = join(dir, 'policy.yaml');
-    writeFileSync(policy, ['tiers:', '  - name: read', `    upstreams: ["http://127.0.0.1:${upPort}"]`, 'rules:', '  - resources: ["*"]', '    interactions: [read, capabilities]', '    tier: read', ''].join('\n'));
+    writeFileSync(
+      policy,
+      ['tiers:', '  - name: read', `    upstreams: ["http://127.0.0.1:${upPort}"]`, 'rules:', '  - resources: ["*"]', '    interactions: [read, capabilities]', '    tier: read', ''].join('\n'),
+    );
     chmodSync(policy, 0o644);
     const unconfined = await startProxy(dir, 'unconfined', policy, false);
     const confined = await startProxy(dir, 'confined', policy, true);
@@ -147,12 +154,20 @@ async function main(): Promise<void> {
     const c = seq.confined;
     process.stdout.write(`\nfhirguard front door confinement benchmark, ${started.toISOString()}\nmachine: ${describeMachine(m)}\n`);
     process.stdout.write(`one after the other, ${rounds} rounds x ${seconds} s, 32 connections (medians, min-max):\n`);
-    for (const [v, s] of [['unconfined', u], ['confined', c]] as const) {
-      process.stdout.write(`  ${v.padEnd(11)} ${s.rps.median.toFixed(0)} req/s (${s.rps.min.toFixed(0)}-${s.rps.max.toFixed(0)})  ${s.cpuUsPerRead.median.toFixed(1)} µs CPU/read (${s.cpuUsPerRead.min.toFixed(1)}-${s.cpuUsPerRead.max.toFixed(1)})\n`);
+    for (const [v, s] of [
+      ['unconfined', u],
+      ['confined', c],
+    ] as const) {
+      process.stdout.write(
+        `  ${v.padEnd(11)} ${s.rps.median.toFixed(0)} req/s (${s.rps.min.toFixed(0)}-${s.rps.max.toFixed(0)})  ${s.cpuUsPerRead.median.toFixed(1)} µs CPU/read (${s.cpuUsPerRead.min.toFixed(1)}-${s.cpuUsPerRead.max.toFixed(1)})\n`,
+      );
     }
     process.stdout.write(`  confined/unconfined: ${pct(c.rps.median / u.rps.median)} of the reads, CPU per read ${(c.cpuUsPerRead.median - u.cpuUsPerRead.median).toFixed(1)} µs more\n`);
     if (h2h) {
-      const r = (h: HeadToHead) => (h.ratio ? `${pct(h.ratio.median)} (${pct(h.ratio.min)}-${pct(h.ratio.max)}), ${h.rounds.filter((x) => x.counted).length} of ${h.rounds.length} rounds counted` : 'no figure (too few saturated rounds)');
+      const r = (h: HeadToHead) =>
+        h.ratio
+          ? `${pct(h.ratio.median)} (${pct(h.ratio.min)}-${pct(h.ratio.max)}), ${h.rounds.filter((x) => x.counted).length} of ${h.rounds.length} rounds counted`
+          : 'no figure (too few saturated rounds)';
       process.stdout.write(`head-to-head on CPU ${plan!.shared}: confined vs unconfined ${r(h2h.confined)}; control, twin vs unconfined ${r(h2h.control)}\n`);
       if (h2h.confined.ratio) process.stdout.write(`target confined ≥ ${pct(TARGET)} of unconfined: ${h2h.confined.ratio.median >= TARGET ? 'met' : 'NOT met'}\n`);
     } else process.stdout.write(`head-to-head: NOT measured (${why})\n`);

@@ -61,12 +61,10 @@ async function drive(dir: string, sys: System, patients: string[], seconds: numb
   const pids = await sys.workerPids();
   let cpu0 = 0;
   let cpu1 = 0;
-  const r = await runLoad(
-    dir,
-    { origin: u.origin, requests: requests(u.pathname, patients), connections: CONNECTIONS, seconds, warmupSeconds: warmup, timeoutSeconds: 30 },
-    null,
-    { start: () => (cpu0 = totalCpuSeconds(pids)), end: () => (cpu1 = totalCpuSeconds(pids)) },
-  );
+  const r = await runLoad(dir, { origin: u.origin, requests: requests(u.pathname, patients), connections: CONNECTIONS, seconds, warmupSeconds: warmup, timeoutSeconds: 30 }, null, {
+    start: () => (cpu0 = totalCpuSeconds(pids)),
+    end: () => (cpu1 = totalCpuSeconds(pids)),
+  });
   return { rps: r.rps, cpuMsPerReq: ((cpu1 - cpu0) * 1000) / Math.max(1, r.requests), p50: r.p50, p99: r.p99, errors: r.errors, non2xx: r.non2xx };
 }
 

@@ -86,14 +86,15 @@ function main(): void {
     console.log(`${name.padEnd(66)} ${a.toFixed(0).padStart(6)} ns ${b.toFixed(0).padStart(9)} ns`);
   }
   const del = classify(view('DELETE', '/Patient/123'));
-  console.log(`${'refused       DELETE Patient/123 (403 FhirError built)'.padEnd(66)} ${timeNs(() => decideOrRefuse(shipped, del), 300).toFixed(0).padStart(6)} ns`);
+  console.log(
+    `${'refused       DELETE Patient/123 (403 FhirError built)'.padEnd(66)} ${timeNs(() => decideOrRefuse(shipped, del), 300)
+      .toFixed(0)
+      .padStart(6)} ns`,
+  );
 
   // Table vs scan: one rule per R4 type, the request matching the last one.
   const types = R4_RESOURCE_TYPES;
-  const many = compilePolicy(
-    `tiers: [{name: read}]\nrules:\n${types.map((t) => `  - resources: [${t}]\n    interactions: [read]\n    tier: read\n`).join('')}`,
-    'many.yaml',
-  );
+  const many = compilePolicy(`tiers: [{name: read}]\nrules:\n${types.map((t) => `  - resources: [${t}]\n    interactions: [read]\n    tier: read\n`).join('')}`, 'many.yaml');
   const rules: ScanRule[] = types.map((t) => ({ types: new Set([t]), kinds: new Set(['read']), tier: 'read' }));
   const last = classify(view('GET', `/${types[types.length - 1]}/1`));
   const ours = timeNs(() => many.decide(last), 300);

@@ -105,24 +105,15 @@ async function get(url: string, init?: RequestInit): Promise<{ status: number; t
 async function startFhirguard(dir: string, name: string, upstream: string, logLevel: string): Promise<{ url: string; pid: number }> {
   const stem = join(dir, name.replace(/\W+/g, '-'));
   const policy = `${stem}.yaml`;
-  writeFileSync(
-    policy,
-    [
-      'tiers:',
-      '  - name: read',
-      `    upstreams: ["${upstream}"]`,
-      'rules:',
-      '  - resources: ["*"]',
-      '    interactions: [read, capabilities]',
-      '    tier: read',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(policy, ['tiers:', '  - name: read', `    upstreams: ["${upstream}"]`, 'rules:', '  - resources: ["*"]', '    interactions: [read, capabilities]', '    tier: read', ''].join('\n'));
   const [listen, admin] = [await freePort(), await freePort()];
   // Its log goes to a file, as in production: piped to this process, the log-info variant's
   // ~9,000 lines a second kept this process busy into the next variant's run.
   const log = openSync(`${stem}.log`, 'a');
-  const child = spawnLogged(name, process.execPath, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel], { cwd: ROOT, stdout: log });
+  const child = spawnLogged(name, process.execPath, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel], {
+    cwd: ROOT,
+    stdout: log,
+  });
   closeSync(log);
   try {
     await waitFor(name, async () => (await get(`http://127.0.0.1:${admin}/readyz`)).status === 200, 120_000, child);
@@ -338,7 +329,7 @@ function printPass(p: Pass, connections: number): void {
   process.stdout.write(
     `fhirguard throughput vs bare, one after the other: ${pct(r.throughputVsBare)} (median of per-round ratios, ${pct(r.throughputVsBareRange[0])}-${pct(r.throughputVsBareRange[1])}; ` +
       `of the medians: ${pct(r.throughputVsBareOfMedians)})\n` +
-      `proxy CPU per request: fhirguard ${r.addedCpuUsPerReq >= 0 ? "+" : ""}${r.addedCpuUsPerReq.toFixed(1)} µs over bare; bare's over fhirguard's: ${pct(r.cpuCapacityVsBare)} (median of per-round ratios)\n` +
+      `proxy CPU per request: fhirguard ${r.addedCpuUsPerReq >= 0 ? '+' : ''}${r.addedCpuUsPerReq.toFixed(1)} µs over bare; bare's over fhirguard's: ${pct(r.cpuCapacityVsBare)} (median of per-round ratios)\n` +
       `added p50 vs bare, 1 connection: ${r.addedP50usSingle.toFixed(0)} µs; ` +
       `under ${connections} connections: ${r.addedP50usLoaded.toFixed(0)} µs; added p99, 1 connection: ${r.addedP99usSingle.toFixed(0)} µs\n`,
   );
@@ -448,7 +439,9 @@ async function main(): Promise<void> {
 
     process.stdout.write(`\nfhirguard proxy benchmark, ${started.toISOString()}\n`);
     process.stdout.write(`machine: ${describe(machine)}\n`);
-    process.stdout.write(`load: wrk, 1 thread, ${o.connections} connections x ${o.seconds} s, then 1 connection x ${o.latencySeconds} s; ${rounds} interleaved rounds (worker: ${settings.workerRounds}); medians (min-max)\n`);
+    process.stdout.write(
+      `load: wrk, 1 thread, ${o.connections} connections x ${o.seconds} s, then 1 connection x ${o.latencySeconds} s; ${rounds} interleaved rounds (worker: ${settings.workerRounds}); medians (min-max)\n`,
+    );
     printPass(fast, o.connections);
     printHeadToHead(h2h.result, h2h.why, h2hOptions);
     printPass(worker, o.connections);
@@ -457,7 +450,22 @@ async function main(): Promise<void> {
     const out = join(ROOT, 'bench', 'results');
     mkdirSync(out, { recursive: true });
     const file = join(out, `proxy-${started.toISOString().slice(0, 10)}.json`);
-    writeFileSync(file, JSON.stringify({ benchmark: 'proxy', date: started.toISOString(), machine, settings, targets: { throughputVsBare: TARGET_RATIO, addedP50us: TARGET_ADDED_P50_US }, passes: [fast, worker], headToHead: h2h.result ?? { notMeasured: h2h.why } }, null, 2) + '\n');
+    writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          benchmark: 'proxy',
+          date: started.toISOString(),
+          machine,
+          settings,
+          targets: { throughputVsBare: TARGET_RATIO, addedP50us: TARGET_ADDED_P50_US },
+          passes: [fast, worker],
+          headToHead: h2h.result ?? { notMeasured: h2h.why },
+        },
+        null,
+        2,
+      ) + '\n',
+    );
     process.stdout.write(`\nresults: ${file}\n`);
   } finally {
     await stopAll();

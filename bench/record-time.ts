@@ -37,7 +37,9 @@ async function main(): Promise<void> {
     if (r.code !== 0) throw new Error(`fhirguard record exited with ${r.code}`);
     const report = JSON.parse(r.stdout) as RecordReport;
     const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-    console.log(`\nfhirguard record, shipped policy, default workloads: runc ${report.host.runc}, node ${report.host.node}, Linux ${release()}, ${cpus().length} cores, load ${before.toFixed(1)} → ${loadavg()[0].toFixed(1)}`);
+    console.log(
+      `\nfhirguard record, shipped policy, default workloads: runc ${report.host.runc}, node ${report.host.node}, Linux ${release()}, ${cpus().length} cores, load ${before.toFixed(1)} → ${loadavg()[0].toFixed(1)}`,
+    );
     console.log('tier   record    set-up   start  workload+idle  stop   proof   seccomp  serve');
     let recordMs = 0;
     for (const t of report.tiers) {
@@ -47,7 +49,9 @@ async function main(): Promise<void> {
         `${t.tier.padEnd(6)} ${s(t.timing.recordMs).padStart(7)} ${s(x.setupMs).padStart(8)} ${s(x.bootMs).padStart(7)} ${s(x.workloadMs).padStart(14)} ${s(x.shutdownMs).padStart(5)} ${(t.timing.proofMs !== undefined ? s(t.timing.proofMs) : '-').padStart(7)} ${String(t.seccomp.allowed).padStart(8)} ${String(t.serve.allowed).padStart(6)}`,
       );
     }
-    console.log(`all tiers recorded in ${s(recordMs)} (command ${s(r.ms)} with start-up${prove ? ' and proofs' : ''}); target ${s(TARGET_MS)}: ratio ${(recordMs / TARGET_MS).toFixed(2)} (<= 1 meets it)`);
+    console.log(
+      `all tiers recorded in ${s(recordMs)} (command ${s(r.ms)} with start-up${prove ? ' and proofs' : ''}); target ${s(TARGET_MS)}: ratio ${(recordMs / TARGET_MS).toFixed(2)} (<= 1 meets it)`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -65,7 +65,10 @@ function options() {
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min === Number.MIN_VALUE ? 'above 0' : min} (got '${v}')`);
     return n;
   };
-  const workloads = values.workloads!.split(',').map((s) => s.trim()).filter(Boolean);
+  const workloads = values
+    .workloads!.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const w of workloads) if (!(WORKLOADS as string[]).includes(w)) throw new Error(`unknown workload '${w}' (one of ${WORKLOADS.join(', ')})`);
   return {
     quick,
@@ -274,7 +277,9 @@ async function main(): Promise<void> {
   const loadStart = load();
   const skipped = unavailable(o.variants);
   const { plan, why: noPin } = cpuPlan(o.pin);
-  say(`fhirguard bench ${o.quick ? '(quick) ' : ''}${started.toISOString()}: ${o.variants.length} variants x ${o.workloads.length} workloads, ${o.seconds} s per run after ${o.warmup} s warm-up, ${o.repeats} repeat(s)`);
+  say(
+    `fhirguard bench ${o.quick ? '(quick) ' : ''}${started.toISOString()}: ${o.variants.length} variants x ${o.workloads.length} workloads, ${o.seconds} s per run after ${o.warmup} s warm-up, ${o.repeats} repeat(s)`,
+  );
   say(`pinning: ${plan ? plan.note : noPin}`);
   for (const [v, why] of skipped) say(`SKIPPED ${v}: ${why}`);
 

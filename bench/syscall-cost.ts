@@ -27,9 +27,7 @@ type Condition = 'detached' | 'empty hook' | 'attached, outside' | 'worker, audi
 /** Best-of-3 ns per getppid, optionally run from inside a cgroup (the shell joins, then execs). */
 function measure(cgroup?: string, emptyHook = false): number {
   const args = [...(emptyHook ? ['--empty-hook'] : []), String(calls), '3'];
-  const out = cgroup
-    ? execFileSync('/bin/sh', ['-c', `echo $$ > '${cgroup}/cgroup.procs' && exec '${LOOP}' ${args.join(' ')}`])
-    : execFileSync(LOOP, args);
+  const out = cgroup ? execFileSync('/bin/sh', ['-c', `echo $$ > '${cgroup}/cgroup.procs' && exec '${LOOP}' ${args.join(' ')}`]) : execFileSync(LOOP, args);
   return Number(out.toString().trim());
 }
 
@@ -85,10 +83,7 @@ async function main(): Promise<void> {
   for (const [name, xs] of Object.entries(results)) {
     const m = median(xs);
     const diff = m - base;
-    console.log(
-      `${name.padEnd(18)} ${m.toFixed(1).padStart(7)} ns/syscall` +
-        (name === 'detached' ? '' : `   ${diff >= 0 ? '+' : ''}${diff.toFixed(1)} ns (${((diff / base) * 100).toFixed(1)}%)`),
-    );
+    console.log(`${name.padEnd(18)} ${m.toFixed(1).padStart(7)} ns/syscall` + (name === 'detached' ? '' : `   ${diff >= 0 ? '+' : ''}${diff.toFixed(1)} ns (${((diff / base) * 100).toFixed(1)}%)`));
   }
   console.log(`fhirguard's program beyond the empty hook, for a process outside its cgroups: ${ours >= 0 ? '+' : ''}${ours.toFixed(1)} ns/syscall`);
 }

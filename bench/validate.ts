@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FhirValidator } from '../src/fhir/validate/validator';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the fhir package ships no types
 const { Fhir } = require('fhir') as { Fhir: new () => { validate(resource: unknown, options?: unknown): { valid: boolean } } };
 
 const CORPUS = path.resolve(__dirname, '..', '..', '..', 'shared', 'corpus');
@@ -50,9 +50,17 @@ function main(): void {
   const theirs = new Fhir();
   const theirsInit = Number(process.hrtime.bigint() - t) / 1e6;
 
-  const files = fs.readdirSync(EXAMPLES).filter((f) => f.endsWith('.json')).sort();
+  const files = fs
+    .readdirSync(EXAMPLES)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   const corpus = files.map((f) => readJson(path.join(EXAMPLES, f)));
-  const bundle = readJson(path.join(SYNTHEA, fs.readdirSync(SYNTHEA).find((f) => f.endsWith('.json') && f !== 'index.json')!));
+  const bundle = readJson(
+    path.join(
+      SYNTHEA,
+      fs.readdirSync(SYNTHEA).find((f) => f.endsWith('.json') && f !== 'index.json')!,
+    ),
+  );
   const entries = (bundle.entry as { resource: Record<string, unknown> }[]).map((e) => e.resource);
 
   // Cold: the first validation of every example compiles each type's tables on first use.
@@ -109,6 +117,7 @@ function main(): void {
   rows.push({ name: `Synthea transaction (${entries.length} entries)`, ours: median(bo), theirs: median(bf), unit: 'ms' });
 
   const width = Math.max(...rows.map((r) => r.name.length)) + 2;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the fhir package ships no types
   console.log(`fhirguard validator vs fhir ${require('fhir/package.json').version} Fhir.validate (median of ${rounds} alternating rounds)\n`);
   console.log(`${'resource'.padEnd(width)}${'fhirguard'.padStart(12)}${'fhir'.padStart(12)}${'ratio'.padStart(8)}`);
   for (const r of rows) {
@@ -117,8 +126,7 @@ function main(): void {
   const worst = Math.max(...rows.map((r) => r.ours / r.theirs));
   console.log(`\ntarget ≤ 0.50×: ${worst <= 0.5 ? 'met' : 'NOT met'} (worst ratio ${worst.toFixed(2)}×)`);
   console.log(
-    `start-up: fhirguard ${oursInit.toFixed(0)} ms to load + ${oursCold.toFixed(0)} ms for a first (cold) pass over the corpus; ` +
-      `fhir ${theirsInit.toFixed(0)} ms + ${theirsCold.toFixed(0)} ms`,
+    `start-up: fhirguard ${oursInit.toFixed(0)} ms to load + ${oursCold.toFixed(0)} ms for a first (cold) pass over the corpus; ` + `fhir ${theirsInit.toFixed(0)} ms + ${theirsCold.toFixed(0)} ms`,
   );
 }
 

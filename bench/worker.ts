@@ -86,7 +86,9 @@ async function main(): Promise<void> {
   const writer = await start(db, join(dir, 'w.sock'), false);
   try {
     // Load: every bundle as one transaction, one after the other.
-    const files = readdirSync(CORPUS).filter((f) => f.endsWith('.json') && f !== 'index.json').sort();
+    const files = readdirSync(CORPUS)
+      .filter((f) => f.endsWith('.json') && f !== 'index.json')
+      .sort();
     const bodies = files.map((f) => readFileSync(join(CORPUS, f)));
     const refs: string[] = [];
     const patients: string[] = [];
@@ -115,13 +117,14 @@ async function main(): Promise<void> {
       const reads = await latencies(reader.client, readPaths, 300);
       // Typical search: a patient's Observations of one LOINC code, newest first.
       const codes = ['8302-2', '29463-7', '39156-5', '8867-4', '72514-3'];
-      const searchPaths = Array.from(
-        { length: 1000 },
-        (_, i) => `/Observation?patient=${patients[i % patients.length]}&code=http://loinc.org|${codes[i % codes.length]}&_sort=-date&_count=20`,
-      );
+      const searchPaths = Array.from({ length: 1000 }, (_, i) => `/Observation?patient=${patients[i % patients.length]}&code=http://loinc.org|${codes[i % codes.length]}&_sort=-date&_count=20`);
       const searches = await latencies(reader.client, searchPaths, 100);
       // Baseline: the HTTP round trip with routing and no table access.
-      const floor = await latencies(reader.client, Array.from({ length: 3000 }, () => '/Patient/bench-missing'), 300);
+      const floor = await latencies(
+        reader.client,
+        Array.from({ length: 3000 }, () => '/Patient/bench-missing'),
+        300,
+      );
 
       const readP50 = pct(reads, 50);
       const lines = [
@@ -134,8 +137,7 @@ async function main(): Promise<void> {
         `read by id (read-only worker, ${reads.length} reads): p50 ${fmt(readP50)}, p99 ${fmt(pct(reads, 99))} ` +
           `(target p50 <= ${TARGET_READ_P50_MS} ms: ${(TARGET_READ_P50_MS / readP50).toFixed(2)}x headroom, ${readP50 <= TARGET_READ_P50_MS ? 'met' : 'NOT met'})`,
         `typical search (Observation?patient&code&_sort=-date&_count=20, ${searches.length} searches): p50 ${fmt(pct(searches, 50))}, p99 ${fmt(pct(searches, 99))}`,
-        `baseline, HTTP round trip without storage (404): p50 ${fmt(pct(floor, 50))}, p99 ${fmt(pct(floor, 99))}; ` +
-          `read by id p50 / baseline p50 = ${(readP50 / pct(floor, 50)).toFixed(2)}`,
+        `baseline, HTTP round trip without storage (404): p50 ${fmt(pct(floor, 50))}, p99 ${fmt(pct(floor, 99))}; ` + `read by id p50 / baseline p50 = ${(readP50 / pct(floor, 50)).toFixed(2)}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');
     } finally {

@@ -17,12 +17,24 @@ if (fromHeaders.length < 300) throw new Error(`${header}: only ${fromHeaders.len
 // x86_64 syscall_64.tbl entries added after Linux 6.1 (Debian 12's headers), with the kernel
 // release that added them.
 const newer = [
-  ['cachestat', 451, '6.5'], ['fchmodat2', 452, '6.6'], ['map_shadow_stack', 453, '6.6'],
-  ['futex_wake', 454, '6.7'], ['futex_wait', 455, '6.7'], ['futex_requeue', 456, '6.7'],
-  ['statmount', 457, '6.8'], ['listmount', 458, '6.8'], ['lsm_get_self_attr', 459, '6.8'],
-  ['lsm_set_self_attr', 460, '6.8'], ['lsm_list_modules', 461, '6.8'], ['mseal', 462, '6.10'],
-  ['setxattrat', 463, '6.13'], ['getxattrat', 464, '6.13'], ['listxattrat', 465, '6.13'],
-  ['removexattrat', 466, '6.13'], ['open_tree_attr', 467, '6.15'], ['file_getattr', 468, '6.17'],
+  ['cachestat', 451, '6.5'],
+  ['fchmodat2', 452, '6.6'],
+  ['map_shadow_stack', 453, '6.6'],
+  ['futex_wake', 454, '6.7'],
+  ['futex_wait', 455, '6.7'],
+  ['futex_requeue', 456, '6.7'],
+  ['statmount', 457, '6.8'],
+  ['listmount', 458, '6.8'],
+  ['lsm_get_self_attr', 459, '6.8'],
+  ['lsm_set_self_attr', 460, '6.8'],
+  ['lsm_list_modules', 461, '6.8'],
+  ['mseal', 462, '6.10'],
+  ['setxattrat', 463, '6.13'],
+  ['getxattrat', 464, '6.13'],
+  ['listxattrat', 465, '6.13'],
+  ['removexattrat', 466, '6.13'],
+  ['open_tree_attr', 467, '6.15'],
+  ['file_getattr', 468, '6.17'],
   ['file_setattr', 469, '6.17'],
 ];
 const known = new Map(fromHeaders);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Findings } from './findings';
-import type { FuzzCase, HttpCase, RawCase } from './generate/case';
+import type { FuzzCase, RawCase } from './generate/case';
 import { caseAt } from './generate/index';
 import { campaignPolicy } from './harness/policy';
 import { checkAlive, checkTiers } from './harness/probes';
@@ -206,5 +206,12 @@ function checkRaw(findings: Findings, index: number, c: FuzzCase, out: RawOutcom
   const gone = c.kind === 'raw' && c.end;
   if (out.closed && final.length === 0 && !gone) findings.violate('refusal-is-outcome', index, c.klass, `connection closed without any answer${out.error ? ` (${out.error})` : ''}`, c);
   const answeredByUpstream = final.filter((r) => r.headers['x-served-by'] !== undefined).length;
-  if (upstreamSaw > answeredByUpstream && !gone) findings.violate('forwarded-answered', index, c.klass, `the upstream saw ${upstreamSaw} request(s) of this connection, the client got ${answeredByUpstream} upstream answer(s) (statuses ${final.map((r) => r.status).join(', ') || 'none'})`, c);
+  if (upstreamSaw > answeredByUpstream && !gone)
+    findings.violate(
+      'forwarded-answered',
+      index,
+      c.klass,
+      `the upstream saw ${upstreamSaw} request(s) of this connection, the client got ${answeredByUpstream} upstream answer(s) (statuses ${final.map((r) => r.status).join(', ') || 'none'})`,
+      c,
+    );
 }

@@ -64,7 +64,12 @@ export class Findings {
 
   /** e.g. "no-500=3 upstream-denied=1" (only the violated ones). */
   brief(): string {
-    return [...this.violations].filter(([, v]) => v.count > 0).map(([o, v]) => `${o}=${v.count}`).join(' ') || 'none';
+    return (
+      [...this.violations]
+        .filter(([, v]) => v.count > 0)
+        .map(([o, v]) => `${o}=${v.count}`)
+        .join(' ') || 'none'
+    );
   }
 }
 
@@ -75,6 +80,9 @@ export function describeCase(c: FuzzCase): string {
     return b.length > 600 ? `${s}… (${b.length} bytes)` : s;
   };
   if (c.kind === 'raw') return c.writes.map((w, i) => `[write ${i}] ${cut(w)}`).join('\n');
-  const head = [`${c.method} ${c.target.length > 600 ? `${c.target.slice(0, 600)}…` : c.target}`, ...c.headers.map(([n, v]) => `${n}: ${v.length > 200 ? `${v.slice(0, 200)}… (${v.length} chars)` : v}`)];
+  const head = [
+    `${c.method} ${c.target.length > 600 ? `${c.target.slice(0, 600)}…` : c.target}`,
+    ...c.headers.map(([n, v]) => `${n}: ${v.length > 200 ? `${v.slice(0, 200)}… (${v.length} chars)` : v}`),
+  ];
   return head.join('\n') + (c.body ? `\n\n${cut(c.body)}` : '');
 }

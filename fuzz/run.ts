@@ -54,12 +54,19 @@ async function main(): Promise<number> {
 
   console.log('\nper class (cases; answers by status):');
   for (const [klass, t] of [...f.classes].sort(([a], [b]) => a.localeCompare(b))) {
-    const statuses = Object.entries(t.statuses).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([s, n]) => `${s}×${n}`).join(' ');
+    const statuses = Object.entries(t.statuses)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([s, n]) => `${s}×${n}`)
+      .join(' ');
     console.log(`  ${klass.padEnd(38)} ${String(t.cases).padStart(7)}  ${statuses}`);
   }
   console.log('\nper oracle (violations):');
   for (const [oracle, v] of f.violations) {
-    const classes = Object.entries(v.byClass).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(' ');
+    const classes = Object.entries(v.byClass)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k}×${n}`)
+      .join(' ');
     console.log(`  ${oracle.padEnd(22)} ${String(v.count).padStart(7)}  ${classes}`);
     for (const e of v.examples.slice(0, 2)) console.log(`      seed ${e.seed} index ${e.index ?? '-'} [${e.klass}] ${e.detail.slice(0, 240)}`);
   }
@@ -85,8 +92,9 @@ async function main(): Promise<number> {
   );
   const short = only === undefined && r.sent < o.requests;
   console.log(
-    `\nfuzz summary: seed ${seed}, ${r.sent} cases in ${r.seconds.toFixed(0)} s (stopped by ${r.stoppedBy}), upstreams saw ${Object.entries(r.upstreamRequests).map(([t, n]) => `${t} ${n}`).join(', ')}, ` +
-      `${f.total()} violations (${f.brief()}); findings in ${file}`,
+    `\nfuzz summary: seed ${seed}, ${r.sent} cases in ${r.seconds.toFixed(0)} s (stopped by ${r.stoppedBy}), upstreams saw ${Object.entries(r.upstreamRequests)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(', ')}, ` + `${f.total()} violations (${f.brief()}); findings in ${file}`,
   );
   return f.total() > 0 || short ? 1 : 0;
 }

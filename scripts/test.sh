@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Type-checks src, test, bench and fuzz, runs the whole test suite (jest) and ends with one
-# plain summary line,
+# Type-checks src, test, bench and fuzz, lints, runs the whole test suite (jest) and ends
+# with one plain summary line,
 # `tests: N passed, N failed, N skipped`, that CI reads. Extra arguments go to jest.
 # FHIRGUARD_SOAK=1 adds the long soak and load runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
-# Tests and benchmarks are type-checked too (jest's transform checks nothing: isolatedModules).
+# Tests and benchmarks are type-checked too (jest's transform checks nothing: isolatedModules),
+# and the code is linted (eslint) and formatted (prettier) as the repository says.
 npx tsc -p tsconfig.test.json
 typecheck=$?
 [ $typecheck -eq 0 ] || echo "typecheck: tsc -p tsconfig.test.json found errors (above)" >&2
+npx eslint . && npx prettier --check . >/dev/null
+lint=$?
+[ $lint -eq 0 ] || echo "lint: eslint or prettier --check found problems (above; npm run format fixes the formatting)" >&2
 npx jest --ci --maxWorkers=2 --json --outputFile="$report" "$@"
 status=$?
-[ $typecheck -eq 0 ] || status=1
+[ $typecheck -eq 0 ] && [ $lint -eq 0 ] || status=1
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 const skipped = r.numPendingTests + r.numTodoTests;

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain JS module jest.config.js shares
 const { UNIT } = require('./projects') as { UNIT: string[] };
 
 const TEST = __dirname;

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 
 /** CPU seconds (user + system, all threads) a process has used: /proc/<pid>/stat, in USER_HZ = 100 ticks. */
 export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /s, '')
+    .split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 

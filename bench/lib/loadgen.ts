@@ -54,12 +54,16 @@ export interface LoadResult {
 
 /** The part of autocannon's API used here (it ships no types). */
 interface Autocannon {
-  (opts: object, done: (err: Error | null, result: { errors: number; timeouts: number }) => void): {
+  (
+    opts: object,
+    done: (err: Error | null, result: { errors: number; timeouts: number }) => void,
+  ): {
     on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): void;
   };
 }
 
 function run(c: LoadConfig, latencies: number[] | null, statusCodes: Record<string, number>): Promise<{ seconds: number; errors: number }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- autocannon is loaded only when a load run starts
   const autocannon = require('autocannon') as Autocannon;
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();

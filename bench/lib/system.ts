@@ -90,10 +90,15 @@ export async function startSystem(o: SystemOptions): Promise<System> {
   const stateDir = path.join(o.dir, `state-${o.enforcement.replace('+', '-')}`);
   const socket = path.join(stateDir, 'agent.sock');
   const policyArgs = o.policy ? ['--policy', o.policy] : [];
-  const agent = spawnLogged(`${name}: agent`, process.execPath, [BIN, 'agent', '--state-dir', stateDir, '--db', o.db, '--socket', socket, '--log-level', 'warn', ...policyArgs, ...AGENT_ARGS[o.enforcement]], {
-    cpus: o.cpus,
-    stdout: 'ignore',
-  });
+  const agent = spawnLogged(
+    `${name}: agent`,
+    process.execPath,
+    [BIN, 'agent', '--state-dir', stateDir, '--db', o.db, '--socket', socket, '--log-level', 'warn', ...policyArgs, ...AGENT_ARGS[o.enforcement]],
+    {
+      cpus: o.cpus,
+      stdout: 'ignore',
+    },
+  );
   const client = new AgentClient(socket, 5000);
   let lastPids: number[] = [];
   const stopAgent = async (): Promise<void> => {

@@ -41,7 +41,10 @@ const ALIASES: Record<string, VariantId> = {
 /** A comma-separated list of variants (ids or aliases), in the canonical order. */
 export function parseVariants(list: string): VariantId[] {
   const want = new Set<VariantId>();
-  for (const raw of list.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)) {
+  for (const raw of list
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)) {
     const id = (VARIANTS as string[]).includes(raw) ? (raw as VariantId) : ALIASES[raw];
     if (!id) throw new Error(`unknown variant '${raw}' (one of ${VARIANTS.join(', ')}; or plain, seccomp, ebpf)`);
     want.add(id);

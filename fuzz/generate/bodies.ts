@@ -16,7 +16,13 @@ function template(type: string): Record<string, unknown> {
     case 'Patient':
       return { resourceType: 'Patient', active: true, name: [{ family: 'Doe', given: ['Jo'] }], gender: 'female', birthDate: '1970-01-01' };
     case 'Observation':
-      return { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '1234-5' }] }, subject: { reference: 'Patient/1' }, valueQuantity: { value: 5.5, unit: 'mg' } };
+      return {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '1234-5' }] },
+        subject: { reference: 'Patient/1' },
+        valueQuantity: { value: 5.5, unit: 'mg' },
+      };
     case 'Practitioner':
       return { resourceType: 'Practitioner', active: true, name: [{ family: 'Who' }] };
     case 'Encounter':
@@ -40,7 +46,19 @@ const patchArb = fc.constantFrom(
   [{ op: 'replace', path: '/active', value: false }],
   [{ op: 'replace', path: '/resourceType', value: 'Practitioner' }],
   [{ op: 'add', path: '/__proto__/x', value: 1 }],
-  { resourceType: 'Parameters', parameter: [{ name: 'operation', part: [{ name: 'type', valueCode: 'replace' }, { name: 'path', valueString: 'Patient.active' }, { name: 'value', valueBoolean: false }] }] },
+  {
+    resourceType: 'Parameters',
+    parameter: [
+      {
+        name: 'operation',
+        part: [
+          { name: 'type', valueCode: 'replace' },
+          { name: 'path', valueString: 'Patient.active' },
+          { name: 'value', valueBoolean: false },
+        ],
+      },
+    ],
+  },
 );
 
 /** A JSON document for a resource of `type` (or a Bundle, or a patch). */
@@ -115,15 +133,13 @@ const codings: fc.Arbitrary<(b: Buffer) => EncodedBody> = fc.oneof(
 );
 
 export function bodyArb(type: string): fc.Arbitrary<EncodedBody> {
-  return fc
-    .tuple(documentArb(type), sometimes(textMutations, 3), sometimes(byteMutations, 10), codings)
-    .map(([doc, tm, bm, code]) => {
-      let text = JSON.stringify(doc);
-      if (tm) text = tm(text);
-      let bytes: Buffer = Buffer.from(text, 'utf8');
-      if (bm) bytes = bm(bytes);
-      return code(bytes);
-    });
+  return fc.tuple(documentArb(type), sometimes(textMutations, 3), sometimes(byteMutations, 10), codings).map(([doc, tm, bm, code]) => {
+    let text = JSON.stringify(doc);
+    if (tm) text = tm(text);
+    let bytes: Buffer = Buffer.from(text, 'utf8');
+    if (bm) bytes = bm(bytes);
+    return code(bytes);
+  });
 }
 
 export { OBJECT_PROTOTYPE_NAMES };

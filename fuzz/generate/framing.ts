@@ -44,14 +44,37 @@ type Shape = (h: Head) => Omit<RawCase, 'kind' | 'klass'>;
 const one = (b: Buffer, end = true): Omit<RawCase, 'kind' | 'klass'> => ({ writes: [b], gapMs: 0, end });
 
 const SHAPES: Record<string, Shape> = {
-  'te-and-cl': (h) => one(Buffer.concat([bytes({ ...h, headers: [...h.headers, ['transfer-encoding', 'chunked'], ['content-length', String(h.body.length)]], body: Buffer.alloc(0) }), chunked(h.body), Buffer.from(GET_DENIED)])),
-  'cl-and-te': (h) => one(Buffer.concat([bytes({ ...h, headers: [...h.headers, ['content-length', '4'], ['transfer-encoding', 'chunked']], body: Buffer.alloc(0) }), Buffer.from(`0\r\n\r\n${GET_DENIED}`)])),
+  'te-and-cl': (h) =>
+    one(
+      Buffer.concat([
+        bytes({ ...h, headers: [...h.headers, ['transfer-encoding', 'chunked'], ['content-length', String(h.body.length)]], body: Buffer.alloc(0) }),
+        chunked(h.body),
+        Buffer.from(GET_DENIED),
+      ]),
+    ),
+  'cl-and-te': (h) =>
+    one(Buffer.concat([bytes({ ...h, headers: [...h.headers, ['content-length', '4'], ['transfer-encoding', 'chunked']], body: Buffer.alloc(0) }), Buffer.from(`0\r\n\r\n${GET_DENIED}`)])),
   'two-lengths': (h) => one(bytes({ ...h, headers: [...h.headers, ['content-length', String(h.body.length)], ['content-length', String(h.body.length + 5)]] })),
   'length-list': (h) => one(bytes({ ...h, headers: [...h.headers, ['content-length', `${h.body.length}, ${h.body.length}`]] })),
   'te-obfuscated': (h) =>
-    one(Buffer.concat([bytes({ ...h, headers: [...h.headers, ['transfer-encoding', ['xchunked', 'chunked, identity', ' chunked', 'chunked\t', 'CHUNKED', 'gzip, chunked', 'identity'][h.body.length % 7]]], body: Buffer.alloc(0) }), chunked(h.body)])),
+    one(
+      Buffer.concat([
+        bytes({
+          ...h,
+          headers: [...h.headers, ['transfer-encoding', ['xchunked', 'chunked, identity', ' chunked', 'chunked\t', 'CHUNKED', 'gzip, chunked', 'identity'][h.body.length % 7]]],
+          body: Buffer.alloc(0),
+        }),
+        chunked(h.body),
+      ]),
+    ),
   'te-space-colon': (h) => one(Buffer.concat([Buffer.from(`${h.line}\r\nhost: ${HOST}\r\ntransfer-encoding : chunked\r\ncontent-length: 0\r\n\r\n`), chunked(h.body)])),
-  'bad-chunk': (h) => one(Buffer.concat([bytes({ ...h, headers: [...h.headers, ['transfer-encoding', 'chunked']], body: Buffer.alloc(0) }), Buffer.from(['zz\r\nabc\r\n0\r\n\r\n', '5;' + 'x'.repeat(20_000) + '\r\nhello\r\n0\r\n\r\n', '-1\r\n\r\n', 'ffffffffffffffffff\r\nx\r\n'][h.body.length % 4])])),
+  'bad-chunk': (h) =>
+    one(
+      Buffer.concat([
+        bytes({ ...h, headers: [...h.headers, ['transfer-encoding', 'chunked']], body: Buffer.alloc(0) }),
+        Buffer.from(['zz\r\nabc\r\n0\r\n\r\n', '5;' + 'x'.repeat(20_000) + '\r\nhello\r\n0\r\n\r\n', '-1\r\n\r\n', 'ffffffffffffffffff\r\nx\r\n'][h.body.length % 4]),
+      ]),
+    ),
   'chunked-ok': (h) => one(Buffer.concat([bytes({ ...h, headers: [...h.headers, ['transfer-encoding', 'chunked']], body: Buffer.alloc(0) }), chunked(h.body)])),
   'expect-continue': (h) => ({ writes: [bytes({ ...withLength(h), headers: [...withLength(h).headers, ['expect', '100-continue']], body: Buffer.alloc(0) }), h.body], gapMs: 20, end: true }),
   'expect-continue-body-at-once': (h) => one(bytes({ ...withLength(h), headers: [...withLength(h).headers, ['expect', '100-continue']] })),
@@ -63,7 +86,8 @@ const SHAPES: Record<string, Shape> = {
   }),
   pipelined: (h) => one(Buffer.concat([bytes(withLength(h)), GET_PLAIN(false), Buffer.from(GET_DENIED), bytes(withLength(h))])),
   // No half-close: the proxy must answer the whole request, then refuse what follows and close.
-  'trailing-bytes': (h) => one(Buffer.concat([bytes(withLength(h)), Buffer.from(['\r\nxyz', 'G', 'GET /fhir/Practitioner/1 HTTP/1.1\r\n', '\x00\x01\x02', '0\r\n\r\n'][h.body.length % 5], 'latin1')]), false),
+  'trailing-bytes': (h) =>
+    one(Buffer.concat([bytes(withLength(h)), Buffer.from(['\r\nxyz', 'G', 'GET /fhir/Practitioner/1 HTTP/1.1\r\n', '\x00\x01\x02', '0\r\n\r\n'][h.body.length % 5], 'latin1')]), false),
   'no-host': (h) => one(bytes({ ...withLength(h), headers: withLength(h).headers.filter(([n]) => n !== 'host') })),
   'two-hosts': (h) => one(bytes({ ...withLength(h), headers: [...withLength(h).headers, ['host', 'evil.example']] })),
   'long-request-line': (h) => one(bytes({ ...withLength(h), line: `GET /fhir/Patient?name=${'a'.repeat(17_000 + h.body.length)} HTTP/1.1` })),
@@ -71,7 +95,7 @@ const SHAPES: Record<string, Shape> = {
   'bare-lf': (h) => one(bytes(withLength(h), '\n')),
   'obs-fold': (h) => one(bytes({ ...withLength(h), headers: [...withLength(h).headers, ['x-fold', 'a\r\n b'], ['x-http-method-override', 'DELETE\r\n  x']] })),
   'header-ctl': (h) => one(bytes({ ...withLength(h), headers: [...withLength(h).headers, ['x-nul', 'a\x00b'], ['bad name', 'x']] })),
-  'http10': (h) => one(bytes({ ...withLength(h), line: h.line.replace('HTTP/1.1', 'HTTP/1.0') })),
+  http10: (h) => one(bytes({ ...withLength(h), line: h.line.replace('HTTP/1.1', 'HTTP/1.0') })),
   'http2-preface': () => one(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')),
   'absolute-form': (h) => one(bytes({ ...withLength(h), line: h.line.replace(' /', ' http://evil.example/') })),
   'slow-writes': (h) => {
@@ -86,14 +110,15 @@ const SHAPE_NAMES = Object.keys(SHAPES);
 
 /** A raw case: an HTTP case's request wrapped in one framing shape. */
 export const rawCaseArb: fc.Arbitrary<RawCase> = fc
-  .tuple(
-    fc.oneof({ weight: 40, arbitrary: fc.constantFrom(...SHAPE_NAMES.filter((s) => s !== 'unfinished-headers')) }, { weight: 1, arbitrary: fc.constant('unfinished-headers') }),
-    httpCaseArb,
-  )
+  .tuple(fc.oneof({ weight: 40, arbitrary: fc.constantFrom(...SHAPE_NAMES.filter((s) => s !== 'unfinished-headers')) }, { weight: 1, arbitrary: fc.constant('unfinished-headers') }), httpCaseArb)
   .map(([shape, c]) => ({ kind: 'raw', klass: `framing:${shape}`, ...SHAPES[shape](headOf(c)) }) satisfies RawCase);
 
 /** Stamps a raw case's requests with the case header, so upstream oracles can name it. */
 export function stampRaw(c: RawCase, index: number): RawCase {
-  const stamp = (b: Buffer) => Buffer.from(b.toString('latin1').replace(/\r?\nhost: fhirguard\.test\r?\n/gi, (m) => `${m}${CASE_HEADER}: ${index}${m.startsWith('\r') ? '\r\n' : '\n'}`), 'latin1');
+  const stamp = (b: Buffer) =>
+    Buffer.from(
+      b.toString('latin1').replace(/\r?\nhost: fhirguard\.test\r?\n/gi, (m) => `${m}${CASE_HEADER}: ${index}${m.startsWith('\r') ? '\r\n' : '\n'}`),
+      'latin1',
+    );
   return { ...c, writes: c.writes.map(stamp) };
 }

@@ -27,7 +27,9 @@ const accept = fc.constantFrom('application/fhir+json', 'application/fhir+xml', 
 
 const extra: fc.Arbitrary<[string, string][]> = fc.oneof(
   fc.tuple(fc.constantFrom(...METHOD_OVERRIDE_HEADERS), fc.constantFrom('DELETE', 'PATCH', 'PUT', 'GET', 'delete')).map(([n, v]) => [[n, v]] as [string, string][]),
-  fc.tuple(fc.constantFrom('X-Original-URL', 'X-Rewrite-URL'), fc.constantFrom('/fhir/Practitioner/1', '/Practitioner/1', '/fhir/Patient/1/$everything')).map(([n, v]) => [[n, v]] as [string, string][]),
+  fc
+    .tuple(fc.constantFrom('X-Original-URL', 'X-Rewrite-URL'), fc.constantFrom('/fhir/Practitioner/1', '/Practitioner/1', '/fhir/Patient/1/$everything'))
+    .map(([n, v]) => [[n, v]] as [string, string][]),
   fc.constantFrom<[string, string][]>([['Forwarded', 'for=203.0.113.9;host=fz-forwarded.example;proto=https']], [['X-Forwarded-For', '203.0.113.9']], [['X-Forwarded-Prefix', '/evil']]),
   fc.constantFrom<[string, string][]>([['Prefer', 'handling=lenient']], [['Prefer', 'handling=strict']], [['Prefer', 'return=representation, handling=lenient']]),
   fc.integer({ min: 50, max: 150 }).map((n) => Array.from({ length: n }, (_, i) => [`x-fz-${i}`, 'v'] as [string, string])),

@@ -42,6 +42,4 @@ const traversal: fc.Arbitrary<(segs: string[]) => string> = fc.constantFrom(
 
 const base = fc.oneof({ weight: 30, arbitrary: fc.constant('/fhir/') }, { weight: 1, arbitrary: fc.constantFrom('/fhir', '//fhir/', '/FHIR/', '/fhir/../fhir/', '/fhir%2F', '/', '/fhir/./', '*') });
 
-export const pathArb: fc.Arbitrary<string> = fc
-  .tuple(base, shapes, sometimes(traversal, 6))
-  .map(([b, segs, t]) => (b === '*' ? '*' : b + (t ? t(segs) : segs.join('/'))));
+export const pathArb: fc.Arbitrary<string> = fc.tuple(base, shapes, sometimes(traversal, 6)).map(([b, segs, t]) => (b === '*' ? '*' : b + (t ? t(segs) : segs.join('/'))));

@@ -19,24 +19,39 @@ const value = fc.oneof(
 );
 
 /** name[:modifier][.chain] = value */
-const plain = fc.tuple(plainName, sometimes(fc.oneof(fc.constantFrom(...MODIFIERS), protoName), 3), sometimes(fc.tuple(plainName, fc.option(fc.constantFrom(...TYPES))), 5), value).map(
-  ([n, m, chain, v]) => {
+const plain = fc
+  .tuple(plainName, sometimes(fc.oneof(fc.constantFrom(...MODIFIERS), protoName), 3), sometimes(fc.tuple(plainName, fc.option(fc.constantFrom(...TYPES))), 5), value)
+  .map(([n, m, chain, v]) => {
     let name = m === null ? n : `${n}:${m}`;
     if (chain) name = chain[1] ? `${name}:${chain[1]}.${chain[0]}` : `${name}.${chain[0]}`;
     return [name, v] as [string, string];
-  },
-);
+  });
 
 const includeValue = fc.oneof(
-  fc.tuple(fc.constantFrom(...TYPES), fc.constantFrom('subject', 'patient', 'practitioner', 'participant', 'general-practitioner', 'performer', '*', 'constructor'), fc.option(fc.constantFrom(...TYPES))).map(([t, p, target]) => (target ? `${t}:${p}:${target}` : `${t}:${p}`)),
+  fc
+    .tuple(
+      fc.constantFrom(...TYPES),
+      fc.constantFrom('subject', 'patient', 'practitioner', 'participant', 'general-practitioner', 'performer', '*', 'constructor'),
+      fc.option(fc.constantFrom(...TYPES)),
+    )
+    .map(([t, p, target]) => (target ? `${t}:${p}:${target}` : `${t}:${p}`)),
   fc.constantFrom('*', 'Practitioner:*', '', ':', 'Encounter', '__proto__:x'),
 );
 
 const reach = fc.oneof(
   fc.tuple(fc.constantFrom('_include', '_revinclude', '_include:iterate', '_revinclude:iterate', '_include:recurse', '_include:constructor'), includeValue),
-  fc.tuple(fc.constant('_type'), fc.array(fc.oneof(fc.constantFrom(...TYPES), protoName), { minLength: 0, maxLength: 3 }).map((a) => a.join(','))),
+  fc.tuple(
+    fc.constant('_type'),
+    fc.array(fc.oneof(fc.constantFrom(...TYPES), protoName), { minLength: 0, maxLength: 3 }).map((a) => a.join(',')),
+  ),
   fc
-    .tuple(fc.constantFrom(...TYPES), fc.constantFrom('subject', 'patient', 'practitioner', 'performer', 'constructor'), fc.constantFrom('code', 'name', 'identifier', '_id'), fc.boolean(), fc.constantFrom(...TYPES))
+    .tuple(
+      fc.constantFrom(...TYPES),
+      fc.constantFrom('subject', 'patient', 'practitioner', 'performer', 'constructor'),
+      fc.constantFrom('code', 'name', 'identifier', '_id'),
+      fc.boolean(),
+      fc.constantFrom(...TYPES),
+    )
     .map(([t, p, n, nested, t2]) => [nested ? `_has:${t}:${p}:_has:${t2}:${p}:${n}` : `_has:${t}:${p}:${n}`, 'x'] as [string, string]),
   fc.tuple(fc.constantFrom('_list', '_filter', '_query', '_sort', '_elements', '_summary', '_contained', '_containedType'), fc.oneof(value, plainName)),
   fc.tuple(fc.constant('_method'), fc.constantFrom('DELETE', 'PATCH', 'PUT', 'GET', 'POST')),

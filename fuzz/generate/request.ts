@@ -24,18 +24,16 @@ function typeOf(path: string): string {
   return path.split(/[/?]/).find((s) => TYPES.includes(s)) ?? 'Patient';
 }
 
-export const httpCaseArb: fc.Arbitrary<HttpCase> = fc
-  .tuple(method, pathArb, sometimes(queryArb, 2), headerArb, fc.integer({ min: 0, max: 9 }))
-  .chain(([m, path, query, h, bodyDie]) => {
-    const wantsBody = WITH_BODY.has(m) ? bodyDie > 0 : bodyDie === 0;
-    return (wantsBody ? fc.option(bodyArb(typeOf(path)), { nil: undefined, freq: 20 }) : fc.constant(undefined)).map((body) => {
-      const headers: [string, string][] = [];
-      if (h.contentType !== null) headers.push(['content-type', h.contentType]);
-      if (h.twoContentTypes) headers.push(['content-type', 'application/fhir+xml']);
-      if (h.accept !== null) headers.push(['accept', h.accept]);
-      headers.push(...h.extra);
-      if (body?.encoding) headers.push(['content-encoding', body.encoding]);
-      const klass = body ? (body.encoding ? 'body-encoded' : 'body') : query ? 'query' : h.extra.length ? 'headers' : 'path';
-      return { kind: 'http', klass, method: m, target: query === null ? path : `${path}?${query}`, headers, body: body?.bytes } satisfies HttpCase;
-    });
+export const httpCaseArb: fc.Arbitrary<HttpCase> = fc.tuple(method, pathArb, sometimes(queryArb, 2), headerArb, fc.integer({ min: 0, max: 9 })).chain(([m, path, query, h, bodyDie]) => {
+  const wantsBody = WITH_BODY.has(m) ? bodyDie > 0 : bodyDie === 0;
+  return (wantsBody ? fc.option(bodyArb(typeOf(path)), { nil: undefined, freq: 20 }) : fc.constant(undefined)).map((body) => {
+    const headers: [string, string][] = [];
+    if (h.contentType !== null) headers.push(['content-type', h.contentType]);
+    if (h.twoContentTypes) headers.push(['content-type', 'application/fhir+xml']);
+    if (h.accept !== null) headers.push(['accept', h.accept]);
+    headers.push(...h.extra);
+    if (body?.encoding) headers.push(['content-encoding', body.encoding]);
+    const klass = body ? (body.encoding ? 'body-encoded' : 'body') : query ? 'query' : h.extra.length ? 'headers' : 'path';
+    return { kind: 'http', klass, method: m, target: query === null ? path : `${path}?${query}`, headers, body: body?.bytes } satisfies HttpCase;
   });
+});

@@ -98,7 +98,11 @@ export function readStrictJson(bytes: Buffer): StrictResult {
     if (/^-?\d/.test(tok)) {
       const n = Number(tok);
       if (!Number.isFinite(n)) fail(`number ${tok} overflows a double`);
-      const digits = tok.replace(/[eE].*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').replace(/0+$/, '');
+      const digits = tok
+        .replace(/[eE].*$/, '')
+        .replace(/[-.]/g, '')
+        .replace(/^0+/, '')
+        .replace(/0+$/, '');
       if (digits.length > 17) fail(`number ${tok} has more digits than a double holds`);
     }
   };

@@ -57,7 +57,14 @@ function params(query: string): [string, string][] {
 function queryReach(ps: [string, string][]): string | undefined {
   for (const [n, v] of ps) {
     const name = n.split(':')[0];
-    if (name === '_type' && v.split(',').map((t) => t.trim()).includes(DENIED_TYPE)) return `${n}=${v}`;
+    if (
+      name === '_type' &&
+      v
+        .split(',')
+        .map((t) => t.trim())
+        .includes(DENIED_TYPE)
+    )
+      return `${n}=${v}`;
     if (name === '_include' && v.split(':')[2] === DENIED_TYPE) return `${n}=${v}`;
     if (name === '_revinclude' && v.split(':')[0] === DENIED_TYPE) return `${n}=${v}`;
     if (n.includes(`_has:${DENIED_TYPE}:`)) return n;
@@ -85,7 +92,9 @@ function deniedRead(method: string, segs: string[], ps: [string, string][]): str
 }
 
 function bodyBytes(r: SeenRequest): Buffer | string {
-  const coding = String(r.headers['content-encoding'] ?? '').trim().toLowerCase();
+  const coding = String(r.headers['content-encoding'] ?? '')
+    .trim()
+    .toLowerCase();
   if (coding === '' || coding === 'identity') return r.body;
   try {
     if (coding === 'gzip' || coding === 'x-gzip') return gunzipSync(r.body);
@@ -111,7 +120,8 @@ export function checkUpstreamRequest(r: SeenRequest): UpstreamViolation[] {
   for (const h of OVERRIDE_HEADERS) if (r.headers[h] !== undefined) out.push({ oracle: 'upstream-override', detail: `${h} forwarded` });
   if (String(r.headers.forwarded ?? '').includes('fz-forwarded')) out.push({ oracle: 'upstream-override', detail: "the client's Forwarded forwarded" });
   if (r.headers.expect !== undefined) out.push({ oracle: 'upstream-expect', detail: `Expect: ${r.headers.expect} forwarded` });
-  if (r.headers['transfer-encoding'] !== undefined && r.headers['content-length'] !== undefined) out.push({ oracle: 'upstream-framing', detail: 'both Transfer-Encoding and Content-Length forwarded' });
+  if (r.headers['transfer-encoding'] !== undefined && r.headers['content-length'] !== undefined)
+    out.push({ oracle: 'upstream-framing', detail: 'both Transfer-Encoding and Content-Length forwarded' });
   if (['PUT', 'PATCH'].includes(r.method) && segs.length === 1 && ps.length === 0) out.push({ oracle: 'upstream-denied', detail: `${r.method} /${segs[0]} without criteria (a write to every match)` });
 
   if (r.body.length > 0 && segs[segs.length - 1] === '_search') out.push(...checkSearchBody(r, segs, ps));
@@ -121,7 +131,10 @@ export function checkUpstreamRequest(r: SeenRequest): UpstreamViolation[] {
 
 /** A POSTed search's body holds form parameters: they widen the search like the URL's. */
 function checkSearchBody(r: SeenRequest, segs: string[], urlParams: [string, string][]): UpstreamViolation[] {
-  const type = String(r.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  const type = String(r.headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') return [{ oracle: 'upstream-body', detail: `a _search body that is not form parameters (content-type '${type}') forwarded` }];
   const denied = deniedRead('POST', segs, [...urlParams, ...params(r.body.toString('latin1'))]);
   return denied ? [{ oracle: 'upstream-denied', detail: `${denied} (form body)` }] : [];

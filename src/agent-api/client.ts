@@ -9,7 +9,6 @@ import type { CountersReport, EnforcementReport, ProfileInfo, TierEnforcement, W
 
 export type { CountersReport, EnforcementReport, TierEnforcement, WorkerInfo, ProfileInfo, TierTrust };
 
-
 export class AgentClient {
   constructor(
     readonly socketPath: string,

@@ -28,7 +28,7 @@ import { describeArtifacts, launcherOf, nextArtifacts, type LaunchEnv, type Tier
 import type { WorkerLauncher } from './launchers';
 import { runRollout, type Generation, type RolloutProgress, type RolloutRequest, type RolloutResult } from './rollout';
 import { WorkerSupervisor, type SupervisorOptions } from './supervisor';
-import type { CountersReport, FrontDoorInfo, ProfileInfo, TierCounters, TierEnforcement, WorkerInfo } from '../agent-api/messages';
+import type { CountersReport, FrontDoorInfo, ProfileInfo, TierEnforcement, WorkerInfo } from '../agent-api/messages';
 
 export interface AgentOptions {
   policy: Policy;
@@ -52,8 +52,6 @@ export interface AgentOptions {
   /** Supervisor tuning (tests shorten the backoff). */
   supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired'>>;
 }
-
-
 
 export class Agent extends EventEmitter {
   private status!: EnforcementStatus;
@@ -95,9 +93,7 @@ export class Agent extends EventEmitter {
     this.ctx = ctx;
     this.status = status;
     this.tiers = this.o.policy.tiers.map((t) => decideTier(t, status));
-    this.totals = new CounterTotals(
-      new Map([...this.o.policy.tiers.map((t) => [t.name, t.mode] as const), ...(this.o.frontDoor ? [[FRONT_DOOR, this.o.frontDoor.mode] as const] : [])]),
-    );
+    this.totals = new CounterTotals(new Map([...this.o.policy.tiers.map((t) => [t.name, t.mode] as const), ...(this.o.frontDoor ? [[FRONT_DOOR, this.o.frontDoor.mode] as const] : [])]));
 
     const local = this.o.policy.tiers.filter((t) => this.tierState(t.name)?.status === 'running');
     for (const t of local) this.profiles.set(t.name, loadTierProfiles(this.o.profilesDir, t.name, t.readOnly));

@@ -5,7 +5,6 @@
 import type { CgroupCounters } from '../enforce/bpf';
 import type { TierCounters } from '../agent-api/messages';
 
-
 export class CounterTotals {
   private retired = new Map<string, TierCounters>();
 

@@ -7,9 +7,6 @@ import type { EnforcementStatus } from '../enforce/open';
 import type { TierConfig } from '../policy';
 import type { Mechanism, MechanismState, TierEnforcement } from '../agent-api/messages';
 
-
-
-
 export function decideTier(tier: TierConfig, s: EnforcementStatus): TierEnforcement {
   const base = { tier: tier.name, mode: tier.mode, enforcement: tier.enforcement };
   if (tier.upstreams.length > 0) {

@@ -55,9 +55,6 @@ export interface FrontDoorOptions {
   onRetired?: (c: CgroupCounters) => void;
 }
 
-
-
-
 /** The value of `--name <v>` (or `--name=<v>`) in args, else `fallback`. */
 function optionIn(args: readonly string[], name: string, fallback: string): string {
   for (let i = 0; i < args.length; i++) {

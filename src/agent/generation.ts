@@ -47,9 +47,7 @@ export interface ArtifactChange {
 
 /** The launcher every start of a worker with these artifacts goes through. */
 export function launcherOf(env: LaunchEnv, tier: TierConfig, a: TierArtifacts): WorkerLauncher {
-  const confined: WorkerLauncher = env.ctx
-    ? new ContainerLauncher(env.ctx, env.cmd, new Map([[tier.name, a.profiles]]), env.ebpf, a.image)
-    : new ProcessLauncher(env.cmd, env.processIdentities);
+  const confined: WorkerLauncher = env.ctx ? new ContainerLauncher(env.ctx, env.cmd, new Map([[tier.name, a.profiles]]), env.ebpf, a.image) : new ProcessLauncher(env.cmd, env.processIdentities);
   return a.trust ? new VerifyingLauncher(confined, a.trust) : confined;
 }
 

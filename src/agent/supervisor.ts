@@ -8,12 +8,10 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { CgroupCounters } from '../enforce/bpf';
 import { checkHealth, waitHealthy } from './health';
-import type { RefusalCheck } from '../trust/reasons';
 import { StartRefusedError, type WorkerExit, type WorkerHandle, type WorkerLauncher, type WorkerSlot } from './launchers';
 import type { WorkerInfo, WorkerState } from '../agent-api/messages';
 
 /** refused: the launcher would not start it (its tier failed a check); retried at the longest backoff. */
-
 
 export interface SupervisorOptions {
   log: Logger;

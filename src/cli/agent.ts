@@ -39,7 +39,7 @@ export const agentCommand: Command = {
       type: 'string',
       env: 'FHIRGUARD_FRONT_DOOR',
       arg: '<json>',
-      help: "run the proxy too, confined: its options as a JSON array (e.g. [\"--listen\",\"127.0.0.1:8080\",\"--admin\",\"127.0.0.1:9464\"]); `up` passes them",
+      help: 'run the proxy too, confined: its options as a JSON array (e.g. ["--listen","127.0.0.1:8080","--admin","127.0.0.1:9464"]); `up` passes them',
     },
     'front-door-mode': {
       type: 'string',
@@ -52,7 +52,7 @@ export const agentCommand: Command = {
       type: 'string',
       env: 'FHIRGUARD_AGENT_CONTROL',
       arg: '<path>',
-      help: "the control socket `fhirguard rollout` talks to (default <state-dir>/control/agent.sock; root only: mode 0600 in a 0700 directory)",
+      help: 'the control socket `fhirguard rollout` talks to (default <state-dir>/control/agent.sock; root only: mode 0600 in a 0700 directory)',
     },
     'without-ebpf': {
       type: 'boolean',
@@ -65,7 +65,7 @@ export const agentCommand: Command = {
     'Needs root, runc and eBPF for full enforcement. Without them (not root, no runc, no eBPF)',
     'it runs degraded: workers as plain processes or without eBPF, a loud log line, enforcement',
     'reported inactive on GET /enforcement; tiers with `enforcement: required` are refused.',
-    'With --trusted-keys, every worker start (restarts too) needs its tier\'s statement from',
+    "With --trusted-keys, every worker start (restarts too) needs its tier's statement from",
     '`fhirguard sign` to verify; a tier that fails is refused (its requests get 503) and says why.',
     'API (GET, JSON): /workers, /events (NDJSON stream), /counters, /enforcement, /health.',
     'Control socket (root only): POST /rollout, what `fhirguard rollout` sends.',
@@ -138,7 +138,11 @@ export const agentCommand: Command = {
 };
 
 /** `--front-door <json>` as the agent's front door options, or undefined. */
-function frontDoorOption(values: Record<string, unknown>, policyFile: string, agentSocket: string): { args: string[]; mode: Exclude<FrontDoorMode, 'record'>; policyFile: string; agentSocket: string } | undefined {
+function frontDoorOption(
+  values: Record<string, unknown>,
+  policyFile: string,
+  agentSocket: string,
+): { args: string[]; mode: Exclude<FrontDoorMode, 'record'>; policyFile: string; agentSocket: string } | undefined {
   if (typeof values['front-door'] !== 'string') return undefined;
   let args: unknown;
   try {
@@ -146,7 +150,7 @@ function frontDoorOption(values: Record<string, unknown>, policyFile: string, ag
   } catch (err) {
     throw new Error(`--front-door is not JSON: ${(err as Error).message}`);
   }
-  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new Error('--front-door must be a JSON array of strings (the proxy\'s options)');
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new Error("--front-door must be a JSON array of strings (the proxy's options)");
   const mode = values['front-door-mode'];
   if (mode !== 'enforce' && mode !== 'audit') throw new Error(`--front-door-mode must be enforce or audit (got '${String(mode)}')`);
   return { args, mode, policyFile, agentSocket };

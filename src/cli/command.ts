@@ -42,9 +42,7 @@ export function helpText(cmd: Command): string {
   if (entries.length) lines.push('Options:');
   for (const [name, o] of entries) {
     const flag = `  --${name}${o.arg ? ` ${o.arg}` : ''}`;
-    const extra = [o.env ? `env ${o.env}` : '', o.default !== undefined && o.default !== false ? `default ${String(o.default)}` : '']
-      .filter(Boolean)
-      .join(', ');
+    const extra = [o.env ? `env ${o.env}` : '', o.default !== undefined && o.default !== false ? `default ${String(o.default)}` : ''].filter(Boolean).join(', ');
     lines.push(`${flag.padEnd(34)} ${o.help}${extra ? ` (${extra})` : ''}`);
   }
   if (cmd.details) lines.push('', cmd.details);

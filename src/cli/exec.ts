@@ -185,18 +185,18 @@ export const execCommand: Command = {
               egress: await frontDoorEgress(policy),
             })
           : await launchConfined(ctx, {
-          tier: tierName,
-          readOnly: tierReadOnly,
-          mode,
-          profiles,
-          ebpf: status.ebpf.ok,
-          id,
-          dataDir,
-          socketDir,
-          args: [real, ...args],
-          extraReadOnly: extra,
-          stdio: 'inherit',
-        });
+              tier: tierName,
+              readOnly: tierReadOnly,
+              mode,
+              profiles,
+              ebpf: status.ebpf.ok,
+              id,
+              dataDir,
+              socketDir,
+              args: [real, ...args],
+              extraReadOnly: extra,
+              stdio: 'inherit',
+            });
       } catch (err) {
         say(`cannot start the container: ${(err as Error).message}`);
         return 1;

@@ -54,12 +54,20 @@ async function scan(values: Values, args: string[]): Promise<number> {
   if (typeof values.sbom === 'string') writeFileSync(values.sbom, result.sbomJson);
   if (typeof values.report === 'string') writeFileSync(values.report, result.reportJson);
   const d = gateScan(result, policy.supplyChain);
-  say(`${result.inventory.components.length} packages (${result.inventory.components.filter((c) => c.ecosystem === 'npm').length} npm, ${result.inventory.components.filter((c) => c.ecosystem === 'Debian').length} Debian), ${result.db.advisories.length} advisories, ${result.findings.length} findings`);
+  say(
+    `${result.inventory.components.length} packages (${result.inventory.components.filter((c) => c.ecosystem === 'npm').length} npm, ${result.inventory.components.filter((c) => c.ecosystem === 'Debian').length} Debian), ${result.db.advisories.length} advisories, ${result.findings.length} findings`,
+  );
   if (values.json) {
     const gate = {
       refused: d.refused,
       failOn: d.failOn,
-      blocking: d.blocking.map((g) => ({ id: g.finding.id, package: g.finding.component.name, version: g.finding.component.version, severity: g.severity, ...(g.waiver ? { expiredWaiver: g.waiver.expires } : {}) })),
+      blocking: d.blocking.map((g) => ({
+        id: g.finding.id,
+        package: g.finding.component.name,
+        version: g.finding.component.version,
+        severity: g.severity,
+        ...(g.waiver ? { expiredWaiver: g.waiver.expires } : {}),
+      })),
       waived: d.waived.map((g) => ({ id: g.finding.id, package: g.finding.component.name, severity: g.severity, waiver: { reason: g.waiver!.reason, expires: g.waiver!.expires } })),
       unusedWaivers: d.unused.map((w) => w.path),
     };
@@ -93,7 +101,7 @@ export const imageCommand: Command = {
     'build: the worker runtime (node and the libraries it loads), the production node_modules and',
     '  the app as three layers, no shell; the same tree and epoch give the same digest. Needs umoci.',
     'scan: npm and Debian packages of the image (CycloneDX) against the advisories; refuses (exit 1)',
-    '  when a finding is at or above the policy\'s supplyChain.scan.failOn and no waiver holds.',
+    "  when a finding is at or above the policy's supplyChain.scan.failOn and no waiver holds.",
     'digest: the manifest digest the image reference names now.',
   ].join('\n'),
   async run(values, positionals) {

@@ -1,7 +1,7 @@
 // `fhirguard <command>`: looks the command up in the table below and runs it. Each command
 // lives in its own file; this one only dispatches and prints help.
 
-import { Command, helpText, parseCommandArgs } from './command';
+import { helpText, parseCommandArgs } from './command';
 import { COMMANDS, loadCommand } from './commands';
 import { fhirguardVersion } from '../version';
 
@@ -50,4 +50,3 @@ export async function main(argv: string[]): Promise<number> {
   const code = await cmd.run(parsed.values, parsed.positionals);
   return typeof code === 'number' ? code : 0;
 }
-

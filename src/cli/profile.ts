@@ -122,7 +122,7 @@ export const profileCommand: Command = {
   },
   details: [
     'stats     per tier: syscalls seccomp allows (boot and shutdown), the eBPF serve set, both',
-    '          against Docker\'s default profile and the x86_64 table (% reduction), names allowed',
+    "          against Docker's default profile and the x86_64 table (% reduction), names allowed",
     '          only with argument filters, and the dangerous syscalls each phase still allows.',
     'diff      what <b> adds or removes against <a> (two profiles/ directories, or two profile',
     '          files): allowed names, argument filters, actions, serve set, egress.',

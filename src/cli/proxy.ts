@@ -10,7 +10,7 @@ import { LOG_LEVEL_OPTION, type Command } from './command';
 
 export const proxyCommand: Command = {
   name: 'proxy',
-  summary: 'run the FHIR front door (classify, policy, validate, route) in front of the tiers\' upstreams',
+  summary: "run the FHIR front door (classify, policy, validate, route) in front of the tiers' upstreams",
   usage: '[options]',
   options: {
     ...PROXY_OPTIONS,
@@ -47,7 +47,7 @@ function unconfinedBecause(): string | null {
   } catch {
     return 'no /proc/self/status to check its confinement';
   }
-  if (/^Seccomp:\s*0$/m.test(status)) return 'no seccomp filter, no eBPF policy, the host\'s filesystem';
+  if (/^Seccomp:\s*0$/m.test(status)) return "no seccomp filter, no eBPF policy, the host's filesystem";
   if (!/^NoNewPrivs:\s*1$/m.test(status)) return 'without no-new-privileges';
   return null;
 }

@@ -47,7 +47,7 @@ async function recordCgroupCommand(values: Values, log: pino.Logger): Promise<nu
   const seconds = Number(str(values, 'duration'));
   if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--cgroup needs --duration <seconds> (> 0)');
   const out = str(values, 'out');
-  if (!out) throw new UsageError('--cgroup needs --out <dir>: the profiles of another server do not belong in fhirguard\'s own profiles/');
+  if (!out) throw new UsageError("--cgroup needs --out <dir>: the profiles of another server do not belong in fhirguard's own profiles/");
   const name = str(values, 'name') ?? path.basename(cgroupDir).replace(/[^A-Za-z0-9_.-]/g, '_');
   const template = str(values, 'template');
   const abort = new AbortController();
@@ -85,7 +85,8 @@ async function recordFrontDoorCommand(values: Values, log: pino.Logger): Promise
   const policyFile = path.resolve(str(values, 'policy') ?? path.join(shipped, 'profiles', 'policy.yaml'));
   const profilesDir = path.resolve(str(values, 'profiles') ?? path.join(shipped, 'profiles'));
   const corpus = str(values, 'corpus');
-  if (!corpus || !existsSync(path.resolve(corpus))) throw new UsageError('give --corpus <dir> (Synthea transaction bundles, one patient a file): the front door is recorded under the default workloads');
+  if (!corpus || !existsSync(path.resolve(corpus)))
+    throw new UsageError('give --corpus <dir> (Synthea transaction bundles, one patient a file): the front door is recorded under the default workloads');
   const stateDir = path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR);
   const outDir = path.resolve(str(values, 'out') ?? profilesDir);
   const report = await recordFrontDoor(
@@ -148,7 +149,10 @@ async function recordTierCommand(values: Values, log: pino.Logger): Promise<numb
   // directories as the worker identity does.
   const install = runnableInstall(stateDir);
   const blocked = process.getuid?.() === 0 ? unsearchableAncestor(path.join(install, 'bin', 'fhirguard'), identity) : null;
-  if (blocked) throw new UsageError(`the recorded workers (uid ${identity.uid}) cannot reach the install staged in ${install}: ${blocked} is closed to them; give a --state-dir they can reach, or open ${blocked} (chmod o+x)`);
+  if (blocked)
+    throw new UsageError(
+      `the recorded workers (uid ${identity.uid}) cannot reach the install staged in ${install}: ${blocked} is closed to them; give a --state-dir they can reach, or open ${blocked} (chmod o+x)`,
+    );
   const command = ['fhirguard', ...process.argv.slice(2)].join(' ');
   const result = await recordTiers({
     command,
@@ -191,13 +195,18 @@ export const recordCommand: Command = {
   usage: '[--tier <name>]... [--workload <file>] [--out <dir>] [--prove] | --cgroup <dir> --duration <s> --out <dir>',
   options: {
     tier: { type: 'string', multiple: true, arg: '<name>', help: 'tier to record (repeatable; default every tier of the policy)' },
-    'front-door': { type: 'boolean', help: 'record the proxy instead, in its container as the agent runs it, under every tier\'s default workload (writes seccomp/proxy.json, ebpf/proxy.json)' },
+    'front-door': { type: 'boolean', help: "record the proxy instead, in its container as the agent runs it, under every tier's default workload (writes seccomp/proxy.json, ebpf/proxy.json)" },
     ...IDENTITY_OPTIONS,
-    workload: { type: 'string', arg: '<file>', help: "JSON workload to drive the tier with (default: made from the Synthea corpus, everything the policy routes to the tier)" },
+    workload: { type: 'string', arg: '<file>', help: 'JSON workload to drive the tier with (default: made from the Synthea corpus, everything the policy routes to the tier)' },
     holdout: { type: 'string', arg: '<file>', help: 'held-out JSON workload for --prove with your own --workload' },
     prove: { type: 'boolean', help: 'replay a held-out workload with the new profiles enforced; write them only if nothing broke' },
     out: { type: 'string', arg: '<dir>', help: 'where seccomp/<tier>.json, ebpf/<tier>.json and reports/ go (default: the --profiles directory)' },
-    profiles: { type: 'string', env: 'FHIRGUARD_PROFILES', arg: '<dir>', help: 'profiles the recording starts from: their argument filters, refusals and comments are kept (default: the shipped profiles/)' },
+    profiles: {
+      type: 'string',
+      env: 'FHIRGUARD_PROFILES',
+      arg: '<dir>',
+      help: 'profiles the recording starts from: their argument filters, refusals and comments are kept (default: the shipped profiles/)',
+    },
     policy: { type: 'string', env: 'FHIRGUARD_POLICY', arg: '<file>', help: 'policy file naming the tiers and routing the workload (default: the shipped profiles/policy.yaml)' },
     corpus: { type: 'string', arg: '<dir>', help: 'Synthea transaction bundles (one patient a file) the default workloads are made from; needed unless --workload' },
     patients: { type: 'string', arg: '<n>', help: 'patients per half of the corpus in the default workloads (default all)' },
@@ -209,21 +218,27 @@ export const recordCommand: Command = {
     template: { type: 'string', arg: '<file>', help: 'seccomp profile whose rules, argument filters and refusals a --cgroup recording keeps' },
     'state-dir': { type: 'string', env: 'FHIRGUARD_STATE_DIR', arg: '<dir>', default: DEFAULT_STATE_DIR, help: "root's state: runc state and bundles" },
     runc: { type: 'string', env: 'FHIRGUARD_RUNC', arg: '<path>', help: 'the runc binary (default: found on PATH, /usr/sbin)' },
-    'worker-user': { type: 'string', env: 'FHIRGUARD_WORKER_USER', arg: '<name|uid:gid>', default: DEFAULT_USER_NAMES.writer, help: 'identity of the recorded workers (a missing named system user is made)' },
+    'worker-user': {
+      type: 'string',
+      env: 'FHIRGUARD_WORKER_USER',
+      arg: '<name|uid:gid>',
+      default: DEFAULT_USER_NAMES.writer,
+      help: 'identity of the recorded workers (a missing named system user is made)',
+    },
     'worker-log-level': { type: 'string', arg: '<level>', default: 'info', help: "the recorded worker's log level (as the agent gives it: it decides what the worker writes)" },
     'docker-default': { type: 'string', arg: '<file>', help: "list of what Docker's default profile allows (default: the copy shipped in profiles/reference/)" },
     json: { type: 'boolean', help: 'print the report as JSON instead of Markdown' },
     'log-level': { ...LOG_LEVEL_OPTION, default: 'warn' },
   },
   details: [
-    'Each tier\'s reference worker runs in its container under a seccomp filter that allows and logs',
-    '(the template\'s refusals kept) and the eBPF recorder, registered on the container\'s cgroup before',
-    'runc starts it, so runc\'s steps inside the container are recorded too. Boot, serve (from the',
+    "Each tier's reference worker runs in its container under a seccomp filter that allows and logs",
+    "(the template's refusals kept) and the eBPF recorder, registered on the container's cgroup before",
+    "runc starts it, so runc's steps inside the container are recorded too. Boot, serve (from the",
     'first healthy GET /metadata) and shutdown (SIGTERM) are kept apart. The workload goes through',
     'the real proxy; its data is loaded first by a plain worker, outside the recording. It ends',
-    'with a writer that dies mid-commit, which the tier\'s worker must get through (503 while a',
+    "with a writer that dies mid-commit, which the tier's worker must get through (503 while a",
     'read-only tier waits for a writer to roll the commit back; a writing tier rolls it back).',
-    'The seccomp profile is boot-under-the-filter ∪ serve ∪ shutdown on the template\'s rules; the',
+    "The seccomp profile is boot-under-the-filter ∪ serve ∪ shutdown on the template's rules; the",
     'eBPF profile is the serve set. Needs root, runc and the eBPF recorder.',
   ].join('\n'),
   async run(values) {
@@ -234,10 +249,11 @@ export const recordCommand: Command = {
         return err instanceof UsageError ? 2 : 1;
       });
     }
-    if (str(values, 'cgroup')) return recordCgroupCommand(values, log).catch((err: unknown) => {
-      say((err as Error).message);
-      return err instanceof UsageError ? 2 : 1;
-    });
+    if (str(values, 'cgroup'))
+      return recordCgroupCommand(values, log).catch((err: unknown) => {
+        say((err as Error).message);
+        return err instanceof UsageError ? 2 : 1;
+      });
     // Interrupted: stop the containers this command started, then go.
     const interrupted = (sig: NodeJS.Signals): void => {
       say(`${sig}: stopping the recorded workers`);

@@ -21,24 +21,21 @@ export function parseDuration(text: string, what: string): number {
 function post(socketPath: string, body: RolloutRequest, onLine: (v: RolloutProgress | RolloutResult) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const text = JSON.stringify(body);
-    const req = http.request(
-      { socketPath, path: '/rollout', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
-      (res) => {
-        if (res.statusCode !== 200) {
-          let err = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (err += c));
-          res.once('end', () => reject(new Error(`the agent refused the request (HTTP ${res.statusCode}): ${err}`)));
-          return;
-        }
-        createInterface({ input: res })
-          .on('line', (l) => {
-            if (l.trim()) onLine(JSON.parse(l) as RolloutProgress | RolloutResult);
-          })
-          .once('close', () => resolve());
-        res.once('error', reject);
-      },
-    );
+    const req = http.request({ socketPath, path: '/rollout', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, (res) => {
+      if (res.statusCode !== 200) {
+        let err = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (err += c));
+        res.once('end', () => reject(new Error(`the agent refused the request (HTTP ${res.statusCode}): ${err}`)));
+        return;
+      }
+      createInterface({ input: res })
+        .on('line', (l) => {
+          if (l.trim()) onLine(JSON.parse(l) as RolloutProgress | RolloutResult);
+        })
+        .once('close', () => resolve());
+      res.once('error', reject);
+    });
     req.once('error', reject);
     req.end(text);
   });

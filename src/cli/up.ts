@@ -95,8 +95,8 @@ export const upCommand: Command = {
     'log-level': LOG_LEVEL_OPTION,
   },
   details: [
-    'As root: workers run in runc containers under their tier\'s seccomp and eBPF profiles; the',
-    'proxy, the read tiers\' and the writing tiers\' workers run as three system users that share',
+    "As root: workers run in runc containers under their tier's seccomp and eBPF profiles; the",
+    "proxy, the read tiers' and the writing tiers' workers run as three system users that share",
     'nothing (--proxy-user, --reader-user, --writer-user; made when missing). Not root: everything',
     'runs as you, workers as plain processes, and the agent says loudly that nothing is confined.',
     'As root, the proxy and the workers run from the install staged into <state-dir>/install',
@@ -105,8 +105,8 @@ export const upCommand: Command = {
     'Signed statements: up keeps a key pair in <state-dir>/trust (made on the first run) and',
     'signs every tier at start for the profiles, the policy and the install (or --image) as they',
     'are then; the agent checks each worker start (restarts too) against them, so a file changed',
-    'while the system runs refuses the next start of that tier\'s workers (503) until up is',
-    'restarted. With --trusted-keys, the operator\'s statements (--attestations) are checked instead.',
+    "while the system runs refuses the next start of that tier's workers (503) until up is",
+    "restarted. With --trusted-keys, the operator's statements (--attestations) are checked instead.",
   ].join('\n'),
   async run(values) {
     const bin = path.join(installRoot(), 'bin', 'fhirguard');
@@ -114,8 +114,7 @@ export const upCommand: Command = {
     const root = process.getuid?.() === 0;
     const socket = path.join(paths.stateDir, 'agent.sock');
     const level = String(values['log-level']);
-    const pass = (names: string[]): string[] =>
-      names.flatMap((n) => (typeof values[n] === 'string' ? [`--${n}`, String(values[n])] : []));
+    const pass = (names: string[]): string[] => names.flatMap((n) => (typeof values[n] === 'string' ? [`--${n}`, String(values[n])] : []));
 
     let ids: Identities | undefined;
     if (root) {
@@ -150,7 +149,14 @@ export const upCommand: Command = {
       try {
         const image = typeof values.image === 'string' && typeof values.advisories === 'string' ? { ref: values.image, advisories: path.resolve(values.advisories) } : undefined;
         const t0 = Date.now();
-        const signed = await selfSign({ stateDir: paths.stateDir, policy: loadPolicy(paths.policyFile), policyFile: paths.policyFile, profilesDir: paths.profilesDir, install, ...(image ? { image } : {}) });
+        const signed = await selfSign({
+          stateDir: paths.stateDir,
+          policy: loadPolicy(paths.policyFile),
+          policyFile: paths.policyFile,
+          profilesDir: paths.profilesDir,
+          install,
+          ...(image ? { image } : {}),
+        });
         say(
           `${signed.created ? 'made a signing key' : 'signing key'} ${signed.publicKey} (${signed.keyid.slice(0, 16)}); signed tiers ${signed.tiers.join(', ')} for ${image ? `image ${image.ref}` : root ? `the install staged in ${install}` : 'this install'} in ${Date.now() - t0} ms: every worker start is checked against them`,
         );

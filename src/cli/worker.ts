@@ -33,10 +33,7 @@ export const workerCommand: Command = {
     'SIGTERM or SIGINT: stop accepting, finish in-flight requests, close the database, exit 0.',
   ].join('\n'),
   async run(values) {
-    const log = pino(
-      { level: String(values['log-level'] ?? 'info'), base: { pid: process.pid, tier: values.tier }, name: 'fhirguard-worker' },
-      pino.destination({ dest: 2, sync: true }),
-    );
+    const log = pino({ level: String(values['log-level'] ?? 'info'), base: { pid: process.pid, tier: values.tier }, name: 'fhirguard-worker' }, pino.destination({ dest: 2, sync: true }));
     for (const name of ['tier', 'db', 'listen'] as const) {
       if (typeof values[name] !== 'string' || values[name] === '') {
         log.fatal(`--${name} is required`);

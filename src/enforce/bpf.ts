@@ -153,9 +153,7 @@ export function policySpec(p: BpfPolicy): string {
   lines.push(`no-write-opens ${p.noWriteOpens ? 1 : 0}`);
   // Recording must never kill nor flood the event ring with violations: every phase allows all.
   const sets: Record<Phase, readonly string[] | 'all'> =
-    p.action === 'record'
-      ? { boot: 'all', serve: 'all', shutdown: 'all' }
-      : { boot: p.bootAllow ?? 'all', serve: p.allow, shutdown: p.shutdownAllow ?? 'all' };
+    p.action === 'record' ? { boot: 'all', serve: 'all', shutdown: 'all' } : { boot: p.bootAllow ?? 'all', serve: p.allow, shutdown: p.shutdownAllow ?? 'all' };
   for (const ph of PHASES) {
     const nrs = nrsOf(sets[ph], `${ph} allow set`);
     lines.push(`allow ${ph}${nrs ? ` ${nrs}` : ''}`);
@@ -257,9 +255,7 @@ export class BpfEnforcer {
   }
 
   async counters(cgroupPath?: string): Promise<BpfCounters> {
-    const raw = await this.json<{ eventsDropped: number; cgroups: RawCgroup[] }>(
-      cgroupPath === undefined ? ['counters'] : ['counters', '--cgroup', cgroupPath],
-    );
+    const raw = await this.json<{ eventsDropped: number; cgroups: RawCgroup[] }>(cgroupPath === undefined ? ['counters'] : ['counters', '--cgroup', cgroupPath]);
     return { eventsDropped: raw.eventsDropped, cgroups: raw.cgroups.map(toCounters) };
   }
 

@@ -49,9 +49,7 @@ export function tierContainerSpec(
 ): ContainerSpec {
   const host = hostFiles(layout.install);
   const writable = t.readOnly ? [layout.socketDir] : [layout.socketDir, layout.dataDir];
-  const readOnly = minimalCover([...host.readOnly, ...(layout.extraReadOnly ?? []), ...(t.readOnly ? [layout.dataDir] : [])]).filter(
-    (p) => !writable.includes(p),
-  );
+  const readOnly = minimalCover([...host.readOnly, ...(layout.extraReadOnly ?? []), ...(t.readOnly ? [layout.dataDir] : [])]).filter((p) => !writable.includes(p));
   return {
     hostname: id,
     args: process.args,

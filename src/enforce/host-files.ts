@@ -96,7 +96,9 @@ export function runtimeFiles(install: string): RuntimeFiles {
     libraries: [...libraries].sort(),
     etc: ETC_FILES.filter((f) => existsSync(f)),
     install,
-    installEntries: INSTALL_ENTRIES.map((f) => path.join(install, f)).filter((p) => existsSync(p)).map((p) => realpathSync(p)),
+    installEntries: INSTALL_ENTRIES.map((f) => path.join(install, f))
+      .filter((p) => existsSync(p))
+      .map((p) => realpathSync(p)),
   };
 }
 

@@ -45,7 +45,9 @@ export class IdentityError extends Error {}
 
 function lookup(db: 'passwd' | 'group', name: string): string[] | undefined {
   try {
-    return execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(':');
+    return execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim()
+      .split(':');
   } catch {
     return undefined;
   }

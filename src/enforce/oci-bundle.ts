@@ -54,18 +54,7 @@ const BIND_RO = ['rbind', 'ro', 'nosuid', 'nodev'];
 const BIND_RW = ['rbind', 'rw', 'nosuid', 'nodev', 'noexec'];
 
 /** Kernel interfaces a worker never needs, hidden as runc's defaults hide them. */
-const MASKED_PATHS = [
-  '/proc/acpi',
-  '/proc/asound',
-  '/proc/kcore',
-  '/proc/keys',
-  '/proc/latency_stats',
-  '/proc/timer_list',
-  '/proc/timer_stats',
-  '/proc/sched_debug',
-  '/proc/scsi',
-  '/sys/firmware',
-];
+const MASKED_PATHS = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'];
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 export function ociConfig(spec: ContainerSpec): Record<string, unknown> {

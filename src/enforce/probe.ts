@@ -27,7 +27,15 @@ const RUNC_SEARCH = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/sbin/runc', 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 function findRunc(explicit?: string): string | undefined {
-  const candidates = explicit ? [explicit] : [...(process.env.PATH ?? '').split(':').filter(Boolean).map((d) => path.join(d, 'runc')), ...RUNC_SEARCH];
+  const candidates = explicit
+    ? [explicit]
+    : [
+        ...(process.env.PATH ?? '')
+          .split(':')
+          .filter(Boolean)
+          .map((d) => path.join(d, 'runc')),
+        ...RUNC_SEARCH,
+      ];
   for (const c of candidates) {
     try {
       accessSync(c, constants.X_OK);

@@ -10,24 +10,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { syscallNr } from './syscalls';
 
-export type SeccompAction =
-  | 'SCMP_ACT_ALLOW'
-  | 'SCMP_ACT_ERRNO'
-  | 'SCMP_ACT_KILL'
-  | 'SCMP_ACT_KILL_THREAD'
-  | 'SCMP_ACT_KILL_PROCESS'
-  | 'SCMP_ACT_TRAP'
-  | 'SCMP_ACT_LOG'
-  | 'SCMP_ACT_TRACE';
+export type SeccompAction = 'SCMP_ACT_ALLOW' | 'SCMP_ACT_ERRNO' | 'SCMP_ACT_KILL' | 'SCMP_ACT_KILL_THREAD' | 'SCMP_ACT_KILL_PROCESS' | 'SCMP_ACT_TRAP' | 'SCMP_ACT_LOG' | 'SCMP_ACT_TRACE';
 
-export type SeccompOp =
-  | 'SCMP_CMP_NE'
-  | 'SCMP_CMP_LT'
-  | 'SCMP_CMP_LE'
-  | 'SCMP_CMP_EQ'
-  | 'SCMP_CMP_GE'
-  | 'SCMP_CMP_GT'
-  | 'SCMP_CMP_MASKED_EQ';
+export type SeccompOp = 'SCMP_CMP_NE' | 'SCMP_CMP_LT' | 'SCMP_CMP_LE' | 'SCMP_CMP_EQ' | 'SCMP_CMP_GE' | 'SCMP_CMP_GT' | 'SCMP_CMP_MASKED_EQ';
 
 const ACTIONS: ReadonlySet<string> = new Set<SeccompAction>([
   'SCMP_ACT_ALLOW',
@@ -39,15 +24,7 @@ const ACTIONS: ReadonlySet<string> = new Set<SeccompAction>([
   'SCMP_ACT_LOG',
   'SCMP_ACT_TRACE',
 ]);
-const OPS: ReadonlySet<string> = new Set<SeccompOp>([
-  'SCMP_CMP_NE',
-  'SCMP_CMP_LT',
-  'SCMP_CMP_LE',
-  'SCMP_CMP_EQ',
-  'SCMP_CMP_GE',
-  'SCMP_CMP_GT',
-  'SCMP_CMP_MASKED_EQ',
-]);
+const OPS: ReadonlySet<string> = new Set<SeccompOp>(['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ']);
 
 export interface SeccompArg {
   index: number;

@@ -131,7 +131,11 @@ function checkFidelity(text: string, value: object, counts: Counts): void {
   const unfaithful = scan.unfaithfulNumber ?? (scan.numbers < counts.numbers || scan.members !== counts.members ? scanNumbersEverywhere(text) : undefined);
   if (unfaithful !== undefined) {
     const shown = unfaithful.length > 40 ? `${unfaithful.slice(0, 40)}...` : unfaithful;
-    throw bad('imprecise-number', `the number ${shown} cannot be held exactly by a double, so JSON readers would disagree on its value; send it as a double prints it (its shortest form, within ±1.7e308)`, 'invalid');
+    throw bad(
+      'imprecise-number',
+      `the number ${shown} cannot be held exactly by a double, so JSON readers would disagree on its value; send it as a double prints it (its shortest form, within ±1.7e308)`,
+      'invalid',
+    );
   }
   if (scan.members !== counts.members) {
     const dup = findDuplicateKey(text);

@@ -55,11 +55,7 @@ function relativeUrl(url: string, req: RequestView, where: string): string {
   const authority = slash < 0 ? url.slice(scheme) : url.slice(scheme, slash);
   const rest = slash < 0 ? '' : url.slice(slash);
   const base = req.base === undefined || req.base === '/' ? '' : req.base.replace(/\/$/, '');
-  const ours =
-    req.base !== undefined &&
-    typeof host === 'string' &&
-    authority.toLowerCase() === host.toLowerCase() &&
-    (rest === base || rest.startsWith(`${base}/`) || rest.startsWith(`${base}?`));
+  const ours = req.base !== undefined && typeof host === 'string' && authority.toLowerCase() === host.toLowerCase() && (rest === base || rest.startsWith(`${base}/`) || rest.startsWith(`${base}?`));
   if (!ours) {
     throw badBundle(`${where}: '${shown(url)}' points at another server; entry URLs must be relative to this FHIR base`, `${where}.url`);
   }
@@ -67,12 +63,7 @@ function relativeUrl(url: string, req: RequestView, where: string): string {
 }
 
 /** Classifies one entry; any refusal becomes a 400 for the Bundle that names the entry. */
-function classifyOne(
-  entry: unknown,
-  index: number,
-  req: RequestView,
-  classifyEntry: (r: RequestView) => Interaction,
-): Interaction {
+function classifyOne(entry: unknown, index: number, req: RequestView, classifyEntry: (r: RequestView) => Interaction): Interaction {
   const where = `Bundle.entry[${index}].request`;
   if (!isObject(entry) || !isObject(entry.request)) throw badBundle(`${where} is required in a batch or transaction`, where);
   const { method, url, ifNoneExist } = entry.request;
@@ -110,11 +101,7 @@ function classifyOne(
  * Reads a Bundle POSTed to the base: its type (batch or transaction) and the interaction of
  * each entry, in entry order. Throws 400 bad-bundle for anything else.
  */
-export function classifyBundle(
-  body: unknown,
-  req: RequestView,
-  classifyEntry: (r: RequestView) => Interaction,
-): ClassifiedBundle {
+export function classifyBundle(body: unknown, req: RequestView, classifyEntry: (r: RequestView) => Interaction): ClassifiedBundle {
   if (!isObject(body) || body.resourceType !== 'Bundle') {
     throw badBundle('a POST to the FHIR base needs a batch or transaction Bundle as its body');
   }

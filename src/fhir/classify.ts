@@ -57,20 +57,7 @@ const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PAT
 export const COMPARTMENT_TYPES: ReadonlySet<string> = new Set(COMPARTMENT_OWNERS);
 
 /** Result-shaping parameters: they select nothing, so they are not criteria of a conditional write. */
-const NON_CRITERIA: ReadonlySet<string> = new Set([
-  '_format',
-  '_pretty',
-  '_summary',
-  '_elements',
-  '_count',
-  '_offset',
-  '_sort',
-  '_include',
-  '_revinclude',
-  '_total',
-  '_contained',
-  '_containedType',
-]);
+const NON_CRITERIA: ReadonlySet<string> = new Set(['_format', '_pretty', '_summary', '_elements', '_count', '_offset', '_sort', '_include', '_revinclude', '_total', '_contained', '_containedType']);
 
 const GET = ['GET', 'HEAD'] as const;
 const GET_POST = ['GET', 'HEAD', 'POST'] as const;

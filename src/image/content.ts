@@ -124,7 +124,9 @@ function nativeBuildLeftover(relPath: string, isDir: boolean, hasGyp: boolean): 
 export function productionPackages(install: string): string[] {
   const lockFile = path.join(install, 'package-lock.json');
   if (!existsSync(lockFile)) {
-    return readdirSync(path.join(install, 'node_modules')).filter((n) => !n.startsWith('.')).map((n) => `node_modules/${n}`);
+    return readdirSync(path.join(install, 'node_modules'))
+      .filter((n) => !n.startsWith('.'))
+      .map((n) => `node_modules/${n}`);
   }
   const lock = JSON.parse(readFileSync(lockFile, 'utf8')) as { packages?: Record<string, { dev?: boolean; link?: boolean }> };
   if (!lock.packages) throw new Error(`${lockFile}: lockfileVersion 2 or later is needed (a "packages" section)`);

@@ -36,13 +36,7 @@ export interface Inventory {
 const NPM_MANIFEST = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/@][^/]*)\/package\.json$/;
 
 function interesting(p: string): boolean {
-  return (
-    NPM_MANIFEST.test(p) ||
-    p === 'var/lib/dpkg/status' ||
-    (p.startsWith('var/lib/dpkg/status.d/') && !p.endsWith('.md5sums')) ||
-    p === 'etc/os-release' ||
-    p === 'usr/lib/os-release'
-  );
+  return NPM_MANIFEST.test(p) || p === 'var/lib/dpkg/status' || (p.startsWith('var/lib/dpkg/status.d/') && !p.endsWith('.md5sums')) || p === 'etc/os-release' || p === 'usr/lib/os-release';
 }
 
 interface Node {
@@ -148,7 +142,16 @@ export async function inventory(image: ResolvedImage): Promise<Inventory> {
       add({ ecosystem: 'npm', name, version: pkg.version, purl: npmPurl(name, pkg.version), locations: [`/${path.posix.dirname(p)}`] });
     } else if (p.startsWith('var/lib/dpkg/status')) {
       for (const d of parseStatus(n.data.toString('utf8'))) {
-        add({ ecosystem: 'Debian', name: d.package, version: d.version, source: d.source, sourceVersion: d.sourceVersion, architecture: d.architecture, purl: debPurl({ ...d, name: d.package }, os), locations: [`/${p}`] });
+        add({
+          ecosystem: 'Debian',
+          name: d.package,
+          version: d.version,
+          source: d.source,
+          sourceVersion: d.sourceVersion,
+          architecture: d.architecture,
+          purl: debPurl({ ...d, name: d.package }, os),
+          locations: [`/${p}`],
+        });
       }
     }
   }
@@ -182,7 +185,13 @@ export function cycloneDx(inv: Inventory, tool: { name: string; version: string 
     };
   });
   if (inv.os) {
-    components.push({ type: 'operating-system', 'bom-ref': `os:${inv.os.id}@${inv.os.versionId ?? ''}`, name: inv.os.id, ...(inv.os.versionId ? { version: inv.os.versionId } : {}), ...(inv.os.prettyName ? { description: inv.os.prettyName } : {}) });
+    components.push({
+      type: 'operating-system',
+      'bom-ref': `os:${inv.os.id}@${inv.os.versionId ?? ''}`,
+      name: inv.os.id,
+      ...(inv.os.versionId ? { version: inv.os.versionId } : {}),
+      ...(inv.os.prettyName ? { description: inv.os.prettyName } : {}),
+    });
   }
   return {
     bomFormat: 'CycloneDX',
@@ -197,7 +206,9 @@ export function cycloneDx(inv: Inventory, tool: { name: string; version: string 
         'bom-ref': imageRef,
         name: img.config.config?.Labels?.['org.opencontainers.image.title'] ?? 'image',
         version: img.digest,
-        ...(img.config.config?.Labels?.['org.opencontainers.image.version'] ? { properties: [{ name: 'org.opencontainers.image.version', value: img.config.config.Labels['org.opencontainers.image.version'] }] } : {}),
+        ...(img.config.config?.Labels?.['org.opencontainers.image.version']
+          ? { properties: [{ name: 'org.opencontainers.image.version', value: img.config.config.Labels['org.opencontainers.image.version'] }] }
+          : {}),
       },
     },
     components,

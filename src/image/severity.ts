@@ -47,7 +47,12 @@ const BASE_METRICS: Readonly<Record<CvssVersion, readonly string[]>> = {
 };
 
 function namesBaseMetrics(type: CvssVersion, vector: string): boolean {
-  const named = new Set(vector.replace(/^\(|\)$/g, '').split('/').map((part) => part.split(':')[0]));
+  const named = new Set(
+    vector
+      .replace(/^\(|\)$/g, '')
+      .split('/')
+      .map((part) => part.split(':')[0]),
+  );
   return BASE_METRICS[type].every((m) => named.has(m));
 }
 

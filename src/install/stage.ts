@@ -16,7 +16,23 @@
 // that the manifest no longer lists is removed. Each new file is made beside its place and
 // renamed over it, so a process reading the old file keeps reading the old file.
 
-import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, chmodSync, chownSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  chmodSync,
+  chownSync,
+  symlinkSync,
+  utimesSync,
+  type Stats,
+} from 'node:fs';
 import path from 'node:path';
 import { installRoot } from './root';
 import { stagedInstallDir } from '../enforce/layout';

@@ -35,12 +35,7 @@ export interface EnforcementSource {
   workers(): Promise<Array<Pick<WorkerInfo, 'tier' | 'id' | 'restarts'> & { state: string }>>;
 }
 
-export function registerEnforcementMetrics(
-  registry: Registry,
-  client: EnforcementSource,
-  tierNames: readonly string[],
-  onError: (err: Error) => void,
-): void {
+export function registerEnforcementMetrics(registry: Registry, client: EnforcementSource, tierNames: readonly string[], onError: (err: Error) => void): void {
   const agent = {
     counters: perScrape(() => client.counters(), { available: false, eventsDropped: 0, tiers: [] } as Awaited<ReturnType<AgentClient['counters']>>, onError),
     workers: perScrape(() => client.workers(), [] as Awaited<ReturnType<AgentClient['workers']>>, onError),
@@ -136,7 +131,7 @@ export function registerEnforcementMetrics(
   });
   new Gauge({
     name: 'fhirguard_profile_info',
-    help: "The profile each tier runs under: digest of its seccomp and eBPF files and its seccomp allow count",
+    help: 'The profile each tier runs under: digest of its seccomp and eBPF files and its seccomp allow count',
     labelNames: ['tier', 'digest', 'allowed_syscalls'],
     registers: [registry],
     async collect() {

@@ -47,38 +47,15 @@ export class ProxyMetrics {
   constructor(tierNames: readonly string[], { processMetrics = true }: { processMetrics?: boolean } = {}) {
     const r = this.registry;
     this.tiers = new Set(tierNames);
-    this.requests = new LeanCounter(
-      'fhirguard_requests_total',
-      'FHIR requests by tier, interaction, resource type and outcome',
-      ['tier', 'interaction', 'resource_type', 'outcome'],
-      r,
-    );
-    this.requestDuration = new LeanHistogram(
-      'fhirguard_request_duration_seconds',
-      'Time from request arrival to the last byte of the response',
-      ['tier', 'interaction'],
-      r,
-      REQUEST_BUCKETS,
-    );
-    this.upstreamDuration = new LeanHistogram(
-      'fhirguard_upstream_duration_seconds',
-      'Time the tier upstream took, from dispatch to the end of its response body',
-      ['tier'],
-      r,
-      REQUEST_BUCKETS,
-    );
-    const stages = new LeanHistogram(
-      'fhirguard_stage_duration_seconds',
-      'Time per request-path stage; proxy is the whole request minus the upstream time',
-      ['stage'],
-      r,
-      STAGE_BUCKETS,
-    );
+    this.requests = new LeanCounter('fhirguard_requests_total', 'FHIR requests by tier, interaction, resource type and outcome', ['tier', 'interaction', 'resource_type', 'outcome'], r);
+    this.requestDuration = new LeanHistogram('fhirguard_request_duration_seconds', 'Time from request arrival to the last byte of the response', ['tier', 'interaction'], r, REQUEST_BUCKETS);
+    this.upstreamDuration = new LeanHistogram('fhirguard_upstream_duration_seconds', 'Time the tier upstream took, from dispatch to the end of its response body', ['tier'], r, REQUEST_BUCKETS);
+    const stages = new LeanHistogram('fhirguard_stage_duration_seconds', 'Time per request-path stage; proxy is the whole request minus the upstream time', ['stage'], r, STAGE_BUCKETS);
     this.stageCells = Object.fromEntries(STAGES.map((s) => [s, stages.cell(s)])) as Record<Stage, HistogramCell>;
     this.refusals = new LeanCounter('fhirguard_refusals_total', 'Requests refused by fhirguard, by reason', ['reason'], r);
     this.upstreamErrors = new Counter({
       name: 'fhirguard_upstream_errors_total',
-      help: 'Upstream failures by tier and kind (connect, timeout, unavailable; refused: the agent refused to start the tier\'s workers)',
+      help: "Upstream failures by tier and kind (connect, timeout, unavailable; refused: the agent refused to start the tier's workers)",
       labelNames: ['tier', 'kind'],
       registers: [r],
     });
@@ -88,14 +65,15 @@ export class ProxyMetrics {
       labelNames: ['tier'],
       registers: [r],
     });
-    const self = this;
+    // prom-client calls collect() with the gauge as `this`: the registry is reached by name.
+    const health = (): TierHealthSource | undefined => this.healthSource;
     new Gauge({
       name: 'fhirguard_upstream_healthy_members',
       help: 'Members of each tier pool that pass their health check',
       labelNames: ['tier'],
       registers: [r],
       collect() {
-        for (const t of self.healthSource?.tierHealth() ?? []) this.set({ tier: t.tier }, t.healthy);
+        for (const t of health()?.tierHealth() ?? []) this.set({ tier: t.tier }, t.healthy);
       },
     });
     new Gauge({
@@ -104,7 +82,7 @@ export class ProxyMetrics {
       labelNames: ['tier'],
       registers: [r],
       collect() {
-        for (const t of self.healthSource?.tierHealth() ?? []) this.set({ tier: t.tier }, t.members);
+        for (const t of health()?.tierHealth() ?? []) this.set({ tier: t.tier }, t.members);
       },
     });
     registerBuildInfo(r, 'proxy');

@@ -73,11 +73,7 @@ export class Decider {
 
     const v = this.table.verdict(kind, type, i.operation);
     if (v.tier >= 0) return this.tiers[v.tier];
-    throw denied(
-      v.rule < 0
-        ? `no policy rule allows ${describeInteraction(i)}`
-        : `${describeInteraction(i)} is denied by the policy (rules[${v.rule}])`,
-    );
+    throw denied(v.rule < 0 ? `no policy rule allows ${describeInteraction(i)}` : `${describeInteraction(i)} is denied by the policy (rules[${v.rule}])`);
   }
 
   private checkReach(r: Reach, tier: TierConfig, i: Interaction): void {

@@ -46,7 +46,10 @@ function build(): Graph {
 
   const compartments = new Map<string, readonly string[]>(COMPARTMENT_OWNERS.map((owner) => [owner, compartmentTypes(owner)]));
   const backwardLists = new Map([...backward].map(([t, s]) => [t, [...s] as readonly string[]]));
-  const step = <T>(m: Map<string, T>) => (t: string) => (m.get(t) ?? ANY_TYPE) as Types;
+  const step =
+    <T>(m: Map<string, T>) =>
+    (t: string) =>
+      (m.get(t) ?? ANY_TYPE) as Types;
   return {
     forward,
     backward: backwardLists,

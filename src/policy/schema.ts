@@ -89,11 +89,7 @@ function resource(v: string): string | undefined {
 function interaction(v: string): string | undefined {
   if (KINDS.has(v)) return undefined;
   const close = v.length < 3 ? [] : INTERACTION_KINDS.filter((k) => k.startsWith(v.split('-')[0]) || v.includes(k));
-  const hint = v.startsWith('conditional')
-    ? ' (conditional forms are covered by create, update, patch and delete)'
-    : close.length > 0
-      ? ` (did you mean ${close.join(' or ')}?)`
-      : '';
+  const hint = v.startsWith('conditional') ? ' (conditional forms are covered by create, update, patch and delete)' : close.length > 0 ? ` (did you mean ${close.join(' or ')}?)` : '';
   return `${JSON.stringify(v)} is not a FHIR interaction code${hint}; expected one of ${INTERACTION_KINDS.join(', ')}`;
 }
 

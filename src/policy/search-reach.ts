@@ -7,17 +7,7 @@
 
 import type { Interaction, SearchParam } from '../fhir/interaction';
 import { isResourceType, searchParam } from '../fhir/search-parameters';
-import {
-  ANY_TYPE,
-  backwardClosureOf,
-  closure,
-  compartmentMembers,
-  forwardClosureOf,
-  referenceSourcesOf,
-  referenceTargetsOf,
-  type Types,
-  union,
-} from './reference-graph';
+import { ANY_TYPE, backwardClosureOf, closure, compartmentMembers, forwardClosureOf, referenceSourcesOf, referenceTargetsOf, type Types, union } from './reference-graph';
 
 export interface Reach {
   /** What reaches, as the client wrote it; values are left out where they may hold patient data. */
@@ -36,12 +26,7 @@ interface Bounded {
 
 /** Whether the interaction runs a search whose reach must be checked. */
 export function searches(i: Interaction): boolean {
-  return (
-    i.kind === 'search-type' ||
-    i.kind === 'search-system' ||
-    i.compartment !== undefined ||
-    (i.conditional && i.params.length > 0)
-  );
+  return i.kind === 'search-type' || i.kind === 'search-system' || i.compartment !== undefined || (i.conditional && i.params.length > 0);
 }
 
 /** The parameter as written: name, `:modifier`, `.chain` (classify splits them; reach reads the whole). */
@@ -73,9 +58,7 @@ function typeList(value: string): Bounded {
 /** The reference targets of `param` on every type of `from`; a type modifier narrows them. */
 function follow(from: Types, param: string, typeModifier: string | undefined): Bounded {
   if (typeModifier !== undefined) {
-    return isResourceType(typeModifier)
-      ? { types: [typeModifier] }
-      : { types: ANY_TYPE, why: `${JSON.stringify(typeModifier)} is not a resource type` };
+    return isResourceType(typeModifier) ? { types: [typeModifier] } : { types: ANY_TYPE, why: `${JSON.stringify(typeModifier)} is not a resource type` };
   }
   if (from === ANY_TYPE) return { types: ANY_TYPE, why: `${param} is followed from every type` };
   const out: Types[] = [];
@@ -133,9 +116,7 @@ function include(piece: string): Bounded {
   if (parts.length > 3 || !source || !param) return { types: ANY_TYPE, why: `${JSON.stringify(piece)} is not Type:param[:Target]` };
   if (!isResourceType(source)) return { types: ANY_TYPE, why: `${JSON.stringify(source)} is not a resource type` };
   if (target !== undefined) {
-    return isResourceType(target)
-      ? { types: [target], also: source }
-      : { types: ANY_TYPE, why: `${JSON.stringify(target)} is not a resource type` };
+    return isResourceType(target) ? { types: [target], also: source } : { types: ANY_TYPE, why: `${JSON.stringify(target)} is not a resource type` };
   }
   if (param === '*') {
     const all = referenceTargetsOf(source);
@@ -266,10 +247,7 @@ export function searchReach(i: Interaction): readonly Reach[] {
     const forward = wild.some((w) => w.forward);
     const backward = wild.some((w) => !w.forward);
     const from = union(included);
-    const types =
-      forward && backward
-        ? closure(from, (t) => union([referenceTargetsOf(t), referenceSourcesOf(t)]))
-        : allOf(from, forward ? forwardClosureOf : backwardClosureOf);
+    const types = forward && backward ? closure(from, (t) => union([referenceTargetsOf(t), referenceSourcesOf(t)])) : allOf(from, forward ? forwardClosureOf : backwardClosureOf);
     reaches.push({ via: wild[0].via, types, why: 'iterating every reference from every type reached' });
   }
   return reaches;

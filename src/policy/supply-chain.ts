@@ -64,7 +64,11 @@ const severity: Spec = {
 
 const WAIVER_FIELDS: Readonly<Record<string, Field>> = {
   id: {
-    spec: { type: 'string', expect: 'an advisory id', check: (v) => (/^[A-Za-z0-9][A-Za-z0-9._:-]*$/.test(v) ? undefined : `${JSON.stringify(v)} is not an advisory id such as GHSA-xxxx-xxxx-xxxx or CVE-2024-12345`) },
+    spec: {
+      type: 'string',
+      expect: 'an advisory id',
+      check: (v) => (/^[A-Za-z0-9][A-Za-z0-9._:-]*$/.test(v) ? undefined : `${JSON.stringify(v)} is not an advisory id such as GHSA-xxxx-xxxx-xxxx or CVE-2024-12345`),
+    },
     required: true,
     doc: 'the advisory waived: its OSV id or one of its aliases',
   },
@@ -112,12 +116,7 @@ export const SUPPLY_CHAIN_FIELD: Field = {
 };
 
 /** Defaults and the checks across waivers; expired waivers are warnings (the gate refuses what they no longer cover). */
-export function compileSupplyChain(
-  fields: SupplyChainFields | undefined,
-  file: string,
-  at: SourcePositions,
-  now: number = Date.now(),
-): { supplyChain: SupplyChainPolicy; warnings: string[] } {
+export function compileSupplyChain(fields: SupplyChainFields | undefined, file: string, at: SourcePositions, now: number = Date.now()): { supplyChain: SupplyChainPolicy; warnings: string[] } {
   const warnings: string[] = [];
   const waivers: SupplyChainWaiver[] = [];
   const seen = new Map<string, number>();

@@ -10,13 +10,7 @@ import type { RuleFields } from './schema';
 export const SYSTEM = '';
 
 /** Kinds that only exist at the system level; `operation` exists at every level. */
-export const SYSTEM_KINDS: ReadonlySet<InteractionKind> = new Set<InteractionKind>([
-  'batch',
-  'transaction',
-  'history-system',
-  'search-system',
-  'capabilities',
-]);
+export const SYSTEM_KINDS: ReadonlySet<InteractionKind> = new Set<InteractionKind>(['batch', 'transaction', 'history-system', 'search-system', 'capabilities']);
 
 export interface Verdict {
   /** Index of the serving tier, or -1: refused. */
@@ -70,11 +64,7 @@ export class DecisionTable {
     for (const type of [SYSTEM, ...R4_RESOURCE_TYPES]) {
       const covering = compiled.filter((r) => r.allTypes || r.types.has(type));
       const first = (kind: InteractionKind, op?: string): Verdict =>
-        covering.find(
-          (r) =>
-            r.kinds.has(kind) &&
-            (kind !== 'operation' || r.operations === undefined || (op !== undefined && r.operations.has(op))),
-        )?.verdict ?? NO_RULE;
+        covering.find((r) => r.kinds.has(kind) && (kind !== 'operation' || r.operations === undefined || (op !== undefined && r.operations.has(op))))?.verdict ?? NO_RULE;
 
       const kinds = new Map<InteractionKind, Verdict>();
       for (const kind of INTERACTION_KINDS) {

@@ -21,18 +21,7 @@ const MAY_WRITE: ReadonlySet<InteractionKind> = new Set<InteractionKind>(['batch
  * R4 operations that never change stored data. Any other operation (and a rule allowing
  * every operation) may write: `$meta-add`, `$process-message`, `$apply`, a server's own...
  */
-export const READ_ONLY_OPERATIONS: ReadonlySet<string> = new Set([
-  '$validate',
-  '$everything',
-  '$meta',
-  '$expand',
-  '$lookup',
-  '$validate-code',
-  '$subsumes',
-  '$translate',
-  '$lastn',
-  '$stats',
-]);
+export const READ_ONLY_OPERATIONS: ReadonlySet<string> = new Set(['$validate', '$everything', '$meta', '$expand', '$lookup', '$validate-code', '$subsumes', '$translate', '$lastn', '$stats']);
 
 interface Writes {
   /** A rule that routes a writing interaction to the tier (explicit readOnly: true contradicts it). */

@@ -39,7 +39,7 @@ export const DANGEROUS_SYSCALLS: Readonly<Record<string, string>> = Object.freez
   setns: "joins another process's namespaces",
 
   // Kernel programs and tracing
-  bpf: 'loads eBPF programs and maps into the kernel (and could tamper with fhirguard\'s own)',
+  bpf: "loads eBPF programs and maps into the kernel (and could tamper with fhirguard's own)",
   perf_event_open: 'kernel and hardware tracing: leaks host information, frequent exploit target',
   lookup_dcookie: 'kernel profiling interface that leaks host paths',
   syslog: 'reads or clears the kernel log',
@@ -79,7 +79,7 @@ export const DANGEROUS_SYSCALLS: Readonly<Record<string, string>> = Object.freez
   _sysctl: 'obsolete kernel parameter interface',
   uselib: 'obsolete shared library loader',
   nfsservctl: 'obsolete kernel NFS server control',
-  fanotify_init: 'watches filesystem events across mounts, including the host\'s',
+  fanotify_init: "watches filesystem events across mounts, including the host's",
 });
 
 export function isDangerous(name: string): boolean {

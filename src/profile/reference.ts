@@ -11,9 +11,7 @@ import { ProfileError, readText } from './errors';
  * against this table, so fhirguard's reductions are too. Newer syscalls a profile names
  * still count as allowed names.
  */
-export const X86_64_TABLE: readonly string[] = Object.freeze(
-  SYSCALL_NAMES.filter((n) => !Object.prototype.hasOwnProperty.call(NEWER_THAN_HEADERS, n)),
-);
+export const X86_64_TABLE: readonly string[] = Object.freeze(SYSCALL_NAMES.filter((n) => !Object.prototype.hasOwnProperty.call(NEWER_THAN_HEADERS, n)));
 if (X86_64_TABLE.length !== HEADER_SYSCALL_COUNT) {
   // The generated table and its declared size disagree: figures would silently drift.
   throw new Error(`x86_64 syscall table has ${X86_64_TABLE.length} header names, expected ${HEADER_SYSCALL_COUNT}`);

@@ -91,7 +91,12 @@ const list = (names: string[]): string => (names.length ? names.join(', ') : 'no
 
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** The human report: one table, then the names behind the numbers. */
@@ -124,7 +129,8 @@ export function formatStats(r: StatsReport): string {
     out.push(`  dangerous allowed in serve: ${t.serveAllowed === null ? '- (no eBPF profile)' : list(t.dangerous.serve)}`);
     out.push(`  allowed beyond Docker's default (${t.beyondDockerDefault.length}): ${list(t.beyondDockerDefault)}`);
     if (t.serveOutsideSeccomp.length) out.push(`  in the serve set but refused by seccomp: ${t.serveOutsideSeccomp.join(', ')}`);
-    if (t.noWriteOpens !== null) out.push(`  serve: write opens ${t.noWriteOpens ? 'refused' : 'allowed'}; egress ${t.egress === null ? 'unrestricted' : t.egress.length ? t.egress.join(', ') : 'none'}`);
+    if (t.noWriteOpens !== null)
+      out.push(`  serve: write opens ${t.noWriteOpens ? 'refused' : 'allowed'}; egress ${t.egress === null ? 'unrestricted' : t.egress.length ? t.egress.join(', ') : 'none'}`);
     if (!t.files.seccomp) out.push('  no seccomp profile');
     if (!t.files.ebpf) out.push('  no eBPF profile');
   }

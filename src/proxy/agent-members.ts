@@ -16,7 +16,12 @@ export function followAgent(client: AgentClient, pools: UpstreamPools, tiers: re
     const pool = pools.get(tier);
     if (!pool) return;
     const mine = [...workers.values()].filter((w) => w.tier === tier);
-    pool.setUpstreams(mine.filter(routable).map((w) => w.address).sort());
+    pool.setUpstreams(
+      mine
+        .filter(routable)
+        .map((w) => w.address)
+        .sort(),
+    );
     const refused = mine.find((w) => w.state === 'refused' && w.refusal);
     pool.unavailable = refused?.refusal ? describeRefusal(refused.refusal.check, refused.refusal.reason) : undefined;
   };

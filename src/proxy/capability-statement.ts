@@ -174,7 +174,9 @@ export function buildCapabilityStatement(o: StatementInputs): Json {
       // parameter would be refused here before it reached that backend.
       const known = searchParamsOf(type);
       const params = backend?.searchParam ?? [...known.values()].map((p) => ({ name: p.code, type: p.type }));
-      entry.searchParam = params.filter((p) => typeof p.name === 'string' && known.has(p.name) && allowedAt(`${encodeURIComponent(p.name)}=${encodeURIComponent(SAMPLE_VALUE[(p.type as SearchParamType) ?? 'string'] ?? 'x')}`));
+      entry.searchParam = params.filter(
+        (p) => typeof p.name === 'string' && known.has(p.name) && allowedAt(`${encodeURIComponent(p.name)}=${encodeURIComponent(SAMPLE_VALUE[(p.type as SearchParamType) ?? 'string'] ?? 'x')}`),
+      );
       const includes = backend?.searchInclude ?? [...searchParamsOf(type).values()].filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`);
       entry.searchInclude = includes.filter((v) => isKnownInclude(v, type, 'include') && allowedAt(`_include=${encodeURIComponent(v)}`));
       const revIncludes =

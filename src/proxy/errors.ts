@@ -34,21 +34,17 @@ function shown(value: string): string {
  */
 export const httpRefusal = {
   malformed: (detail: string) => refuse(400, 'malformed-http', 'structure', `the request is not well-formed HTTP/1.1 (${detail}); the connection is closed`),
-  headersTooLarge: (limitBytes: number) =>
-    refuse(431, 'headers-too-large', 'too-long', `the request line and headers exceed the ${limitBytes / 1024} KiB the front door accepts`),
-  tooManyHeaders: (count: number, limit: number) =>
-    refuse(431, 'too-many-headers', 'too-long', `the request has ${count} header fields; the front door accepts at most ${limit}`),
+  headersTooLarge: (limitBytes: number) => refuse(431, 'headers-too-large', 'too-long', `the request line and headers exceed the ${limitBytes / 1024} KiB the front door accepts`),
+  tooManyHeaders: (count: number, limit: number) => refuse(431, 'too-many-headers', 'too-long', `the request has ${count} header fields; the front door accepts at most ${limit}`),
   requestTimeout: () => refuse(408, 'request-timeout', 'timeout', 'the request did not arrive in time; the connection is closed'),
   chunkExtensionsTooLarge: () => refuse(413, 'chunk-extensions-too-large', 'too-long', 'chunk extensions exceed what the front door accepts'),
-  expectationFailed: (value: string) =>
-    refuse(417, 'expectation-failed', 'not-supported', `Expect: ${shown(value)} cannot be met; the front door meets only Expect: 100-continue`),
+  expectationFailed: (value: string) => refuse(417, 'expectation-failed', 'not-supported', `Expect: ${shown(value)} cannot be met; the front door meets only Expect: 100-continue`),
   connect: () => refuse(405, 'method-not-allowed', 'not-supported', 'CONNECT is not a FHIR RESTful method: the front door opens no tunnels'),
   httpVersion: (version: string) => refuse(505, 'http-version', 'not-supported', `HTTP/${shown(version)} is not supported: send HTTP/1.1`),
   missingHost: () => refuse(400, 'missing-host', 'invalid', 'an HTTP/1.1 request must carry a Host header'),
   duplicateHost: () => refuse(400, 'duplicate-host', 'invalid', 'the request carries more than one Host header'),
   badHost: (value: string) => refuse(400, 'bad-host', 'invalid', `Host '${shown(value)}' is not a host name or address with an optional port`),
-  contentEncoding: (coding: string) =>
-    refuse(415, 'content-encoding', 'not-supported', `Content-Encoding '${shown(coding)}' is not accepted: send the body uncoded`),
+  contentEncoding: (coding: string) => refuse(415, 'content-encoding', 'not-supported', `Content-Encoding '${shown(coding)}' is not accepted: send the body uncoded`),
   afterUpgrade: () =>
     refuse(400, 'after-upgrade', 'not-supported', 'an earlier request on this connection asked for an Upgrade, so the connection closes after its answer: send this request on a new connection'),
   methodOverride: () => refuse(400, 'method-override', 'not-supported', "the '_method' parameter is not accepted: send the interaction with its own HTTP method"),

@@ -110,12 +110,7 @@ export function locationRewriter(members: readonly Upstream[]): LocationRewrite 
 }
 
 /** What the client receives from an upstream response's headers. */
-export function rewriteResponseHeaders(
-  headers: Headers,
-  request: FastifyRequest,
-  base: string,
-  rewrite: LocationRewrite | undefined,
-): Headers {
+export function rewriteResponseHeaders(headers: Headers, request: FastifyRequest, base: string, rewrite: LocationRewrite | undefined): Headers {
   const out = endToEnd(headers);
   if (rewrite && (out.location !== undefined || out['content-location'] !== undefined)) {
     const publicBase = `${request.protocol}://${request.headers.host ?? 'localhost'}${base}`;

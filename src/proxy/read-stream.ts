@@ -89,10 +89,7 @@ class ReadExchange implements Dispatcher.DispatchHandler {
     // own timeouts start only once a connection carries the read).
     clearTimeout(this.deadline);
     this.deadline = setTimeout(() => this.timedOut(), this.pool.timeoutMs);
-    member.client.dispatch(
-      { path: member.upstream.basePath + this.pathAndQuery, method: this.request.method, headers: this.headers as Record<string, string> },
-      this,
-    );
+    member.client.dispatch({ path: member.upstream.basePath + this.pathAndQuery, method: this.request.method, headers: this.headers as Record<string, string> }, this);
   }
 
   private timedOut(): void {

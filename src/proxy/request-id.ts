@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'node:crypto';
 
-const SAFE_ID = /^[A-Za-z0-9._:@+=\-]{1,128}$/;
+const SAFE_ID = /^[A-Za-z0-9._:@+=-]{1,128}$/;
 
 const prefix = processPrefix();
 let counter = 0;

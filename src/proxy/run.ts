@@ -73,6 +73,8 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   for (const note of preload.notes) log.warn(`validator: ${note}`);
 
   const metrics = new ProxyMetrics(policy.tiers.map((t) => t.name));
+  // Assigned once below, after the pools it reads exist; their callback above already needs it.
+  // eslint-disable-next-line prefer-const -- a const cannot be declared before its value
   let capabilities: CapabilitySource | undefined;
   const pools = new UpstreamPools(policy.tiers, {
     onStateChange: (tier, member, healthy, why) => {
@@ -85,7 +87,12 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   if (agentSocket) {
     const client = new AgentClient(agentSocket);
     follow = followAgent(client, pools, agentTiers, log);
-    registerEnforcementMetrics(metrics.registry, client, policy.tiers.map((t) => t.name), (err) => log.warn({ err }, 'reading enforcement state from the agent failed'));
+    registerEnforcementMetrics(
+      metrics.registry,
+      client,
+      policy.tiers.map((t) => t.name),
+      (err) => log.warn({ err }, 'reading enforcement state from the agent failed'),
+    );
   }
   await pools.start();
   capabilities = new CapabilitySource(policy, pools, base, log);

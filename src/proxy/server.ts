@@ -162,8 +162,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
       getUpstream: upstreamOf,
       rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | number | undefined>) =>
         forwardRequestHeaders(request, headers, base, request.fhirguard?.rawBody !== undefined) as never,
-      rewriteHeaders: (headers: Record<string, string | string[] | number | undefined>, request: FastifyRequest) =>
-        rewriteResponseHeaders(headers, request, base, rewriteLocation) as never,
+      rewriteHeaders: (headers: Record<string, string | string[] | number | undefined>, request: FastifyRequest) => rewriteResponseHeaders(headers, request, base, rewriteLocation) as never,
       // Retries are the dispatcher's (another member, idempotent reads only); reply-from's
       // own retry on 503 would resend to the same tier regardless of method.
       retryDelay: () => null,

@@ -24,19 +24,7 @@ export interface WorkerSpec {
 
 /** `fhirguard worker` arguments, as the agent gives them to its workers. */
 export function workerArgs(install: string, w: WorkerSpec): string[] {
-  return [
-    path.join(install, 'bin', 'fhirguard'),
-    'worker',
-    '--tier',
-    w.tier,
-    '--db',
-    w.db,
-    '--listen',
-    `unix:${w.socketPath}`,
-    '--log-level',
-    w.logLevel,
-    ...(w.readOnly ? ['--read-only'] : []),
-  ];
+  return [path.join(install, 'bin', 'fhirguard'), 'worker', '--tier', w.tier, '--db', w.db, '--listen', `unix:${w.socketPath}`, '--log-level', w.logLevel, ...(w.readOnly ? ['--read-only'] : [])];
 }
 
 /** A socket directory the worker identity can create its socket in (0750, its own). */

@@ -100,7 +100,11 @@ export async function recordCgroup(o: CgroupRecordOptions): Promise<CgroupReport
     const c = (await bpf.counters(cgid)).cgroups[0];
     if (!c?.recorded) throw new CgroupRecordError(`${o.cgroupDir}: its recording is gone (was the cgroup removed?)`);
     sets = c.recorded;
-    calls = Object.fromEntries(Object.entries(c.syscalls).map(([n, s]) => [n, s.calls]).sort(([a], [b]) => (a < b ? -1 : 1)));
+    calls = Object.fromEntries(
+      Object.entries(c.syscalls)
+        .map(([n, s]) => [n, s.calls])
+        .sort(([a], [b]) => (a < b ? -1 : 1)),
+    );
   } finally {
     await bpf.forget(cgid).catch(() => undefined);
   }

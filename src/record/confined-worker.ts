@@ -119,9 +119,7 @@ export class ConfinedWorker {
     if (!(await waitHealthy(o.socketPath, container.exited, o.startTimeoutMs ?? 60_000))) {
       const exit = container.running ? null : await container.exited;
       await w.stop(0).catch(() => undefined);
-      throw new Error(
-        `the ${o.tier} worker did not answer GET /metadata${exit ? ` (it exited with status ${exit.code})` : ''}: ${w.log.trim().slice(-1500) || 'no log'}`,
-      );
+      throw new Error(`the ${o.tier} worker did not answer GET /metadata${exit ? ` (it exited with status ${exit.code})` : ''}: ${w.log.trim().slice(-1500) || 'no log'}`);
     }
     w.pid = (await ctx.runc.state(o.id))?.pid ?? 0;
     return w;

@@ -211,22 +211,41 @@ function opsTypeSteps(c: TypeContext): Step[] {
   ]);
   return [
     step('POST', '/', [200], `batch ${T} mixed entries (404, 410, 412, 409 inside)`, jsonBody(batch)),
-    step('POST', '/', [200], `transaction ${T} create and update`, jsonBody(bundleOf('transaction', [
-      { fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000001', request: { method: 'POST', url: T }, resource: forCreate(r0) },
-      { request: { method: 'PUT', url: `${T}/${id}` }, resource: withId(r0, id) },
-    ]))),
-    step('POST', '/', [412], `transaction ${T} stale If-Match 412`, jsonBody(bundleOf('transaction', [
-      { request: { method: 'PUT', url: `${T}/${id}`, ifMatch: 'W/"1"' }, resource: withId(r0, id) },
-    ]))),
-    step('POST', '/', [412], `transaction ${T} conditional update several 412`, jsonBody(bundleOf('transaction', [
-      { request: { method: 'PUT', url: `${T}?${EVERYTHING}` }, resource: forCreate(r0) },
-    ]))),
+    step(
+      'POST',
+      '/',
+      [200],
+      `transaction ${T} create and update`,
+      jsonBody(
+        bundleOf('transaction', [
+          { fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000001', request: { method: 'POST', url: T }, resource: forCreate(r0) },
+          { request: { method: 'PUT', url: `${T}/${id}` }, resource: withId(r0, id) },
+        ]),
+      ),
+    ),
+    step('POST', '/', [412], `transaction ${T} stale If-Match 412`, jsonBody(bundleOf('transaction', [{ request: { method: 'PUT', url: `${T}/${id}`, ifMatch: 'W/"1"' }, resource: withId(r0, id) }]))),
+    step(
+      'POST',
+      '/',
+      [412],
+      `transaction ${T} conditional update several 412`,
+      jsonBody(bundleOf('transaction', [{ request: { method: 'PUT', url: `${T}?${EVERYTHING}` }, resource: forCreate(r0) }])),
+    ),
     step('POST', '/', [422], `transaction ${T} failing patch`, jsonBody(patchFailing)),
     step('POST', `/${T}/$validate`, [200], `$validate ${T}`, jsonBody(forCreate(r0))),
-    step('POST', `/${T}/$validate`, [200], `$validate ${T} Parameters`, jsonBody({
-      resourceType: 'Parameters',
-      parameter: [{ name: 'resource', resource: forCreate(r0) }, { name: 'mode', valueCode: 'create' }],
-    })),
+    step(
+      'POST',
+      `/${T}/$validate`,
+      [200],
+      `$validate ${T} Parameters`,
+      jsonBody({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'resource', resource: forCreate(r0) },
+          { name: 'mode', valueCode: 'create' },
+        ],
+      }),
+    ),
     step('POST', `/${T}/${id}/$validate`, [200], `$validate ${T} instance`, jsonBody(withId(r0, id))),
   ];
 }
@@ -236,22 +255,33 @@ function opsGlobalSteps(data: Dataset): Step[] {
   const smallest = [...data.bundles].filter((b) => !b.file.startsWith('practitioner')).sort((a, b) => a.bytes - b.bytes)[0];
   if (smallest) out.push(step('POST', '/', [200], `transaction ${smallest.file} as published (server-assigned ids)`, jsonBody(smallest.original)));
   const anyPatient = data.patients[0];
-  out.push(step('POST', '/', [404], 'transaction conditional reference matching nothing 404', jsonBody(bundleOf('transaction', [
-    { request: { method: 'POST', url: 'Basic' }, resource: { resourceType: 'Basic', code: { text: 'x' }, subject: { reference: 'Patient?identifier=urn:fg|nobody' } } },
-  ]))));
-  out.push(step('POST', '/', [412], 'transaction conditional reference matching several 412', jsonBody(bundleOf('transaction', [
-    { request: { method: 'POST', url: 'Basic' }, resource: { resourceType: 'Basic', code: { text: 'x' }, subject: { reference: `Patient?${EVERYTHING}` } } },
-  ]))));
+  out.push(
+    step(
+      'POST',
+      '/',
+      [404],
+      'transaction conditional reference matching nothing 404',
+      jsonBody(
+        bundleOf('transaction', [{ request: { method: 'POST', url: 'Basic' }, resource: { resourceType: 'Basic', code: { text: 'x' }, subject: { reference: 'Patient?identifier=urn:fg|nobody' } } }]),
+      ),
+    ),
+  );
+  out.push(
+    step(
+      'POST',
+      '/',
+      [412],
+      'transaction conditional reference matching several 412',
+      jsonBody(bundleOf('transaction', [{ request: { method: 'POST', url: 'Basic' }, resource: { resourceType: 'Basic', code: { text: 'x' }, subject: { reference: `Patient?${EVERYTHING}` } } }])),
+    ),
+  );
   for (const p of data.patients) out.push(step('GET', `/Patient/${p}/$everything?_count=200`, [200], 'Patient $everything paged', { pages: 50 }));
   if (anyPatient) out.push(step('GET', `/Patient/${fixtureIds('Patient').missing}/$everything`, [404], 'Patient $everything 404'));
   return out;
 }
 
 function systemSteps(): Step[] {
-  return [
-    step('GET', '/metadata', [200], 'capabilities'),
-    step('GET', '/_history?_count=50', [200], 'history-system paged', { pages: 3 }),
-  ];
+  return [step('GET', '/metadata', [200], 'capabilities'), step('GET', '/_history?_count=50', [200], 'history-system paged', { pages: 3 })];
 }
 
 /** The tier the policy sends a step to, or null (denied, or not a FHIR interaction). */

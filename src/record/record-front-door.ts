@@ -80,7 +80,6 @@ const MALFORMED: Step[] = [
   { method: 'GET', path: '/Patient/%zz', expect: [400], label: 'bad percent-encoding' },
 ];
 
-
 function askAdmin(address: string, p: string): Promise<boolean> {
   return new Promise((resolve) => {
     const [host, port] = address.split(':');
@@ -120,7 +119,17 @@ export async function recordFrontDoor(o: RecordFrontDoorOptions, command: string
   const socketPath = path.join(stateDir, 'agent.sock');
   const { ctx, status } = await openEnforcement({ stateDir, install: o.install, identities: o.identities, runcPath: o.runcPath });
   if (!ctx?.bpf) throw new Error(`the eBPF recorder is not available here: ${status.ebpf.reason ?? status.containers.reason}`);
-  const agent = new Agent({ policy: o.policy, profilesDir: o.profilesDir, stateDir, db: defaultDbPath(stateDir), install: o.install, identities: o.identities, log: o.log, workerLogLevel: 'warn', runcPath: o.runcPath });
+  const agent = new Agent({
+    policy: o.policy,
+    profilesDir: o.profilesDir,
+    stateDir,
+    db: defaultDbPath(stateDir),
+    install: o.install,
+    identities: o.identities,
+    log: o.log,
+    workerLogLevel: 'warn',
+    runcPath: o.runcPath,
+  });
   let api: { close(): Promise<void> } | undefined;
   try {
     await agent.start();
@@ -157,14 +166,25 @@ export async function recordFrontDoor(o: RecordFrontDoorOptions, command: string
       o.progress(`${mode}: ${data.half} half through the front door`);
       const result = await drive(target, setupSteps(data));
       merge(result, await drive(target, [...candidateSteps(data), ...MALFORMED]));
-      merge(result, await drive(target, candidateSteps(data).filter((s) => s.method === 'GET'), { concurrency: 8 }));
+      merge(
+        result,
+        await drive(
+          target,
+          candidateSteps(data).filter((s) => s.method === 'GET'),
+          { concurrency: 8 },
+        ),
+      );
       await hangUps(target.origin, ['/metadata', '/Patient?_count=50']);
       // What Prometheus and a load balancer ask of the admin listener.
       for (const p of ['/metrics', '/healthz', '/readyz', '/metrics']) await askAdmin(adminAddress, p);
       const restarts = door.info().restarts;
       await door.stop();
       const c = last as CgroupCounters | null;
-      const violations = Object.fromEntries(Object.entries(c?.syscalls ?? {}).filter(([, s]) => s.violations > 0).map(([n, s]) => [n, s.violations]));
+      const violations = Object.fromEntries(
+        Object.entries(c?.syscalls ?? {})
+          .filter(([, s]) => s.violations > 0)
+          .map(([n, s]) => [n, s.violations]),
+      );
       return { mode, workload: `synthea ${data.half} half`, requests: result.requests, statuses: result.statuses, restarts, violations, sets: c?.recorded ?? null };
     };
 

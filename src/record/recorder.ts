@@ -232,8 +232,7 @@ async function prove(o: RecordTierOptions, rec: TierRecording, holdout: Workload
   const missing = { seccomp: minus(seccompNeeded(needed), allowed), serve: minus(needed.serve, rec.ebpf.serve) };
   const unused = { seccomp: minus(allowed, seccompNeeded(needed)), serve: minus(rec.ebpf.serve, needed.serve) };
   const kills = r.exit.code === SIGSYS_EXIT ? await seccompKills(r.exit.pid) : [];
-  const passed =
-    Object.keys(violations).length === 0 && newFailures.length === 0 && r.exit.code === 0 && missing.seccomp.length === 0 && missing.serve.length === 0;
+  const passed = Object.keys(violations).length === 0 && newFailures.length === 0 && r.exit.code === 0 && missing.seccomp.length === 0 && missing.serve.length === 0;
   if (!passed) o.log.warn({ tier: o.tier, exit: r.exit, log: r.workerLog.slice(-2000) }, 'the proof did not pass');
   return {
     workload: holdout.name,

@@ -155,9 +155,11 @@ export function tierMarkdown(t: TierReport): string[] {
       .map(([k, v]) => `${k}×${v}`)
       .join(', ')}), after ${t.workload.setupSteps} set-up steps outside the recording.`,
     '',
-    `Meanwhile the other tiers served ${t.background.requests} requests (${Object.entries(t.background.statuses)
-      .map(([k, v]) => `${k}×${v}`)
-      .join(', ') || 'none'}) on the same database.`,
+    `Meanwhile the other tiers served ${t.background.requests} requests (${
+      Object.entries(t.background.statuses)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(', ') || 'none'
+    }) on the same database.`,
     '',
     '| | syscalls | vs Docker default (' + t.baseline.dockerDefaultAllowed + ') | vs x86_64 (' + t.baseline.x86_64Syscalls + ') |',
     '| --- | --- | --- | --- |',
@@ -187,7 +189,12 @@ export function tierMarkdown(t: TierReport): string[] {
     out.push('');
   }
   if (Object.keys(t.unstable).length) {
-    out.push(`Seen in some of the ${t.runs} runs only: ${Object.entries(t.unstable).map(([set, xs]) => `${set}: ${list(xs.map((x) => x.name))}`).join('; ')}.`, '');
+    out.push(
+      `Seen in some of the ${t.runs} runs only: ${Object.entries(t.unstable)
+        .map(([set, xs]) => `${set}: ${list(xs.map((x) => x.name))}`)
+        .join('; ')}.`,
+      '',
+    );
   }
   out.push(...failureLines('Steps that did not answer as expected while recording', t.failures));
   out.push(...failureLines('Page links refused (the request never reached the worker)', t.pagesRefused));
@@ -221,7 +228,7 @@ export function reportMarkdown(r: RecordReport): string {
     '',
     `\`${r.command}\` on runc ${r.host.runc}, node ${r.host.node}, Linux ${r.host.kernel}; ${secs(r.totalMs)} in all.`,
     '',
-    'How: each tier\'s reference worker runs in its container under a seccomp filter that allows and logs (the template\'s refusals kept, so the worker takes the paths it takes when enforced); fhirguard creates the container\'s cgroup and registers it with the eBPF recorder before `runc run`, so runc\'s own steps inside the container are recorded; the phase switches to serve when GET /metadata answers and to shutdown before the SIGTERM that stops the worker. The workload goes through the real proxy, with plain workers for the other tiers; its data is loaded before, outside the recording. It ends with a writer that dies mid-commit (a hot rollback journal, a grown database): a read-only tier answers 503 until a writer has rolled it back, a writing tier rolls it back at its next transaction; then the steps answer as before.',
+    "How: each tier's reference worker runs in its container under a seccomp filter that allows and logs (the template's refusals kept, so the worker takes the paths it takes when enforced); fhirguard creates the container's cgroup and registers it with the eBPF recorder before `runc run`, so runc's own steps inside the container are recorded; the phase switches to serve when GET /metadata answers and to shutdown before the SIGTERM that stops the worker. The workload goes through the real proxy, with plain workers for the other tiers; its data is loaded before, outside the recording. It ends with a writer that dies mid-commit (a hot rollback journal, a grown database): a read-only tier answers 503 until a writer has rolled it back, a writing tier rolls it back at its next transaction; then the steps answer as before.",
     '',
   ];
   for (const t of r.tiers) lines.push(...tierMarkdown(t));

@@ -122,7 +122,10 @@ async function afterWriterCrash(o: AfterCrashOptions): Promise<DriveResult> {
   await leaveCrashedCommit(o.db, o.identity, o.install);
   const result: DriveResult = { requests: 0, steps: 0, failures: [], pagesRefused: [], statuses: {}, ms: 0 };
   if (o.readOnly) {
-    const during = await drive(o.target, steps.map((s) => ({ ...s, expect: [...s.expect, 503], label: `${s.label}, a crashed commit not rolled back yet` })));
+    const during = await drive(
+      o.target,
+      steps.map((s) => ({ ...s, expect: [...s.expect, 503], label: `${s.label}, a crashed commit not rolled back yet` })),
+    );
     merge(result, during);
     if (!during.statuses['503']) result.failures.push(crashFailure('after a crashed commit', 'no request met the hot journal (none answered 503)'));
     const recovery: Step = {
@@ -134,7 +137,13 @@ async function afterWriterCrash(o: AfterCrashOptions): Promise<DriveResult> {
     };
     merge(result, await o.recover([recovery]));
   }
-  merge(result, await drive(o.target, steps.map((s) => ({ ...s, label: `${s.label}, after a crashed commit` }))));
+  merge(
+    result,
+    await drive(
+      o.target,
+      steps.map((s) => ({ ...s, label: `${s.label}, after a crashed commit` })),
+    ),
+  );
   if (existsSync(journalOf(o.db))) result.failures.push(crashFailure('after a crashed commit', 'the journal is still there: nobody rolled the commit back'));
   return result;
 }

@@ -22,7 +22,9 @@ export interface TrustedKey {
 export class KeyError extends Error {}
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export function generateSigningKey(): { privatePem: string; publicPem: string; keyid: string } {

@@ -80,8 +80,7 @@ export class TrustGate {
       this.state.set(tier.name, { status: 'verified', keyid: ok.keyid, subject: ok.subject, checkedAt: new Date().toISOString(), refusals: t.refusals });
       return ok.profiles;
     } catch (err) {
-      const refusal =
-        err instanceof TrustRefusal ? err : new TrustRefusal(tier.name, 'unreadable', `checking tier ${tier.name} failed: ${(err as Error).message}`);
+      const refusal = err instanceof TrustRefusal ? err : new TrustRefusal(tier.name, 'unreadable', `checking tier ${tier.name} failed: ${(err as Error).message}`);
       const refusals = { ...t.refusals, [refusal.reason]: (t.refusals[refusal.reason] ?? 0) + 1 };
       this.state.set(tier.name, { status: 'refused', reason: refusal.reason, message: refusal.message, checkedAt: new Date().toISOString(), refusals });
       throw refusal;

@@ -46,13 +46,19 @@ export function checkStatement(st: TierStatement, o: Observed): Mismatch | null 
     }
   }
   if (o.materials.policy.digest.sha256 !== p.policy.digest.sha256) {
-    return { reason: 'policy', message: `the policy file ${o.materials.policy.name} is sha256:${short(o.materials.policy.digest.sha256)}, the statement signs sha256:${short(p.policy.digest.sha256)}` };
+    return {
+      reason: 'policy',
+      message: `the policy file ${o.materials.policy.name} is sha256:${short(o.materials.policy.digest.sha256)}, the statement signs sha256:${short(p.policy.digest.sha256)}`,
+    };
   }
   if (o.loadedPolicy !== p.policy.digest.sha256) {
     return { reason: 'policy', message: `the agent runs a policy (sha256:${short(o.loadedPolicy)}) other than the signed one: restart it` };
   }
   if (o.scan !== undefined && p.scan?.digest.sha256 !== o.scan) {
-    return { reason: 'scan-report', message: p.scan ? `the image's scan report is sha256:${short(o.scan)}, the statement signs sha256:${short(p.scan.digest.sha256)}` : 'the image has a scan report the statement does not sign' };
+    return {
+      reason: 'scan-report',
+      message: p.scan ? `the image's scan report is sha256:${short(o.scan)}, the statement signs sha256:${short(p.scan.digest.sha256)}` : 'the image has a scan report the statement does not sign',
+    };
   }
   for (const w of p.scan?.waivers ?? []) {
     if (timeOf(w.expires, 'waiver') < o.now) return { reason: 'waiver-expired', message: `waiver ${w.id} expired at ${w.expires}` };

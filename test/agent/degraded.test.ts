@@ -33,11 +33,13 @@ function policyWithRequiredOps(dir: string): string {
 }
 
 function uidOf(pid: number): string {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Uid:'))!;
   return line.split(/\s+/)[1];
 }
 
-test('no runc: plain-process workers (as the workers\' user), a loud log, enforcement reported inactive, the required tier refused', async () => {
+test("no runc: plain-process workers (as the workers' user), a loud log, enforcement reported inactive, the required tier refused", async () => {
   if (process.getuid?.() !== 0) throw new Error('this test runs the agent as root with a missing runc: run the suite as root');
   const dir = shortTempDir('degraded');
   dirs.push(dir);

@@ -128,8 +128,12 @@ async function metric(name: string, labels: Record<string, string> = {}): Promis
 function startAgent(): Promise<void> {
   const proc = spawn(
     FHIRGUARD,
-    ['agent', '--adopt-pods', LABEL, '--admin', '127.0.0.1:0', '--policy', path.join(tmp, 'policy.yaml'), '--profiles', path.join(REPO, 'profiles')]
-      .concat(['--pod-cgroups', kubepods, '--kube-service-account', api.serviceAccountDir]),
+    ['agent', '--adopt-pods', LABEL, '--admin', '127.0.0.1:0', '--policy', path.join(tmp, 'policy.yaml'), '--profiles', path.join(REPO, 'profiles')].concat([
+      '--pod-cgroups',
+      kubepods,
+      '--kube-service-account',
+      api.serviceAccountDir,
+    ]),
     { env: { ...process.env, ...api.env, FHIRGUARD_NODE_NAME: NODE, FHIRGUARD_BPF_PIN_DIR: pinDir }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const lines: Record<string, unknown>[] = [];
@@ -216,7 +220,13 @@ describe('fhirguard agent --adopt-pods', () => {
     const registered = (await bpf.counters()).cgroups.map((c) => c.cgid);
     expect(registered).toContain(keptId);
     expect(registered).not.toContain(goneId);
-    expect(await eventually('read pod phase', () => phaseOf(readDir), (p) => p === 'boot')).toBe('boot');
+    expect(
+      await eventually(
+        'read pod phase',
+        () => phaseOf(readDir),
+        (p) => p === 'boot',
+      ),
+    ).toBe('boot');
     // Boot allows every call: start-up is the seccomp profile's business.
     expect(await readChild.send('getppid')).toBe(`ok ${process.pid}`);
     expect(await phaseOf(bridgeDir)).toBeNull();
@@ -231,18 +241,30 @@ describe('fhirguard agent --adopt-pods', () => {
   it('switches it to serve once the pod is Ready; a call outside the serve set kills the process (enforce)', async () => {
     expect(loadEbpfProfile(path.join(REPO, 'profiles', 'ebpf', 'read.json')).serve).not.toContain('getppid');
     api.put(pod({ ...read, ready: true, readySince: at(0) }));
-    await eventually('read pod phase', () => phaseOf(readDir), (p) => p === 'serve');
+    await eventually(
+      'read pod phase',
+      () => phaseOf(readDir),
+      (p) => p === 'serve',
+    );
     expect(await readChild.send('getpid')).toBe(`ok ${readChild.pid}`);
     expect(await readChild.send('getppid')).toBeNull();
     expect(await readChild.exited).toEqual({ code: null, signal: 'SIGKILL' });
-    await eventually('violation metric', () => metric('fhirguard_syscall_violations_total', { tier: 'read', syscall: 'getppid', action: 'enforce' }), (v) => v === 1);
+    await eventually(
+      'violation metric',
+      () => metric('fhirguard_syscall_violations_total', { tier: 'read', syscall: 'getppid', action: 'enforce' }),
+      (v) => v === 1,
+    );
     expect(await metric('fhirguard_syscalls_total', { tier: 'read', syscall: 'getppid' })).toBe(2);
     expect(await metric('fhirguard_workers', { tier: 'read', state: 'serving' })).toBe(1);
     expect(await metric('fhirguard_enforcement_active', { tier: 'read', mechanism: 'ebpf' })).toBe(1);
     expect(await metric('fhirguard_enforcement_active', { tier: 'read', mechanism: 'seccomp' })).toBe(1);
     expect(await metric('fhirguard_profile_allowed_syscalls', { tier: 'read', phase: 'serve' })).toBeGreaterThan(10);
     // The violation event names the pod in the agent's log.
-    await eventually('violation logged', async () => logged(new RegExp(`pod ${NS}/${read.name}: getppid outside tier read's serve policy \\(killed\\)`)), (v) => v);
+    await eventually(
+      'violation logged',
+      async () => logged(new RegExp(`pod ${NS}/${read.name}: getppid outside tier read's serve policy \\(killed\\)`)),
+      (v) => v,
+    );
   });
 
   it('only counts in an audit tier: calls and connections outside the policy go on and show in the metrics', async () => {
@@ -251,10 +273,18 @@ describe('fhirguard agent --adopt-pods', () => {
     const { port, server } = await listenLoopback();
     try {
       api.put(pod(write));
-      await eventually('write pod phase', () => phaseOf(dir), (p) => p === 'serve');
+      await eventually(
+        'write pod phase',
+        () => phaseOf(dir),
+        (p) => p === 'serve',
+      );
       expect(await child.send('getppid')).toBe(`ok ${process.pid}`);
       expect(await child.send(`connect4 127.0.0.1 ${port}`)).toBe('ok 0');
-      await eventually('egress metric', () => metric('fhirguard_egress_denied_total', { tier: 'write' }), (v) => v === 1);
+      await eventually(
+        'egress metric',
+        () => metric('fhirguard_egress_denied_total', { tier: 'write' }),
+        (v) => v === 1,
+      );
       expect(await metric('fhirguard_syscall_violations_total', { tier: 'write', syscall: 'getppid', action: 'audit' })).toBe(1);
       expect(await metric('fhirguard_syscall_violations_total', { tier: 'write', syscall: 'socket', action: 'audit' })).toBe(1);
       expect(await metric('fhirguard_enforcement_active', { tier: 'write', mechanism: 'ebpf' })).toBe(0);
@@ -269,7 +299,11 @@ describe('fhirguard agent --adopt-pods', () => {
     const dirs = [containerCgroup(bogus.uid, bogus.worker), containerCgroup(noProfile.uid, noProfile.worker)];
     api.put(pod(bogus));
     api.put(pod(noProfile));
-    await eventually('refusals', () => metric('fhirguard_adoption_refusals_total', { reason: 'no-profile' }), (v) => v === 1);
+    await eventually(
+      'refusals',
+      () => metric('fhirguard_adoption_refusals_total', { reason: 'no-profile' }),
+      (v) => v === 1,
+    );
     expect(await metric('fhirguard_adoption_refusals_total', { reason: 'unknown-tier' })).toBe(1);
     expect(logged(/pod fhirguard\/mislabelled NOT ADOPTED: label fhirguard.io\/tier="admin" names no tier of the policy \(tiers: read, write, reports\)/)).toBe(true);
     expect(logged(/pod fhirguard\/reports-a NOT ADOPTED: tier reports has no eBPF profile/)).toBe(true);
@@ -284,13 +318,21 @@ describe('fhirguard agent --adopt-pods', () => {
     const newDir = containerCgroup(read.uid, restarted.worker);
     // The pod still says Ready from before the restart: not a reason to serve.
     api.put(pod({ ...restarted, ready: true, readySince: at(5000) }));
-    await eventually('new cgroup', () => phaseOf(newDir), (p) => p !== null);
+    await eventually(
+      'new cgroup',
+      () => phaseOf(newDir),
+      (p) => p !== null,
+    );
     expect(await phaseOf(newDir)).toBe('boot');
     expect(await phaseOf(readDir)).toBeNull();
     expect(await metric('fhirguard_worker_restarts_total', { tier: 'read' })).toBe(1);
     expect(await metric('fhirguard_syscall_violations_total', { tier: 'read', syscall: 'getppid', action: 'enforce' })).toBe(1);
     api.put(pod({ ...restarted, ready: true, readySince: at(0) }));
-    await eventually('restarted pod phase', () => phaseOf(newDir), (p) => p === 'serve');
+    await eventually(
+      'restarted pod phase',
+      () => phaseOf(newDir),
+      (p) => p === 'serve',
+    );
     read.worker = restarted.worker;
     readDir = newDir;
   });
@@ -300,7 +342,11 @@ describe('fhirguard agent --adopt-pods', () => {
     // The kubelet removes a pod's cgroups before the API server deletes the pod.
     await removeCgroup(readDir);
     api.delete(read.uid);
-    await eventually('deleted pod', () => registered(cgid), (r) => !r);
+    await eventually(
+      'deleted pod',
+      () => registered(cgid),
+      (r) => !r,
+    );
     expect(await metric('fhirguard_syscall_violations_total', { tier: 'read', syscall: 'getppid', action: 'enforce' })).toBe(1);
     expect(await metric('fhirguard_workers', { tier: 'read', state: 'serving' })).toBe(0);
     expect(logged(/fhirguard-worker-read-7d9f-a: policy retired \(the pod is gone\)/)).toBe(true);
@@ -312,7 +358,11 @@ describe('fhirguard agent --adopt-pods', () => {
     const unlabelled = pod(write);
     delete unlabelled.metadata.labels![LABEL];
     api.put(unlabelled); // the watch gets DELETED: the pod left its label selector
-    await eventually('said so', async () => logged(/fhirguard-worker-write-5c4b-a is no longer selected .* tier write's policy stays on it/), (v) => v);
+    await eventually(
+      'said so',
+      async () => logged(/fhirguard-worker-write-5c4b-a is no longer selected .* tier write's policy stays on it/),
+      (v) => v,
+    );
     expect(await phaseOf(dir)).toBe('serve');
     expect(await writeChild.send('getppid')).toBe(`ok ${process.pid}`);
     expect(await metric('fhirguard_syscall_violations_total', { tier: 'write', syscall: 'getppid', action: 'audit' })).toBe(2);
@@ -320,7 +370,11 @@ describe('fhirguard agent --adopt-pods', () => {
     await writeChild.exited;
     await removeCgroup(dir);
     api.put(pod({ ...read, uid: randomUUID(), name: 'any-event', tier: 'admin' })); // any event: the agent looks again
-    await eventually('retired', () => registered(cgid), (r) => !r);
+    await eventually(
+      'retired',
+      () => registered(cgid),
+      (r) => !r,
+    );
     expect(await metric('fhirguard_syscall_violations_total', { tier: 'write', syscall: 'getppid', action: 'audit' })).toBe(2);
   });
 
@@ -328,14 +382,26 @@ describe('fhirguard agent --adopt-pods', () => {
     const gone = { ...read, uid: randomUUID(), name: 'fhirguard-worker-read-7d9f-c', worker: containerId(), ready: false };
     const dir = containerCgroup(gone.uid, gone.worker);
     api.put(pod(gone));
-    await eventually('adopted', () => phaseOf(dir), (p) => p === 'boot');
+    await eventually(
+      'adopted',
+      () => phaseOf(dir),
+      (p) => p === 'boot',
+    );
     const cgid = await bpf.cgroupId(dir);
     const lists = api.lists().length;
     await removeCgroup(dir);
     api.expireWatches({ deleteSilently: [gone.uid] });
-    await eventually('retired after the new list', () => registered(cgid), (r) => !r);
+    await eventually(
+      'retired after the new list',
+      () => registered(cgid),
+      (r) => !r,
+    );
     expect(api.lists().length).toBe(lists + 1);
-    await eventually('watching again', async () => api.openWatches(), (n) => n === 1);
+    await eventually(
+      'watching again',
+      async () => api.openWatches(),
+      (n) => n === 1,
+    );
   });
 
   it('exports every enforcement metric the Grafana dashboard reads, and answers /readyz', async () => {

@@ -79,7 +79,7 @@ describe('a sound archive', () => {
     { name: 'package/hard', type: '1', link: 'package/a.json' },
   ]);
 
-  test('files, folders and links inside it, with the wanted files\' contents', () => {
+  test("files, folders and links inside it, with the wanted files' contents", () => {
     expect(read(archive).map((e) => [e.path, e.type, e.target, e.data?.toString()])).toEqual([
       ['package', 'dir', undefined, undefined],
       ['package/a.json', 'file', undefined, '{"a":1}'],
@@ -102,9 +102,15 @@ describe('a sound archive', () => {
   test('a PAX path and a GNU long name give the whole path', () => {
     const long = `package/${'d'.repeat(150)}/profile.json`;
     const pax = Buffer.from(paxRecord('path', long));
-    const viaPax = tar([{ name: 'PaxHeader/x', type: 'x', data: pax }, { name: 'package/short.json', data: '{}' }]);
+    const viaPax = tar([
+      { name: 'PaxHeader/x', type: 'x', data: pax },
+      { name: 'package/short.json', data: '{}' },
+    ]);
     expect(read(viaPax).map((e) => e.path)).toEqual([long]);
-    const viaGnu = tar([{ name: '././@LongLink', type: 'L', data: `${long}\0` }, { name: 'package/short.json', data: '{}' }]);
+    const viaGnu = tar([
+      { name: '././@LongLink', type: 'L', data: `${long}\0` },
+      { name: 'package/short.json', data: '{}' },
+    ]);
     expect(read(viaGnu).map((e) => e.path)).toEqual([long]);
   });
 
@@ -144,22 +150,56 @@ describe('refused, naming the entry', () => {
     ['an entry past the size limit', [{ name: 'big.json', data: 'x'.repeat(2000) }], /big\.json: 2000 bytes is more than the 1024/],
     ['an archive past the total limit', Array.from({ length: 5 }, (_, i) => ({ name: `f${i}`, data: 'x'.repeat(1000) })), /f4: the archive holds more than 4096 bytes/],
     ['too many entries', Array.from({ length: 21 }, (_, i) => ({ name: `f${i}`, data: '' })), /f20: more than 20 entries/],
-    ['a bad checksum after a sound entry', [{ name: 'ok.json', data: '{}' }, { name: 'b.json', data: '{}', badChecksum: true }], /^b\.json: the header's checksum is wrong/],
+    [
+      'a bad checksum after a sound entry',
+      [
+        { name: 'ok.json', data: '{}' },
+        { name: 'b.json', data: '{}', badChecksum: true },
+      ],
+      /^b\.json: the header's checksum is wrong/,
+    ],
     ['a GNU sparse file (skipped by the parser, refused here)', [{ name: 'sparse', type: 'S', data: 'x' }], /^sparse: entry type SparseFile is not accepted/],
     ['an unknown entry type', [{ name: 'odd', type: 'Z', data: 'x' }], /^odd: entry type .* is not accepted/],
     [
       'a PAX header too large to read (its path would be lost)',
-      [{ name: 'PaxHeader/big', type: 'x', data: Buffer.alloc(1024 * 1024 + 1, 0x20) }, { name: 'package/short.json', data: '{}' }],
+      [
+        { name: 'PaxHeader/big', type: 'x', data: Buffer.alloc(1024 * 1024 + 1, 0x20) },
+        { name: 'package/short.json', data: '{}' },
+      ],
       /^PaxHeader\/big: an extended header of 1048577 bytes is more than the 1048576/,
     ],
-    ['an entry beneath a symbolic link', [{ name: 'package/l', type: '2', link: '../other' }, { name: 'package/l/x.json', data: '{}' }], /^package\/l\/x\.json: the path goes through the symbolic link package\/l/],
+    [
+      'an entry beneath a symbolic link',
+      [
+        { name: 'package/l', type: '2', link: '../other' },
+        { name: 'package/l/x.json', data: '{}' },
+      ],
+      /^package\/l\/x\.json: the path goes through the symbolic link package\/l/,
+    ],
     [
       'a symbolic link out of the archive through another link',
-      [{ name: 'package/up', type: '2', link: '..' }, { name: 'package/l2', type: '2', link: 'up/../etc' }],
+      [
+        { name: 'package/up', type: '2', link: '..' },
+        { name: 'package/l2', type: '2', link: 'up/../etc' },
+      ],
       /^package\/l2: the symbolic link's target 'up\/\.\.\/etc' climbs out/,
     ],
-    ['a hard link out of the archive through a symbolic link', [{ name: 'package/up', type: '2', link: '..' }, { name: 'package/h', type: '1', link: 'package/up/../x' }], /^package\/h: the hard link's target 'package\/up\/\.\.\/x' climbs out/],
-    ['a symbolic link to itself', [{ name: 'loop', type: '2', link: 'loop/x' }, { name: 'l2', type: '2', link: 'loop/y' }], /^l2: the symbolic link's target 'loop\/y' (climbs out|has too many levels)/],
+    [
+      'a hard link out of the archive through a symbolic link',
+      [
+        { name: 'package/up', type: '2', link: '..' },
+        { name: 'package/h', type: '1', link: 'package/up/../x' },
+      ],
+      /^package\/h: the hard link's target 'package\/up\/\.\.\/x' climbs out/,
+    ],
+    [
+      'a symbolic link to itself',
+      [
+        { name: 'loop', type: '2', link: 'loop/x' },
+        { name: 'l2', type: '2', link: 'loop/y' },
+      ],
+      /^l2: the symbolic link's target 'loop\/y' (climbs out|has too many levels)/,
+    ],
   ];
   for (const [name, entries, message] of cases) {
     test(name, () => {
@@ -179,7 +219,11 @@ describe('refused, naming the entry', () => {
   });
 
   test('contents kept in memory are bounded apart from what is only counted', () => {
-    const archive = tar([{ name: 'a.json', data: 'x'.repeat(600) }, { name: 'b.json', data: 'x'.repeat(600) }, { name: 'c.bin', data: 'x'.repeat(600) }]);
+    const archive = tar([
+      { name: 'a.json', data: 'x'.repeat(600) },
+      { name: 'b.json', data: 'x'.repeat(600) },
+      { name: 'c.bin', data: 'x'.repeat(600) },
+    ]);
     expect(readTarBuffer(archive, (h) => h.path === 'a.json' || h.path === 'c.bin', { ...LIMITS, maxKeptBytes: 1200 }).map((e) => e.path)).toEqual(['a.json', 'b.json', 'c.bin']);
     expect(() => readTarBuffer(archive, all, { ...LIMITS, maxKeptBytes: 1000 })).toThrow(/^b\.json: keeping it would hold more than 1000 bytes of contents in memory$/);
   });
@@ -212,7 +256,15 @@ describe('FHIR packages for custom profiles', () => {
     const long = `package/${'StructureDefinition-'.repeat(8)}x.json`;
     const sd = JSON.stringify({ resourceType: 'StructureDefinition', url: 'http://example.org/long', name: 'Long' });
     const file = path.join(dir, 'long.tgz');
-    writeFileSync(file, gzipSync(tar([{ name: 'PaxHeader/x', type: 'x', data: paxRecord('path', long) }, { name: 'package/placeholder', data: sd }])));
+    writeFileSync(
+      file,
+      gzipSync(
+        tar([
+          { name: 'PaxHeader/x', type: 'x', data: paxRecord('path', long) },
+          { name: 'package/placeholder', data: sd },
+        ]),
+      ),
+    );
     const loaded = readConformanceFile(file);
     expect({ problems: loaded.problems, urls: loaded.resources.map((r) => r.url) }).toEqual({ problems: [], urls: ['http://example.org/long'] });
   });

@@ -12,7 +12,6 @@ import { documentedAgentCapabilities, effectiveUser, isRootUser, parseDockerfile
 
 const REPO = resolve(__dirname, '..', '..');
 const DEPLOY = join(REPO, 'deploy');
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const compose: any = parseYaml(readFileSync(join(DEPLOY, 'compose.yaml'), 'utf8'));
 const services: Record<string, any> = compose.services;
 const stages = parseDockerfile(join(REPO, 'Dockerfile'));

@@ -154,11 +154,17 @@ describe('Dockerfile stages', () => {
   });
 
   it('installs the compilers and eBPF tool chain in the builder, runc and the loader libraries in the agent', () => {
-    const builderApt = stage('builder').steps.filter((s) => s.keyword === 'RUN').flatMap((s) => aptPackages(s.args));
+    const builderApt = stage('builder')
+      .steps.filter((s) => s.keyword === 'RUN')
+      .flatMap((s) => aptPackages(s.args));
     expect(builderApt).toEqual(expect.arrayContaining(['clang', 'llvm', 'libbpf-dev', 'bpftool', 'python3', 'make', 'g++']));
-    const agentApt = stage('agent').steps.filter((s) => s.keyword === 'RUN').flatMap((s) => aptPackages(s.args));
+    const agentApt = stage('agent')
+      .steps.filter((s) => s.keyword === 'RUN')
+      .flatMap((s) => aptPackages(s.args));
     expect(agentApt).toEqual(expect.arrayContaining(['runc', 'libbpf1', 'libelf1']));
-    const bridgeApt = stage('bridge').steps.filter((s) => s.keyword === 'RUN').flatMap((s) => aptPackages(s.args));
+    const bridgeApt = stage('bridge')
+      .steps.filter((s) => s.keyword === 'RUN')
+      .flatMap((s) => aptPackages(s.args));
     expect(bridgeApt).toEqual(['socat']);
   });
 
@@ -194,9 +200,14 @@ describe('Dockerfile stages', () => {
     expect(missing).toEqual([]);
   });
 
-  it("points the agent at the eBPF loader where its stage copies it (bpf/Makefile is not in the image to find it by)", () => {
+  it('points the agent at the eBPF loader where its stage copies it (bpf/Makefile is not in the image to find it by)', () => {
     const steps = stage('agent').steps;
-    const workdir = lineage(stages, 'agent').flatMap((s) => s.steps).filter((s) => s.keyword === 'WORKDIR').pop()?.args.trim() ?? '/';
+    const workdir =
+      lineage(stages, 'agent')
+        .flatMap((s) => s.steps)
+        .filter((s) => s.keyword === 'WORKDIR')
+        .pop()
+        ?.args.trim() ?? '/';
     const loaderCopy = copies(stages).find((c) => c.stage === 'agent' && c.sources.some((src) => src.endsWith('/fhirguard-bpf')));
     const env = steps.find((s) => s.keyword === 'ENV' && s.args.startsWith('FHIRGUARD_BPF_LOADER='));
     expect(loaderCopy).toBeDefined();
@@ -226,7 +237,10 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
 
   const node = builderNode();
   it(`runs on a Node of the images' major (${IMAGE_NODE_MAJOR}): ${node.matches ? `${node.version}` : `NOT TRIED, ${node.version} stands in; set FHIRGUARD_IMAGE_NODE`}`, () => {
-    if (!node.matches) console.warn(`dockerfile.test: the images run Node ${IMAGE_NODE_MAJOR}; the builder steps below ran on this machine's ${node.version}. Set FHIRGUARD_IMAGE_NODE to a Node ${IMAGE_NODE_MAJOR} installation to build and load the native binding with it.`);
+    if (!node.matches)
+      console.warn(
+        `dockerfile.test: the images run Node ${IMAGE_NODE_MAJOR}; the builder steps below ran on this machine's ${node.version}. Set FHIRGUARD_IMAGE_NODE to a Node ${IMAGE_NODE_MAJOR} installation to build and load the native binding with it.`,
+      );
     expect(node.version).toMatch(/^v\d+\./);
   });
 

@@ -46,7 +46,13 @@ export function parseDockerfile(file: string): Stage[] {
     }
     const flags: Record<string, string> = {};
     if (keyword === 'COPY' || keyword === 'ADD') for (const f of (ins as Copy).getFlags()) flags[f.getName()] = f.getValue() ?? '';
-    const args = keyword === 'COPY' || keyword === 'ADD' ? ins.getArguments().map((a) => a.getValue()).join(' ') : (ins.getArgumentsContent() ?? '');
+    const args =
+      keyword === 'COPY' || keyword === 'ADD'
+        ? ins
+            .getArguments()
+            .map((a) => a.getValue())
+            .join(' ')
+        : (ins.getArgumentsContent() ?? '');
     stages[stages.length - 1].steps.push({ keyword, args, flags, line });
   }
   return stages;

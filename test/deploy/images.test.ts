@@ -33,7 +33,9 @@ function problem(ref: string): string | undefined {
   const host = registryHost(ref);
   const repo = repository(ref);
   if (repo.startsWith('fhirguard/') || repo === 'fhirguard') {
-    return host === PLACEHOLDER && TARGETS.includes(repo.slice('fhirguard/'.length)) ? undefined : `${ref}: fhirguard's images are ${PLACEHOLDER}/fhirguard/<Dockerfile target> until the operator names a registry`;
+    return host === PLACEHOLDER && TARGETS.includes(repo.slice('fhirguard/'.length))
+      ? undefined
+      : `${ref}: fhirguard's images are ${PLACEHOLDER}/fhirguard/<Dockerfile target> until the operator names a registry`;
   }
   if (!isPublicRegistry(host)) return host === PLACEHOLDER ? undefined : `${ref}: ${host} is not a registry these files may name`;
   if (!ref.startsWith(`${host}/`)) return `${ref}: third-party images are named with their registry host (${host}/${repo})`;
@@ -43,7 +45,9 @@ function problem(ref: string): string | undefined {
 }
 
 function yamlFiles(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /\.ya?ml$/.test(f)).map((f) => join(dir, f));
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => join(dir, f));
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'fg-images-'));
@@ -53,11 +57,18 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 function overlayDir(name: string, components: string[], images: Array<Record<string, string>> = []): string {
   const dir = join(tmp, name);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'kustomization.yaml'), overlay(dir, K8S, components.map((c) => join(K8S, c)), images));
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    overlay(
+      dir,
+      K8S,
+      components.map((c) => join(K8S, c)),
+      images,
+    ),
+  );
   return dir;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const renderedImages = (objects: Array<Record<string, any>>): string[] => objects.flatMap((o) => containersOf(o as never).map((c) => c.image as string));
 
 describe('image references', () => {
@@ -76,9 +87,11 @@ describe('image references', () => {
   });
 
   test('the check refuses what it must: unqualified, public-registry and untagged third-party names', () => {
-    expect(['fhirguard/agent', 'docker.io/fhirguard/agent:0.1.0', 'ghcr.io/fhirguard/agent', 'quay.io/x/y:1', 'busybox', 'docker.io/prom/prometheus', 'prom/prometheus:v3.5.0'].map((r) => problem(r) !== undefined)).toEqual([
-      true, true, true, true, true, true, true,
-    ]);
+    expect(
+      ['fhirguard/agent', 'docker.io/fhirguard/agent:0.1.0', 'ghcr.io/fhirguard/agent', 'quay.io/x/y:1', 'busybox', 'docker.io/prom/prometheus', 'prom/prometheus:v3.5.0'].map(
+        (r) => problem(r) !== undefined,
+      ),
+    ).toEqual([true, true, true, true, true, true, true]);
     expect(problem('registry.invalid/fhirguard/agent:0.1.0')).toBeUndefined();
   });
 });

@@ -19,7 +19,6 @@ import { undeclaredOptions } from './cli-options';
 import { documentedAgentCapabilities, parseDockerfile } from './dockerfile';
 import { comparable, kubectlKustomize, modelModule, render, unknownFields, validateModel, type K8sObject } from './kustomize';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const REPO = resolve(__dirname, '..', '..');
 const DIR = join(REPO, 'deploy', 'kubernetes');
 const { kustomization, objects } = render(DIR);
@@ -41,7 +40,9 @@ const policy = loadPolicy(join(DIR, 'policy.yaml'));
 describe('deploy/kubernetes manifests', () => {
   it('lists every manifest in the kustomization, and only existing ones', () => {
     // Subdirectories holding a kustomization are components (spo-0.9, spo-0.8), not manifests.
-    const components = readdirSync(DIR, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('/kustomization.yaml')).map((f) => dirname(f));
+    const components = readdirSync(DIR, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('/kustomization.yaml'))
+      .map((f) => dirname(f));
     const files = readdirSync(DIR, { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && f !== 'policy.yaml' && !components.includes(dirname(f)))
       .sort();
@@ -52,7 +53,11 @@ describe('deploy/kubernetes manifests', () => {
     for (const o of objects) {
       expect(o.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
       if (CLUSTER_SCOPED.has(o.kind)) expect({ object: `${o.kind}/${o.metadata.name}`, namespace: o.metadata.namespace }).toEqual({ object: `${o.kind}/${o.metadata.name}`, namespace: undefined });
-      else expect({ object: `${o.kind}/${o.metadata.name}`, namespace: o.metadata.namespace }).toEqual({ object: `${o.kind}/${o.metadata.name}`, namespace: expect.stringMatching(/^fhirguard(-system)?$/) });
+      else
+        expect({ object: `${o.kind}/${o.metadata.name}`, namespace: o.metadata.namespace }).toEqual({
+          object: `${o.kind}/${o.metadata.name}`,
+          namespace: expect.stringMatching(/^fhirguard(-system)?$/),
+        });
     }
     const namespaces = of('Namespace').map((n) => n.metadata.name);
     for (const o of objects) if (o.metadata.namespace) expect(namespaces).toContain(o.metadata.namespace);
@@ -122,11 +127,11 @@ describe('deploy/kubernetes manifests', () => {
 describe('seccomp profiles through the Security Profiles Operator', () => {
   const profiles = of('SeccompProfile');
 
-  it('has one SPO SeccompProfile per tier of the policy, and the front door\'s', () => {
+  it("has one SPO SeccompProfile per tier of the policy, and the front door's", () => {
     expect(profiles.map((p) => p.metadata.name).sort()).toEqual([...policy.tiers.map((t) => `fhirguard-${t.name}`), 'fhirguard-proxy'].sort());
   });
 
-  it('confines the proxy with the front door\'s recorded profile, at the path SPO installs it', () => {
+  it("confines the proxy with the front door's recorded profile, at the path SPO installs it", () => {
     const proxy = podSpec(named('Deployment', 'fhirguard-proxy') as K8sObject).containers.find((c: any) => c.name === 'proxy');
     expect(proxy.securityContext.seccompProfile).toEqual({ type: 'Localhost', localhostProfile: 'operator/fhirguard-proxy.json' });
   });
@@ -316,7 +321,11 @@ describe('the agent DaemonSet', () => {
   });
 
   it('mounts bpffs, the cgroup hierarchy and BTF from the host, BTF read-only', () => {
-    const hostPaths = Object.fromEntries(podSpec(ds).volumes.filter((v: any) => v.hostPath).map((v: any) => [v.name, v.hostPath.path]));
+    const hostPaths = Object.fromEntries(
+      podSpec(ds)
+        .volumes.filter((v: any) => v.hostPath)
+        .map((v: any) => [v.name, v.hostPath.path]),
+    );
     const mounted = Object.fromEntries(agent.volumeMounts.filter((m: any) => hostPaths[m.name]).map((m: any) => [hostPaths[m.name], { at: m.mountPath, readOnly: m.readOnly === true }]));
     expect(mounted).toEqual({
       '/sys/fs/bpf': { at: '/sys/fs/bpf', readOnly: false },

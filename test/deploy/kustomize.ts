@@ -12,7 +12,6 @@ import { applyPatch, type Operation } from 'rfc6902';
 import ts from 'typescript';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 export type K8sObject = Record<string, any> & { apiVersion: string; kind: string; metadata: Record<string, any> };
 
 export interface Rendered {
@@ -50,7 +49,7 @@ function applyImages(objects: K8sObject[], images: Array<Record<string, string>>
       if (!rule) continue;
       for (const k of Object.keys(rule)) if (!['name', 'newName', 'newTag', 'digest'].includes(k)) throw new Error(`images field ${k} is not rendered by this test`);
       const digest = rule.digest ?? (rule.newTag ? undefined : ref.digest);
-      c.image = `${rule.newName ?? ref.name}${rule.newTag ?? ref.tag ? `:${rule.newTag ?? ref.tag}` : ''}${digest ? `@${digest}` : ''}`;
+      c.image = `${rule.newName ?? ref.name}${(rule.newTag ?? ref.tag) ? `:${rule.newTag ?? ref.tag}` : ''}${digest ? `@${digest}` : ''}`;
     }
   }
 }
@@ -127,7 +126,9 @@ export function kubectlKustomize(dir: string): K8sObject[] | undefined {
   const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
   if (r.status !== 0) throw new Error(`kubectl kustomize ${dir}: ${r.stderr}`);
-  return parseAllDocuments(r.stdout).map((d) => d.toJS()).filter((o) => o !== null);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS())
+    .filter((o) => o !== null);
 }
 
 /**
@@ -137,7 +138,17 @@ export function kubectlKustomize(dir: string): K8sObject[] | undefined {
 export function comparable(objects: K8sObject[], generated: string[]): unknown[] {
   const hashed = new RegExp(`^(${generated.join('|')})-[a-z0-9]{10}$`);
   const strip = (v: any): any =>
-    Array.isArray(v) ? v.map(strip) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => k !== '__file').map(([k, x]) => [k, strip(x)])) : typeof v === 'string' ? v.replace(hashed, '$1') : v;
+    Array.isArray(v)
+      ? v.map(strip)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .filter(([k]) => k !== '__file')
+              .map(([k, x]) => [k, strip(x)]),
+          )
+        : typeof v === 'string'
+          ? v.replace(hashed, '$1')
+          : v;
   const key = (o: K8sObject): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
   return [...objects].sort((a, b) => key(a).localeCompare(key(b))).map(strip);
 }
@@ -179,7 +190,15 @@ export function unknownFields(objects: K8sObject[]): string[] {
   });
   const fileName = join(here, '..', '..', 'fhirguard-manifests.check.ts');
   const source = lines.join('\n');
-  const options: ts.CompilerOptions = { strict: true, noEmit: true, skipLibCheck: true, module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, target: ts.ScriptTarget.ES2022, types: [] };
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    module: ts.ModuleKind.CommonJS,
+    moduleResolution: ts.ModuleResolutionKind.Node10,
+    target: ts.ScriptTarget.ES2022,
+    types: [],
+  };
   const host = ts.createCompilerHost(options);
   const read = host.readFile.bind(host);
   const getSource = host.getSourceFile.bind(host);
@@ -192,7 +211,12 @@ export function unknownFields(objects: K8sObject[]): string[] {
     const msg = ts.flattenDiagnosticMessageText(d.messageText, ' ');
     if (!d.file || d.start === undefined) return msg;
     const { line } = d.file.getLineAndCharacterOfPosition(d.start);
-    const object = source.split('\n').slice(0, line + 1).reverse().find((l) => l.startsWith('// ')) ?? '';
+    const object =
+      source
+        .split('\n')
+        .slice(0, line + 1)
+        .reverse()
+        .find((l) => l.startsWith('// ')) ?? '';
     return `${object.slice(3)}: ${msg}`;
   });
 }

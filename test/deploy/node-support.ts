@@ -21,7 +21,13 @@ export function nodeSupport(file: string): NodeSupportRow[] {
   const start = lines.findIndex((l, i) => i > heading && l.trim().startsWith('|'));
   const rows: string[][] = [];
   for (let i = start; i < lines.length && lines[i].trim().startsWith('|'); i++) {
-    rows.push(lines[i].trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim()));
+    rows.push(
+      lines[i]
+        .trim()
+        .replace(/^\||\|$/g, '')
+        .split('|')
+        .map((c) => c.trim()),
+    );
   }
   const [header, , ...body] = rows;
   const col = (name: RegExp): number => {

@@ -97,7 +97,11 @@ function installSection(target: string): string {
 }
 
 function packagesOf(section: string): Set<string> {
-  return new Set(execFileSync(join(REPO, 'scripts', 'apt-packages.sh'), [section], { encoding: 'utf8' }).split('\n').filter(Boolean));
+  return new Set(
+    execFileSync(join(REPO, 'scripts', 'apt-packages.sh'), [section], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean),
+  );
 }
 
 const installs = Object.fromEntries(['up', 'test', 'bench'].map((t) => [t, packagesOf(installSection(t))])) as Record<'up' | 'test' | 'bench', Set<string>>;
@@ -150,11 +154,19 @@ describe('Debian packages per make target', () => {
   });
 
   test('finds the commands it checks (the scan works)', () => {
-    const src = sources('src').flatMap(commandsIn).map((u) => u.split(' ')[1]);
+    const src = sources('src')
+      .flatMap(commandsIn)
+      .map((u) => u.split(' ')[1]);
     expect(src).toEqual(expect.arrayContaining(['runc', 'umoci']));
-    const tests = sources('test').flatMap(commandsIn).map((u) => u.split(' ')[1]);
+    const tests = sources('test')
+      .flatMap(commandsIn)
+      .map((u) => u.split(' ')[1]);
     expect(tests).toEqual(expect.arrayContaining(['prometheus', 'promtool', 'openssl']));
-    expect(sources('bench').flatMap(commandsIn).map((u) => u.split(' ')[1])).toContain('wrk');
+    expect(
+      sources('bench')
+        .flatMap(commandsIn)
+        .map((u) => u.split(' ')[1]),
+    ).toContain('wrk');
   });
 
   test('counts as base system only packages every Debian system has (priority required)', () => {

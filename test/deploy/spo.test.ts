@@ -16,7 +16,6 @@ import { loadProfileSet } from '../../src/profile/load';
 import { comparable, kubectlKustomize, overlay, render, type K8sObject } from './kustomize';
 import crds from './fixtures/spo-seccompprofile-crds.json';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const REPO = resolve(__dirname, '..', '..');
 const BASE = join(REPO, 'deploy', 'kubernetes');
 
@@ -39,7 +38,11 @@ const COMPONENT: Record<string, string | undefined> = { 'v1.0.0': undefined, 'v0
 function strict(schema: any): any {
   if (Array.isArray(schema)) return schema.map(strict);
   if (!schema || typeof schema !== 'object') return schema;
-  const out: any = Object.fromEntries(Object.entries(schema).filter(([k]) => !k.startsWith('x-kubernetes-')).map(([k, v]) => [k, k === 'properties' ? Object.fromEntries(Object.entries(v as object).map(([p, s]) => [p, strict(s)])) : strict(v)]));
+  const out: any = Object.fromEntries(
+    Object.entries(schema)
+      .filter(([k]) => !k.startsWith('x-kubernetes-'))
+      .map(([k, v]) => [k, k === 'properties' ? Object.fromEntries(Object.entries(v as object).map(([p, s]) => [p, strict(s)])) : strict(v)]),
+  );
   if (schema.properties && !schema['x-kubernetes-preserve-unknown-fields'] && schema.additionalProperties === undefined) out.additionalProperties = false;
   return out;
 }
@@ -52,12 +55,21 @@ function refusals(release: Release, o: K8sObject): string[] {
   const served = release.versions.find((v) => v.name === version && v.served);
   const where = `${release.release} ${o.kind}/${o.metadata.name}`;
   if (group !== release.group || o.kind !== release.kind) return [`${where}: not a ${release.group} ${release.kind}`];
-  if (!served) return [`${where}: ${o.apiVersion} is not served (served: ${release.versions.filter((v) => v.served).map((v) => v.name).join(', ')})`];
+  if (!served)
+    return [
+      `${where}: ${o.apiVersion} is not served (served: ${release.versions
+        .filter((v) => v.served)
+        .map((v) => v.name)
+        .join(', ')})`,
+    ];
   const problems: string[] = [];
   if (release.scope === 'Cluster' && o.metadata.namespace !== undefined) problems.push(`${where}: cluster-scoped, but given namespace ${o.metadata.namespace}`);
   if (release.scope === 'Namespaced' && o.metadata.namespace === undefined) problems.push(`${where}: namespaced, but given no namespace`);
   const validate = ajv.compile(strict(served.spec));
-  if (!validate(o.spec)) problems.push(...(validate.errors ?? []).map((e) => `${where}: spec${e.instancePath} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${(e.params as any).additionalProperty})` : ''}`));
+  if (!validate(o.spec))
+    problems.push(
+      ...(validate.errors ?? []).map((e) => `${where}: spec${e.instancePath} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${(e.params as any).additionalProperty})` : ''}`),
+    );
   return problems;
 }
 
@@ -86,7 +98,12 @@ test('the fixture holds the SPO releases the docs name, the newest storing v1 cl
 
 test('refuses what a cluster would: an unknown or misspelt field, a namespace on a cluster-scoped object', () => {
   const newest = RELEASES[RELEASES.length - 1];
-  const bad = { apiVersion: `${newest.group}/v1`, kind: 'SeccompProfile', metadata: { name: 'x', namespace: 'fhirguard' }, spec: { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ name: ['read'], action: 'SCMP_ACT_ALLOW' }] } };
+  const bad = {
+    apiVersion: `${newest.group}/v1`,
+    kind: 'SeccompProfile',
+    metadata: { name: 'x', namespace: 'fhirguard' },
+    spec: { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ name: ['read'], action: 'SCMP_ACT_ALLOW' }] },
+  };
   expect(refusals(newest, bad)).toEqual([
     expect.stringContaining('cluster-scoped, but given namespace fhirguard'),
     expect.stringContaining("must have required property 'names'"),

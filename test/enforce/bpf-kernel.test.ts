@@ -65,9 +65,7 @@ beforeAll(async () => {
   if (!existsSync(TEST_CHILD)) throw new Error(`${TEST_CHILD} not built (make -C bpf)`);
   if (!CGROUP2) throw new Error('no cgroup v2 hierarchy is mounted (mount | grep cgroup2)');
   const loaded = await bpf.load();
-  expect(loaded.links.map((l) => l.program).sort()).toEqual(
-    ['fg_connect4', 'fg_connect6', 'fg_sendmsg4', 'fg_sendmsg6', 'fg_sys_enter'],
-  );
+  expect(loaded.links.map((l) => l.program).sort()).toEqual(['fg_connect4', 'fg_connect6', 'fg_sendmsg4', 'fg_sendmsg6', 'fg_sys_enter']);
 });
 
 afterAll(async () => {
@@ -105,7 +103,10 @@ describe('load', () => {
     const mnt = mkdtempSync(path.join(tmpdir(), 'fg-bpffs-'));
     const cgRoot = `${root}-mnt`;
     const opts = { pinDir: path.join(mnt, 'pins'), cgroupRoot: cgRoot };
-    const mounts = (): number => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === mnt).length;
+    const mounts = (): number =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.split(' ')[4] === mnt).length;
     try {
       expect(mounts()).toBe(0);
       const [a, b] = await Promise.all([new BpfEnforcer(opts).load(), new BpfEnforcer(opts).load()]);

@@ -128,10 +128,7 @@ test('serve phase, write tier: the same write open is legitimate there and not k
 
 test('audit mode: the battery is counted by the eBPF policy but neither seccomp nor eBPF blocks it', async () => {
   const report = path.join(dir, 'report-audit.json');
-  const r = await runExec(
-    [...execArgs('read', ['--mode', 'audit', '--report', report]), attack, '--wait', ...batteryArgs('read')],
-    { serveWhenWaiting: true },
-  );
+  const r = await runExec([...execArgs('read', ['--mode', 'audit', '--report', report]), attack, '--wait', ...batteryArgs('read')], { serveWhenWaiting: true });
   expect(r.code).toBe(0);
   const got = outcomes(r.stdout);
   // Calls seccomp refuses in enforce mode now reach the kernel:

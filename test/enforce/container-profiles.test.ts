@@ -31,7 +31,36 @@ function openatAllowed(p: SeccompProfile, flags: number, mode = 0): boolean {
 }
 
 // Calls no tier's worker needs; none may be allowed by any seccomp profile.
-const DANGEROUS = ['ptrace', 'process_vm_readv', 'process_vm_writev', 'mount', 'umount2', 'pivot_root', 'unshare', 'setns', 'bpf', 'perf_event_open', 'init_module', 'finit_module', 'delete_module', 'kexec_load', 'keyctl', 'add_key', 'userfaultfd', 'io_uring_setup', 'personality', 'fork', 'vfork', 'connect', 'open_by_handle_at', 'chroot', 'setuid', 'setgid', 'reboot', 'swapon'];
+const DANGEROUS = [
+  'ptrace',
+  'process_vm_readv',
+  'process_vm_writev',
+  'mount',
+  'umount2',
+  'pivot_root',
+  'unshare',
+  'setns',
+  'bpf',
+  'perf_event_open',
+  'init_module',
+  'finit_module',
+  'delete_module',
+  'kexec_load',
+  'keyctl',
+  'add_key',
+  'userfaultfd',
+  'io_uring_setup',
+  'personality',
+  'fork',
+  'vfork',
+  'connect',
+  'open_by_handle_at',
+  'chroot',
+  'setuid',
+  'setgid',
+  'reboot',
+  'swapon',
+];
 
 describe.each(TIERS)('shipped %s profiles', (tier) => {
   test('seccomp: default EPERM, x86_64 only, no dangerous syscall, no rename/mkdir/link', () => {
@@ -96,12 +125,8 @@ test('a broken profile is refused with the file and the rule named', () => {
   expect(() => parseSeccompProfile({ ...base, syscalls: [{ names: ['read', 'not_a_syscall'], action: 'SCMP_ACT_ALLOW' }] }, 'x.json')).toThrow(
     /syscalls\[0\]\.names: not x86_64 syscalls: not_a_syscall/,
   );
-  expect(() =>
-    parseSeccompProfile({ ...base, syscalls: [{ names: ['openat'], action: 'SCMP_ACT_ALLOW', args: [{ index: 7, value: 1, op: 'SCMP_CMP_EQ' }] }] }, 'x.json'),
-  ).toThrow(/args\[0\]\.index/);
-  expect(() => parseSeccompProfile({ ...base, syscalls: [{ names: ['openat'], action: 'SCMP_ACT_ALLOW', args: [{ index: 2, value: 1, op: 'LIKE' }] }] }, 'x.json')).toThrow(
-    /unknown operator/,
-  );
+  expect(() => parseSeccompProfile({ ...base, syscalls: [{ names: ['openat'], action: 'SCMP_ACT_ALLOW', args: [{ index: 7, value: 1, op: 'SCMP_CMP_EQ' }] }] }, 'x.json')).toThrow(/args\[0\]\.index/);
+  expect(() => parseSeccompProfile({ ...base, syscalls: [{ names: ['openat'], action: 'SCMP_ACT_ALLOW', args: [{ index: 2, value: 1, op: 'LIKE' }] }] }, 'x.json')).toThrow(/unknown operator/);
   expect(() => parseEbpfProfile({ serve: ['read', 'nope'] }, 'e.json')).toThrow(/e\.json: serve: not x86_64 syscalls: nope/);
   expect(() => parseEbpfProfile({ serve: [], egress: [{ cidr: '10.0.0.0/8' }] }, 'e.json')).toThrow(/egress\[0\]/);
 });

@@ -65,7 +65,6 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-
 /** The options of the mount at `mountPoint` in the process's mount namespace. */
 function mountOptions(pid: number, mountPoint: string): string[] {
   const line = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
@@ -114,7 +113,13 @@ test.each(['read', 'write'] as const)('%s worker: non-root, no capabilities, no 
   }
   // The empty network namespace: only lo, and it is down.
   const dev = readFileSync(`/proc/${pid}/net/dev`, 'utf8');
-  expect(dev.split('\n').slice(2).filter(Boolean).map((l) => l.trim().split(':')[0])).toEqual(['lo']);
+  expect(
+    dev
+      .split('\n')
+      .slice(2)
+      .filter(Boolean)
+      .map((l) => l.trim().split(':')[0]),
+  ).toEqual(['lo']);
 });
 
 test.each(['read', 'write'] as const)('%s worker: read-only root without a shell; the database directory read-only only for the read tier', (tier) => {

@@ -180,8 +180,7 @@ describe('after every case', () => {
       expect({ tier: t.tier, violations, egressDenied: t.egressDenied }).toEqual({ tier: t.tier, violations: [], egressDenied: 0 });
     }
     // The workers did the work: their cgroups' calls as the eBPF maps counted them.
-    const calls = (tier: string, ...names: string[]): number =>
-      names.reduce((n, sc) => n + (counters.tiers.find((t) => t.tier === tier)?.syscalls[sc]?.calls ?? 0), 0);
+    const calls = (tier: string, ...names: string[]): number => names.reduce((n, sc) => n + (counters.tiers.find((t) => t.tier === tier)?.syscalls[sc]?.calls ?? 0), 0);
     expect(calls('read', 'pread64')).toBeGreaterThan(100);
     expect(calls('write', 'fsync', 'fdatasync')).toBeGreaterThan(100);
     expect(calls('ops', 'fsync', 'fdatasync')).toBeGreaterThan(10);
@@ -199,7 +198,6 @@ describe('after every case', () => {
     expect(agent.log()).not.toMatch(/"level":(50|60)/);
   });
 });
-
 
 /** Until the front door's /readyz answers 200 (it starts once the agent's API is served). */
 async function readyz(adminUrl: string): Promise<void> {

@@ -33,8 +33,6 @@ function listen(): Promise<[net.Server, number]> {
   });
 }
 
-
-
 async function frontDoorServing(): Promise<{ pid: number; restarts: number }> {
   return poll(
     'the front door to serve',

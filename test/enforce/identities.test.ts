@@ -134,7 +134,13 @@ rootDescribe('a root agent gives each role only what it needs', () => {
   });
 
   test('writing workers write the database, reach no read worker and not the agent', () => {
-    expect(probe(ids.writer, [['write', agent.db], ['connect', socketOf('read')], ['connect', agent.socketPath]])).toEqual(['ok', 'EACCES', 'EACCES']);
+    expect(
+      probe(ids.writer, [
+        ['write', agent.db],
+        ['connect', socketOf('read')],
+        ['connect', agent.socketPath],
+      ]),
+    ).toEqual(['ok', 'EACCES', 'EACCES']);
   });
 
   test('the database directory and its files: writers own them, readers are the group, nobody else', () => {

@@ -4,15 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { policySpec } from '../../src/enforce/bpf';
-import {
-  HEADER_SYSCALL_COUNT,
-  NEWER_THAN_HEADERS,
-  OTHER_SYSCALL_SLOT,
-  SYSCALL_NAMES,
-  X86_64_SYSCALLS,
-  syscallName,
-  syscallNr,
-} from '../../src/enforce/syscalls';
+import { HEADER_SYSCALL_COUNT, NEWER_THAN_HEADERS, OTHER_SYSCALL_SLOT, SYSCALL_NAMES, X86_64_SYSCALLS, syscallName, syscallNr } from '../../src/enforce/syscalls';
 
 const dockerAllow = path.resolve(__dirname, '..', '..', '..', 'shared', 'reference', 'docker-default-allow.txt');
 const header = '/usr/include/x86_64-linux-gnu/asm/unistd_64.h';
@@ -43,7 +35,9 @@ describe('x86_64 syscall table', () => {
   });
 
   it("reproduces Docker's 297 of 362: every other name in its allow list is another architecture's", () => {
-    const names = readFileSync(dockerAllow, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    const names = readFileSync(dockerAllow, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
     const x86 = names.filter((n) => syscallNr(n) !== undefined);
     expect(HEADER_SYSCALL_COUNT).toBe(362);
     expect(x86.length).toBe(297);
@@ -55,16 +49,21 @@ describe('x86_64 syscall table', () => {
 describe('policySpec', () => {
   it('numbers the serve allow set and allows all in boot and shutdown by default', () => {
     const spec = policySpec({ action: 'enforce', allow: ['write', 'read', 'read'], noWriteOpens: true });
-    expect(spec.split('\n')).toEqual(
-      expect.arrayContaining(['action enforce', 'record 0', 'no-write-opens 1', 'allow boot all', 'allow serve 0 1', 'allow shutdown all']),
-    );
+    expect(spec.split('\n')).toEqual(expect.arrayContaining(['action enforce', 'record 0', 'no-write-opens 1', 'allow boot all', 'allow serve 0 1', 'allow shutdown all']));
     expect(spec).not.toMatch(/^egress/m);
     expect(spec).not.toMatch(/^phase/m);
   });
 
   it('an empty egress list denies all egress; rules carry address and port', () => {
     expect(policySpec({ action: 'audit', allow: [], egress: [] })).toMatch(/^egress none$/m);
-    const spec = policySpec({ action: 'audit', allow: [], egress: [{ cidr: '10.0.0.0/8', port: 443 }, { cidr: '::1', port: 0 }] });
+    const spec = policySpec({
+      action: 'audit',
+      allow: [],
+      egress: [
+        { cidr: '10.0.0.0/8', port: 443 },
+        { cidr: '::1', port: 0 },
+      ],
+    });
     expect(spec).toMatch(/^egress 10\.0\.0\.0\/8 443$/m);
     expect(spec).toMatch(/^egress ::1 0$/m);
     expect(spec).toMatch(/^allow serve$/m);

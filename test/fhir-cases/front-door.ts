@@ -65,10 +65,8 @@ export function frontDoorCases(t: TargetOf): void {
       expect(new Set(got).size).toBe(got.length);
       expect(got).toContain(`Patient/${patientId}`);
       // The patient's compartment: every resource of the transaction that names the patient.
-      const count = (types: string[]): Record<string, number> =>
-        Object.fromEntries(types.map((type) => [type, got.filter((r) => r.startsWith(`${type}/`)).length]));
-      const inBundle = (types: string[]): Record<string, number> =>
-        Object.fromEntries(types.map((type) => [type, bundle.entry.filter((e: Json) => e.resource.resourceType === type).length]));
+      const count = (types: string[]): Record<string, number> => Object.fromEntries(types.map((type) => [type, got.filter((r) => r.startsWith(`${type}/`)).length]));
+      const inBundle = (types: string[]): Record<string, number> => Object.fromEntries(types.map((type) => [type, bundle.entry.filter((e: Json) => e.resource.resourceType === type).length]));
       const compartment = ['Observation', 'Encounter', 'Condition', 'Immunization', 'DiagnosticReport', 'Procedure', 'Claim', 'ExplanationOfBenefit'];
       expect(count(compartment)).toEqual(inBundle(compartment));
     });

@@ -18,7 +18,10 @@ export function operationsCases(t: TargetOf): void {
       expect(errors.map((i: Json) => i.expression?.[0]).sort()).toEqual(['Patient.foo', 'Patient.gender']);
       const params = await req('POST', '/Observation/$validate', {
         resourceType: 'Parameters',
-        parameter: [{ name: 'resource', resource: { resourceType: 'Observation', status: 'final' } }, { name: 'mode', valueCode: 'create' }],
+        parameter: [
+          { name: 'resource', resource: { resourceType: 'Observation', status: 'final' } },
+          { name: 'mode', valueCode: 'create' },
+        ],
       });
       expect(params.status).toBe(byVia(t(), 200, 422));
       expect(params.json.issue.some((i: Json) => i.severity === 'error' && /(Observation|parameter\[0\]\.resource)\.code$/.test(i.expression?.[0] ?? ''))).toBe(true);

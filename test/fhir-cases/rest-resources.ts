@@ -140,9 +140,17 @@ export function resourcesCases(t: TargetOf): void {
   describe('patch', () => {
     test('JSON Patch makes a new version', async () => {
       const { json: v1 } = await req('POST', '/Patient', patient());
-      const res = await req('PATCH', `/Patient/${v1.id}`, [{ op: 'replace', path: '/gender', value: 'female' }, { op: 'add', path: '/active', value: true }], {
-        'content-type': 'application/json-patch+json',
-      });
+      const res = await req(
+        'PATCH',
+        `/Patient/${v1.id}`,
+        [
+          { op: 'replace', path: '/gender', value: 'female' },
+          { op: 'add', path: '/active', value: true },
+        ],
+        {
+          'content-type': 'application/json-patch+json',
+        },
+      );
       expect(res.status).toBe(200);
       expect(res.json.gender).toBe('female');
       expect(res.json.active).toBe(true);

@@ -9,7 +9,7 @@ import { send } from '../helpers/http-client';
 import { fhirRequest, type FhirResult } from '../helpers/worker-process';
 
 export type { FhirResult };
-export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Json = Record<string, any>;
 
 /** One FHIR request; `path` is relative to the FHIR base ('/Patient?x=y'; '/' is the base). */
 export type FhirRequestFn = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<FhirResult>;

@@ -43,7 +43,10 @@ describe('parseJsonBody accepts resources', () => {
     const same: [string, unknown][] = [
       ['{"a":-0,"b":-0.0,"c":0e5}', { a: -0, b: -0, c: 0 }],
       ['{"a":1E2,"b":1.50,"c":1e-7,"d":-12.5e-1}', { a: 100, b: 1.5, c: 1e-7, d: -1.25 }],
-      ['{"a":3.5888283845385716,"b":0.30000000000000004,"c":9007199254740992,"d":1.7976931348623157e308}', { a: 3.5888283845385716, b: 0.30000000000000004, c: 9007199254740992, d: 1.7976931348623157e308 }],
+      [
+        '{"a":3.5888283845385716,"b":0.30000000000000004,"c":9007199254740992,"d":1.7976931348623157e308}',
+        { a: 3.5888283845385716, b: 0.30000000000000004, c: 9007199254740992, d: 1.7976931348623157e308 },
+      ],
       ['{"a":[1,2,3],"b":[[1,2],[3]],"c":[1,"x",2.5]}', { a: [1, 2, 3], b: [[1, 2], [3]], c: [1, 'x', 2.5] }],
       ['{"a":"\\ud83d\\ude00","b":"\\\\ud800 and \\\\u0000 are text"}', { a: '\u{1F600}', b: '\\ud800 and \\u0000 are text' }],
       ['{"a":"x\\":y","b":{"c":"\\\\"},"d":":"}', { a: 'x":y', b: { c: '\\' }, d: ':' }],
@@ -111,7 +114,12 @@ describe('parseJsonBody refuses bad bodies with 400', () => {
     ['__proto__ spelled with escapes', Buffer.from('{"a":{"\\u005f_proto__":{}}}'), 'forbidden-key', /__proto__/],
     ['constructor spelled with escapes', Buffer.from('{"\\u0063onstructor":1}'), 'forbidden-key', /constructor/],
     // Parser differentials: what JSON.parse reads one way and other readers another.
-    ['resourceType twice (last wins in JSON.parse, first in others)', Buffer.from('{"resourceType":"Practitioner","id":"1","resourceType":"Patient"}'), 'duplicate-key', /'resourceType'.*at resourceType/],
+    [
+      'resourceType twice (last wins in JSON.parse, first in others)',
+      Buffer.from('{"resourceType":"Practitioner","id":"1","resourceType":"Patient"}'),
+      'duplicate-key',
+      /'resourceType'.*at resourceType/,
+    ],
     ['a key repeated deep inside', Buffer.from('{"resourceType":"Patient","name":[{"given":["a"]},{"family":"x","family":"y"}]}'), 'duplicate-key', /'family'.*at name\[1\]\.family/],
     ['a key repeated with an escape', Buffer.from('{"resourceType":"Patient","active":true,"\\u0061ctive":false}'), 'duplicate-key', /'active'/],
     ['a repeated key holding objects', Buffer.from('{"a":{"b":1},"a":{"b":1}}'), 'duplicate-key', /'a'/],
@@ -180,9 +188,7 @@ describe('parseJsonPatchBody', () => {
   });
 
   it('applies the same key, depth and encoding checks', () => {
-    expect(refusal(() => parseJsonPatchBody(Buffer.from('[{"op":"add","path":"/a","value":{"__proto__":{}}}]'), limits)).reason).toBe(
-      'forbidden-key',
-    );
+    expect(refusal(() => parseJsonPatchBody(Buffer.from('[{"op":"add","path":"/a","value":{"__proto__":{}}}]'), limits)).reason).toBe('forbidden-key');
     expect(refusal(() => parseJsonPatchBody(Buffer.from(`[${'['.repeat(40)}${']'.repeat(40)}]`), limits)).reason).toBe('too-deep');
     expect(refusal(() => parseJsonPatchBody(Buffer.from([0x5b, 0xff, 0x5d]), limits)).reason).toBe('bad-encoding');
   });

@@ -68,11 +68,7 @@ const CASES: Case[] = [
   ['GET', '/Patient/%C3%A9', no(400, 'bad-id')],
   ['GET', '/Patient/%31%32%33', I('read', 'instance', { resourceType: 'Patient', id: '123' })],
   ['GET', '/Patient/123?_format=json', I('read', 'instance', { resourceType: 'Patient', id: '123', params: [P('_format', 'json')] })],
-  [
-    'GET',
-    '/Patient/123?_summary=true&_elements=name,gender',
-    I('read', 'instance', { resourceType: 'Patient', id: '123', params: [P('_summary', 'true'), P('_elements', 'name,gender')] }),
-  ],
+  ['GET', '/Patient/123?_summary=true&_elements=name,gender', I('read', 'instance', { resourceType: 'Patient', id: '123', params: [P('_summary', 'true'), P('_elements', 'name,gender')] })],
   ['GET', '/Binary/xyz', I('read', 'instance', { resourceType: 'Binary', id: 'xyz' })],
   ['GET', '/Parameters/p1', I('read', 'instance', { resourceType: 'Parameters', id: 'p1' })],
   ['GET', '/Patient/metadata', I('read', 'instance', { resourceType: 'Patient', id: 'metadata' })],
@@ -98,19 +94,11 @@ const CASES: Case[] = [
   // update
   ['PUT', '/Patient/123', I('update', 'instance', { resourceType: 'Patient', id: '123' })],
   ['put', '/Patient/123', I('update', 'instance', { resourceType: 'Patient', id: '123' })],
-  [
-    'PUT',
-    '/Patient/123?_format=application/fhir%2Bjson',
-    I('update', 'instance', { resourceType: 'Patient', id: '123', params: [P('_format', 'application/fhir+json')] }),
-  ],
+  ['PUT', '/Patient/123?_format=application/fhir%2Bjson', I('update', 'instance', { resourceType: 'Patient', id: '123', params: [P('_format', 'application/fhir+json')] })],
   ['PUT', '/Patient', no(400, 'missing-criteria')],
   ['PUT', '/Patient?_format=json', no(400, 'missing-criteria')],
   ['PUT', '/Patient?identifier=http://a|1', I('update', 'type', { resourceType: 'Patient', conditional: true, params: [P('identifier', 'http://a|1')] })],
-  [
-    'PUT',
-    '/Patient?identifier=x&_format=json',
-    I('update', 'type', { resourceType: 'Patient', conditional: true, params: [P('identifier', 'x'), P('_format', 'json')] }),
-  ],
+  ['PUT', '/Patient?identifier=x&_format=json', I('update', 'type', { resourceType: 'Patient', conditional: true, params: [P('identifier', 'x'), P('_format', 'json')] })],
   ['PUT', '/Patient?name=%zz', no(400, 'bad-query')],
 
   // patch
@@ -131,18 +119,8 @@ const CASES: Case[] = [
   // create
   ['POST', '/Patient', I('create', 'type', { resourceType: 'Patient' })],
   ['POST', '/Patient?_format=json', I('create', 'type', { resourceType: 'Patient', params: [P('_format', 'json')] })],
-  [
-    'POST',
-    '/Patient',
-    I('create', 'type', { resourceType: 'Patient', conditional: true, params: [P('identifier', 'http://x|1')] }),
-    { headers: { 'if-none-exist': 'identifier=http://x|1' } },
-  ],
-  [
-    'POST',
-    '/Patient',
-    I('create', 'type', { resourceType: 'Patient', conditional: true, params: [P('identifier', 'x')] }),
-    { headers: { 'if-none-exist': '?identifier=x' } },
-  ],
+  ['POST', '/Patient', I('create', 'type', { resourceType: 'Patient', conditional: true, params: [P('identifier', 'http://x|1')] }), { headers: { 'if-none-exist': 'identifier=http://x|1' } }],
+  ['POST', '/Patient', I('create', 'type', { resourceType: 'Patient', conditional: true, params: [P('identifier', 'x')] }), { headers: { 'if-none-exist': '?identifier=x' } }],
   [
     'POST',
     '/Observation',
@@ -165,11 +143,7 @@ const CASES: Case[] = [
 
   // history
   ['GET', '/Patient/123/_history', I('history-instance', 'instance', { resourceType: 'Patient', id: '123' })],
-  [
-    'GET',
-    '/Patient/123/_history?_count=10&_since=2020-01-01',
-    I('history-instance', 'instance', { resourceType: 'Patient', id: '123', params: [P('_count', '10'), P('_since', '2020-01-01')] }),
-  ],
+  ['GET', '/Patient/123/_history?_count=10&_since=2020-01-01', I('history-instance', 'instance', { resourceType: 'Patient', id: '123', params: [P('_count', '10'), P('_since', '2020-01-01')] })],
   ['GET', '/Patient/_history', I('history-type', 'type', { resourceType: 'Patient' })],
   ['HEAD', '/Patient/_history', I('history-type', 'type', { resourceType: 'Patient' })],
   ['GET', '/Patient/_history?_at=2020', I('history-type', 'type', { resourceType: 'Patient', params: [P('_at', '2020')] })],
@@ -187,36 +161,16 @@ const CASES: Case[] = [
   ['HEAD', '/Patient?name=x', I('search-type', 'type', { resourceType: 'Patient', params: [P('name', 'x')] })],
   ['GET', '/Patient?name=smith', I('search-type', 'type', { resourceType: 'Patient', params: [P('name', 'smith')] })],
   ['GET', '/Patient?name:exact=Smith', I('search-type', 'type', { resourceType: 'Patient', params: [P('name', 'Smith', 'exact')] })],
-  [
-    'GET',
-    '/Patient?birthdate=ge1970-01-01&birthdate=lt1980-01-01',
-    I('search-type', 'type', { resourceType: 'Patient', params: [P('birthdate', 'ge1970-01-01'), P('birthdate', 'lt1980-01-01')] }),
-  ],
-  [
-    'GET',
-    '/Observation?subject:Patient.name=peter',
-    I('search-type', 'type', { resourceType: 'Observation', params: [P('subject', 'peter', 'Patient', 'name')] }),
-  ],
-  [
-    'GET',
-    '/Observation?subject.name=peter',
-    I('search-type', 'type', { resourceType: 'Observation', params: [P('subject', 'peter', undefined, 'name')] }),
-  ],
+  ['GET', '/Patient?birthdate=ge1970-01-01&birthdate=lt1980-01-01', I('search-type', 'type', { resourceType: 'Patient', params: [P('birthdate', 'ge1970-01-01'), P('birthdate', 'lt1980-01-01')] })],
+  ['GET', '/Observation?subject:Patient.name=peter', I('search-type', 'type', { resourceType: 'Observation', params: [P('subject', 'peter', 'Patient', 'name')] })],
+  ['GET', '/Observation?subject.name=peter', I('search-type', 'type', { resourceType: 'Observation', params: [P('subject', 'peter', undefined, 'name')] })],
   [
     'GET',
     '/DiagnosticReport?subject.general-practitioner.name=joe',
     I('search-type', 'type', { resourceType: 'DiagnosticReport', params: [P('subject', 'joe', undefined, 'general-practitioner.name')] }),
   ],
-  [
-    'GET',
-    '/Patient?_has:Observation:patient:code=1234-5',
-    I('search-type', 'type', { resourceType: 'Patient', params: [P('_has', '1234-5', 'Observation:patient:code')] }),
-  ],
-  [
-    'GET',
-    '/Encounter?_include=Encounter:practitioner',
-    I('search-type', 'type', { resourceType: 'Encounter', params: [P('_include', 'Encounter:practitioner')] }),
-  ],
+  ['GET', '/Patient?_has:Observation:patient:code=1234-5', I('search-type', 'type', { resourceType: 'Patient', params: [P('_has', '1234-5', 'Observation:patient:code')] })],
+  ['GET', '/Encounter?_include=Encounter:practitioner', I('search-type', 'type', { resourceType: 'Encounter', params: [P('_include', 'Encounter:practitioner')] })],
   [
     'GET',
     '/Patient?_revinclude=Observation:subject&_revinclude:iterate=Provenance:target',
@@ -226,18 +180,10 @@ const CASES: Case[] = [
     }),
   ],
   ['GET', '/MedicationRequest?_include=*', I('search-type', 'type', { resourceType: 'MedicationRequest', params: [P('_include', '*')] })],
-  [
-    'GET',
-    '/Observation?value-quantity=5.4|http://unitsofmeasure.org|mg',
-    I('search-type', 'type', { resourceType: 'Observation', params: [P('value-quantity', '5.4|http://unitsofmeasure.org|mg')] }),
-  ],
+  ['GET', '/Observation?value-quantity=5.4|http://unitsofmeasure.org|mg', I('search-type', 'type', { resourceType: 'Observation', params: [P('value-quantity', '5.4|http://unitsofmeasure.org|mg')] })],
   ['GET', '/Patient?name=Jos%C3%A9', I('search-type', 'type', { resourceType: 'Patient', params: [P('name', 'José')] })],
   ['GET', '/Patient?name=a+b', I('search-type', 'type', { resourceType: 'Patient', params: [P('name', 'a b')] })],
-  [
-    'GET',
-    '/Observation?date=ge2020-01-01T00:00:00%2B01:00',
-    I('search-type', 'type', { resourceType: 'Observation', params: [P('date', 'ge2020-01-01T00:00:00+01:00')] }),
-  ],
+  ['GET', '/Observation?date=ge2020-01-01T00:00:00%2B01:00', I('search-type', 'type', { resourceType: 'Observation', params: [P('date', 'ge2020-01-01T00:00:00+01:00')] })],
   ['GET', '/Patient?identifier=', I('search-type', 'type', { resourceType: 'Patient', params: [P('identifier', '')] })],
   ['GET', '/Patient?name', I('search-type', 'type', { resourceType: 'Patient', params: [P('name', '')] })],
   ['GET', '/Patient?a=1&&b=2&', I('search-type', 'type', { resourceType: 'Patient', params: [P('a', '1'), P('b', '2')] })],
@@ -283,35 +229,15 @@ const CASES: Case[] = [
   ['GET', '/?bad=%G0', no(400, 'bad-query')],
 
   // compartment searches
-  [
-    'GET',
-    '/Patient/123/Observation',
-    I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'Patient', id: '123' } }),
-  ],
-  [
-    'GET',
-    '/Patient/123/Observation?code=1234-5',
-    I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'Patient', id: '123' }, params: [P('code', '1234-5')] }),
-  ],
+  ['GET', '/Patient/123/Observation', I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'Patient', id: '123' } })],
+  ['GET', '/Patient/123/Observation?code=1234-5', I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'Patient', id: '123' }, params: [P('code', '1234-5')] })],
   ['GET', '/Patient/123/*', I('search-system', 'system', { compartment: { resourceType: 'Patient', id: '123' } })],
   ['GET', '/Patient/123/%2A', I('search-system', 'system', { compartment: { resourceType: 'Patient', id: '123' } })],
-  [
-    'GET',
-    '/Patient/123/*?_lastUpdated=gt2020',
-    I('search-system', 'system', { compartment: { resourceType: 'Patient', id: '123' }, params: [P('_lastUpdated', 'gt2020')] }),
-  ],
+  ['GET', '/Patient/123/*?_lastUpdated=gt2020', I('search-system', 'system', { compartment: { resourceType: 'Patient', id: '123' }, params: [P('_lastUpdated', 'gt2020')] })],
   ['HEAD', '/Patient/123/*', I('search-system', 'system', { compartment: { resourceType: 'Patient', id: '123' } })],
   ['GET', '/Encounter/e1/Observation', I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'Encounter', id: 'e1' } })],
-  [
-    'GET',
-    '/RelatedPerson/r1/Observation',
-    I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'RelatedPerson', id: 'r1' } }),
-  ],
-  [
-    'GET',
-    '/Practitioner/p1/Encounter',
-    I('search-type', 'type', { resourceType: 'Encounter', compartment: { resourceType: 'Practitioner', id: 'p1' } }),
-  ],
+  ['GET', '/RelatedPerson/r1/Observation', I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'RelatedPerson', id: 'r1' } })],
+  ['GET', '/Practitioner/p1/Encounter', I('search-type', 'type', { resourceType: 'Encounter', compartment: { resourceType: 'Practitioner', id: 'p1' } })],
   ['GET', '/Device/d1/Observation', I('search-type', 'type', { resourceType: 'Observation', compartment: { resourceType: 'Device', id: 'd1' } })],
   [
     'POST',
@@ -499,24 +425,9 @@ const CASES: Case[] = [
       base: '/fhir',
     },
   ],
-  [
-    'POST',
-    '/',
-    no(400, 'bad-bundle'),
-    { body: bundle('transaction', { method: 'GET', url: 'https://other.example.org/fhir/Patient/1' }), headers: { host: 'fhir.example.org' }, base: '/fhir' },
-  ],
-  [
-    'POST',
-    '/',
-    no(400, 'bad-bundle'),
-    { body: bundle('transaction', { method: 'GET', url: 'https://fhir.example.org/other/Patient/1' }), headers: { host: 'fhir.example.org' }, base: '/fhir' },
-  ],
-  [
-    'POST',
-    '/',
-    no(400, 'bad-bundle'),
-    { body: bundle('batch', { method: 'GET', url: 'http://fhir.example.org/fhir/Patient/1' }), headers: { host: 'fhir.example.org' } },
-  ],
+  ['POST', '/', no(400, 'bad-bundle'), { body: bundle('transaction', { method: 'GET', url: 'https://other.example.org/fhir/Patient/1' }), headers: { host: 'fhir.example.org' }, base: '/fhir' }],
+  ['POST', '/', no(400, 'bad-bundle'), { body: bundle('transaction', { method: 'GET', url: 'https://fhir.example.org/other/Patient/1' }), headers: { host: 'fhir.example.org' }, base: '/fhir' }],
+  ['POST', '/', no(400, 'bad-bundle'), { body: bundle('batch', { method: 'GET', url: 'http://fhir.example.org/fhir/Patient/1' }), headers: { host: 'fhir.example.org' } }],
   ['POST', '/', no(400, 'bad-bundle'), { body: bundle('batch', { method: 'GET', url: 'urn:uuid:1c7e5f0a-0000-4000-8000-000000000000' }) }],
   // Colons in the query (token systems) are not a scheme.
   [
@@ -557,29 +468,26 @@ describe('classify: the R4 RESTful API table', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(150);
   });
 
-  it.each(CASES.map((c, i) => [i, c[0], c[1].length > 70 ? `${c[1].slice(0, 70)}...` : c[1], c] as const))(
-    '#%i %s %s',
-    (_i, _m, _u, [method, url, expected, req]) => {
-      const run = (): Interaction => classify(view(method, url, req));
-      if ('kind' in expected) {
-        expect(run()).toEqual(expected);
-      } else {
-        let error: unknown;
-        try {
-          run();
-        } catch (err) {
-          error = err;
-        }
-        expect(error).toBeInstanceOf(FhirError);
-        const e = error as FhirError;
-        expect({ status: e.status, reason: e.reason }).toEqual(expected);
-        const outcome = e.toOutcome();
-        expect(outcome.resourceType).toBe('OperationOutcome');
-        expect(outcome.issue.length).toBeGreaterThan(0);
-        expect(outcome.issue[0].diagnostics.length).toBeGreaterThan(10);
+  it.each(CASES.map((c, i) => [i, c[0], c[1].length > 70 ? `${c[1].slice(0, 70)}...` : c[1], c] as const))('#%i %s %s', (_i, _m, _u, [method, url, expected, req]) => {
+    const run = (): Interaction => classify(view(method, url, req));
+    if ('kind' in expected) {
+      expect(run()).toEqual(expected);
+    } else {
+      let error: unknown;
+      try {
+        run();
+      } catch (err) {
+        error = err;
       }
-    },
-  );
+      expect(error).toBeInstanceOf(FhirError);
+      const e = error as FhirError;
+      expect({ status: e.status, reason: e.reason }).toEqual(expected);
+      const outcome = e.toOutcome();
+      expect(outcome.resourceType).toBe('OperationOutcome');
+      expect(outcome.issue.length).toBeGreaterThan(0);
+      expect(outcome.issue[0].diagnostics.length).toBeGreaterThan(10);
+    }
+  });
 });
 
 describe('classify: refusals carry what the response needs', () => {

@@ -16,11 +16,18 @@ interface Definition {
 }
 
 test('the table lists what the five R4 CompartmentDefinitions list, member by member', () => {
-  const official = ['device', 'encounter', 'patient', 'practitioner', 'relatedperson'].map(
-    (id) => JSON.parse(readFileSync(join(EXAMPLES, `compartmentdefinition-${id}.json`), 'utf8')) as Definition,
-  );
+  const official = ['device', 'encounter', 'patient', 'practitioner', 'relatedperson'].map((id) => JSON.parse(readFileSync(join(EXAMPLES, `compartmentdefinition-${id}.json`), 'utf8')) as Definition);
   const expected = official
-    .map((d) => [d.code, d.resource.filter((r) => (r.param ?? []).length > 0).map((r) => [r.code, r.param]).sort()] as const)
+    .map(
+      (d) =>
+        [
+          d.code,
+          d.resource
+            .filter((r) => (r.param ?? []).length > 0)
+            .map((r) => [r.code, r.param])
+            .sort(),
+        ] as const,
+    )
     .sort((a, b) => a[0].localeCompare(b[0]));
   const table = R4_COMPARTMENTS.map(([owner, members]) => [owner, [...members].sort()] as const);
   expect(JSON.parse(JSON.stringify(table))).toEqual(JSON.parse(JSON.stringify(expected)));

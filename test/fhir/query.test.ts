@@ -34,9 +34,7 @@ describe('parseQuery accepts FHIR queries', () => {
   });
 
   it('keeps a reverse chain whole as the modifier of _has', () => {
-    expect(parseQuery('_has:Observation:patient:_has:AuditEvent:entity:agent=u1')).toEqual([
-      { name: '_has', modifier: 'Observation:patient:_has:AuditEvent:entity:agent', value: 'u1' },
-    ]);
+    expect(parseQuery('_has:Observation:patient:_has:AuditEvent:entity:agent=u1')).toEqual([{ name: '_has', modifier: 'Observation:patient:_has:AuditEvent:entity:agent', value: 'u1' }]);
   });
 
   it('decodes percent-escapes and + as UTF-8 text', () => {

@@ -145,9 +145,7 @@ describe('provisioning', () => {
     const provider = dashProvisioning.providers[0];
     expect(provider).toMatchObject({ type: 'file', name: 'fhirguard' });
     const compose = parseYaml(readFileSync(join(REPO_ROOT, 'deploy', 'compose.yaml'), 'utf8'));
-    const mounts: string[] = compose.services.grafana.volumes.map((v: string | { source: string; target: string }) =>
-      typeof v === 'string' ? v : `${v.source}:${v.target}`,
-    );
+    const mounts: string[] = compose.services.grafana.volumes.map((v: string | { source: string; target: string }) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
     const dashboardsMount = mounts.find((m) => m.split(':')[0].replace(/\/$/, '') === '../grafana/dashboards');
     expect(dashboardsMount?.split(':')[1]).toBe(provider.options.path);
     const provisioningMount = mounts.find((m) => m.split(':')[0].replace(/\/$/, '') === '../grafana/provisioning');

@@ -9,7 +9,6 @@ export const REPO_ROOT = resolve(__dirname, '..', '..');
 export const GRAFANA_DIR = join(REPO_ROOT, 'grafana');
 export const DASHBOARD_FILE = join(GRAFANA_DIR, 'dashboards', 'fhirguard.json');
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 export type Panel = Record<string, any>;
 
 export function loadDashboard(): Record<string, any> {

@@ -16,7 +16,7 @@ const queries = dashboardQueries(loadDashboard());
 let dir: string;
 let system: RunningSystem | undefined;
 let prometheus: PrometheusServer | undefined;
-let statuses: Array<{ what: string; status: number }> = [];
+const statuses: Array<{ what: string; status: number }> = [];
 let attacks: AttackReport | undefined;
 const results = new Map<string, QueryResult>();
 

@@ -255,7 +255,10 @@ export async function attack(system: RunningSystem): Promise<AttackReport> {
   // The container holds only what a worker needs: node is the one program there is to run.
   steps.push({ what: `exec node in read worker ${read.id}`, result: await runcExec(read.id, [process.execPath, '-e', '0']) });
   const ops = await serving('ops');
-  steps.push({ what: `TCP connect from ops worker ${ops.id}`, result: await runcExec(ops.id, [process.execPath, '-e', "require('net').connect(9, '127.0.0.1').on('error', (e) => { console.log(e.code); process.exit(0); })"]) });
+  steps.push({
+    what: `TCP connect from ops worker ${ops.id}`,
+    result: await runcExec(ops.id, [process.execPath, '-e', "require('net').connect(9, '127.0.0.1').on('error', (e) => { console.log(e.code); process.exit(0); })"]),
+  });
   const write = await serving('write');
   process.kill(write.pid as number, 'SIGKILL');
   steps.push({ what: `SIGKILL write worker ${write.id} (pid ${write.pid})`, result: 'sent' });

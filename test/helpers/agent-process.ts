@@ -106,12 +106,7 @@ export async function startAgent(dir: string, extraArgs: string[] = [], spawnOpt
 }
 
 /** Polls GET /workers until `pred` holds for the list (a generous deadline: container starts on a loaded machine). */
-export async function waitWorkers(
-  client: AgentClient,
-  pred: (ws: WorkerInfo[]) => boolean,
-  timeoutMs = 90_000,
-  log?: () => string,
-): Promise<WorkerInfo[]> {
+export async function waitWorkers(client: AgentClient, pred: (ws: WorkerInfo[]) => boolean, timeoutMs = 90_000, log?: () => string): Promise<WorkerInfo[]> {
   let last: WorkerInfo[] = [];
   return poll(
     'the workers to reach the expected states',

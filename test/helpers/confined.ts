@@ -71,10 +71,7 @@ export function outcomes(stdout: string): Record<string, string> {
  * the serve phase is on, lets the program go on (a line on its stdin). With `releaseOnServe`
  * only the latter (the serve phase comes from --serve-after).
  */
-export function runExec(
-  args: string[],
-  opts: { serveWhenWaiting?: boolean; releaseOnServe?: boolean } = {},
-): Promise<ExecResult> {
+export function runExec(args: string[], opts: { serveWhenWaiting?: boolean; releaseOnServe?: boolean } = {}): Promise<ExecResult> {
   const release = opts.serveWhenWaiting || opts.releaseOnServe;
   return new Promise((resolve, reject) => {
     const child = spawn(FHIRGUARD, ['exec', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -35,7 +35,9 @@ function certificates(dir: string): { ca: string; key: string; cert: string } {
   execFileSync('openssl', ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=fhirguard-test-kubernetes-ca'], { stdio: 'pipe' });
   execFileSync('openssl', ['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=kube-apiserver'], { stdio: 'pipe' });
   writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  execFileSync('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('san.ext')], { stdio: 'pipe' });
+  execFileSync('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('san.ext')], {
+    stdio: 'pipe',
+  });
   return { ca: readFileSync(f('ca.crt'), 'utf8'), key: readFileSync(f('server.key'), 'utf8'), cert: readFileSync(f('server.crt'), 'utf8') };
 }
 
@@ -45,7 +47,10 @@ function status(res: ServerResponse, code: number, reason: string, message: stri
 
 /** label selectors of the forms `key`, `key=value`, comma-separated (all the agent sends). */
 function labelMatcher(selector: string): (labels: Record<string, string>) => boolean {
-  const terms = selector.split(',').filter(Boolean).map((t) => t.split('='));
+  const terms = selector
+    .split(',')
+    .filter(Boolean)
+    .map((t) => t.split('='));
   return (labels) => terms.every(([k, v]) => (v === undefined ? k in labels : labels[k] === v));
 }
 
@@ -106,7 +111,12 @@ export class FakeKubeApi {
   private watch(res: ServerResponse, matches: (p: Pod) => boolean, from: number, timeoutSeconds: number): void {
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     if (from <= this.compactedTo) {
-      res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', message: `too old resource version: ${from} (${this.compactedTo})`, code: 410 } }) + '\n');
+      res.end(
+        JSON.stringify({
+          type: 'ERROR',
+          object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', message: `too old resource version: ${from} (${this.compactedTo})`, code: 410 },
+        }) + '\n',
+      );
       return;
     }
     for (const e of this.history) if (e.rv > from && matches(e.pod)) res.write(JSON.stringify({ type: e.type, object: e.pod }) + '\n');

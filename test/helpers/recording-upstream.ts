@@ -89,7 +89,10 @@ function bundle(type: string, entry: object[] = []): object {
 
 /** The answer a small FHIR server would give, by method and path shape. */
 function answer(name: string, origin: string, method: string, path: string): { status: number; headers: Record<string, string>; body?: object } {
-  const seg = path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+  const seg = path
+    .split('/')
+    .filter(Boolean)
+    .map((s) => decodeURIComponent(s));
   const json = (status: number, body: object, headers: Record<string, string> = {}) => ({ status, headers, body });
   if (seg[0] === 'metadata') return json(200, capabilityStatement(name));
   if (seg.some((s) => s.startsWith('$'))) {
@@ -150,11 +153,21 @@ export async function startRecordingUpstream(opts: UpstreamOptions = {}): Promis
         healthCheck,
       };
       if (record) requests.push(r);
-      if (!healthCheck) for (const w of [...waiters]) if (w.match(r)) (waiters.delete(w), w.resolve(r));
+      if (!healthCheck) {
+        for (const w of [...waiters]) {
+          if (!w.match(r)) continue;
+          waiters.delete(w);
+          w.resolve(r);
+        }
+      }
       if (!healthCheck && record) {
         res.once('close', () => {
           answered.push(r);
-          for (const w of [...answerWaiters]) if (w.match(r)) (answerWaiters.delete(w), w.resolve(r));
+          for (const w of [...answerWaiters]) {
+            if (!w.match(r)) continue;
+            answerWaiters.delete(w);
+            w.resolve(r);
+          }
         });
       }
 

@@ -57,7 +57,7 @@ export interface FhirResult {
   headers: Record<string, string | string[] | undefined>;
   text: string;
   /** Parsed JSON body, undefined when the body is empty or not JSON. */
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: any;
 }
 
 const clients = new Map<string, Client>();
@@ -82,13 +82,7 @@ export async function closeClient(socket: string): Promise<void> {
  * One FHIR request to a worker's Unix socket. `body` objects are sent as
  * application/fhir+json unless headers say otherwise; strings and Buffers as given.
  */
-export async function fhirRequest(
-  socket: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<FhirResult> {
+export async function fhirRequest(socket: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<FhirResult> {
   const h: Record<string, string> = { accept: 'application/fhir+json', ...headers };
   let payload: string | Buffer | undefined;
   if (body !== undefined) {

@@ -78,7 +78,9 @@ test('workers run from the unpacked image and serve GET /metadata', async () => 
     expect(existsSync(`${root}/usr/bin/node`)).toBe(true);
     expect(existsSync(`${root}/bin/sh`)).toBe(false);
     expect(existsSync(`${root}/usr/bin/env`)).toBe(false);
-    expect(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['/opt/fhirguard/bin/fhirguard', 'worker', '--db', '/data/fhir.db', 'unix:/run/fhirguard/worker.sock']));
+    expect(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0')).toEqual(
+      expect.arrayContaining(['/opt/fhirguard/bin/fhirguard', 'worker', '--db', '/data/fhir.db', 'unix:/run/fhirguard/worker.sock']),
+    );
   }
   // A write through the write tier is read back through the read tier (one shared database).
   const write = ws.find((w) => w.tier === 'write')!;

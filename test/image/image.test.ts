@@ -86,10 +86,31 @@ describe('image build', () => {
 
   test('node, its loader and libraries, the production packages; no shell, no dev packages', () => {
     const inv = scan.inventory;
-    for (const p of ['usr/bin/node', 'lib64/ld-linux-x86-64.so.2', 'lib/x86_64-linux-gnu/libc.so.6', 'etc/ld.so.cache', 'opt/fhirguard/bin/fhirguard', 'opt/fhirguard/dist/src/cli/index.js', 'opt/fhirguard/node_modules/better-sqlite3/build/Release/better_sqlite3.node', 'data', 'run/fhirguard']) {
+    for (const p of [
+      'usr/bin/node',
+      'lib64/ld-linux-x86-64.so.2',
+      'lib/x86_64-linux-gnu/libc.so.6',
+      'etc/ld.so.cache',
+      'opt/fhirguard/bin/fhirguard',
+      'opt/fhirguard/dist/src/cli/index.js',
+      'opt/fhirguard/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
+      'data',
+      'run/fhirguard',
+    ]) {
       expect([p, inv.has(p)]).toEqual([p, true]);
     }
-    for (const p of ['bin/sh', 'usr/bin/sh', 'bin/bash', 'usr/bin/env', 'usr/bin/dpkg', 'opt/fhirguard/node_modules/jest', 'opt/fhirguard/node_modules/typescript', 'opt/fhirguard/node_modules/.bin', 'opt/fhirguard/node_modules/better-sqlite3/deps', 'opt/fhirguard/src']) {
+    for (const p of [
+      'bin/sh',
+      'usr/bin/sh',
+      'bin/bash',
+      'usr/bin/env',
+      'usr/bin/dpkg',
+      'opt/fhirguard/node_modules/jest',
+      'opt/fhirguard/node_modules/typescript',
+      'opt/fhirguard/node_modules/.bin',
+      'opt/fhirguard/node_modules/better-sqlite3/deps',
+      'opt/fhirguard/src',
+    ]) {
       expect([p, inv.has(p)]).toEqual([p, false]);
     }
   });
@@ -99,7 +120,12 @@ describe('image scan', () => {
   const installed = (name: string): string => (JSON.parse(readFileSync(path.join(REPO, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
   test('a CycloneDX SBOM of the npm and Debian packages, the same bytes on every scan', async () => {
-    const sbom = scan.sbom as { bomFormat: string; specVersion: string; components: Array<{ name: string; group?: string; version: string; purl: string; type: string }>; metadata: { component: { type: string; version: string } } };
+    const sbom = scan.sbom as {
+      bomFormat: string;
+      specVersion: string;
+      components: Array<{ name: string; group?: string; version: string; purl: string; type: string }>;
+      metadata: { component: { type: string; version: string } };
+    };
     expect(sbom.bomFormat).toBe('CycloneDX');
     expect(sbom.specVersion).toBe('1.5');
     expect(sbom.metadata.component).toMatchObject({ type: 'container', version: first.digest });
@@ -158,14 +184,21 @@ describe('image scan', () => {
     expect(applyGate(scan.findings, expired, Date.parse('2020-01-01T23:59:59.999Z')).refused).toBe(false);
     expect(applyGate(scan.findings, supplyChain(policyText('')), 0).failOn).toBe('high');
     // A stricter threshold catches the medium findings too.
-    expect(applyGate(scan.findings, { ...supplyChain(policyText(waivers('2999-01-01'))), failOn: 'medium' }).blocking.map((g) => g.finding.id)).toEqual(['FGTEST-2025-0004', 'FGTEST-2025-0010', 'FGTEST-2025-0011', 'FGTEST-2025-0012']);
+    expect(applyGate(scan.findings, { ...supplyChain(policyText(waivers('2999-01-01'))), failOn: 'medium' }).blocking.map((g) => g.finding.id)).toEqual([
+      'FGTEST-2025-0004',
+      'FGTEST-2025-0010',
+      'FGTEST-2025-0011',
+      'FGTEST-2025-0012',
+    ]);
   });
 
   test('fhirguard image scan: exit 1 listing the findings, 0 with waivers, 1 with an expired one; report and SBOM written', () => {
     const run = (policy: string): { status: number | null; stdout: string; stderr: string } => {
       const file = path.join(dir, `policy-${Math.random().toString(36).slice(2)}.yaml`);
       writeFileSync(file, policy);
-      const r = spawnSync(FHIRGUARD, ['image', 'scan', first.ref, '--advisories', OSV, '--policy', file, '--report', path.join(dir, 'report.json'), '--sbom', path.join(dir, 'sbom.json')], { encoding: 'utf8' });
+      const r = spawnSync(FHIRGUARD, ['image', 'scan', first.ref, '--advisories', OSV, '--policy', file, '--report', path.join(dir, 'report.json'), '--sbom', path.join(dir, 'sbom.json')], {
+        encoding: 'utf8',
+      });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     };
     const refused = run(policyText(''));

@@ -32,8 +32,27 @@ describe('version order', () => {
 
   test('Debian order is what dpkg --compare-versions says', () => {
     const versions = [
-      '2.36-9+deb12u14', '2.36-9+deb12u999', '2.36-9', '2.36', '2.36~rc1', '2.36-9~bpo1', '1:2.0', '1:1.9', '0:2.36-9+deb12u14',
-      '20.20.2-1nodesource1+repack1', '20.0.0-1', '1.0a', '1.0', '1.0+', '1.0.0', '1.0-0', '1.0-1.1', '12.4+deb12u11', '2:1.02.185-2', '1.0~~', '1.0~~a',
+      '2.36-9+deb12u14',
+      '2.36-9+deb12u999',
+      '2.36-9',
+      '2.36',
+      '2.36~rc1',
+      '2.36-9~bpo1',
+      '1:2.0',
+      '1:1.9',
+      '0:2.36-9+deb12u14',
+      '20.20.2-1nodesource1+repack1',
+      '20.0.0-1',
+      '1.0a',
+      '1.0',
+      '1.0+',
+      '1.0.0',
+      '1.0-0',
+      '1.0-1.1',
+      '12.4+deb12u11',
+      '2:1.02.185-2',
+      '1.0~~',
+      '1.0~~a',
     ];
     for (const a of versions) {
       for (const b of versions) {
@@ -99,7 +118,10 @@ describe('severity', () => {
   });
 
   test('advisories with only v2 or only v4 vectors are scored, each on its own scale', () => {
-    expect(advisorySeverity({ severity: [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N' }] })).toEqual({ severity: 'critical', source: 'CVSS v4 base score 9.3' });
+    expect(advisorySeverity({ severity: [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N' }] })).toEqual({
+      severity: 'critical',
+      source: 'CVSS v4 base score 9.3',
+    });
     // v2 has no critical: 10.0 is high.
     expect(advisorySeverity({ severity: [{ type: 'CVSS_V2', score: 'AV:N/AC:L/Au:N/C:C/I:C/A:C' }] })).toEqual({ severity: 'high', source: 'CVSS v2 base score 10.0' });
   });
@@ -177,18 +199,16 @@ describe('tar', () => {
     expect(readFileSync(again).equals(readFileSync(file))).toBe(true);
 
     const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', file], { encoding: 'utf8' }).trim().split('\n');
-    expect(listing.map((l) => l.split(/\s+/).slice(5).join(' '))).toEqual([
-      'a/',
-      `a/${'d'.repeat(120)}/`,
-      `${long}`,
-      'b/',
-      `b/link -> ../${'t'.repeat(150)}`,
-      'b/run',
-    ]);
+    expect(listing.map((l) => l.split(/\s+/).slice(5).join(' '))).toEqual(['a/', `a/${'d'.repeat(120)}/`, `${long}`, 'b/', `b/link -> ../${'t'.repeat(150)}`, 'b/run']);
     expect(listing.every((l) => l.includes(' 0/0 ') && l.includes('2023-11-14 22:13:20'))).toBe(true);
     expect(listing[5].startsWith('-rwxr-xr-x')).toBe(true);
 
-    const read = await readTarStream(Readable.from([readFileSync(file)]), (h) => h.path.endsWith('.json') || h.path === 'b/run', { maxEntryBytes: 2 ** 20, maxTotalBytes: 2 ** 24, maxEntries: 100, rootfs: true });
+    const read = await readTarStream(Readable.from([readFileSync(file)]), (h) => h.path.endsWith('.json') || h.path === 'b/run', {
+      maxEntryBytes: 2 ** 20,
+      maxTotalBytes: 2 ** 24,
+      maxEntries: 100,
+      rootfs: true,
+    });
     expect(read.map((e) => [e.path, e.type])).toEqual([
       ['a', 'dir'],
       [`a/${'d'.repeat(120)}`, 'dir'],

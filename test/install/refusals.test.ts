@@ -26,7 +26,13 @@ rootTest('up, not root, with a state directory it cannot write: one line, exit 2
   const bin = path.join(stageInstall(REPO, path.join(dir, 'install')).root, 'bin', 'fhirguard');
   const stateDir = path.join(dir, 'root-only', 'state');
   mkdirSync(path.dirname(stateDir), { mode: 0o755 });
-  const r = spawnSync(process.execPath, [bin, 'up', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { uid: 65534, gid: 65534, cwd: '/', encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [bin, 'up', '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+    uid: 65534,
+    gid: 65534,
+    cwd: '/',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 2, stdout: '' });
   expect(r.stderr).toBe(`fhirguard up: cannot write the state directory ${stateDir} (EACCES): run up as root, or give --state-dir <a directory you can write>\n`);
   expect(existsSync(stateDir)).toBe(false);

@@ -46,5 +46,8 @@ test('record without a workload needs --corpus: one line, exit 2, before anythin
   expect({ status: none.status, stdout: none.stdout }).toEqual({ status: 2, stdout: '' });
   expect(none.stderr).toBe('fhirguard record: give --corpus <dir> (Synthea transaction bundles, one patient a file) for the default workloads, or --workload <file>\n');
   const missing = run(['--corpus', '/nonexistent/corpus']);
-  expect({ status: missing.status, stderr: missing.stderr }).toEqual({ status: 2, stderr: 'fhirguard record: no corpus at /nonexistent/corpus: give --corpus <dir> of Synthea transaction bundles, or --workload <file>\n' });
+  expect({ status: missing.status, stderr: missing.stderr }).toEqual({
+    status: 2,
+    stderr: 'fhirguard record: no corpus at /nonexistent/corpus: give --corpus <dir> of Synthea transaction bundles, or --workload <file>\n',
+  });
 });

@@ -42,16 +42,19 @@ beforeEach(() => {
   dest = path.join(dir, 'state', 'install');
   mkdirSync(path.dirname(dest), { recursive: true });
   write('package.json', '{"name":"fhirguard"}');
-  write('package-lock.json', JSON.stringify({
-    lockfileVersion: 3,
-    packages: {
-      '': { name: 'fhirguard' },
-      'node_modules/prod': {},
-      'node_modules/prod/node_modules/nested': {},
-      'node_modules/addon': {},
-      'node_modules/devtool': { dev: true },
-    },
-  }));
+  write(
+    'package-lock.json',
+    JSON.stringify({
+      lockfileVersion: 3,
+      packages: {
+        '': { name: 'fhirguard' },
+        'node_modules/prod': {},
+        'node_modules/prod/node_modules/nested': {},
+        'node_modules/addon': {},
+        'node_modules/devtool': { dev: true },
+      },
+    }),
+  );
   write('bin/fhirguard', '#!/usr/bin/env node\n', 0o755);
   write('dist/src/cli/index.js', 'cli');
   write('dist/bench/run.js', 'a benchmark: not run by a worker');
@@ -117,7 +120,12 @@ rootTest("root's, readable by all, writable by root alone: root's files are link
     if (s.isSymbolicLink()) continue;
     expect({ rel, uid: s.uid, writableByOthers: (s.mode & 0o022) !== 0, readable: (s.mode & 0o004) !== 0 }).toEqual({ rel, uid: 0, writableByOthers: false, readable: true });
   }
-  const dirs = (rel: string): string[] => [rel, ...readdirSync(path.join(dest, rel), { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => dirs(path.join(rel, e.name)))];
+  const dirs = (rel: string): string[] => [
+    rel,
+    ...readdirSync(path.join(dest, rel), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .flatMap((e) => dirs(path.join(rel, e.name))),
+  ];
   for (const d of dirs('.')) expect({ d, mode: st(d).mode & 0o7777, uid: st(d).uid }).toEqual({ d, mode: 0o755, uid: 0 });
 });
 

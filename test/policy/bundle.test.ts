@@ -64,12 +64,11 @@ describe('bundle entries', () => {
     expect(o).toMatchObject({ status: 403, diagnostics: 'transaction refused: Bundle.entry[1]: no policy rule allows history-type of Patient' });
   });
 
-  test('an entry served by a more privileged tier than the bundle\'s refuses it', () => {
+  test("an entry served by a more privileged tier than the bundle's refuses it", () => {
     expect(outcome(policy, bundle('batch', read, validate))).toEqual({
       status: 403,
       reason: 'policy',
-      diagnostics:
-        "batch refused: Bundle.entry[1]: operation $validate on Patient is served by tier 'ops', more privileged than tier 'write' that serves this batch",
+      diagnostics: "batch refused: Bundle.entry[1]: operation $validate on Patient is served by tier 'ops', more privileged than tier 'write' that serves this batch",
       expression: ['Bundle.entry[1]'],
     });
   });
@@ -78,8 +77,7 @@ describe('bundle entries', () => {
     const s = I('search-type', { resourceType: 'Encounter', params: [P('_include', 'Encounter:practitioner')] });
     expect(outcome(policy, bundle('batch', read, s))).toMatchObject({
       status: 403,
-      diagnostics:
-        'batch refused: Bundle.entry[1]: Encounter?_include=Encounter:practitioner reaches Practitioner, which the policy does not allow reading',
+      diagnostics: 'batch refused: Bundle.entry[1]: Encounter?_include=Encounter:practitioner reaches Practitioner, which the policy does not allow reading',
     });
     const cond = I('update', { resourceType: 'Encounter', conditional: true, params: [P('practitioner.name', 'x')] });
     expect(outcome(policy, bundle('transaction', cond))).toMatchObject({
@@ -134,9 +132,24 @@ rules:
         headers: {},
         body: { resourceType: 'Bundle', type: 'transaction', entry: entries.map((request) => ({ request, resource: { resourceType: 'Patient' } })) },
       });
-    expect(outcome(policy, post([{ method: 'PUT', url: 'Patient/1' }, { method: 'GET', url: 'Patient?name=x' }]))).toEqual({ tier: 'ops' });
     expect(
-      outcome(policy, post([{ method: 'PUT', url: 'Patient/1' }, { method: 'GET', url: 'Encounter?practitioner.name=x' }, { method: 'DELETE', url: 'Patient/1' }])),
+      outcome(
+        policy,
+        post([
+          { method: 'PUT', url: 'Patient/1' },
+          { method: 'GET', url: 'Patient?name=x' },
+        ]),
+      ),
+    ).toEqual({ tier: 'ops' });
+    expect(
+      outcome(
+        policy,
+        post([
+          { method: 'PUT', url: 'Patient/1' },
+          { method: 'GET', url: 'Encounter?practitioner.name=x' },
+          { method: 'DELETE', url: 'Patient/1' },
+        ]),
+      ),
     ).toMatchObject({ status: 403, diagnostics: expect.stringMatching(/^transaction refused: Bundle\.entry\[1\]: Encounter\?practitioner\.name reaches Practitioner/) });
   });
 });

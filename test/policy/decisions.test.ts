@@ -39,9 +39,7 @@ rules:
 
   test('first match wins', () => {
     // rules[0] denies Practitioner searches before rules[1] could allow them
-    expect(refusal(policy, I('search-type', { resourceType: 'Practitioner' }))).toBe(
-      'search-type of Practitioner is denied by the policy (rules[0])',
-    );
+    expect(refusal(policy, I('search-type', { resourceType: 'Practitioner' }))).toBe('search-type of Practitioner is denied by the policy (rules[0])');
     // ...but reading one by id falls through to rules[1]
     expect(outcome(policy, I('read', { resourceType: 'Practitioner', id: '1' }))).toEqual({ tier: 'public' });
     // Organization searches match rules[1] (public) before the broader rules[2] (clinical)
@@ -69,8 +67,7 @@ rules:
   });
 
   test('operations: by name, any name, and by level', () => {
-    const op = (operation: string, resourceType?: string, id?: string) =>
-      I('operation', { operation, ...(resourceType ? { resourceType } : {}), ...(id ? { id } : {}) });
+    const op = (operation: string, resourceType?: string, id?: string) => I('operation', { operation, ...(resourceType ? { resourceType } : {}), ...(id ? { id } : {}) });
     expect(outcome(policy, op('$everything', 'Patient', '1'))).toEqual({ tier: 'clinical' });
     expect(outcome(policy, op('$validate', 'Patient'))).toEqual({ tier: 'public' });
     expect(outcome(policy, op('$validate'))).toEqual({ tier: 'public' }); // "*" covers the system level
@@ -268,7 +265,8 @@ rules:
   });
 
   test('warnings: a rule that never matches, a tier that serves nothing', () => {
-    const p = policyOf(`tiers:
+    const p = policyOf(
+      `tiers:
   - name: a
   - name: idle
 rules:
@@ -278,10 +276,9 @@ rules:
   - resources: [Patient]
     interactions: [read]
     deny: true
-`, 'w.yaml');
-    expect(p.warnings).toEqual([
-      'w.yaml: rules[1] never matches: earlier rules decide everything it covers',
-      "w.yaml: tier 'idle' serves nothing: no rule routes to it",
-    ]);
+`,
+      'w.yaml',
+    );
+    expect(p.warnings).toEqual(['w.yaml: rules[1] never matches: earlier rules decide everything it covers', "w.yaml: tier 'idle' serves nothing: no rule routes to it"]);
   });
 });

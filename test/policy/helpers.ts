@@ -6,8 +6,7 @@ import { FhirError } from '../../src/fhir/outcome';
 import { compilePolicy, type Policy } from '../../src/policy';
 
 export function I(kind: Interaction['kind'], fields: Partial<Interaction> = {}): Interaction {
-  const level: Interaction['level'] =
-    fields.level ?? (fields.id !== undefined ? 'instance' : fields.resourceType !== undefined ? 'type' : 'system');
+  const level: Interaction['level'] = fields.level ?? (fields.id !== undefined ? 'instance' : fields.resourceType !== undefined ? 'type' : 'system');
   return { kind, level, conditional: false, params: [], ...fields };
 }
 

@@ -26,50 +26,53 @@ const TIERS = `tiers:
 
 describe('policy load errors', () => {
   test('unknown top-level field, at its key', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
 defaults: {}
-`)).toEqual(['p.yaml:8:1: defaults: unknown field; expected one of: tiers, rules, supplyChain']);
+`),
+    ).toEqual(['p.yaml:8:1: defaults: unknown field; expected one of: tiers, rules, supplyChain']);
   });
 
   test('unknown tier field', () => {
-    expect(errors(`tiers:
+    expect(
+      errors(`tiers:
   - name: read
     timeout: 5
 rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
-`)).toEqual([
-      'p.yaml:3:5: tiers[0].timeout: unknown field; expected one of: name, upstreams, workers, timeoutMs, mode, enforcement, readOnly',
-    ]);
+`),
+    ).toEqual(['p.yaml:3:5: tiers[0].timeout: unknown field; expected one of: name, upstreams, workers, timeoutMs, mode, enforcement, readOnly']);
   });
 
   test('unknown rule field', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
   - resource: [Patient]
     interactions: [create]
     tier: write
-`)).toEqual([
+`),
+    ).toEqual([
       'p.yaml:8:5: rules[1].resource: unknown field; expected one of: resources, interactions, operations, tier, deny',
       'p.yaml:8:5: rules[1].resources: missing required field (R4 resource types the rule covers, or ["*"] for every type and the system level)',
     ]);
   });
 
   test('unknown resource type, with a hint for wrong case', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: [Patient, Patiant, observation]
     interactions: [read]
     tier: read
-`)).toEqual([
-      'p.yaml:5:26: rules[0].resources[1]: "Patiant" is not an R4 resource type',
-      'p.yaml:5:35: rules[0].resources[2]: "observation" is not an R4 resource type (did you mean Observation?)',
-    ]);
+`),
+    ).toEqual(['p.yaml:5:26: rules[0].resources[1]: "Patiant" is not an R4 resource type', 'p.yaml:5:35: rules[0].resources[2]: "observation" is not an R4 resource type (did you mean Observation?)']);
   });
 
   test('unknown interaction codes, with hints', () => {
@@ -89,57 +92,67 @@ rules:
   });
 
   test('a rule naming a tier that is not defined', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [read]
     tier: reader
-`)).toEqual(["p.yaml:7:11: rules[0].tier: tier 'reader' is not defined; the tiers are read, write"]);
+`),
+    ).toEqual(["p.yaml:7:11: rules[0].tier: tier 'reader' is not defined; the tiers are read, write"]);
   });
 
   test('both tier and deny, and neither', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
     deny: true
   - resources: ["*"]
     interactions: [delete]
-`)).toEqual([
+`),
+    ).toEqual([
       'p.yaml:8:11: rules[0].deny: a rule has either tier: <name> or deny: true, not both',
       'p.yaml:9:5: rules[1]: a rule needs tier: <name> (serve what it matches) or deny: true (refuse it)',
     ]);
   });
 
   test('deny: false is refused (it would read as "allow")', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [delete]
     deny: false
-`)).toEqual(['p.yaml:7:11: rules[0].deny: expected true, found false']);
+`),
+    ).toEqual(['p.yaml:7:11: rules[0].deny: expected true, found false']);
   });
 
   test('operations without the operation interaction', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [read]
     operations: ["$validate"]
     tier: read
-`)).toEqual(['p.yaml:7:17: rules[0].operations: operations applies to the operation interaction only; add operation to interactions']);
+`),
+    ).toEqual(['p.yaml:7:17: rules[0].operations: operations applies to the operation interaction only; add operation to interactions']);
   });
 
   test('operation names must start with $', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [operation]
     operations: [validate, "$ok", "$no way"]
     tier: read
-`)).toEqual([
+`),
+    ).toEqual([
       'p.yaml:7:18: rules[0].operations[0]: "validate": operation names start with \'$\' (write "$validate")',
       'p.yaml:7:35: rules[0].operations[2]: "$no way" is not an operation name such as "$validate"',
     ]);
   });
 
-  test('bad YAML: the parser\'s own message at its position', () => {
+  test("bad YAML: the parser's own message at its position", () => {
     const lines = errors(`${TIERS}rules: [
   - resources: ["*"
 `);
@@ -148,12 +161,14 @@ rules:
   });
 
   test('a repeated key is an error, not a silent override', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
     tier: write
-`)).toEqual(['p.yaml:8:5: (syntax): Map keys must be unique']);
+`),
+    ).toEqual(['p.yaml:8:5: (syntax): Map keys must be unique']);
   });
 
   test('several documents in one file', () => {
@@ -161,10 +176,7 @@ rules:
   });
 
   test('empty tiers, empty rules, empty file, missing sections', () => {
-    expect(errors('tiers: []\nrules: []\n')).toEqual([
-      'p.yaml:1:8: tiers: expected at least 1 item, found none',
-      'p.yaml:2:8: rules: expected at least 1 item, found none',
-    ]);
+    expect(errors('tiers: []\nrules: []\n')).toEqual(['p.yaml:1:8: tiers: expected at least 1 item, found none', 'p.yaml:2:8: rules: expected at least 1 item, found none']);
     expect(errors('# nothing yet\n')).toEqual(['p.yaml:1:1: (document): the file is empty; expected a mapping with the fields tiers, rules, supplyChain']);
     expect(errors(`${TIERS}`)).toEqual(['p.yaml:1:1: rules: missing required field (rules, first match wins, no match = deny)']);
     expect(errors('tiers:\nrules: x\n')).toEqual([
@@ -175,7 +187,8 @@ rules:
   });
 
   test('tier names: duplicates and shapes', () => {
-    expect(errors(`tiers:
+    expect(
+      errors(`tiers:
   - name: read
   - name: Read Tier
   - name: read
@@ -183,28 +196,32 @@ rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
-`)).toEqual([
-      `p.yaml:3:11: tiers[1].name: "Read Tier" is not a tier name: lower-case letters, digits, '-' and '_', starting with a letter, at most 32 characters`,
-    ]);
-    expect(errors(`tiers:
+`),
+    ).toEqual([`p.yaml:3:11: tiers[1].name: "Read Tier" is not a tier name: lower-case letters, digits, '-' and '_', starting with a letter, at most 32 characters`]);
+    expect(
+      errors(`tiers:
   - name: read
   - name: read
 rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
-`)).toEqual(["p.yaml:3:11: tiers[1].name: tier 'read' is already defined by tiers[0]"]);
-    expect(errors(`tiers:
+`),
+    ).toEqual(["p.yaml:3:11: tiers[1].name: tier 'read' is already defined by tiers[0]"]);
+    expect(
+      errors(`tiers:
   - name: proxy
 rules:
   - resources: ["*"]
     interactions: [read]
     tier: proxy
-`)).toEqual(["p.yaml:2:11: tiers[0].name: 'proxy' is the front door's own name (its profiles and metrics): give the tier another"]);
+`),
+    ).toEqual(["p.yaml:2:11: tiers[0].name: 'proxy' is the front door's own name (its profiles and metrics): give the tier another"]);
   });
 
   test('upstream addresses', () => {
-    expect(errors(`tiers:
+    expect(
+      errors(`tiers:
   - name: read
     upstreams:
       - http://127.0.0.1:9101
@@ -222,7 +239,8 @@ rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
-`)).toEqual([
+`),
+    ).toEqual([
       'p.yaml:7:9: tiers[0].upstreams[3]: "ftp://127.0.0.1:21": expected http://host:port[/base], https://host:port[/base] or unix:/absolute/socket/path',
       'p.yaml:8:9: tiers[0].upstreams[4]: "unix:relative.sock": expected http://host:port[/base], https://host:port[/base] or unix:/absolute/socket/path',
       `p.yaml:9:9: tiers[0].upstreams[5]: "http://127.0.0.1:9101/a/../fhir": the base path must be plain segments (letters, digits, '.', '_', '~', '-'), e.g. https://fhir.example.org/fhir`,
@@ -234,7 +252,8 @@ rules:
   });
 
   test('numbers and enums out of range or of the wrong type', () => {
-    expect(errors(`tiers:
+    expect(
+      errors(`tiers:
   - name: read
     workers: 0
     timeoutMs: "10s"
@@ -248,7 +267,8 @@ rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
-`)).toEqual([
+`),
+    ).toEqual([
       'p.yaml:3:14: tiers[0].workers: expected an integer from 1 to 64, found 0',
       'p.yaml:4:16: tiers[0].timeoutMs: expected an integer from 1 to 3600000, found the string "10s"',
       'p.yaml:5:11: tiers[0].mode: "block" is not one of audit, enforce',
@@ -260,7 +280,8 @@ rules:
   });
 
   test('workers on a tier with upstreams', () => {
-    expect(errors(`tiers:
+    expect(
+      errors(`tiers:
   - name: read
     upstreams: ["http://127.0.0.1:9101"]
     workers: 3
@@ -268,13 +289,13 @@ rules:
   - resources: ["*"]
     interactions: [read]
     tier: read
-`)).toEqual([
-      "p.yaml:4:14: tiers[0].workers: tier 'read' has upstreams; workers counts embedded reference workers, which a tier with upstreams does not start",
-    ]);
+`),
+    ).toEqual(["p.yaml:4:14: tiers[0].workers: tier 'read' has upstreams; workers counts embedded reference workers, which a tier with upstreams does not start"]);
   });
 
   test('readOnly may only make a tier stricter', () => {
-    expect(errors(`tiers:
+    expect(
+      errors(`tiers:
   - name: read
     readOnly: false
   - name: write
@@ -286,21 +307,24 @@ rules:
   - resources: [Patient]
     interactions: [read, update]
     tier: write
-`)).toEqual([
+`),
+    ).toEqual([
       "p.yaml:3:15: tiers[0].readOnly: readOnly: false would loosen tier 'read', to which no rule routes anything that writes; remove the field",
       "p.yaml:5:15: tiers[1].readOnly: tier 'write' cannot be read-only: rules[1] routes update to it",
     ]);
   });
 
   test('system-level interactions need resources: ["*"], and "*" stands alone', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: [Patient]
     interactions: [read, batch, capabilities]
     tier: read
   - resources: ["*", Patient]
     interactions: [read]
     tier: read
-`)).toEqual([
+`),
+    ).toEqual([
       'p.yaml:6:26: rules[0].interactions[1]: batch is a system-level interaction, with no resource type: it needs resources: ["*"]',
       'p.yaml:6:33: rules[0].interactions[2]: capabilities is a system-level interaction, with no resource type: it needs resources: ["*"]',
       'p.yaml:8:16: rules[1].resources: "*" already covers every type: list either "*" or resource types',
@@ -308,15 +332,18 @@ rules:
   });
 
   test('duplicates inside a list', () => {
-    expect(errors(`${TIERS}rules:
+    expect(
+      errors(`${TIERS}rules:
   - resources: [Patient, Patient]
     interactions: [read, read]
     tier: read
-`)).toEqual(['p.yaml:5:26: rules[0].resources[1]: "Patient" is listed twice', 'p.yaml:6:26: rules[0].interactions[1]: "read" is listed twice']);
+`),
+    ).toEqual(['p.yaml:5:26: rules[0].resources[1]: "Patient" is listed twice', 'p.yaml:6:26: rules[0].interactions[1]: "read" is listed twice']);
   });
 
   test('anchors and aliases are fine; an alias bomb is refused', () => {
-    const ok = compilePolicy(`tiers:
+    const ok = compilePolicy(
+      `tiers:
   - name: read
 rules:
   - resources: &all ["*"]
@@ -325,23 +352,29 @@ rules:
   - resources: *all
     interactions: [delete]
     deny: true
-`, 'p.yaml');
+`,
+      'p.yaml',
+    );
     expect(ok.tiers.map((t) => t.name)).toEqual(['read']);
     const bomb = ['a0: &a0 [Patient]'];
     for (let k = 1; k < 12; k++) bomb.push(`a${k}: &a${k} [*a${k - 1}, *a${k - 1}]`);
-    const lines = errors(`${bomb.map((l) => `# ${l}`).join('\n')}\ntiers:\n  - name: read\nrules:\n  - resources: &r [Patient]\n    interactions: [read]\n    tier: read\n${Array.from({ length: 101 }, () => '  - resources: *r\n    interactions: [read]\n    tier: read\n').join('')}`);
+    const lines = errors(
+      `${bomb.map((l) => `# ${l}`).join('\n')}\ntiers:\n  - name: read\nrules:\n  - resources: &r [Patient]\n    interactions: [read]\n    tier: read\n${Array.from({ length: 101 }, () => '  - resources: *r\n    interactions: [read]\n    tier: read\n').join('')}`,
+    );
     expect(lines.some((l) => /: more than 100 aliases; write the values out$/.test(l))).toBe(true);
   });
 
   test('all problems of a file are reported together', () => {
-    expect(errors(`tiers:
+    expect(
+      errors(`tiers:
   - name: read
     colour: blue
 rules:
   - resources: [Patiant]
     interactions: [reed]
     tier: read
-`)).toHaveLength(3);
+`),
+    ).toHaveLength(3);
   });
 
   test('loadPolicy names the file it read, and a file that cannot be read', () => {

@@ -36,15 +36,13 @@ function search(resourceType: string, ...params: [string, string][]) {
 const READ = { tier: 'read' };
 
 describe('_include', () => {
-  test('Type:param reaches the parameter\'s targets', () => {
+  test("Type:param reaches the parameter's targets", () => {
     expect(refusal(policy, search('Encounter', ['_include', 'Encounter:practitioner']))).toBe(
       'Encounter?_include=Encounter:practitioner reaches Practitioner, which the policy does not allow reading',
     );
     expect(outcome(policy, search('Encounter', ['_include', 'Encounter:subject']))).toEqual(READ);
     // participant can point to Practitioner among others: refused, naming only what is denied
-    expect(refusal(policy, search('Encounter', ['_include', 'Encounter:participant']))).toBe(
-      'Encounter?_include=Encounter:participant reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Encounter', ['_include', 'Encounter:participant']))).toBe('Encounter?_include=Encounter:participant reaches Practitioner, which the policy does not allow reading');
   });
 
   test('Type:param:Target reaches only Target', () => {
@@ -55,21 +53,15 @@ describe('_include', () => {
   });
 
   test('* and Type:* reach every target of every reference parameter', () => {
-    expect(refusal(policy, search('Encounter', ['_include', '*']))).toBe(
-      'Encounter?_include=* reaches Practitioner, which the policy does not allow reading',
-    );
-    expect(refusal(policy, search('Encounter', ['_include', 'Encounter:*']))).toBe(
-      'Encounter?_include=Encounter:* reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Encounter', ['_include', '*']))).toBe('Encounter?_include=* reaches Practitioner, which the policy does not allow reading');
+    expect(refusal(policy, search('Encounter', ['_include', 'Encounter:*']))).toBe('Encounter?_include=Encounter:* reaches Practitioner, which the policy does not allow reading');
     // Slot's only reference parameter points to Schedule
     expect(outcome(policy, search('Slot', ['_include', '*']))).toEqual(READ);
   });
 
   test(':iterate follows what the included types include in turn', () => {
     // Slot → Schedule → (actor) Practitioner: one step is fine, iterating is not
-    expect(refusal(policy, search('Slot', ['_include:iterate', '*']))).toBe(
-      'Slot?_include:iterate=* reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Slot', ['_include:iterate', '*']))).toBe('Slot?_include:iterate=* reaches Practitioner, which the policy does not allow reading');
     expect(refusal(policy, search('Slot', ['_include', 'Slot:schedule'], ['_include:iterate', 'Schedule:actor']))).toBe(
       'Slot?_include:iterate=Schedule:actor reaches Practitioner, which the policy does not allow reading',
     );
@@ -95,16 +87,12 @@ describe('_include', () => {
 
 describe('_revinclude', () => {
   test('reaches the source type', () => {
-    expect(refusal(policy, search('Patient', ['_revinclude', 'AuditEvent:patient']))).toBe(
-      'Patient?_revinclude=AuditEvent:patient reaches AuditEvent, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Patient', ['_revinclude', 'AuditEvent:patient']))).toBe('Patient?_revinclude=AuditEvent:patient reaches AuditEvent, which the policy does not allow reading');
     expect(outcome(policy, search('Patient', ['_revinclude', 'Observation:subject']))).toEqual(READ);
   });
 
   test('* reaches every type that can point to the results', () => {
-    expect(refusal(policy, search('Patient', ['_revinclude', '*']))).toMatch(
-      /^Patient\?_revinclude=\* reaches AuditEvent, which the policy does not allow reading$/,
-    );
+    expect(refusal(policy, search('Patient', ['_revinclude', '*']))).toMatch(/^Patient\?_revinclude=\* reaches AuditEvent, which the policy does not allow reading$/);
     // AuditEvent.entity can point to any type, so with AuditEvent denied every _revinclude=* is refused
     expect(refusal(policy, search('SubstanceSpecification', ['_revinclude', '*']))).toMatch(/^SubstanceSpecification\?_revinclude=\* reaches AuditEvent/);
     expect(outcome(everything, search('SubstanceSpecification', ['_revinclude', '*']))).toEqual(READ);
@@ -122,17 +110,13 @@ rules:
 `);
     // Slot points to Schedule, Schedule to Location: one step back from Location is fine
     expect(outcome(noSlot, search('Location', ['_revinclude', '*']))).toEqual(READ);
-    expect(refusal(noSlot, search('Location', ['_revinclude:iterate', '*']))).toBe(
-      'Location?_revinclude:iterate=* reaches Slot, which the policy does not allow reading',
-    );
+    expect(refusal(noSlot, search('Location', ['_revinclude:iterate', '*']))).toBe('Location?_revinclude:iterate=* reaches Slot, which the policy does not allow reading');
   });
 });
 
 describe('_has', () => {
   test('reaches its type', () => {
-    expect(refusal(policy, search('Patient', ['_has:AuditEvent:patient:type', 'x']))).toBe(
-      'Patient?_has:AuditEvent:patient:type reaches AuditEvent, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Patient', ['_has:AuditEvent:patient:type', 'x']))).toBe('Patient?_has:AuditEvent:patient:type reaches AuditEvent, which the policy does not allow reading');
     expect(outcome(policy, search('Patient', ['_has:Observation:patient:code', '1234-5']))).toEqual(READ);
   });
 
@@ -159,22 +143,16 @@ describe('_has', () => {
 
 describe('chained parameters', () => {
   test('without a type modifier: every target of the reference', () => {
-    expect(refusal(policy, search('Encounter', ['practitioner.name', 'x']))).toBe(
-      'Encounter?practitioner.name reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Encounter', ['practitioner.name', 'x']))).toBe('Encounter?practitioner.name reaches Practitioner, which the policy does not allow reading');
     // subject → Group, Device, Patient, Location: all may be read
     expect(outcome(policy, search('Observation', ['subject.name', 'x']))).toEqual(READ);
     // performer → Practitioner among others
-    expect(refusal(policy, search('Observation', ['performer.name', 'x']))).toBe(
-      'Observation?performer.name reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Observation', ['performer.name', 'x']))).toBe('Observation?performer.name reaches Practitioner, which the policy does not allow reading');
   });
 
   test('with a type modifier: that type only', () => {
     expect(outcome(policy, search('Observation', ['performer:Organization.name', 'x']))).toEqual(READ);
-    expect(refusal(policy, search('Observation', ['performer:Practitioner.name', 'x']))).toBe(
-      'Observation?performer:Practitioner.name reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, search('Observation', ['performer:Practitioner.name', 'x']))).toBe('Observation?performer:Practitioner.name reaches Practitioner, which the policy does not allow reading');
   });
 
   test('deeper chains: every type along the way', () => {
@@ -182,9 +160,7 @@ describe('chained parameters', () => {
       'Observation?subject:Patient.general-practitioner.name reaches Practitioner, which the policy does not allow reading',
     );
     expect(outcome(policy, search('Observation', ['subject:Patient.organization.name', 'x']))).toEqual(READ);
-    expect(refusal(policy, search('Observation', ['subject:Patient.general-practitioner:Practitioner.name:exact', 'x']))).toMatch(
-      /reaches Practitioner, which/,
-    );
+    expect(refusal(policy, search('Observation', ['subject:Patient.general-practitioner:Practitioner.name:exact', 'x']))).toMatch(/reaches Practitioner, which/);
     expect(outcome(policy, search('Observation', ['subject:Patient.general-practitioner:Organization.name', 'x']))).toEqual(READ);
   });
 
@@ -208,9 +184,7 @@ describe('system searches and _type', () => {
   test('_type lists the types', () => {
     const sys = (types: string) => I('search-system', { params: [P('_type', types)] });
     expect(outcome(policy, sys('Patient,Observation'))).toEqual(READ);
-    expect(refusal(policy, sys('Patient,Practitioner'))).toBe(
-      '[base]?_type=Patient,Practitioner reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, sys('Patient,Practitioner'))).toBe('[base]?_type=Patient,Practitioner reaches Practitioner, which the policy does not allow reading');
   });
 
   test('without _type: every type', () => {
@@ -221,9 +195,7 @@ describe('system searches and _type', () => {
   });
 
   test('includes of a system search start from its _type types', () => {
-    expect(refusal(policy, I('search-system', { params: [P('_type', 'Encounter'), P('_include', '*')] }))).toBe(
-      '[base]?_include=* reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, I('search-system', { params: [P('_type', 'Encounter'), P('_include', '*')] }))).toBe('[base]?_include=* reaches Practitioner, which the policy does not allow reading');
   });
 });
 
@@ -237,16 +209,12 @@ describe('compartment searches', () => {
 
   test('the owner type is reached too', () => {
     expect(outcome(policy, inCompartment('Patient', 'Observation'))).toEqual(READ);
-    expect(refusal(policy, inCompartment('Practitioner', 'Encounter'))).toBe(
-      'Practitioner/[id]/Encounter reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, inCompartment('Practitioner', 'Encounter'))).toBe('Practitioner/[id]/Encounter reaches Practitioner, which the policy does not allow reading');
   });
 
   test('Type/id/* reaches every member type of the compartment', () => {
     // AuditEvent is in the Patient compartment (by patient); Practitioner is not
-    expect(refusal(policy, inCompartment('Patient'))).toBe(
-      'Patient/[id]/* reaches AuditEvent, which the policy does not allow reading',
-    );
+    expect(refusal(policy, inCompartment('Patient'))).toBe('Patient/[id]/* reaches AuditEvent, which the policy does not allow reading');
     expect(outcome(policy, inCompartment('Patient', undefined, ['_type', 'Observation,Condition']))).toEqual(READ);
     expect(refusal(policy, inCompartment('Patient', undefined, ['_type', 'Observation,AuditEvent']))).toBe(
       'Patient/[id]/*?_type=Observation,AuditEvent reaches AuditEvent, which the policy does not allow reading',
@@ -261,12 +229,8 @@ describe('compartment searches', () => {
     const practitioner: [string, string] = ['_type', 'Practitioner'];
     expect(refusal(policy, search('Observation', practitioner))).toBe('Observation?_type=Practitioner reaches Practitioner, which the policy does not allow reading');
     expect(refusal(policy, I('search-system', { params: [P(...practitioner)] }))).toBe('[base]?_type=Practitioner reaches Practitioner, which the policy does not allow reading');
-    expect(refusal(policy, inCompartment('Patient', 'Observation', practitioner))).toBe(
-      'Patient/[id]/Observation?_type=Practitioner reaches Practitioner, which the policy does not allow reading',
-    );
-    expect(refusal(policy, inCompartment('Patient', undefined, practitioner))).toBe(
-      'Patient/[id]/*?_type=Practitioner reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, inCompartment('Patient', 'Observation', practitioner))).toBe('Patient/[id]/Observation?_type=Practitioner reaches Practitioner, which the policy does not allow reading');
+    expect(refusal(policy, inCompartment('Patient', undefined, practitioner))).toBe('Patient/[id]/*?_type=Practitioner reaches Practitioner, which the policy does not allow reading');
     expect(outcome(policy, inCompartment('Patient', 'Observation', ['_type', 'Observation']))).toEqual(READ);
   });
 
@@ -279,12 +243,9 @@ describe('compartment searches', () => {
 
 describe('conditional interactions', () => {
   test('their criteria are a search', () => {
-    const cond = (kind: 'create' | 'update' | 'patch' | 'delete', ...params: [string, string][]) =>
-      I(kind, { resourceType: 'Encounter', conditional: true, params: params.map(([k, v]) => P(k, v)) });
+    const cond = (kind: 'create' | 'update' | 'patch' | 'delete', ...params: [string, string][]) => I(kind, { resourceType: 'Encounter', conditional: true, params: params.map(([k, v]) => P(k, v)) });
     expect(outcome(policy, cond('update', ['identifier', 'x']))).toEqual({ tier: 'write' });
-    expect(refusal(policy, cond('update', ['practitioner.name', 'x']))).toBe(
-      'conditional update Encounter?practitioner.name reaches Practitioner, which the policy does not allow reading',
-    );
+    expect(refusal(policy, cond('update', ['practitioner.name', 'x']))).toBe('conditional update Encounter?practitioner.name reaches Practitioner, which the policy does not allow reading');
     expect(refusal(policy, cond('delete', ['_has:AuditEvent:entity:type', 'x']))).toMatch(/^conditional delete Encounter\?_has:AuditEvent:entity:type reaches AuditEvent/);
     // the conditional type itself must be searchable
     const audit = I('create', { resourceType: 'AuditEvent', conditional: true, params: [P('identifier', 'x')] });

@@ -19,7 +19,18 @@ const CASES: Array<[string, 'seccomp' | 'ebpf', string, string]> = [
   ['syscalls not a list', 'seccomp', JSON.stringify({ ...goodSeccomp, syscalls: { read: 'allow' } }), 'syscalls'],
   ['a null rule', 'seccomp', JSON.stringify({ ...goodSeccomp, syscalls: [null] }), 'syscalls[0]'],
   ['names as a string', 'seccomp', JSON.stringify({ ...goodSeccomp, syscalls: [{ names: 'read', action: 'SCMP_ACT_ALLOW' }] }), 'syscalls[0].names'],
-  ['a 32-bit-only name', 'seccomp', JSON.stringify({ ...goodSeccomp, syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }, { names: ['chown32'], action: 'SCMP_ACT_ALLOW' }] }), 'syscalls[1].names'],
+  [
+    'a 32-bit-only name',
+    'seccomp',
+    JSON.stringify({
+      ...goodSeccomp,
+      syscalls: [
+        { names: ['read'], action: 'SCMP_ACT_ALLOW' },
+        { names: ['chown32'], action: 'SCMP_ACT_ALLOW' },
+      ],
+    }),
+    'syscalls[1].names',
+  ],
   ['an unknown rule action', 'seccomp', JSON.stringify({ ...goodSeccomp, syscalls: [{ names: ['read'], action: 'ALLOW' }] }), 'syscalls[0].action'],
   [
     'an unknown argument operator',
@@ -37,7 +48,18 @@ const CASES: Array<[string, 'seccomp' | 'ebpf', string, string]> = [
   ['a serve set that is not a list', 'ebpf', JSON.stringify({ serve: 'read write' }), 'serve'],
   ['an unknown serve name', 'ebpf', JSON.stringify({ serve: ['read', 'frobnicate'] }), 'frobnicate'],
   ['a bad egress entry', 'ebpf', JSON.stringify({ serve: ['read'], egress: [{ cidr: '10.0.0.0/8', port: 'any' }] }), 'egress[0]'],
-  ['an egress address that is not one', 'ebpf', JSON.stringify({ serve: ['read'], egress: [{ cidr: '10.0.0.0/8', port: 1 }, { cidr: 'db.example', port: 5432 }] }), 'egress[1].cidr'],
+  [
+    'an egress address that is not one',
+    'ebpf',
+    JSON.stringify({
+      serve: ['read'],
+      egress: [
+        { cidr: '10.0.0.0/8', port: 1 },
+        { cidr: 'db.example', port: 5432 },
+      ],
+    }),
+    'egress[1].cidr',
+  ],
   ['an egress prefix too long', 'ebpf', JSON.stringify({ serve: ['read'], egress: [{ cidr: '10.0.0.0/33', port: 1 }] }), 'egress[0].cidr'],
   ['an egress port out of range', 'ebpf', JSON.stringify({ serve: ['read'], egress: [{ cidr: '::1', port: 70000 }] }), 'egress[0].port'],
   ['noWriteOpens not a boolean', 'ebpf', JSON.stringify({ serve: ['read'], noWriteOpens: 'yes' }), 'noWriteOpens'],

@@ -25,7 +25,7 @@ describe('shipped profiles', () => {
     }
   });
 
-  test('seccomp counts agree with the agent\'s own reading of the profiles', () => {
+  test("seccomp counts agree with the agent's own reading of the profiles", () => {
     for (const t of report.tiers) {
       const profile = loadSeccompProfile(t.files.seccomp);
       // Default-deny profiles: the names rules allow are exactly the allowed names.
@@ -46,7 +46,7 @@ describe('shipped profiles', () => {
     for (const t of report.tiers) for (const n of loadEbpfProfile(t.files.ebpf).serve) expect(DANGEROUS_SYSCALLS).not.toHaveProperty(n);
   });
 
-  test('the read tier is tighter than Docker\'s default in every phase', () => {
+  test("the read tier is tighter than Docker's default in every phase", () => {
     const read = report.tiers.find((t: any) => t.tier === 'read');
     expect(read.seccompAllowed).toBeLessThan(297);
     expect(read.serveAllowed).toBeLessThan(read.seccompAllowed);

@@ -76,7 +76,7 @@ describe('profile stats on hand-counted fixtures', () => {
     expect(r.stdout).toContain('dangerous allowed in serve: execve');
   });
 
-  test("against the real Docker default list: 297 x86_64 names", () => {
+  test('against the real Docker default list: 297 x86_64 names', () => {
     const r = jsonOf(profileCli('stats', '--profiles', V1, '--docker-default', DOCKER_DEFAULT, '--json', '--tier', 'alpha'));
     expect(r.tiers.map((t: any) => t.tier)).toEqual(['alpha']);
     expect(r.tiers[0].dockerDefaultAllowed).toBe(297);
@@ -108,7 +108,40 @@ describe('the dangerous list', () => {
   });
 
   test('covers the families the issue names', () => {
-    for (const n of ['execve', 'execveat', 'ptrace', 'process_vm_readv', 'process_vm_writev', 'mount', 'umount2', 'pivot_root', 'move_mount', 'open_tree', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'mount_setattr', 'unshare', 'setns', 'bpf', 'perf_event_open', 'init_module', 'finit_module', 'delete_module', 'keyctl', 'add_key', 'request_key', 'userfaultfd', 'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'kexec_load', 'kexec_file_load', 'personality']) {
+    for (const n of [
+      'execve',
+      'execveat',
+      'ptrace',
+      'process_vm_readv',
+      'process_vm_writev',
+      'mount',
+      'umount2',
+      'pivot_root',
+      'move_mount',
+      'open_tree',
+      'fsopen',
+      'fsconfig',
+      'fsmount',
+      'fspick',
+      'mount_setattr',
+      'unshare',
+      'setns',
+      'bpf',
+      'perf_event_open',
+      'init_module',
+      'finit_module',
+      'delete_module',
+      'keyctl',
+      'add_key',
+      'request_key',
+      'userfaultfd',
+      'io_uring_setup',
+      'io_uring_enter',
+      'io_uring_register',
+      'kexec_load',
+      'kexec_file_load',
+      'personality',
+    ]) {
       expect(DANGEROUS_SYSCALLS).toHaveProperty(n);
     }
   });

@@ -19,7 +19,7 @@ import { startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/work
 import { closeClients, send } from '../helpers/http-client';
 import { scrape, sum } from '../helpers/metrics-text';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 let dir: string;
 let proxy: ProxyProcess;
@@ -202,7 +202,13 @@ describe('under the shipped policy', () => {
     const requests: [string, () => Promise<number>][] = [];
     for (const r of all) {
       const id = ids[r.type as keyof typeof ids] ?? 'absent';
-      const paths: Record<string, string> = { read: `/${r.type}/${id}`, vread: `/${r.type}/${id}/_history/1`, 'history-instance': `/${r.type}/${id}/_history`, 'history-type': `/${r.type}/_history`, 'search-type': `/${r.type}` };
+      const paths: Record<string, string> = {
+        read: `/${r.type}/${id}`,
+        vread: `/${r.type}/${id}/_history/1`,
+        'history-instance': `/${r.type}/${id}/_history`,
+        'history-type': `/${r.type}/_history`,
+        'search-type': `/${r.type}`,
+      };
       for (const code of codes(r)) if (paths[code]) requests.push([`${r.type} ${code}`, () => get(paths[code])]);
     }
     await expectServed(requests);
@@ -229,7 +235,10 @@ describe('under the shipped policy', () => {
     const cs = (await send(shipped.origin, 'GET', '/fhir/metadata')).json;
     expect(cs.rest[0].interaction.map((i: Json) => i.code).sort()).toEqual(['batch', 'history-system', 'transaction']);
     const patient = { resourceType: 'Patient', id: ids.Patient, name: [{ family: 'Updated' }] };
-    const go = (method: string, target: string, body?: object, headers: Record<string, string> = {}) => () => send(shipped.origin, method, `/fhir${target}`, { body, headers }).then((r) => r.status);
+    const go =
+      (method: string, target: string, body?: object, headers: Record<string, string> = {}) =>
+      () =>
+        send(shipped.origin, method, `/fhir${target}`, { body, headers }).then((r) => r.status);
     await expectServed([
       ['Patient create', go('POST', '/Patient', { resourceType: 'Patient' })],
       ['Patient update', go('PUT', `/Patient/${ids.Patient}`, patient)],
@@ -241,7 +250,12 @@ describe('under the shipped policy', () => {
       ['Patient $validate', go('POST', '/Patient/$validate', { resourceType: 'Patient' })],
     ]);
     const byName = new Map(all.map((r) => [r.type, r]));
-    expect(byName.get('Patient')!.operation.map((o: Json) => o.name).sort()).toEqual(['everything', 'validate']);
+    expect(
+      byName
+        .get('Patient')!
+        .operation.map((o: Json) => o.name)
+        .sort(),
+    ).toEqual(['everything', 'validate']);
   }, 60_000);
 
   test('delete, which the shipped policy denies, is listed nowhere and refused for every type before any worker', async () => {
@@ -263,7 +277,10 @@ describe("a backend's own search parameters", () => {
     const patient = {
       type: 'Patient',
       interaction: [{ code: 'read' }, { code: 'search-type' }],
-      searchParam: [{ name: 'name', type: 'string' }, { name: 'x-custom', type: 'token' }],
+      searchParam: [
+        { name: 'name', type: 'string' },
+        { name: 'x-custom', type: 'token' },
+      ],
       searchInclude: ['Patient:general-practitioner', 'Patient:x-custom', 'Observation:subject'],
       searchRevInclude: ['Observation:subject', 'Observation:x-custom', 'Observation:code', 'Encounter:subject:Group'],
     };

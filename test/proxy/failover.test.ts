@@ -13,7 +13,7 @@ import { closeClients, send, type Reply } from '../helpers/http-client';
 import { scrapeUntil, value } from '../helpers/metrics-text';
 import { poll } from '../helpers/poll';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 const SLOW_TIMEOUT_MS = 1000;
 
@@ -28,9 +28,7 @@ let slow: RecordingUpstream;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fg-proxy-failover-'));
-  [readA, readB, pairA, pairB, write, slow] = await Promise.all(
-    ['read-a', 'read-b', 'pair-a', 'pair-b', 'write', 'slow'].map((name) => startRecordingUpstream({ name })),
-  );
+  [readA, readB, pairA, pairB, write, slow] = await Promise.all(['read-a', 'read-b', 'pair-a', 'pair-b', 'write', 'slow'].map((name) => startRecordingUpstream({ name })));
   proxy = await startProxy({
     dir,
     policy: {
@@ -265,5 +263,10 @@ test('a client that hangs up before the upstream answers does not take the proxy
 });
 
 test('the proxy logged no internal error through all of this', () => {
-  expect(proxy.logs().filter((l) => l.level >= 50 && l.msg !== 'request').map((l) => l.msg)).toEqual([]);
+  expect(
+    proxy
+      .logs()
+      .filter((l) => l.level >= 50 && l.msg !== 'request')
+      .map((l) => l.msg),
+  ).toEqual([]);
 });

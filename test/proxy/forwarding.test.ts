@@ -12,7 +12,7 @@ import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-
 import { startRecordingUpstream, type RecordedRequest, type RecordingUpstream } from '../helpers/recording-upstream';
 import { closeClients, send, type Reply } from '../helpers/http-client';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 type TierName = 'read' | 'write' | 'ops';
 
 let dir: string;

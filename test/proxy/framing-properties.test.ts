@@ -97,10 +97,7 @@ function request(line: string, headers: [string, string][], body = ''): string {
 const closing: [string, string] = ['Connection', 'close'];
 const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
 /** Header values as clients and attackers write them: mostly printable, sometimes not. */
-const headerValue = fc.oneof(
-  { weight: 6, arbitrary: fc.stringMatching(/^[ -~]{0,40}$/) },
-  { weight: 1, arbitrary: fc.stringMatching(/^[\t\x00-\x1f\x7f-\xff ]{1,6}$/) },
-);
+const headerValue = fc.oneof({ weight: 6, arbitrary: fc.stringMatching(/^[ -~]{0,40}$/) }, { weight: 1, arbitrary: fc.stringMatching(/^[\t\x00-\x1f\x7f-\xff ]{1,6}$/) });
 
 describe('generated request lines', () => {
   const method = fc.oneof(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'get', 'PRI', 'PROPFIND'), token);
@@ -224,9 +221,21 @@ describe('generated body framing', () => {
         // test covers its timeout.
         fc.pre(!(shape === 'no-last' && trailing === '' && transferEncoding !== undefined));
         const body = t.includes('_search') ? 'name=x' : JSON.stringify({ resourceType: 'Patient', id: '1' });
-        const headers: [string, string][] = [['Host', HOST], ['Content-Type', t.includes('_search') ? 'application/x-www-form-urlencoded' : 'application/fhir+json']];
+        const headers: [string, string][] = [
+          ['Host', HOST],
+          ['Content-Type', t.includes('_search') ? 'application/x-www-form-urlencoded' : 'application/fhir+json'],
+        ];
         if (transferEncoding !== undefined) headers.push(['Transfer-Encoding', transferEncoding]);
-        const lengths: Record<string, string[]> = { exact: [String(body.length)], short: [String(body.length - 3)], zero: ['0'], '-1': ['-1'], '1e3': ['1e3'], '0x10': ['0x10'], list: [`${body.length}, ${body.length}`], two: [String(body.length), String(body.length + 1)] };
+        const lengths: Record<string, string[]> = {
+          exact: [String(body.length)],
+          short: [String(body.length - 3)],
+          zero: ['0'],
+          '-1': ['-1'],
+          '1e3': ['1e3'],
+          '0x10': ['0x10'],
+          list: [`${body.length}, ${body.length}`],
+          two: [String(body.length), String(body.length + 1)],
+        };
         for (const v of contentLength ? lengths[contentLength] : []) headers.push(['Content-Length', v]);
         // The last request says it is the last; what follows it must never be taken for one.
         const sentBody = transferEncoding?.trim().toLowerCase().endsWith('chunked') ? chunked(body, shape) : body;
@@ -241,7 +250,15 @@ describe('generated body framing', () => {
       fc.asyncProperty(fc.array(fc.constantFrom('read', 'denied', 'create'), { minLength: 1, maxLength: 3 }), after, async (kinds, trailing) => {
         const one = (k: string): string =>
           k === 'create'
-            ? request('POST /fhir/Patient HTTP/1.1', [['Host', HOST], ['Content-Type', 'application/fhir+json'], ['Content-Length', String(PATIENT.length)]], PATIENT)
+            ? request(
+                'POST /fhir/Patient HTTP/1.1',
+                [
+                  ['Host', HOST],
+                  ['Content-Type', 'application/fhir+json'],
+                  ['Content-Length', String(PATIENT.length)],
+                ],
+                PATIENT,
+              )
             : request(k === 'read' ? 'GET /fhir/Patient/1 HTTP/1.1' : 'GET /fhir/Practitioner/1 HTTP/1.1', [['Host', HOST]]);
         // Unframed bytes at the end close the connection; a well-formed last request says so itself.
         const tail = trailing === '' || trailing.startsWith('POST') || trailing === DENIED_GET ? `GET /fhir/Patient/2 HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n` : trailing;
@@ -262,7 +279,13 @@ describe('generated expectations', () => {
       fc.asyncProperty(target, expectation, timing, async (t, e, when) => {
         const search = t.includes('_search');
         const body = search ? 'name=x' : JSON.stringify({ resourceType: 'Patient', id: '1' });
-        const head = request(`${t} HTTP/1.1`, [['Host', HOST], ['Content-Type', search ? 'application/x-www-form-urlencoded' : 'application/fhir+json'], ['Content-Length', String(body.length)], ['Expect', e], closing]);
+        const head = request(`${t} HTTP/1.1`, [
+          ['Host', HOST],
+          ['Content-Type', search ? 'application/x-www-form-urlencoded' : 'application/fhir+json'],
+          ['Content-Length', String(body.length)],
+          ['Expect', e],
+          closing,
+        ]);
         const writes = when === 'with-head' ? [head + body] : when === 'after-a-pause' ? [head, body] : [head, body.slice(0, 3), body.slice(3)];
         await holds({ writes, gapMs: 30 });
       }),
@@ -274,14 +297,27 @@ describe('generated expectations', () => {
 describe('generated upgrades', () => {
   const upgrade = fc.constantFrom('h2c', 'websocket', 'HTTP/2.0', 'TLS/1.2', 'h2c, websocket', '');
   const connection = fc.constantFrom('Upgrade', 'Upgrade, HTTP2-Settings', 'keep-alive, Upgrade', 'upgrade');
-  const next = fc.constantFrom('NOT HTTP AT ALL\r\n\r\n', '\x00\x01\x02\x03', DENIED_GET, `GET /fhir/Patient/2 HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  const next = fc.constantFrom(
+    'NOT HTTP AT ALL\r\n\r\n',
+    '\x00\x01\x02\x03',
+    DENIED_GET,
+    `GET /fhir/Patient/2 HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`,
+    'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
+  );
   const target = fc.constantFrom('GET /fhir/Patient/1', 'GET /fhir/Practitioner/1', 'POST /fhir/Patient');
 
   test('an Upgrade is never taken nor forwarded, and what follows it is answered, then the connection closed', async () => {
     await fc.assert(
       fc.asyncProperty(target, upgrade, connection, next, fc.boolean(), async (t, u, c, follow, sameWrite) => {
         const post = t.startsWith('POST');
-        const headers: [string, string][] = [['Host', HOST], ['Connection', c], ['Upgrade', u], ['HTTP2-Settings', 'AAMAAABkAAQAoAAAAAIAAAAA'], ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='], ['Sec-WebSocket-Version', '13']];
+        const headers: [string, string][] = [
+          ['Host', HOST],
+          ['Connection', c],
+          ['Upgrade', u],
+          ['HTTP2-Settings', 'AAMAAABkAAQAoAAAAAIAAAAA'],
+          ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
+          ['Sec-WebSocket-Version', '13'],
+        ];
         if (post) headers.push(['Content-Type', 'application/fhir+json'], ['Content-Length', String(PATIENT.length)]);
         const first = request(`${t} HTTP/1.1`, headers, post ? PATIENT : '');
         // A well-formed follow-up that keeps the connection gets a last request that closes it.

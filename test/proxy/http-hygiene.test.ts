@@ -119,7 +119,10 @@ describe('refusals below the routes are OperationOutcomes', () => {
   });
 
   test.each([
-    ['Content-Length with Transfer-Encoding', `POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: ${patient.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
+    [
+      'Content-Length with Transfer-Encoding',
+      `POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: ${patient.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    ],
     ['two different Content-Lengths', `POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: 3\r\nContent-Length: ${patient.length}\r\n\r\n${patient}`],
     ['an obfuscated Transfer-Encoding', `POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n`],
     ['a bad chunk size', `POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${patient}\r\n0\r\n\r\n`],
@@ -209,7 +212,12 @@ describe('connections', () => {
       // Well within the header timeout (1 s here), which used to be what ended such a connection.
       const r = sameWrite ? await rawExchange(proxy.origin, upgrade + follow, { waitMs: 500 }) : await rawExchange(proxy.origin, upgrade, { more: [follow], gapMs: 50, waitMs: 500 });
       const responses = parseResponses(r.text);
-      expect({ sameWrite, closed: r.closed, statuses: responses.map((x) => x.status), connection: responses[0]?.headers.connection }).toEqual({ sameWrite, closed: true, statuses: [200], connection: 'close' });
+      expect({ sameWrite, closed: r.closed, statuses: responses.map((x) => x.status), connection: responses[0]?.headers.connection }).toEqual({
+        sameWrite,
+        closed: true,
+        statuses: [200],
+        connection: 'close',
+      });
     }
     // The upgrade is not taken: fhirguard speaks HTTP/1.1, and nothing about the upgrade reaches the upstream.
     expect(up.traffic().map((t) => [t.path, t.headers.upgrade])).toEqual([
@@ -257,7 +265,10 @@ describe('connections', () => {
 
   test('pipelined requests followed by unframed bytes: each forwarded request is answered in turn, then the rest refused', async () => {
     up.clear();
-    const r = await rawExchange(proxy.origin, 'GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fhir/Patient/2 HTTP/1.1\r\nHost: x\r\n\r\nGET /fhir/Patient/3 HTTP/1.1\r\nHost: x\r\n\r\n\x00garbage\r\n\r\n');
+    const r = await rawExchange(
+      proxy.origin,
+      'GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fhir/Patient/2 HTTP/1.1\r\nHost: x\r\n\r\nGET /fhir/Patient/3 HTTP/1.1\r\nHost: x\r\n\r\n\x00garbage\r\n\r\n',
+    );
     const responses = parseResponses(r.text);
     expect(responses.map((x) => x.status)).toEqual([200, 200, 200, 400]);
     expect(responses.slice(0, 3).map((x) => JSON.parse(x.body).id)).toEqual(['1', '2', '3']);
@@ -267,7 +278,10 @@ describe('connections', () => {
 
   test('a pipelined request cut short by a framing error in its body is answered with the refusal', async () => {
     up.clear();
-    const r = await rawExchange(proxy.origin, `GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${patient}\r\n0\r\n\r\n`);
+    const r = await rawExchange(
+      proxy.origin,
+      `GET /fhir/Patient/1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${patient}\r\n0\r\n\r\n`,
+    );
     const responses = parseResponses(r.text);
     expect(responses.map((x) => x.status)).toEqual([200, 400]);
     expectOutcome(responses[1], 400, /not well-formed HTTP/);

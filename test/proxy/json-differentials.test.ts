@@ -10,7 +10,7 @@ import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
 import { closeClients, send } from '../helpers/http-client';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 let dir: string;
 let proxy: ProxyProcess;
@@ -43,7 +43,15 @@ const NS = 'http://www.w3.org/1999/xhtml';
 
 const REFUSED: [string, string, string, number, string, RegExp, string[] | undefined][] = [
   // name, target, body, status, issue code, diagnostics, expression
-  ['resourceType written twice', '/fhir/Patient', '{"resourceType":"Practitioner","active":true,"resourceType":"Patient"}', 400, 'structure', /'resourceType' appears more than once/, ['resourceType']],
+  [
+    'resourceType written twice',
+    '/fhir/Patient',
+    '{"resourceType":"Practitioner","active":true,"resourceType":"Patient"}',
+    400,
+    'structure',
+    /'resourceType' appears more than once/,
+    ['resourceType'],
+  ],
   [
     'a key written twice inside a transaction entry',
     '/fhir',

@@ -159,8 +159,7 @@ test('an upstream that breaks off a body under way: the client sees a broken res
   expect(outcome.ended).toBe(false);
   expect(outcome.error).toBeDefined();
   expect(outcome.received).toBeLessThan(100_000);
-  const counted = (s: Parameters<typeof value>[0]) =>
-    value(s, 'fhirguard_requests_total', { tier: 'read', interaction: 'read', resource_type: 'Patient', outcome: 'upstream-error' });
+  const counted = (s: Parameters<typeof value>[0]) => value(s, 'fhirguard_requests_total', { tier: 'read', interaction: 'read', resource_type: 'Patient', outcome: 'upstream-error' });
   const after = await scrapeUntil(proxy.adminUrl, (s) => counted(s) > counted(before.samples));
   expect(counted(after.samples)).toBe(counted(before.samples) + 1);
   expect(value(after.samples, 'fhirguard_upstream_errors_total', { tier: 'read', kind: 'connect' })).toBe(
@@ -202,5 +201,10 @@ test('an upstream whose headers Node will not pass on: 502 OperationOutcome, and
 });
 
 test('the proxy logged no internal error through all of this', () => {
-  expect(proxy.logs().filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
+  expect(
+    proxy
+      .logs()
+      .filter((l) => l.level >= 50)
+      .map((l) => l.msg),
+  ).toEqual([]);
 });

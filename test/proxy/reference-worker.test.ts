@@ -18,7 +18,7 @@ import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-
 import { fhirRequest, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
 import { closeClients, send, type Reply } from '../helpers/http-client';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 let dir: string;
 let proxy: ProxyProcess;
@@ -47,8 +47,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const fhir = (method: string, path: string, body?: Buffer | object, headers: Record<string, string> = {}): Promise<Reply> =>
-  send(proxy.origin, method, `/fhir${path}`, { body, headers });
+const fhir = (method: string, path: string, body?: Buffer | object, headers: Record<string, string> = {}): Promise<Reply> => send(proxy.origin, method, `/fhir${path}`, { body, headers });
 
 /** Worker request log lines (debug) as `METHOD url`. */
 function served(w: WorkerProcess): string[] {
@@ -144,7 +143,11 @@ test('an invalid resource is refused with 422 and never reaches the worker', asy
   // Asked directly, the write worker has nothing under that identifier either, and logged no create.
   const direct = await fhirRequest(writer.socket, 'GET', query);
   expect(direct.json.total).toBe(0);
-  expect(served(writer).slice(before).filter((l) => l.startsWith('POST'))).toEqual([]);
+  expect(
+    served(writer)
+      .slice(before)
+      .filter((l) => l.startsWith('POST')),
+  ).toEqual([]);
 });
 
 restCases(() => target);

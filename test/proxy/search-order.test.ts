@@ -162,11 +162,28 @@ const PLACES: Record<string, (name: string) => Request> = {
   'FHIRPath Patch type': (n) => ({
     method: 'PATCH',
     target: '/Patient/1',
-    options: { body: { resourceType: 'Parameters', parameter: [{ name: 'operation', part: [{ name: 'type', valueCode: n }, { name: 'path', valueString: 'Patient.active' }] }] } },
+    options: {
+      body: {
+        resourceType: 'Parameters',
+        parameter: [
+          {
+            name: 'operation',
+            part: [
+              { name: 'type', valueCode: n },
+              { name: 'path', valueString: 'Patient.active' },
+            ],
+          },
+        ],
+      },
+    },
   }),
   'bundle entry method': (n) => ({ method: 'POST', target: '/', options: { body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: n, url: 'Patient/1' } }] } } }),
   'bundle entry type': (n) => ({ method: 'POST', target: '/', options: { body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `${n}/1` } }] } } }),
-  'bundle entry search parameter': (n) => ({ method: 'POST', target: '/', options: { body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient?${n}=x` } }] } } }),
+  'bundle entry search parameter': (n) => ({
+    method: 'POST',
+    target: '/',
+    options: { body: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Patient?${n}=x` } }] } },
+  }),
   'Accept value': (n) => ({ method: 'GET', target: '/Patient/1', options: { headers: { accept: n } } }),
   '_format value': (n) => ({ method: 'GET', target: `/Patient/1?_format=${n}` }),
   'Content-Type value': (n) => ({ method: 'POST', target: '/Patient', options: { body: { resourceType: 'Patient' }, headers: { 'content-type': `application/${n}` } } }),
@@ -218,8 +235,7 @@ describe('_type and every other reach-widening parameter are decided alike at ev
         const { path, compartment } = LEVELS[level];
         const query = `_type=${types.join(',')}`;
         const { reply, seen } = await exchange({ method: 'GET', target: `${path}?${query}` }, lenient ? LENIENT : {});
-        const expected =
-          compartment && types.some((t) => !PATIENT_COMPARTMENT.has(t)) ? 400 : types.some((t) => DENIED.includes(t)) ? 403 : 200;
+        const expected = compartment && types.some((t) => !PATIENT_COMPARTMENT.has(t)) ? 400 : types.some((t) => DENIED.includes(t)) ? 403 : 200;
         if (expected === 200) {
           expect({ level, types, status: reply.status, forwarded: seen.map((r) => r.query) }).toEqual({ level, types, status: 200, forwarded: [query] });
         } else {
@@ -301,22 +317,17 @@ describe('lenient handling never changes the criteria of a conditional write', (
       }
     }
     await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom(...Object.keys(WRITES)),
-        fc.shuffledSubarray([...KNOWN, ...UNKNOWN], { minLength: 1 }),
-        fc.boolean(),
-        async (kind, criteria, lenient) => {
-          const query = criteria.join('&');
-          const { reply, seen } = await exchange(WRITES[kind](query), lenient ? LENIENT : {});
-          if (criteria.some((c) => UNKNOWN.includes(c))) {
-            expect({ kind, query, ...refusalOf(reply, seen) }).toEqual({ kind, query, status: 400, outcome: true, forwarded: 0 });
-            return;
-          }
-          expect({ kind, query, status: reply.status < 300 ? 'ok' : reply.json }).toEqual({ kind, query, status: 'ok' });
-          const forwarded = seen.map((r) => (kind === 'conditional create' ? r.headers['if-none-exist'] : r.query));
-          expect({ kind, forwarded }).toEqual({ kind, forwarded: [query] });
-        },
-      ),
+      fc.asyncProperty(fc.constantFrom(...Object.keys(WRITES)), fc.shuffledSubarray([...KNOWN, ...UNKNOWN], { minLength: 1 }), fc.boolean(), async (kind, criteria, lenient) => {
+        const query = criteria.join('&');
+        const { reply, seen } = await exchange(WRITES[kind](query), lenient ? LENIENT : {});
+        if (criteria.some((c) => UNKNOWN.includes(c))) {
+          expect({ kind, query, ...refusalOf(reply, seen) }).toEqual({ kind, query, status: 400, outcome: true, forwarded: 0 });
+          return;
+        }
+        expect({ kind, query, status: reply.status < 300 ? 'ok' : reply.json }).toEqual({ kind, query, status: 'ok' });
+        const forwarded = seen.map((r) => (kind === 'conditional create' ? r.headers['if-none-exist'] : r.query));
+        expect({ kind, forwarded }).toEqual({ kind, forwarded: [query] });
+      }),
       { examples, numRuns: examples.length + 60 },
     );
   }, 180_000);

@@ -65,7 +65,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(mode: 'hold' | 'control'): Outcome {
   const log = join(dir, `${mode}.log`);
-  const r = spawnSync(process.execPath, ['--expose-gc', '--allow-natives-syntax', '--log-code', `--logfile=${log}`, '--no-logfile-per-isolate', join(dir, 'ticks.js'), mode], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--expose-gc', '--allow-natives-syntax', '--log-code', `--logfile=${log}`, '--no-logfile-per-isolate', join(dir, 'ticks.js'), mode], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
   const optimisedNextTicks = readFileSync(log, 'utf8')
     .split('\n')

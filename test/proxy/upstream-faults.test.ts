@@ -66,12 +66,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const up = `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`;
   const policy = compilePolicy(
-    [
-      'tiers:',
-      `  - { name: all, upstreams: ['${up}'], timeoutMs: ${TIMEOUT_MS} }`,
-      'rules:',
-      '  - { resources: ["*"], interactions: [read, create], tier: all }',
-    ].join('\n'),
+    ['tiers:', `  - { name: all, upstreams: ['${up}'], timeoutMs: ${TIMEOUT_MS} }`, 'rules:', '  - { resources: ["*"], interactions: [read, create], tier: all }'].join('\n'),
     'upstream-faults.yaml',
   );
   loadSearchParameters();

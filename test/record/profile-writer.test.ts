@@ -3,14 +3,7 @@
 // so, the recording filter keeps the template's refusals, and the output is byte-stable.
 
 import { parseEbpfProfile } from '../../src/enforce/ebpf-profile';
-import {
-  ebpfFromRecording,
-  ebpfJson,
-  recordingSeccomp,
-  seccompFromRecording,
-  seccompJson,
-  withProvenance,
-} from '../../src/record/profile-writer';
+import { ebpfFromRecording, ebpfJson, recordingSeccomp, seccompFromRecording, seccompJson, withProvenance } from '../../src/record/profile-writer';
 import { allowedSyscalls, parseSeccompProfile, type SeccompProfile } from '../../src/enforce/seccomp';
 
 const template: SeccompProfile = {

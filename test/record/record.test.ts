@@ -53,17 +53,7 @@ beforeAll(async () => {
   // The state directory is in it: the plain workers (65534) run from the install staged there.
   chmodSync(dir, 0o711);
   out = path.join(dir, 'out');
-  const r = await record([
-    '--prove',
-    '--out',
-    out,
-    '--state-dir',
-    path.join(dir, 'state'),
-    '--corpus',
-    CORPUS,
-    '--json',
-    ...(SOAK ? ['--runs', '2'] : ['--patients', '1']),
-  ]);
+  const r = await record(['--prove', '--out', out, '--state-dir', path.join(dir, 'state'), '--corpus', CORPUS, '--json', ...(SOAK ? ['--runs', '2'] : ['--patients', '1'])]);
   exitCode = r.code;
   stderr = r.stderr;
   tiers = (JSON.parse(r.stdout) as { tiers: TierReport[] }).tiers;

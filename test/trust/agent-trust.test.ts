@@ -128,7 +128,8 @@ async function expectRefused(cases: Partial<Record<Tier, { reason: string; log: 
     expect(et.startRefusals![cases[t]!.reason]).toBeGreaterThanOrEqual(byTier(ws, t).length);
   }
   // The log line names why.
-  for (const t of tiers) expect(agent.log()).toMatch(new RegExp(`"tier":"${t}"[^\\n]*"reason":"${cases[t]!.reason}"[^\\n]*worker start REFUSED: ${cases[t]!.log.source.replace(/^\^/, '').replace(/\$$/, '')}`));
+  for (const t of tiers)
+    expect(agent.log()).toMatch(new RegExp(`"tier":"${t}"[^\\n]*"reason":"${cases[t]!.reason}"[^\\n]*worker start REFUSED: ${cases[t]!.log.source.replace(/^\^/, '').replace(/\$$/, '')}`));
 
   // The proxy: 503 OperationOutcome naming the reason, for the refused tiers only.
   for (const t of TIERS) {
@@ -137,7 +138,12 @@ async function expectRefused(cases: Partial<Record<Tier, { reason: string; log: 
       continue;
     }
     const answer = await refusedAnswer(t);
-    expect({ tier: t, status: answer.status, type: answer.headers.get('content-type'), retry: answer.headers.get('retry-after') }).toEqual({ tier: t, status: 503, type: 'application/fhir+json; charset=utf-8', retry: '1' });
+    expect({ tier: t, status: answer.status, type: answer.headers.get('content-type'), retry: answer.headers.get('retry-after') }).toEqual({
+      tier: t,
+      status: 503,
+      type: 'application/fhir+json; charset=utf-8',
+      retry: '1',
+    });
     expect(answer.body).toMatchObject({
       resourceType: 'OperationOutcome',
       issue: [
@@ -249,7 +255,9 @@ test('round 3: the image re-tagged to another manifest: the restarted agent star
   expect(moved.ref).toBe(image.ref);
   expect(moved.digest).not.toBe(image.digest);
   agent = await startAgent(dir, agentArgs);
-  const log = new RegExp(`^the image ${image.ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is sha256:${moved.digest.slice(7, 19)}, the statement signs sha256:${image.digest.slice(7, 19)} \\(\\S+:worker\\)$`);
+  const log = new RegExp(
+    `^the image ${image.ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is sha256:${moved.digest.slice(7, 19)}, the statement signs sha256:${image.digest.slice(7, 19)} \\(\\S+:worker\\)$`,
+  );
   await expectRefused({ read: { reason: 'subject', log }, write: { reason: 'subject', log }, ops: { reason: 'subject', log } }, true);
   // Nothing was unpacked from the image nobody signed.
   expect(agent.log()).not.toMatch(/worker image unpacked/);

@@ -66,7 +66,9 @@ describe('fhirguard sign', () => {
     const attestations = path.join(dir, 'att');
     const r = run(['sign', '--key', key, '--tier', 'read', '--tier', 'ops', '--attestations', attestations, '--expires', '2999-01-01']);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(r.stdout).toMatch(/^read: \S+\/att\/read\.dsse\.json\n {2}install fhirguard-install sha256:[0-9a-f]{64}\n {2}seccomp seccomp\/read\.json sha256:[0-9a-f]{64}\n {2}ebpf {4}ebpf\/read\.json sha256:[0-9a-f]{64}\n {2}policy {2}policy\.yaml sha256:[0-9a-f]{64}\n {2}key [0-9a-f]{64}, expires 2999-01-01\nops: /);
+    expect(r.stdout).toMatch(
+      /^read: \S+\/att\/read\.dsse\.json\n {2}install fhirguard-install sha256:[0-9a-f]{64}\n {2}seccomp seccomp\/read\.json sha256:[0-9a-f]{64}\n {2}ebpf {4}ebpf\/read\.json sha256:[0-9a-f]{64}\n {2}policy {2}policy\.yaml sha256:[0-9a-f]{64}\n {2}key [0-9a-f]{64}, expires 2999-01-01\nops: /,
+    );
     expect(existsSync(path.join(attestations, 'write.dsse.json'))).toBe(false);
     const trusted = loadTrustedKeys(path.join(dir, 'signer', 'ops.pub'));
     const env = parseEnvelope(readFileSync(path.join(attestations, 'ops.dsse.json'), 'utf8'));

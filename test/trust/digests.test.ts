@@ -47,7 +47,7 @@ test('the listing: node, then every mounted file and symlink sorted by path, wit
 test('unchanged files are not read again; a change of content, mode or a new file is seen', async () => {
   const tree = new InstallDigest(install, node);
   const first = await tree.digest();
-  expect((await tree.digest())).toMatchObject({ sha256: first.sha256, hashed: 0 });
+  expect(await tree.digest()).toMatchObject({ sha256: first.sha256, hashed: 0 });
   const f = path.join(install, 'dist/src/w.js');
   // Same size, same mtime put back: the ctime still moves.
   writeFileSync(f, 'W');

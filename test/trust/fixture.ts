@@ -5,7 +5,7 @@
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { loadPolicy, type Policy, type TierConfig } from '../../src/policy';
+import type { Policy, TierConfig } from '../../src/policy';
 import { TrustGate, type TrustGateOptions } from '../../src/trust/start-check';
 import { loadSigningKey, loadTrustedKeys, writeKeyPair, type SigningKey } from '../../src/trust/keys';
 import { loadPolicyHashed } from '../../src/trust/options';

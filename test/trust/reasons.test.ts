@@ -26,7 +26,13 @@ test("the proxy's 503: refused by the agent, or simply no healthy member", () =>
     reason: 'tier-refused',
     outcome: {
       resourceType: 'OperationOutcome',
-      issue: [{ severity: 'error', code: 'transient', diagnostics: "tier 'read' is unavailable: the agent refused to start its workers: the trust check failed: the policy differs from the signed one (policy)" }],
+      issue: [
+        {
+          severity: 'error',
+          code: 'transient',
+          diagnostics: "tier 'read' is unavailable: the agent refused to start its workers: the trust check failed: the policy differs from the signed one (policy)",
+        },
+      ],
     },
   });
   const down = upstreamFault(new NoHealthyMemberError('read'), 'read', 10_000);

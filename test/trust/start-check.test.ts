@@ -111,8 +111,22 @@ test('a changed install is refused (reason subject): a file edited, added, made 
   const e = editing(file);
   await tampered('subject', /^the install is sha256:[0-9a-f]{12}, the statement signs sha256:[0-9a-f]{12} \(fhirguard-install\)$/, e.edit, e.undo, 'read', gate);
   const added = path.join(f.install, 'dist', 'src', 'backdoor.js');
-  await tampered('subject', /the install is/, () => writeFileSync(added, ''), () => rmSync(added), 'read', gate);
-  await tampered('subject', /the install is/, () => chmodSync(file, 0o755), () => chmodSync(file, 0o644), 'read', gate);
+  await tampered(
+    'subject',
+    /the install is/,
+    () => writeFileSync(added, ''),
+    () => rmSync(added),
+    'read',
+    gate,
+  );
+  await tampered(
+    'subject',
+    /the install is/,
+    () => chmodSync(file, 0o755),
+    () => chmodSync(file, 0o644),
+    'read',
+    gate,
+  );
   const n = editing(f.node);
   await tampered('subject', /the install is/, n.edit, n.undo, 'read', gate);
   // Something the workers do not mount is not part of it.
@@ -126,7 +140,14 @@ test('an image re-tagged to another manifest is refused (reason subject); an ins
   const image = new ImageSubject('/layouts/worker:v1', async () => digest);
   await f.sign('read', { subject: image });
   const gate = f.gate({ subject: image });
-  await tampered('subject', /^the image \/layouts\/worker:v1 is sha256:bbbbbbbbbbbb, the statement signs sha256:aaaaaaaaaaaa/, () => (digest = `sha256:${'b'.repeat(64)}`), () => (digest = `sha256:${'a'.repeat(64)}`), 'read', gate);
+  await tampered(
+    'subject',
+    /^the image \/layouts\/worker:v1 is sha256:bbbbbbbbbbbb, the statement signs sha256:aaaaaaaaaaaa/,
+    () => (digest = `sha256:${'b'.repeat(64)}`),
+    () => (digest = `sha256:${'a'.repeat(64)}`),
+    'read',
+    gate,
+  );
   // write was signed for the install; its workers would run the image.
   const r = await refusal(gate, 'write');
   expect([r.reason, r.message]).toEqual(['subject', 'the statement signs an install, but workers run from an image']);
@@ -142,8 +163,22 @@ test("the image's scan report is bound (reason scan-report), and a waiver the si
   await f.sign('read', { subject: image, scan: { sha256: 'c'.repeat(64), waivers } });
   let now = Date.parse('2030-06-30T23:59:00Z'); // the waiver's last day still holds
   const gate = f.gate({ subject: image, scanDigest: async () => report, now: () => now });
-  await tampered('scan-report', /^the image's scan report is sha256:dddddddddddd, the statement signs sha256:cccccccccccc$/, () => (report = 'd'.repeat(64)), () => (report = 'c'.repeat(64)), 'read', gate);
-  await tampered('waiver-expired', /^waiver FGTEST-2025-0001 expired at 2030-06-30$/, () => (now = Date.parse('2030-07-01T00:00:00Z')), () => (now = Date.parse('2030-06-01T00:00:00Z')), 'read', gate);
+  await tampered(
+    'scan-report',
+    /^the image's scan report is sha256:dddddddddddd, the statement signs sha256:cccccccccccc$/,
+    () => (report = 'd'.repeat(64)),
+    () => (report = 'c'.repeat(64)),
+    'read',
+    gate,
+  );
+  await tampered(
+    'waiver-expired',
+    /^waiver FGTEST-2025-0001 expired at 2030-06-30$/,
+    () => (now = Date.parse('2030-07-01T00:00:00Z')),
+    () => (now = Date.parse('2030-06-01T00:00:00Z')),
+    'read',
+    gate,
+  );
   now = Date.parse('2031-01-01T00:00:01Z');
   expect((await refusal(gate)).reason).toBe('waiver-expired');
   // A statement signed without a scan does not cover an image that has a scan report.
@@ -156,19 +191,38 @@ test('a statement past its own expiry is refused (reason expired)', async () => 
   await f.sign('read', { expires: '2030-01-01T00:00:00Z' });
   let now = Date.parse('2029-12-31T23:59:59Z');
   const gate = f.gate({ now: () => now });
-  await tampered('expired', /^the statement expired at 2030-01-01T00:00:00Z$/, () => (now = Date.parse('2030-01-01T00:00:01Z')), () => (now = Date.parse('2029-01-01T00:00:00Z')), 'read', gate);
+  await tampered(
+    'expired',
+    /^the statement expired at 2030-01-01T00:00:00Z$/,
+    () => (now = Date.parse('2030-01-01T00:00:01Z')),
+    () => (now = Date.parse('2029-01-01T00:00:00Z')),
+    'read',
+    gate,
+  );
 });
 
 test("a tier's statement replaced by another tier's is refused (reason tier)", async () => {
   const file = statementPath(f.attestations, 'ops');
   const original = readFileSync(file);
-  await tampered('tier', /^the statement is for tier read, not ops$/, () => copyFileSync(statementPath(f.attestations, 'read'), file), () => writeFileSync(file, original), 'ops');
+  await tampered(
+    'tier',
+    /^the statement is for tier read, not ops$/,
+    () => copyFileSync(statementPath(f.attestations, 'read'), file),
+    () => writeFileSync(file, original),
+    'ops',
+  );
 });
 
 test('a missing statement is refused (reason unsigned)', async () => {
   const file = statementPath(f.attestations, 'write');
   const original = readFileSync(file);
-  await tampered('unsigned', /^tier write is not signed: no \S+\/attestations\/write\.dsse\.json$/, () => rmSync(file), () => writeFileSync(file, original), 'write');
+  await tampered(
+    'unsigned',
+    /^tier write is not signed: no \S+\/attestations\/write\.dsse\.json$/,
+    () => rmSync(file),
+    () => writeFileSync(file, original),
+    'write',
+  );
 });
 
 test('a statement signed by a key the agent does not trust is refused (reason signature), and so is one with no signature', async () => {
@@ -176,7 +230,14 @@ test('a statement signed by a key the agent does not trust is refused (reason si
   const original = readFileSync(file);
   const other = loadSigningKey(writeKeyPair(path.join(f.dir, 'other'), 'other').keyFile);
   const gate = f.gate();
-  await tampered('signature', /read\.dsse\.json: no signature verifies under a trusted key \(1 trusted\)$/, () => f.sign('read', { key: other }), () => writeFileSync(file, original), 'read', gate);
+  await tampered(
+    'signature',
+    /read\.dsse\.json: no signature verifies under a trusted key \(1 trusted\)$/,
+    () => f.sign('read', { key: other }),
+    () => writeFileSync(file, original),
+    'read',
+    gate,
+  );
   const env = JSON.parse(original.toString());
   writeFileSync(file, JSON.stringify({ ...env, signatures: [] }));
   expect((await refusal(gate)).reason).toBe('signature');
@@ -197,7 +258,10 @@ test('malformed statements are refused (reason malformed): not JSON, not an enve
     [JSON.stringify({ payload: '%%%', payloadType: PAYLOAD_TYPE, signatures: [] }), /not a DSSE envelope: payload is not base64/],
     [JSON.stringify(signEnvelope(Buffer.from('{}'), 'application/json', f.key)), /payloadType "application\/json", not application\/vnd\.in-toto\+json/],
     [JSON.stringify(signEnvelope(Buffer.from('not json'), PAYLOAD_TYPE, f.key)), /payload is not JSON/],
-    [JSON.stringify(signEnvelope(Buffer.from('{"_type":"https://in-toto.io/Statement/v0.1"}'), PAYLOAD_TYPE, f.key)), /_type is "https:\/\/in-toto\.io\/Statement\/v0\.1", not https:\/\/in-toto\.io\/Statement\/v1/],
+    [
+      JSON.stringify(signEnvelope(Buffer.from('{"_type":"https://in-toto.io/Statement/v0.1"}'), PAYLOAD_TYPE, f.key)),
+      /_type is "https:\/\/in-toto\.io\/Statement\/v0\.1", not https:\/\/in-toto\.io\/Statement\/v1/,
+    ],
   ];
   for (const [text, message] of cases) {
     writeFileSync(file, text);

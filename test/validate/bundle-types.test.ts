@@ -20,7 +20,10 @@ function document(composition: Record<string, unknown>, others: Record<string, u
     type: 'document',
     timestamp: '2020-01-01T10:00:00Z',
     entry: [
-      { fullUrl, resource: { resourceType: 'Composition', id: 'c1', status: 'final', type: { text: 'note' }, date: '2020-01-01', author: [{ reference: 'Practitioner/d1' }], title: 'Note', ...composition } },
+      {
+        fullUrl,
+        resource: { resourceType: 'Composition', id: 'c1', status: 'final', type: { text: 'note' }, date: '2020-01-01', author: [{ reference: 'Practitioner/d1' }], title: 'Note', ...composition },
+      },
       ...others.map((r) => ({ fullUrl: `${base}${String(r.resourceType)}/${String(r.id)}`, resource: r })),
     ],
   };
@@ -34,7 +37,15 @@ describe('documents', () => {
   });
 
   test('a reference the document does not carry, in a nested section, is refused where it is', () => {
-    const composition = { section: [{ title: 'a', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">a</div>' }, section: [{ title: 'b', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">b</div>' }, entry: [{ reference: 'Observation/o9' }] }] }] };
+    const composition = {
+      section: [
+        {
+          title: 'a',
+          text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">a</div>' },
+          section: [{ title: 'b', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">b</div>' }, entry: [{ reference: 'Observation/o9' }] }],
+        },
+      ],
+    };
     expect(errors(document(composition, [dr]))).toEqual(['not-found @ Bundle.entry[0].resource.section[0].section[0].entry[0].reference']);
   });
 
@@ -64,9 +75,7 @@ describe('batch and transaction requests', () => {
   });
 
   test('a PUT needs the id its url names', () => {
-    expect(errors(tx({ fullUrl: base + 'Patient/p1', resource: { resourceType: 'Patient' }, request: { method: 'PUT', url: 'Patient/p1' } }))).toEqual([
-      'invalid @ Bundle.entry[0].request.url',
-    ]);
+    expect(errors(tx({ fullUrl: base + 'Patient/p1', resource: { resourceType: 'Patient' }, request: { method: 'PUT', url: 'Patient/p1' } }))).toEqual(['invalid @ Bundle.entry[0].request.url']);
     expect(errors(tx({ fullUrl: base + 'Patient/p1', resource: patient, request: { method: 'PUT', url: 'Patient/p1' } }))).toEqual([]);
   });
 

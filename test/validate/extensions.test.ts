@@ -16,7 +16,13 @@ test('a core extension in its context, with its value type, is accepted without 
 });
 
 test('Element and type contexts: data-absent-reason anywhere, iso21090-EN-use on any HumanName', () => {
-  expect(issues({ resourceType: 'Practitioner', name: [{ extension: [{ url: SD + 'iso21090-EN-use', valueCode: 'C' }], family: 'X' }], _gender: { extension: [{ url: SD + 'data-absent-reason', valueCode: 'asked-declined' }] } })).toEqual([]);
+  expect(
+    issues({
+      resourceType: 'Practitioner',
+      name: [{ extension: [{ url: SD + 'iso21090-EN-use', valueCode: 'C' }], family: 'X' }],
+      _gender: { extension: [{ url: SD + 'data-absent-reason', valueCode: 'asked-declined' }] },
+    }),
+  ).toEqual([]);
 });
 
 test('a versioned url is the same extension', () => {
@@ -44,19 +50,24 @@ test('the value of an extension may be a specialisation of an allowed type', () 
 
 test('unknown extensions are warnings; unknown modifier extensions errors, but on documentation domains', () => {
   expect(issues({ resourceType: 'Patient', extension: [{ url: 'https://acme.nl/fhir/vip', valueBoolean: true }] })).toEqual(['warning not-supported @ Patient.extension[0]']);
-  expect(issues({ resourceType: 'Patient', modifierExtension: [{ url: 'https://acme.nl/fhir/vip', valueBoolean: true }] })).toEqual([
-    'error not-supported @ Patient.modifierExtension[0]',
-  ]);
-  expect(issues({ resourceType: 'Patient', modifierExtension: [{ url: 'http://example.org/fhir/vip', valueBoolean: true }] })).toEqual([
-    'warning not-supported @ Patient.modifierExtension[0]',
-  ]);
+  expect(issues({ resourceType: 'Patient', modifierExtension: [{ url: 'https://acme.nl/fhir/vip', valueBoolean: true }] })).toEqual(['error not-supported @ Patient.modifierExtension[0]']);
+  expect(issues({ resourceType: 'Patient', modifierExtension: [{ url: 'http://example.org/fhir/vip', valueBoolean: true }] })).toEqual(['warning not-supported @ Patient.modifierExtension[0]']);
 });
 
 test('the nested extensions of an unknown extension use names; of a known one, its parts', () => {
-  expect(issues({ resourceType: 'Patient', extension: [{ url: 'https://acme.nl/fhir/x', extension: [{ url: 'a', valueString: 'b' }] }] })).toEqual([
-    'warning not-supported @ Patient.extension[0]',
-  ]);
-  const nested = { resourceType: 'Patient', extension: [{ url: SD + 'patient-citizenship', extension: [{ url: 'code', valueCodeableConcept: { text: 'NL' } }, { url: 'other', valueString: 'x' }] }] };
+  expect(issues({ resourceType: 'Patient', extension: [{ url: 'https://acme.nl/fhir/x', extension: [{ url: 'a', valueString: 'b' }] }] })).toEqual(['warning not-supported @ Patient.extension[0]']);
+  const nested = {
+    resourceType: 'Patient',
+    extension: [
+      {
+        url: SD + 'patient-citizenship',
+        extension: [
+          { url: 'code', valueCodeableConcept: { text: 'NL' } },
+          { url: 'other', valueString: 'x' },
+        ],
+      },
+    ],
+  };
   // patient-citizenship slices its nested extensions openly: another name is allowed.
   expect(issues(nested)).toEqual([]);
 });
@@ -69,7 +80,23 @@ test('a known extension nested in an unknown one is still checked', () => {
 test('an extension on a datatype inside an extension value is judged by that datatype', () => {
   const r = {
     resourceType: 'Patient',
-    extension: [{ url: SD + 'patient-birthPlace', valueAddress: { city: 'Delft', extension: [{ url: SD + 'geolocation', extension: [{ url: 'latitude', valueDecimal: 1 }, { url: 'longitude', valueDecimal: 2 }] }] } }],
+    extension: [
+      {
+        url: SD + 'patient-birthPlace',
+        valueAddress: {
+          city: 'Delft',
+          extension: [
+            {
+              url: SD + 'geolocation',
+              extension: [
+                { url: 'latitude', valueDecimal: 1 },
+                { url: 'longitude', valueDecimal: 2 },
+              ],
+            },
+          ],
+        },
+      },
+    ],
   };
   expect(issues(r)).toEqual([]);
 });
@@ -100,8 +127,6 @@ describe('extension definitions from a package', () => {
   test('are used like the registry', () => {
     expect(issues({ ...enc, extension: [{ url: 'https://acme.nl/fhir/StructureDefinition/ward', valueString: '3B' }] }, v)).toEqual([]);
     expect(issues({ ...enc, extension: [{ url: 'https://acme.nl/fhir/StructureDefinition/ward', valueInteger: 3 }] }, v)).toEqual(['error structure @ Encounter.extension[0]']);
-    expect(issues({ resourceType: 'Patient', extension: [{ url: 'https://acme.nl/fhir/StructureDefinition/ward', valueString: '3B' }] }, v)).toEqual([
-      'error structure @ Patient.extension[0]',
-    ]);
+    expect(issues({ resourceType: 'Patient', extension: [{ url: 'https://acme.nl/fhir/StructureDefinition/ward', valueString: '3B' }] }, v)).toEqual(['error structure @ Patient.extension[0]']);
   });
 });

@@ -55,15 +55,30 @@ test('a string of exactly 1 MB is not', () => {
 test('the resources the invalid cases were made from are valid', () => {
   const valid: unknown[] = [
     { resourceType: 'Patient', id: 'a-b.1', gender: 'male', birthDate: '2020-02-29', name: [{ family: 'Doe', given: ['Ann'] }], active: true },
-    { resourceType: 'Observation', status: 'final', code: { text: 'x' }, valueQuantity: { value: 1, code: 'mg', system: 'http://unitsofmeasure.org' }, effectiveDateTime: '2020-01-01T10:00:00+01:00', issued: '2020-01-01T10:00:00.123Z' },
+    {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      valueQuantity: { value: 1, code: 'mg', system: 'http://unitsofmeasure.org' },
+      effectiveDateTime: '2020-01-01T10:00:00+01:00',
+      issued: '2020-01-01T10:00:00.123Z',
+    },
     { resourceType: 'Observation', status: 'final', code: { text: 'x' }, contained: [{ resourceType: 'Patient', id: 'p' }], subject: { reference: '#p' } },
-    { resourceType: 'Patient', name: [{ given: ['Ann', null] , _given: [null, { extension: [{ url: 'http://x.org/e', valueString: 'y' }] }] }] },
+    { resourceType: 'Patient', name: [{ given: ['Ann', null], _given: [null, { extension: [{ url: 'http://x.org/e', valueString: 'y' }] }] }] },
     { resourceType: 'Patient', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>Doe</b> &amp; <img src="#photo"/></p></div>' } },
     { resourceType: 'Binary', contentType: 'text/plain', data: 'aGVs bG8=' },
-    { resourceType: 'Bundle', type: 'transaction', entry: [
-      { fullUrl: 'urn:uuid:2b8bd0aa-3c6b-4c3a-9a57-2c6e0b4f6a11', resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } },
-      { fullUrl: 'urn:uuid:7f9c0a4e-1b2d-4e3f-8a9b-0c1d2e3f4a5b', resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:2b8bd0aa-3c6b-4c3a-9a57-2c6e0b4f6a11' } }, request: { method: 'POST', url: 'Observation' } },
-    ] },
+    {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:2b8bd0aa-3c6b-4c3a-9a57-2c6e0b4f6a11', resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } },
+        {
+          fullUrl: 'urn:uuid:7f9c0a4e-1b2d-4e3f-8a9b-0c1d2e3f4a5b',
+          resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:2b8bd0aa-3c6b-4c3a-9a57-2c6e0b4f6a11' } },
+          request: { method: 'POST', url: 'Observation' },
+        },
+      ],
+    },
   ];
   for (const r of valid) expect(describeIssues(errors(r))).toEqual([]);
 });

@@ -7,14 +7,23 @@ import { checkFhirPathPatch, checkJsonPatch } from '../../src/fhir/validate/patc
 const INHERITED = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__', 'prototype'])];
 
 test.each(INHERITED)('FHIRPath Patch operation type %s', (name) => {
-  const doc = { resourceType: 'Parameters', parameter: [{ name: 'operation', part: [{ name: 'type', valueCode: name }, { name: 'path', valueString: 'Patient.active' }] }] };
+  const doc = {
+    resourceType: 'Parameters',
+    parameter: [
+      {
+        name: 'operation',
+        part: [
+          { name: 'type', valueCode: name },
+          { name: 'path', valueString: 'Patient.active' },
+        ],
+      },
+    ],
+  };
   expect(checkFhirPathPatch(defaultValidator(), 'Patient', doc).map((i) => [i.severity, i.diagnostics])).toEqual([
     ['error', "operation 0: part 'type' must be one of add, insert, delete, replace, move"],
   ]);
 });
 
 test.each(INHERITED)('JSON Patch path /%s', (name) => {
-  expect(checkJsonPatch(defaultValidator(), 'Patient', [{ op: 'replace', path: `/${name}`, value: 'x' }]).map((i) => i.diagnostics)).toEqual([
-    `operation 0: '${name}' is not an element of Patient`,
-  ]);
+  expect(checkJsonPatch(defaultValidator(), 'Patient', [{ op: 'replace', path: `/${name}`, value: 'x' }]).map((i) => i.diagnostics)).toEqual([`operation 0: '${name}' is not an element of Patient`]);
 });

@@ -12,7 +12,5 @@ test('preloadValidator loads profiles/fhir and compiles every type', () => {
   // Every resource type is compiled: its invariants are ready.
   const patient = v.registry.get('Patient')!;
   expect(patient.invariants.map((i) => i.key).sort()).toEqual(['dom-2', 'dom-4', 'dom-5']);
-  expect(v.validateResource({ resourceType: 'Patient', contact: [{}] }).map((i) => [i.code, i.expression?.[0]])).toEqual([
-    ['invariant', 'Patient.contact[0]'],
-  ]);
+  expect(v.validateResource({ resourceType: 'Patient', contact: [{}] }).map((i) => [i.code, i.expression?.[0]])).toEqual([['invariant', 'Patient.contact[0]']]);
 });

@@ -45,7 +45,17 @@ test.each([
   ['choice narrowed to boolean', { deceasedBoolean: undefined, deceasedDateTime: '2020-01-01' }, 'structure', 'Patient.deceased.ofType(dateTime)'],
   ['required binding added by the profile', { maritalStatus: { coding: [{ system: 'http://x.org', code: 'wed' }] } }, 'code-invalid', 'Patient.maritalStatus'],
   ['maxLength', { name: [{ family: 'x'.repeat(51) }] }, 'too-long', 'Patient.name[0].family'],
-  ['the profile\'s invariant fgp-1', { telecom: [{ system: 'email', value: 'a' }, { system: 'email', value: 'b' }] }, 'invariant', 'Patient'],
+  [
+    "the profile's invariant fgp-1",
+    {
+      telecom: [
+        { system: 'email', value: 'a' },
+        { system: 'email', value: 'b' },
+      ],
+    },
+    'invariant',
+    'Patient',
+  ],
 ])('%s', (_name, change, code, expression) => {
   const resource = { ...good, ...change } as Record<string, unknown>;
   for (const k of Object.keys(resource)) if (resource[k] === undefined) delete resource[k];
@@ -77,7 +87,12 @@ describe('a FHIR package (.tgz)', () => {
     fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'pkg.example', version: '1.0.0' }));
     fs.writeFileSync(
       path.join(pkg, 'ValueSet-lab-status.json'),
-      JSON.stringify({ resourceType: 'ValueSet', url: 'http://pkg.example/ValueSet/lab-status', status: 'active', compose: { include: [{ system: 'http://hl7.org/fhir/observation-status', concept: [{ code: 'final' }, { code: 'amended' }] }] } }),
+      JSON.stringify({
+        resourceType: 'ValueSet',
+        url: 'http://pkg.example/ValueSet/lab-status',
+        status: 'active',
+        compose: { include: [{ system: 'http://hl7.org/fhir/observation-status', concept: [{ code: 'final' }, { code: 'amended' }] }] },
+      }),
     );
     fs.writeFileSync(
       path.join(pkg, 'StructureDefinition-lab-observation.json'),
@@ -95,7 +110,11 @@ describe('a FHIR package (.tgz)', () => {
           element: [
             { id: 'Observation.status', path: 'Observation.status', binding: { strength: 'required', valueSet: 'http://pkg.example/ValueSet/lab-status' } },
             { id: 'Observation.subject', path: 'Observation.subject', min: 1 },
-            { id: 'Observation.category', path: 'Observation.category', patternCodeableConcept: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] } },
+            {
+              id: 'Observation.category',
+              path: 'Observation.category',
+              patternCodeableConcept: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'laboratory' }] },
+            },
           ],
         },
       }),

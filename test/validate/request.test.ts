@@ -126,25 +126,117 @@ describe('patch documents (422)', () => {
       validateRequest(patch, {
         resourceType: 'Parameters',
         parameter: [
-          { name: 'operation', part: [{ name: 'type', valueCode: 'replace' }, { name: 'path', valueString: 'Patient.birthDate' }, { name: 'value', valueDate: '2000-01-01' }] },
-          { name: 'operation', part: [{ name: 'type', valueCode: 'delete' }, { name: 'path', valueString: 'Patient.telecom[0]' }] },
+          {
+            name: 'operation',
+            part: [
+              { name: 'type', valueCode: 'replace' },
+              { name: 'path', valueString: 'Patient.birthDate' },
+              { name: 'value', valueDate: '2000-01-01' },
+            ],
+          },
+          {
+            name: 'operation',
+            part: [
+              { name: 'type', valueCode: 'delete' },
+              { name: 'path', valueString: 'Patient.telecom[0]' },
+            ],
+          },
         ],
       }).warnings,
     ).toEqual([]);
   });
   test.each([
-    [[{ name: 'op', part: [{ name: 'type', valueCode: 'delete' }, { name: 'path', valueString: 'Patient.x' }] }], 'value', 'Parameters.parameter[0].name'],
-    [[{ name: 'operation', part: [{ name: 'type', valueCode: 'erase' }, { name: 'path', valueString: 'Patient.x' }] }], 'value', 'Parameters.parameter[0].part'],
-    [[{ name: 'operation', part: [{ name: 'type', valueCode: 'add' }, { name: 'path', valueString: 'Patient' }, { name: 'value', valueString: 'x' }] }], 'required', 'Parameters.parameter[0].part'],
-    [[{ name: 'operation', part: [{ name: 'type', valueCode: 'delete' }, { name: 'path', valueString: 'Patient.name[' }] }], 'value', 'Parameters.parameter[0].part'],
-    [[{ name: 'operation', part: [{ name: 'type', valueCode: 'delete' }, { name: 'path', valueString: 'Observation.code' }] }], 'value', 'Parameters.parameter[0].part'],
-    [[{ name: 'operation', part: [{ name: 'type', valueCode: 'insert' }, { name: 'path', valueString: 'Patient.name' }, { name: 'index', valueString: '0' }, { name: 'value', valueHumanName: { family: 'x' } }] }], 'value', 'Parameters.parameter[0].part'],
+    [
+      [
+        {
+          name: 'op',
+          part: [
+            { name: 'type', valueCode: 'delete' },
+            { name: 'path', valueString: 'Patient.x' },
+          ],
+        },
+      ],
+      'value',
+      'Parameters.parameter[0].name',
+    ],
+    [
+      [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'erase' },
+            { name: 'path', valueString: 'Patient.x' },
+          ],
+        },
+      ],
+      'value',
+      'Parameters.parameter[0].part',
+    ],
+    [
+      [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'add' },
+            { name: 'path', valueString: 'Patient' },
+            { name: 'value', valueString: 'x' },
+          ],
+        },
+      ],
+      'required',
+      'Parameters.parameter[0].part',
+    ],
+    [
+      [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'delete' },
+            { name: 'path', valueString: 'Patient.name[' },
+          ],
+        },
+      ],
+      'value',
+      'Parameters.parameter[0].part',
+    ],
+    [
+      [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'delete' },
+            { name: 'path', valueString: 'Observation.code' },
+          ],
+        },
+      ],
+      'value',
+      'Parameters.parameter[0].part',
+    ],
+    [
+      [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'insert' },
+            { name: 'path', valueString: 'Patient.name' },
+            { name: 'index', valueString: '0' },
+            { name: 'value', valueHumanName: { family: 'x' } },
+          ],
+        },
+      ],
+      'value',
+      'Parameters.parameter[0].part',
+    ],
   ])('%j', (parameter, code, expression) => {
     expect(where(refusal(patch, { resourceType: 'Parameters', parameter }))).toEqual([[code, expression]]);
   });
   test('a JSON Patch entry of a transaction (a Binary)', () => {
     const doc = Buffer.from(JSON.stringify([{ op: 'add', path: '/nickname', value: 'x' }])).toString('base64');
-    const body = { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: doc }, request: { method: 'PATCH', url: 'Patient/1' } }] };
+    const body = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: doc }, request: { method: 'PATCH', url: 'Patient/1' } }],
+    };
     const e = refusal(interaction('transaction', { level: 'system', entries: [interaction('patch', { level: 'instance', resourceType: 'Patient', id: '1' })] }), body);
     expect(where(e)).toEqual([['structure', 'Bundle.entry[0].resource.data[0].path']]);
   });

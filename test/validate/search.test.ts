@@ -28,14 +28,75 @@ function expectRefused(resourceType: string | undefined, p: SearchParam, code: s
 
 describe('valid searches pass', () => {
   test.each([
-    ['Patient', [{ name: 'name', value: 'Doe' }, { name: 'name', modifier: 'exact', value: 'Doe' }, { name: 'birthdate', value: 'ge2000-01-01' }, { name: 'birthdate', value: 'lt2010' }]],
-    ['Patient', [{ name: 'gender', value: 'male,female' }, { name: 'identifier', value: 'http://x.org|123' }, { name: 'identifier', value: '|123' }, { name: 'active', modifier: 'missing', value: 'false' }]],
-    ['Observation', [{ name: 'subject', value: 'Patient/123' }, { name: 'subject', modifier: 'Patient', value: '123' }, { name: 'subject', modifier: 'Patient', chain: 'name', value: 'Doe' }]],
-    ['Observation', [{ name: 'value-quantity', value: 'gt5.4|http://unitsofmeasure.org|mg' }, { name: 'code-value-quantity', value: 'http://loinc.org|8480-6$ge100' }, { name: 'date', value: 'ap2020-01-01T10:00:00Z' }]],
-    ['Patient', [{ name: '_has', modifier: 'Observation:patient:code', value: '1234-5' }, { name: '_include', value: 'Patient:organization' }, { name: '_revinclude', modifier: 'iterate', value: 'Observation:subject' }]],
-    ['Patient', [{ name: '_count', value: '10' }, { name: '_offset', value: '20' }, { name: '_sort', value: '-birthdate,name' }, { name: '_summary', value: 'count' }, { name: '_total', value: 'accurate' }, { name: '_elements', value: 'id,name' }]],
-    [undefined, [{ name: '_type', value: 'Patient,Observation' }, { name: '_lastUpdated', value: 'gt2020-01-01' }, { name: '_id', value: 'a1' }]],
-    ['Patient', [{ name: 'general-practitioner', modifier: 'Practitioner', chain: 'name', value: 'x' }, { name: '_list', value: 'l1' }, { name: '_tag', value: 'http://x|y' }]],
+    [
+      'Patient',
+      [
+        { name: 'name', value: 'Doe' },
+        { name: 'name', modifier: 'exact', value: 'Doe' },
+        { name: 'birthdate', value: 'ge2000-01-01' },
+        { name: 'birthdate', value: 'lt2010' },
+      ],
+    ],
+    [
+      'Patient',
+      [
+        { name: 'gender', value: 'male,female' },
+        { name: 'identifier', value: 'http://x.org|123' },
+        { name: 'identifier', value: '|123' },
+        { name: 'active', modifier: 'missing', value: 'false' },
+      ],
+    ],
+    [
+      'Observation',
+      [
+        { name: 'subject', value: 'Patient/123' },
+        { name: 'subject', modifier: 'Patient', value: '123' },
+        { name: 'subject', modifier: 'Patient', chain: 'name', value: 'Doe' },
+      ],
+    ],
+    [
+      'Observation',
+      [
+        { name: 'value-quantity', value: 'gt5.4|http://unitsofmeasure.org|mg' },
+        { name: 'code-value-quantity', value: 'http://loinc.org|8480-6$ge100' },
+        { name: 'date', value: 'ap2020-01-01T10:00:00Z' },
+      ],
+    ],
+    [
+      'Patient',
+      [
+        { name: '_has', modifier: 'Observation:patient:code', value: '1234-5' },
+        { name: '_include', value: 'Patient:organization' },
+        { name: '_revinclude', modifier: 'iterate', value: 'Observation:subject' },
+      ],
+    ],
+    [
+      'Patient',
+      [
+        { name: '_count', value: '10' },
+        { name: '_offset', value: '20' },
+        { name: '_sort', value: '-birthdate,name' },
+        { name: '_summary', value: 'count' },
+        { name: '_total', value: 'accurate' },
+        { name: '_elements', value: 'id,name' },
+      ],
+    ],
+    [
+      undefined,
+      [
+        { name: '_type', value: 'Patient,Observation' },
+        { name: '_lastUpdated', value: 'gt2020-01-01' },
+        { name: '_id', value: 'a1' },
+      ],
+    ],
+    [
+      'Patient',
+      [
+        { name: 'general-practitioner', modifier: 'Practitioner', chain: 'name', value: 'x' },
+        { name: '_list', value: 'l1' },
+        { name: '_tag', value: 'http://x|y' },
+      ],
+    ],
   ] as [string | undefined, SearchParam[]][])('%s %j', (type, params) => {
     expect(validateSearch(search(type, params))).toEqual({ warnings: [], droppedParams: [] });
   });
@@ -101,7 +162,14 @@ describe('values must parse for the type', () => {
 
 describe('Prefer: handling=lenient', () => {
   test('drops unknown parameters with a warning each, keeps the rest', () => {
-    const r = validateSearch(search('Patient', [{ name: 'nickname', value: 'x' }, { name: 'name', value: 'Doe' }, { name: 'colour', modifier: 'exact', value: 'y' }]), true);
+    const r = validateSearch(
+      search('Patient', [
+        { name: 'nickname', value: 'x' },
+        { name: 'name', value: 'Doe' },
+        { name: 'colour', modifier: 'exact', value: 'y' },
+      ]),
+      true,
+    );
     expect(r.droppedParams).toEqual(['nickname', 'colour:exact']);
     expect(r.warnings.map((w) => [w.severity, w.code, w.expression?.[0]])).toEqual([
       ['warning', 'not-supported', 'nickname'],
@@ -110,12 +178,24 @@ describe('Prefer: handling=lenient', () => {
   });
 
   test('still refuses bad values of known parameters', () => {
-    const e = refusal(search('Patient', [{ name: 'nickname', value: 'x' }, { name: 'birthdate', value: 'yesterday' }]), true);
+    const e = refusal(
+      search('Patient', [
+        { name: 'nickname', value: 'x' },
+        { name: 'birthdate', value: 'yesterday' },
+      ]),
+      true,
+    );
     expect(e.issues.map((x) => x.expression?.[0])).toEqual(['birthdate']);
   });
 
   test('one issue per problem', () => {
-    const e = refusal(search('Patient', [{ name: 'nickname', value: 'x' }, { name: 'birthdate', value: 'yesterday' }, { name: 'gender', modifier: 'exact', value: 'm' }]));
+    const e = refusal(
+      search('Patient', [
+        { name: 'nickname', value: 'x' },
+        { name: 'birthdate', value: 'yesterday' },
+        { name: 'gender', modifier: 'exact', value: 'm' },
+      ]),
+    );
     expect(e.issues.map((x) => [x.code, x.expression?.[0]])).toEqual([
       ['not-supported', 'nickname'],
       ['invalid', 'birthdate'],
@@ -132,7 +212,16 @@ test('conditional interactions check their criteria too', () => {
 describe('history parameters', () => {
   const history = (params: SearchParam[]): Interaction => ({ kind: 'history-type', level: 'type', resourceType: 'Patient', conditional: false, params });
   test('_count, _offset, _since and _at pass', () => {
-    expect(validateSearch(history([{ name: '_count', value: '10' }, { name: '_offset', value: '10' }, { name: '_since', value: '2020-01-01T00:00:00Z' }, { name: '_at', value: 'ge2020-01' }]))).toEqual({
+    expect(
+      validateSearch(
+        history([
+          { name: '_count', value: '10' },
+          { name: '_offset', value: '10' },
+          { name: '_since', value: '2020-01-01T00:00:00Z' },
+          { name: '_at', value: 'ge2020-01' },
+        ]),
+      ),
+    ).toEqual({
       warnings: [],
       droppedParams: [],
     });
@@ -216,7 +305,10 @@ describe('an unknown parameter inside _include, _revinclude, a chain or _has', (
   });
 
   test('lenient handling drops every _include when one names an unknown parameter: the forwarded query loses them all alike', () => {
-    const i = search('Observation', [{ name: '_include', value: 'Observation:subject' }, { name: '_include', value: 'Observation:foo' }]);
+    const i = search('Observation', [
+      { name: '_include', value: 'Observation:subject' },
+      { name: '_include', value: 'Observation:foo' },
+    ]);
     expect(validateSearch(i, true).droppedParams).toEqual(['_include']);
     expect(i.params).toEqual([]);
   });
@@ -239,18 +331,33 @@ describe('lenient handling drops parameters of searches only', () => {
   });
 
   test('parameters of a _search form body are checked strictly: the body is forwarded as sent', () => {
-    const i: Interaction = { ...search('Patient', [{ name: 'nickname', value: 'a' }, { name: 'colour', value: 'b' }]), formParams: 1 };
+    const i: Interaction = {
+      ...search('Patient', [
+        { name: 'nickname', value: 'a' },
+        { name: 'colour', value: 'b' },
+      ]),
+      formParams: 1,
+    };
     const e = refusal(i, true);
     expect(e.issues.map((x) => [x.code, x.expression?.[0]])).toEqual([['not-supported', 'colour']]);
-    const urlOnly: Interaction = { ...search('Patient', [{ name: 'nickname', value: 'a' }, { name: 'name', value: 'b' }]), formParams: 1 };
+    const urlOnly: Interaction = {
+      ...search('Patient', [
+        { name: 'nickname', value: 'a' },
+        { name: 'name', value: 'b' },
+      ]),
+      formParams: 1,
+    };
     expect(validateSearch(urlOnly, true).droppedParams).toEqual(['nickname']);
     expect(urlOnly.params).toEqual([{ name: 'name', value: 'b' }]);
     expect(urlOnly.formParams).toBe(1);
   });
 
-  test("a name dropped from the URL stays in the interaction where the form body has it: the policy decides on what is forwarded", () => {
+  test('a name dropped from the URL stays in the interaction where the form body has it: the policy decides on what is forwarded', () => {
     const i: Interaction = {
-      ...search('Encounter', [{ name: '_include', value: 'Encounter:foo' }, { name: '_include', value: 'Encounter:practitioner' }]),
+      ...search('Encounter', [
+        { name: '_include', value: 'Encounter:foo' },
+        { name: '_include', value: 'Encounter:practitioner' },
+      ]),
       formParams: 1,
     };
     expect(validateSearch(i, true).droppedParams).toEqual(['_include']);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fhirRequest, startWorker, stopAllWorkers } from '../helpers/worker-process';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 let dir: string;
 
@@ -100,8 +100,7 @@ function startRequest(socket: string, method: string, path: string, body: string
     });
     conn.on('end', () => done?.(received));
     conn.write(
-      `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/fhir+json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/fhir+json\r\n` + `Content-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
     );
   });
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fhirRequest, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 let dir: string;
 let db: string;
@@ -38,11 +38,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fg-shared-'));
   db = join(dir, 'fhir.db');
   writer = await startWorker({ tier: 'write', db });
-  [writer2, ...readers] = await Promise.all([
-    startWorker({ tier: 'write2', db }),
-    startWorker({ tier: 'read', db, readOnly: true }),
-    startWorker({ tier: 'read', db, readOnly: true }),
-  ]);
+  [writer2, ...readers] = await Promise.all([startWorker({ tier: 'write2', db }), startWorker({ tier: 'read', db, readOnly: true }), startWorker({ tier: 'read', db, readOnly: true })]);
 }, 120_000);
 
 afterAll(async () => {

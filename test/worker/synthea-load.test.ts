@@ -10,7 +10,7 @@ import { fhirRequest, REPO_ROOT, startWorker, stopAllWorkers, type WorkerProcess
 
 const CORPUS = join(REPO_ROOT, '..', 'shared', 'corpus', 'synthea');
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 interface Loaded {
   file: string;
@@ -84,7 +84,9 @@ async function searchAll(query: string): Promise<Json[]> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fg-synthea-'));
   worker = await startWorker({ db: join(dir, 'fhir.db') });
-  const files = readdirSync(CORPUS).filter((f) => f.endsWith('.json') && f !== 'index.json').sort();
+  const files = readdirSync(CORPUS)
+    .filter((f) => f.endsWith('.json') && f !== 'index.json')
+    .sort();
   for (const file of files) {
     const text = readFileSync(join(CORPUS, file));
     const res = await fhirRequest(worker.socket, 'POST', '/', text, { 'content-type': 'application/fhir+json' });
@@ -175,7 +177,10 @@ test('a sample of reads returns exactly what was posted (ignoring server-set met
 });
 
 describe('searches agree with the bundles', () => {
-  const resources = (type: string): Json[] => allPosted().filter((p) => p.entry.resource.resourceType === type).map((p) => p.entry.resource);
+  const resources = (type: string): Json[] =>
+    allPosted()
+      .filter((p) => p.entry.resource.resourceType === type)
+      .map((p) => p.entry.resource);
 
   test('token: Observation by LOINC code, with and without system', async () => {
     const codes = new Map<string, number>();
@@ -210,7 +215,7 @@ describe('searches agree with the bundles', () => {
     expect(await total(`Patient?family:exact=${encodeURIComponent(family)}`)).toBe(patients.filter((p) => p.name.some((n: Json) => n.family === family)).length);
   });
 
-  test('reference: each patient\'s Observations, by reference and by chain', async () => {
+  test("reference: each patient's Observations, by reference and by chain", async () => {
     for (const b of loaded.slice(0, 6)) {
       const patientEntry = b.bundle.entry.find((e: Json) => e.resource.resourceType === 'Patient');
       if (!patientEntry) continue;
@@ -219,9 +224,7 @@ describe('searches agree with the bundles', () => {
       expect(await total(`Observation?subject=${ref}`)).toBe(n);
       expect(await total(`Observation?patient=${ref.split('/')[1]}`)).toBe(n);
       const family = patientEntry.resource.name[0].family;
-      const sameFamily = loaded.filter((x) =>
-        x.bundle.entry.some((e: Json) => e.resource.resourceType === 'Patient' && e.resource.name[0].family === family),
-      );
+      const sameFamily = loaded.filter((x) => x.bundle.entry.some((e: Json) => e.resource.resourceType === 'Patient' && e.resource.name[0].family === family));
       const chained = sameFamily.reduce((s, x) => s + x.bundle.entry.filter((e: Json) => e.resource.resourceType === 'Observation').length, 0);
       expect(await total(`Observation?subject:Patient.family:exact=${encodeURIComponent(family)}`)).toBe(chained);
     }
@@ -258,7 +261,7 @@ describe('searches agree with the bundles', () => {
     expect(starts).toEqual([...starts].sort((x, y) => y - x));
   });
 
-  test('Patient/$everything holds every resource of the patient\'s bundle', async () => {
+  test("Patient/$everything holds every resource of the patient's bundle", async () => {
     const b = loaded.find((x) => x.file.startsWith('Clemente'))!;
     const patientEntry = b.bundle.entry.find((e: Json) => e.resource.resourceType === 'Patient');
     const id = b.ids.get(patientEntry.fullUrl)!.split('/')[1];

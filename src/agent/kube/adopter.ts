@@ -293,7 +293,14 @@ export class Adopter {
       const a = e.adopted;
       return a ? a.cgroups.flatMap((c) => (byId.has(c.cgid) ? [{ tier: a.tier.name, counters: byId.get(c.cgid)! }] : [])) : [];
     });
-    return { available: true, eventsDropped: all.eventsDropped, tiers: this.totals.snapshot(this.o.policy.tiers.map((t) => t.name), live) };
+    return {
+      available: true,
+      eventsDropped: all.eventsDropped,
+      tiers: this.totals.snapshot(
+        this.o.policy.tiers.map((t) => t.name),
+        live,
+      ),
+    };
   }
 
   workers(): NodeWorker[] {
@@ -305,13 +312,7 @@ export class Adopter {
       const status = e.pod.status?.containerStatuses?.find((c) => c.name === this.o.container);
       const ended = status?.lastState?.terminated ?? status?.state?.terminated;
       const a = e.adopted;
-      const state: NodeWorker['state'] = a
-        ? ({ boot: 'starting', serve: 'serving', shutdown: 'draining' } as const)[a.phase]
-        : e.refusal
-          ? 'refused'
-          : ended
-            ? 'crashed'
-            : 'starting';
+      const state: NodeWorker['state'] = a ? ({ boot: 'starting', serve: 'serving', shutdown: 'draining' } as const)[a.phase] : e.refusal ? 'refused' : ended ? 'crashed' : 'starting';
       out.push({
         tier: t.name,
         id: `${e.pod.metadata.name}/${this.o.container}`,

@@ -118,10 +118,7 @@ export class KubeApi {
             resolve(res);
             return;
           }
-          void readBody(res).then(
-            (body) => reject(new KubeApiError(res.statusCode ?? 0, `GET ${urlPath}: HTTP ${res.statusCode}: ${statusMessage(body)}`)),
-            reject,
-          );
+          void readBody(res).then((body) => reject(new KubeApiError(res.statusCode ?? 0, `GET ${urlPath}: HTTP ${res.statusCode}: ${statusMessage(body)}`)), reject);
         },
       );
       req.once('timeout', () => req.destroy(new Error(`GET ${urlPath}: nothing from the API server in ${this.idleTimeoutMs} ms`)));

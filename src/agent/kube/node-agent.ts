@@ -109,16 +109,15 @@ async function startNodeAgent(o: NodeModeOptions, values: Values, log: Logger): 
     log,
   });
   const at = await listen(admin, o.admin);
-  const events = await bpf.watchEvents((e) => adopter.logEvent(e)).catch((err: Error) => {
-    log.warn({ err }, `violation events will not be logged: ${err.message}`);
-    return null;
-  });
+  const events = await bpf
+    .watchEvents((e) => adopter.logEvent(e))
+    .catch((err: Error) => {
+      log.warn({ err }, `violation events will not be logged: ${err.message}`);
+      return null;
+    });
   watch.start();
   const resync = setInterval(() => void adopter.resync(), RESYNC_MS);
-  log.info(
-    { node: o.nodeName, ...selector, podCgroups: podRoot, admin: `${at.address}:${at.port}`, pinDir: bpf.pinDir },
-    'agent ready (node mode): adopting the labelled pods of this node',
-  );
+  log.info({ node: o.nodeName, ...selector, podCgroups: podRoot, admin: `${at.address}:${at.port}`, pinDir: bpf.pinDir }, 'agent ready (node mode): adopting the labelled pods of this node');
   return async () => {
     clearInterval(resync);
     await watch.stop();

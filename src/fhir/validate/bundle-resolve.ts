@@ -82,7 +82,7 @@ export function checkDocumentOrMessage(type: string, entries: readonly unknown[]
     what = 'a document must contain every resource its Composition references';
   } else if (type === 'message' && resource.resourceType === 'MessageHeader') {
     references(resource.focus, '.entry[0].resource.focus', undefined, refs);
-    what = "a message must contain the focus of its MessageHeader";
+    what = 'a message must contain the focus of its MessageHeader';
   } else {
     return; // bdl-11 / bdl-12 say what is wrong
   }

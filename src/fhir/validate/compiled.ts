@@ -166,8 +166,7 @@ export class TypeRegistry {
   }
 
   private compileExtension(url: string, def: ModelExtension): CompiledExtension {
-    const value = (v: ModelExtensionValue | undefined): CompiledExtensionValue | undefined =>
-      v && { types: v.types, min: v.min, valueSet: v.valueSet ? this.valueSet(v.valueSet) : null };
+    const value = (v: ModelExtensionValue | undefined): CompiledExtensionValue | undefined => v && { types: v.types, min: v.min, valueSet: v.valueSet ? this.valueSet(v.valueSet) : null };
     const c: CompiledExtension = { url, contexts: def.contexts, max: def.max, modifier: !!def.modifier, closed: !!def.closed, value: value(def.value) };
     if (def.parts) {
       c.parts = new Map(Object.entries(def.parts).map(([u, p]) => [u, { min: p.min, max: p.max, value: value(p.value) }]));
@@ -215,7 +214,6 @@ export class TypeRegistry {
     return false;
   }
 
-
   private compile(name: string, t: ModelType): CompiledType {
     const path = t.constrains ?? name;
     const slots = new Map<string, Slot>();
@@ -235,7 +233,7 @@ export class TypeRegistry {
         const isResource = type === 'Resource' || this.kind(type) === 'resource';
         const slot: Slot = { key, el, type, ref, primitive, companion: false, step, seg: '.' + step, isResource, path: elPath, invariants };
         if (el.binding?.strength === 'required') slot.valueSet = this.valueSet(el.binding.valueSet);
-        const format = el.binding && ref.code === 'code' ? FORMATS_BY_PATH.get(elPath) ?? FORMATS_BY_VALUE_SET.get(el.binding.valueSet) : undefined;
+        const format = el.binding && ref.code === 'code' ? (FORMATS_BY_PATH.get(elPath) ?? FORMATS_BY_VALUE_SET.get(el.binding.valueSet)) : undefined;
         if (format) slot.format = format;
         slots.set(key, slot);
         keys.push(key);

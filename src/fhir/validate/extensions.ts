@@ -65,14 +65,7 @@ function valueKey(ext: Json): string | undefined {
  * Checks the extensions of one `extension` or `modifierExtension` array. `parentUrl` is the
  * url of the extension that holds the array, for nested extensions.
  */
-export function checkExtensionList(
-  list: readonly unknown[],
-  modifier: boolean,
-  holder: Holder,
-  parentUrl: string | undefined,
-  reg: TypeRegistry,
-  sink: IssueSink,
-): void {
+export function checkExtensionList(list: readonly unknown[], modifier: boolean, holder: Holder, parentUrl: string | undefined, reg: TypeRegistry, sink: IssueSink): void {
   const nested = parentUrl !== undefined;
   const parent = nested ? reg.extension(stripVersion(parentUrl)) : null;
   // A known complex extension checks its own parts (checkParts, from its holder).
@@ -108,24 +101,10 @@ export function checkExtensionList(
   }
 }
 
-function checkUse(
-  ext: Json,
-  def: CompiledExtension,
-  modifier: boolean,
-  holder: Holder,
-  parentUrl: string | undefined,
-  reg: TypeRegistry,
-  sink: IssueSink,
-  at: string,
-): void {
+function checkUse(ext: Json, def: CompiledExtension, modifier: boolean, holder: Holder, parentUrl: string | undefined, reg: TypeRegistry, sink: IssueSink, at: string): void {
   const url = clipUrl(def.url);
   if (def.modifier !== modifier) {
-    sink.issue(
-      'error',
-      'structure',
-      def.modifier ? `'${url}' is a modifier extension: it belongs in modifierExtension` : `'${url}' is not a modifier extension: it belongs in extension`,
-      at,
-    );
+    sink.issue('error', 'structure', def.modifier ? `'${url}' is a modifier extension: it belongs in modifierExtension` : `'${url}' is not a modifier extension: it belongs in extension`, at);
   }
   if (!inContext(def, holder, parentUrl, reg)) {
     sink.issue('error', 'structure', `the extension '${url}' is not allowed on ${holder.path || holder.type} (its contexts: ${def.contexts.join(', ')})`, at);

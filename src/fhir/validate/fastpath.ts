@@ -319,7 +319,7 @@ export class FastPathCompiler {
   private fn(n: Ast): Invocation {
     const ch = n.children ?? [];
     const name = ch[0].text ?? '';
-    const params = ch[1] ? ch[1].children ?? [] : [];
+    const params = ch[1] ? (ch[1].children ?? []) : [];
     const arity = params.length;
     const lambda = (i: number): Expr => this.expr(params[i]);
     const value = (i: number): Expr => this.expr(params[i]);
@@ -791,4 +791,3 @@ function distinct(c: Coll): Coll {
   for (const item of c) if (!out.some((o) => equal(o, item) === true)) out.push(item);
   return out;
 }
-

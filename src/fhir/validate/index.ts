@@ -111,7 +111,12 @@ export function validateRequest(interaction: Interaction, body: unknown, opts: V
 
   const v = opts.validator ?? defaultValidator();
   const issues = contentIssues(v, interaction, body, opts);
-  if (hasErrors(issues)) throw new FhirError(422, 'invalid-resource', issues.filter((i) => i.severity === 'error' || i.severity === 'fatal'));
+  if (hasErrors(issues))
+    throw new FhirError(
+      422,
+      'invalid-resource',
+      issues.filter((i) => i.severity === 'error' || i.severity === 'fatal'),
+    );
   result.warnings.push(...issues);
   return result;
 }
@@ -123,22 +128,14 @@ function checkRequestShape(interaction: Interaction, body: unknown): void {
     if (!isObject) throw refuse(400, 'missing-body', 'required', `${interaction.kind} needs a JSON resource body`);
     const resource = body as { resourceType?: unknown; id?: unknown };
     if (resource.resourceType !== interaction.resourceType) {
-      throw refuse(
-        400,
-        'wrong-type',
-        'invalid',
-        `body resourceType '${String(resource.resourceType)}' does not match the URL's type '${interaction.resourceType}'`,
-        ['resourceType'],
-      );
+      throw refuse(400, 'wrong-type', 'invalid', `body resourceType '${String(resource.resourceType)}' does not match the URL's type '${interaction.resourceType}'`, ['resourceType']);
     }
     if (interaction.kind === 'update' && !interaction.conditional && resource.id !== interaction.id) {
       throw refuse(
         400,
         'id-mismatch',
         'invalid',
-        resource.id === undefined
-          ? `update of ${interaction.resourceType}/${interaction.id} needs the body's id`
-          : `body id '${String(resource.id)}' does not match the URL's id '${interaction.id}'`,
+        resource.id === undefined ? `update of ${interaction.resourceType}/${interaction.id} needs the body's id` : `body id '${String(resource.id)}' does not match the URL's id '${interaction.id}'`,
         [`${interaction.resourceType}.id`],
       );
     }

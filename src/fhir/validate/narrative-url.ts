@@ -32,7 +32,7 @@ export function checkUrl(element: string, attr: string, value: string): string |
   if (CONTROL_RE.test(url)) return `a control character inside the URL in '${attr}'`;
   if (element === 'img' && attr === 'src') {
     if (url.startsWith('#') || INLINE_IMAGE_RE.test(url)) return undefined;
-    return "an image must be contained (src=\"#id\") or an inline raster image (data:image/png, gif, jpeg, webp or bmp), not loaded from elsewhere";
+    return 'an image must be contained (src="#id") or an inline raster image (data:image/png, gif, jpeg, webp or bmp), not loaded from elsewhere';
   }
   const m = SCHEME_RE.exec(url);
   if (m && !LINK_SCHEMES.has(m[1].toLowerCase())) {

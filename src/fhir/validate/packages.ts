@@ -67,4 +67,3 @@ export function readConformanceDir(dir: string): LoadedFile[] {
     .sort()
     .map((f) => readConformanceFile(path.join(dir, f)));
 }
-

@@ -86,7 +86,10 @@ interface PointerTarget {
  * not go (inside an extension's value, a contained resource...).
  */
 function resolvePointer(v: FhirValidator, resourceType: string, pointer: string): PointerTarget | string | undefined {
-  const steps = pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const steps = pointer
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   let type = v.registry.get(resourceType);
   let slot: Slot | undefined;
   let indexed = false;

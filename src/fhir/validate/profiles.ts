@@ -120,7 +120,7 @@ export class ProfileSet {
   }
 
   private compile(sd: StructureDefinitionLike): Profile {
-    const list = sd.differential?.element?.length ? sd.differential.element : sd.snapshot?.element ?? [];
+    const list = sd.differential?.element?.length ? sd.differential.element : (sd.snapshot?.element ?? []);
     const profile: Profile = {
       url: stripVersion(sd.url),
       name: sd.name,
@@ -134,9 +134,7 @@ export class ProfileSet {
     else if (list.some((el) => el.sliceName)) this.notes.push(`${profile.url}: slices without a snapshot are not evaluated; the rest of the profile is`);
     for (const el of list) {
       if (el.sliceName || el.id?.includes(':')) continue; // slicing.ts
-      const own = (el.constraint ?? []).filter(
-        (c): c is ModelInvariant & { source?: string } => !!c.expression && c.severity === 'error' && (!c.source || stripVersion(c.source) === profile.url),
-      );
+      const own = (el.constraint ?? []).filter((c): c is ModelInvariant & { source?: string } => !!c.expression && c.severity === 'error' && (!c.source || stripVersion(c.source) === profile.url));
       const steps = el.path.split('.').slice(1);
       const base = el.path.replace(/\[x\]/g, '');
       const invariants = own
@@ -299,7 +297,7 @@ export class ProfileSet {
   private valueSetCodes(url: string): Map<string, Set<string>> | null | undefined {
     if (this.codes.has(url)) return this.codes.get(url) ?? null;
     if (!this.expander) {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the core model is loaded only when a profile needs it
       const { coreExpander } = require('./model/core') as typeof import('./model/core');
       this.expander = coreExpander();
       for (const r of this.extraTerminology) this.expander.add(r as { resourceType: string; url?: string });

@@ -58,11 +58,7 @@ export function referencedType(ref: string, isResourceType: (name: string) => bo
 }
 
 /** Checks one Reference's `reference` and `type` against the element's allowed targets. */
-export function checkReferenceTarget(
-  v: Record<string, unknown>,
-  targets: readonly string[] | undefined,
-  isResourceType: (name: string) => boolean,
-): ReferenceProblem | undefined {
+export function checkReferenceTarget(v: Record<string, unknown>, targets: readonly string[] | undefined, isResourceType: (name: string) => boolean): ReferenceProblem | undefined {
   // Profiles may name targets by profile rather than type: then only the format is checked.
   const typed = targets && targets.every(isResourceType) ? targets : undefined;
   let refType = '';

@@ -259,9 +259,7 @@ function checkChain(c: Checker, def: SearchParamDef, p: SearchParam, name: strin
     const [code, modifier] = links[i].split(':');
     const last = i === links.length - 1;
     const candidates = targets.length ? targets : [''];
-    const found = candidates
-      .map((t) => ({ t, d: definition(t, code) }))
-      .filter((x): x is { t: string; d: SearchParamDef } => !!x.d);
+    const found = candidates.map((t) => ({ t, d: definition(t, code) })).filter((x): x is { t: string; d: SearchParamDef } => !!x.d);
     if (!found.length) {
       c.unknown(`chained parameter '${code}' is not defined for ${targets.length ? targets.join(', ') : 'any target type'}`, name);
       return;

@@ -448,11 +448,7 @@ export class Walker {
       const id = typeof c.id === 'string' ? c.id : undefined;
       if (id) ids.add(id);
       if ((!id || !frame.localRefs.has('#' + id)) && !frame.referToContainer.has(c)) {
-        this.err(
-          'invariant',
-          `dom-3: the contained ${c.resourceType}${id ? ` '${id}'` : ''} is not referenced from elsewhere in the resource and does not refer to its container`,
-          `.contained[${i}]`,
-        );
+        this.err('invariant', `dom-3: the contained ${c.resourceType}${id ? ` '${id}'` : ''} is not referenced from elsewhere in the resource and does not refer to its container`, `.contained[${i}]`);
       }
     }
     if (frame.parent) return; // `#id` references resolve in the root container
@@ -461,9 +457,7 @@ export class Walker {
         this.issues.push({
           severity: 'error',
           code: 'invariant',
-          diagnostics: p.reference
-            ? `ref-1: the local reference '${clip(p.ref)}' does not name a contained resource`
-            : `the local canonical '${clip(p.ref)}' does not name a contained resource`,
+          diagnostics: p.reference ? `ref-1: the local reference '${clip(p.ref)}' does not name a contained resource` : `the local canonical '${clip(p.ref)}' does not name a contained resource`,
           expression: [p.location],
         });
       }

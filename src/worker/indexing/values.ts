@@ -21,8 +21,7 @@ export interface TimeRange {
   hi: number;
 }
 
-const DATE_RE =
-  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+const DATE_RE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
 function utc(year: number, month: number, day: number, h = 0, m = 0, s = 0, ms = 0): number {
   const d = new Date(0);
@@ -64,8 +63,7 @@ export function dateRange(text: string): TimeRange | undefined {
   const fraction = m[7];
   const ms = fraction === undefined ? 0 : Number(fraction.slice(0, 3).padEnd(3, '0'));
   const lo = utc(year, month - 1, day, hour, minute, second ?? 0, ms) - offset;
-  const width =
-    second === undefined ? 60_000 : fraction === undefined ? 1000 : fraction.length >= 3 ? 1 : 10 ** (3 - fraction.length);
+  const width = second === undefined ? 60_000 : fraction === undefined ? 1000 : fraction.length >= 3 ? 1 : 10 ** (3 - fraction.length);
   return { lo, hi: lo + width - 1 };
 }
 

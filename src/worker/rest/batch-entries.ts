@@ -152,7 +152,11 @@ export function errorOf(res: FhirResponse, e: Entry): FhirError {
   }
   const prefix = `Bundle.entry[${e.index}] (${e.method} ${e.url})`;
   const list = issues.length ? issues : [{ severity: 'error' as const, code: 'processing' as const, diagnostics: `status ${res.status}` }];
-  return new FhirError(res.status, 'transaction-entry', list.map((i) => ({ ...i, diagnostics: `${prefix}: ${i.diagnostics}` })));
+  return new FhirError(
+    res.status,
+    'transaction-entry',
+    list.map((i) => ({ ...i, diagnostics: `${prefix}: ${i.diagnostics}` })),
+  );
 }
 
 /** A refusal raised while preparing entry e, named after the entry. */

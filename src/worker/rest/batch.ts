@@ -10,17 +10,7 @@ import { parseLocalReference } from '../indexing/references';
 import { conditionalMatches } from '../search/run';
 import type { Json } from '../storage/store';
 import type { FhirRequest, FhirResponse, WorkerContext } from './handler-context';
-import {
-  bundleJson,
-  type Dispatch,
-  type Entry,
-  entryFailure,
-  entryJson,
-  entryRequest,
-  errorOf,
-  parseEntry,
-  runEntry,
-} from './batch-entries';
+import { bundleJson, type Dispatch, type Entry, entryFailure, entryJson, entryRequest, errorOf, parseEntry, runEntry } from './batch-entries';
 import { rewriteReferences, rewriteText, type ConditionalResolver } from './transaction-references';
 
 /** R4 transaction processing order, by an entry's method (from the request body: a Map). */

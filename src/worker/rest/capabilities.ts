@@ -48,11 +48,7 @@ export function capabilityStatement(readOnly: boolean, started: Date): Record<st
       referencePolicy: ['literal'],
       searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
       searchRevInclude: revIncludes.get(type) ?? [],
-      searchParam: [
-        { name: '_id', type: 'token' },
-        { name: '_lastUpdated', type: 'date' },
-        ...params.map((p) => ({ name: p.code, type: p.type })),
-      ],
+      searchParam: [{ name: '_id', type: 'token' }, { name: '_lastUpdated', type: 'date' }, ...params.map((p) => ({ name: p.code, type: p.type }))],
       operation: operations,
     };
   });
@@ -64,9 +60,7 @@ export function capabilityStatement(readOnly: boolean, started: Date): Record<st
     kind: 'instance',
     software: { name: 'fhirguard reference worker' },
     implementation: {
-      description: readOnly
-        ? 'fhirguard reference FHIR worker, read-only: reads, searches, history and operations that do not write'
-        : 'fhirguard reference FHIR worker over SQLite',
+      description: readOnly ? 'fhirguard reference FHIR worker, read-only: reads, searches, history and operations that do not write' : 'fhirguard reference FHIR worker over SQLite',
     },
     fhirVersion: '4.0.1',
     format: ['json'],

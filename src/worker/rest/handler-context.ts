@@ -65,12 +65,7 @@ export function parseETag(header: string | string[] | undefined): string | undef
 }
 
 /** A response carrying one version of a resource. */
-export function versionResponse(
-  status: number,
-  base: string,
-  v: { type: string; id: string; version: number; lastUpdated: number },
-  body?: string,
-): FhirResponse {
+export function versionResponse(status: number, base: string, v: { type: string; id: string; version: number; lastUpdated: number }, body?: string): FhirResponse {
   return { status, headers: versionHeaders(base, v.type, v.id, v.version, v.lastUpdated), ...(body !== undefined ? { body } : {}), version: v };
 }
 

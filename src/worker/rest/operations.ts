@@ -89,9 +89,11 @@ export function everything(w: WorkerContext, req: FhirRequest, id: string): Fhir
 
 /** Resources linked to Patient/id through the parameters of the Patient CompartmentDefinition. */
 function compartmentRids(w: WorkerContext, id: string): number[] {
-  const rows = w.store
-    .prepare("SELECT DISTINCT rid, type, code FROM idx_reference WHERE target_type = 'Patient' AND target_id = ? ORDER BY rid")
-    .all(id) as { rid: number; type: string; code: string }[];
+  const rows = w.store.prepare("SELECT DISTINCT rid, type, code FROM idx_reference WHERE target_type = 'Patient' AND target_id = ? ORDER BY rid").all(id) as {
+    rid: number;
+    type: string;
+    code: string;
+  }[];
   const out: number[] = [];
   const seen = new Set<number>();
   for (const r of rows) {

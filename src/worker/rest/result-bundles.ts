@@ -48,14 +48,7 @@ export function subsetJson(json: string, elements: readonly string[]): string {
   return JSON.stringify(out);
 }
 
-export function searchsetBundle(
-  base: string,
-  matches: readonly StoredRow[],
-  included: readonly StoredRow[],
-  total: number | undefined,
-  links: PageLinks,
-  elements?: readonly string[],
-): string {
+export function searchsetBundle(base: string, matches: readonly StoredRow[], included: readonly StoredRow[], total: number | undefined, links: PageLinks, elements?: readonly string[]): string {
   const entries: string[] = [];
   const entry = (row: StoredRow, mode: 'match' | 'include'): string =>
     `{"fullUrl":${JSON.stringify(`${base}/${row.type}/${row.id}`)},"resource":${elements ? subsetJson(row.json, elements) : row.json},"search":{"mode":"${mode}"}}`;
@@ -78,9 +71,7 @@ export function historyBundle(base: string, rows: readonly VersionRow[], total: 
     const request = { method, url: method === 'POST' ? v.type : `${v.type}/${v.id}` };
     const response = { status, etag: `W/"${v.version}"`, lastModified: new Date(v.lastUpdated).toISOString() };
     return (
-      `{"fullUrl":${JSON.stringify(`${base}/${v.type}/${v.id}`)}` +
-      (v.json !== null ? `,"resource":${v.json}` : '') +
-      `,"request":${JSON.stringify(request)},"response":${JSON.stringify(response)}}`
+      `{"fullUrl":${JSON.stringify(`${base}/${v.type}/${v.id}`)}` + (v.json !== null ? `,"resource":${v.json}` : '') + `,"request":${JSON.stringify(request)},"response":${JSON.stringify(response)}}`
     );
   });
   return head('history', total, links) + (entries.length ? `,"entry":[${entries.join(',')}]` : '') + '}';

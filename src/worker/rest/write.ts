@@ -57,13 +57,9 @@ export function create(w: WorkerContext, req: FhirRequest, type: string): FhirRe
 export function update(w: WorkerContext, req: FhirRequest, type: string, id: string): FhirResponse {
   const resource = checkResource(req.body, type);
   if (resource.id !== id) {
-    throw refuse(
-      400,
-      'id-mismatch',
-      'invalid',
-      resource.id === undefined ? `update of ${type}/${id} needs the body's id` : `body id '${String(resource.id)}' does not match the URL's id '${id}'`,
-      [`${type}.id`],
-    );
+    throw refuse(400, 'id-mismatch', 'invalid', resource.id === undefined ? `update of ${type}/${id} needs the body's id` : `body id '${String(resource.id)}' does not match the URL's id '${id}'`, [
+      `${type}.id`,
+    ]);
   }
   return w.store.transaction(() => {
     const cur = w.store.current(type, id);

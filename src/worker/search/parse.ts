@@ -272,7 +272,10 @@ export function parseSearch(type: string, params: readonly [string, string][]): 
         req.total = value;
         break;
       case '_elements':
-        req.elements = value.split(',').map((e) => e.trim()).filter(Boolean);
+        req.elements = value
+          .split(',')
+          .map((e) => e.trim())
+          .filter(Boolean);
         break;
       default:
         if (/^_(include|revinclude):/.test(key)) throw notSupported(`'${key}': iterating includes are not supported`);

@@ -33,9 +33,7 @@ function whereSql(type: string, conditions: readonly Condition[]): Sql {
 export function matchingRids(store: ResourceStore, type: string, conditions: readonly Condition[], req?: Pick<SearchRequest, 'sort'>, limit = -1, offset = 0): number[] {
   const where = whereSql(type, conditions);
   const order = orderBySql(req?.sort ?? []);
-  const rows = store
-    .prepare(`SELECT r.rid FROM resources r WHERE ${where.sql} ${order.sql} LIMIT ? OFFSET ?`)
-    .all(...where.args, ...order.args, limit, offset) as { rid: number }[];
+  const rows = store.prepare(`SELECT r.rid FROM resources r WHERE ${where.sql} ${order.sql} LIMIT ? OFFSET ?`).all(...where.args, ...order.args, limit, offset) as { rid: number }[];
   return rows.map((r) => r.rid);
 }
 
@@ -66,9 +64,7 @@ function revincludeRids(store: ResourceStore, page: readonly StoredRow[], spec: 
   const out: number[] = [];
   for (const [type, ids] of byType) {
     const rows = store
-      .prepare(
-        `SELECT DISTINCT rid FROM idx_reference WHERE type = ? AND code = ? AND target_type = ? AND target_id IN (SELECT value FROM json_each(?))`,
-      )
+      .prepare(`SELECT DISTINCT rid FROM idx_reference WHERE type = ? AND code = ? AND target_type = ? AND target_id IN (SELECT value FROM json_each(?))`)
       .all(spec.sourceType, spec.param.code, type, JSON.stringify(ids)) as { rid: number }[];
     out.push(...rows.map((r) => r.rid));
   }

@@ -72,10 +72,7 @@ const INDEX_COLUMNS: Record<keyof IndexRows, readonly string[]> = {
  */
 function insertSql(kind: keyof IndexRows): string {
   const cols = INDEX_COLUMNS[kind];
-  return (
-    `INSERT INTO ${INDEX_TABLES[kind]} (rid, type, ${cols.join(', ')}) ` +
-    `SELECT ?, ?, ${cols.map((_, i) => `value ->> ${i}`).join(', ')} FROM json_each(?)`
-  );
+  return `INSERT INTO ${INDEX_TABLES[kind]} (rid, type, ${cols.join(', ')}) ` + `SELECT ?, ?, ${cols.map((_, i) => `value ->> ${i}`).join(', ')} FROM json_each(?)`;
 }
 
 const KINDS = Object.keys(INDEX_TABLES) as (keyof IndexRows)[];
@@ -100,22 +97,16 @@ export class ResourceStore {
     readonly db: Db,
     readonly readOnly: boolean,
   ) {
-    this.currentStmt = db.prepare(
-      'SELECT r.rid, r.version, r.last_updated AS lastUpdated, r.deleted, v.json FROM resources r JOIN versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?',
-    );
+    this.currentStmt = db.prepare('SELECT r.rid, r.version, r.last_updated AS lastUpdated, r.deleted, v.json FROM resources r JOIN versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?');
     this.versionStmt = db.prepare(
       'SELECT seq, rid, version, type, id, last_updated AS lastUpdated, method, json FROM versions WHERE rid = (SELECT rid FROM resources WHERE type = ? AND id = ?) AND version = ?',
     );
-    this.rowsStmt = db.prepare(
-      'SELECT r.rid, r.type, r.id, v.json FROM resources r JOIN versions v ON v.seq = r.seq WHERE r.rid IN (SELECT value FROM json_each(?)) AND r.deleted = 0',
-    );
+    this.rowsStmt = db.prepare('SELECT r.rid, r.type, r.id, v.json FROM resources r JOIN versions v ON v.seq = r.seq WHERE r.rid IN (SELECT value FROM json_each(?)) AND r.deleted = 0');
     if (!readOnly) {
       this.write = {
         insertResource: db.prepare('INSERT INTO resources (type, id, version, last_updated, deleted, seq) VALUES (?, ?, 0, 0, 0, 0)'),
         updateResource: db.prepare('UPDATE resources SET version = ?, last_updated = ?, deleted = ?, seq = ? WHERE rid = ?'),
-        insertVersion: db.prepare(
-          'INSERT INTO versions (rid, version, type, id, last_updated, method, json) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        ),
+        insertVersion: db.prepare('INSERT INTO versions (rid, version, type, id, last_updated, method, json) VALUES (?, ?, ?, ?, ?, ?, ?)'),
         deleteIndex: KINDS.map((k) => db.prepare(`DELETE FROM ${INDEX_TABLES[k]} WHERE rid = ?`)),
         insertIndex: Object.fromEntries(KINDS.map((k) => [k, db.prepare(insertSql(k))])) as Record<keyof IndexRows, Statement>,
       };
@@ -197,9 +188,11 @@ export class ResourceStore {
   history(scope: HistoryScope, count: number, offset: number): VersionRow[] {
     const { where, args } = historyWhere(scope);
     const order = scope.id ? 'version DESC' : 'seq DESC';
-    return this.prepare(
-      `SELECT seq, rid, version, type, id, last_updated AS lastUpdated, method, json FROM versions ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
-    ).all(...args, count, offset) as VersionRow[];
+    return this.prepare(`SELECT seq, rid, version, type, id, last_updated AS lastUpdated, method, json FROM versions ${where} ORDER BY ${order} LIMIT ? OFFSET ?`).all(
+      ...args,
+      count,
+      offset,
+    ) as VersionRow[];
   }
 
   historyCount(scope: HistoryScope): number {

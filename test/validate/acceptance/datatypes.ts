@@ -81,7 +81,7 @@ export const datatypeRules: Rule[] = [
   },
   {
     id: 'ref-type',
-    rule: "Reference.type agrees with the type the reference names",
+    rule: 'Reference.type agrees with the type the reference names',
     source: 'Reference.type',
     valid: plan,
     invalid: breaking(plan, (c) => (c.subject.type = 'Group')),
@@ -171,8 +171,18 @@ export const datatypeRules: Rule[] = [
     id: 'rng-2',
     rule: "a Range's low is not above its high",
     source: 'Range rng-2',
-    valid: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, valueRange: { low: { value: 1, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' }, high: { value: 2, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' } } },
-    invalid: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, valueRange: { low: { value: 3, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' }, high: { value: 2, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' } } },
+    valid: {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      valueRange: { low: { value: 1, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' }, high: { value: 2, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' } },
+    },
+    invalid: {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      valueRange: { low: { value: 3, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' }, high: { value: 2, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' } },
+    },
     at: 'Observation.value',
   },
   {

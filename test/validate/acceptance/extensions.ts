@@ -124,7 +124,18 @@ export const extensionRules: Rule[] = [
     source: 'Extension.extension:latitude min 1',
     valid: {
       resourceType: 'Location',
-      address: { city: 'Delft', extension: [{ url: SD + 'geolocation', extension: [{ url: 'latitude', valueDecimal: 52.01 }, { url: 'longitude', valueDecimal: 4.36 }] }] },
+      address: {
+        city: 'Delft',
+        extension: [
+          {
+            url: SD + 'geolocation',
+            extension: [
+              { url: 'latitude', valueDecimal: 52.01 },
+              { url: 'longitude', valueDecimal: 4.36 },
+            ],
+          },
+        ],
+      },
     },
     invalid: {
       resourceType: 'Location',

@@ -92,7 +92,13 @@ const patient = {
   ],
 };
 const names = { resourceType: 'Patient', meta: meta('pat-names'), name: [{ family: 'Jansen' }, { family: 'de Vries', period: { end: '2010-06-01' } }] };
-const pressure = { resourceType: 'Observation', meta: meta('obs-pressure'), status: 'final', code: { text: 'systolic' }, valueQuantity: { value: 120, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } };
+const pressure = {
+  resourceType: 'Observation',
+  meta: meta('obs-pressure'),
+  status: 'final',
+  code: { text: 'systolic' },
+  valueQuantity: { value: 120, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' },
+};
 const birthPlace = { resourceType: 'Patient', meta: meta('pat-birthplace'), extension: [{ url: HL7 + 'patient-birthPlace', valueAddress: { city: 'Delft' } }] };
 const { meta: _m, ...plainPatient } = patient;
 const bundle = {
@@ -116,7 +122,9 @@ const document = {
         date: '2020-01-01',
         author: [{ display: 'Dr. Who' }],
         title: 'Note',
-        section: [{ title: 'vitals', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">pulse</div>' }, entry: [{ reference: 'urn:uuid:9e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b' }] }],
+        section: [
+          { title: 'vitals', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">pulse</div>' }, entry: [{ reference: 'urn:uuid:9e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b' }] },
+        ],
       },
     },
     { fullUrl: 'urn:uuid:9e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b', resource: plainObs },

