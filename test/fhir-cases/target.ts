@@ -7,9 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { send } from '../helpers/http-client';
 import { fhirRequest, type FhirResult } from '../helpers/worker-process';
+import type { Json } from '../helpers/json';
 
 export type { FhirResult };
-export type Json = Record<string, any>;
+export type { Json };
 
 /** One FHIR request; `path` is relative to the FHIR base ('/Patient?x=y'; '/' is the base). */
 export type FhirRequestFn = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<FhirResult>;

@@ -57,23 +57,14 @@ export async function startAgent(dir: string, extraArgs: string[] = [], spawnOpt
   void exited.then(() => (gone = true));
   const client = new AgentClient(socketPath);
   // The API answers once the workers are being started.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (gone) throw new Error(`agent exited before its API answered:\n${log}`);
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`agent API did not answer within 60 s:\n${log}`);
-    }
-    if (existsSync(socketPath)) {
-      try {
-        await client.workers();
-        break;
-      } catch {
-        // not listening yet
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await poll('the agent API to answer', async () => existsSync(socketPath) && (await client.workers(), true), {
+    timeoutMs: 60_000,
+    abort: () => (gone ? 'the agent exited' : undefined),
+    detail: () => log,
+  }).catch((err: Error) => {
+    proc.kill('SIGKILL');
+    throw err;
+  });
   return {
     proc,
     client,

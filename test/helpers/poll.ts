@@ -9,6 +9,9 @@ export interface PollOptions {
   intervalMs?: number;
   /** More to say when it times out (a process's log, say). */
   detail?: () => string;
+  /** Why waiting is pointless now (the process awaited has exited), checked before each probe:
+   * a reason fails the wait at once. */
+  abort?: () => string | undefined;
 }
 
 /** Resolves with the first value `probe` gives that is neither undefined, null nor false. */
@@ -16,6 +19,8 @@ export async function poll<T>(what: string, probe: () => T | undefined | null | 
   const deadline = Date.now() + (o.timeoutMs ?? 30_000);
   let last: unknown;
   for (;;) {
+    const why = o.abort?.();
+    if (why) throw new Error(`gave up waiting for ${what}: ${why}${o.detail ? `\n${o.detail()}` : ''}`);
     try {
       const v = await probe();
       if (v !== undefined && v !== null && v !== false) return v;

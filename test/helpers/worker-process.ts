@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Client } from 'undici';
+import { poll } from './poll';
 
 export const REPO_ROOT = resolve(__dirname, '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'fhirguard');
@@ -101,30 +102,26 @@ export async function fhirRequest(socket: string, method: string, path: string, 
 }
 
 async function waitReady(w: WorkerProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   let exited = false;
   void w.exited.then(() => {
     exited = true;
   });
-  for (;;) {
-    if (exited) throw new Error(`worker ${w.tier} exited before it was ready:\n${w.stderr()}`);
-    if (existsSync(w.socket)) {
+  // A refused connection is "not yet": a stale socket file from an earlier process, or still binding.
+  await poll(
+    `worker ${w.tier} to answer /metadata`,
+    async () => {
+      if (!existsSync(w.socket)) return false;
+      const probe = new Client('http://localhost', { socketPath: w.socket, headersTimeout: 10_000, bodyTimeout: 10_000 });
       try {
-        const probe = new Client('http://localhost', { socketPath: w.socket, headersTimeout: 10_000, bodyTimeout: 10_000 });
-        try {
-          const res = await probe.request({ method: 'GET', path: '/metadata' });
-          await res.body.text();
-          if (res.statusCode === 200) return;
-        } finally {
-          await probe.close().catch(() => undefined);
-        }
-      } catch {
-        // Not accepting yet (a stale socket file from an earlier process, or still binding).
+        const res = await probe.request({ method: 'GET', path: '/metadata' });
+        await res.body.text();
+        return res.statusCode === 200;
+      } finally {
+        await probe.close().catch(() => undefined);
       }
-    }
-    if (Date.now() > deadline) throw new Error(`worker ${w.tier} not ready after ${timeoutMs} ms:\n${w.stderr()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    },
+    { timeoutMs, abort: () => (exited ? 'it exited' : undefined), detail: () => w.stderr() },
+  );
 }
 
 export type ChildExit = { code: number | null; signal: NodeJS.Signals | null };

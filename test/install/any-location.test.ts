@@ -11,6 +11,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import path from 'node:path';
 import { REPO, shortTempDir } from '../helpers/confined';
 import { freePort } from '../grafana/prometheus-server';
+import { poll } from '../helpers/poll';
 
 jest.setTimeout(360_000);
 
@@ -85,17 +86,12 @@ function uidOf(pid: number): number {
 }
 
 async function readyz(admin: string, up: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    if (up.exitCode !== null || up.signalCode !== null) throw new Error(`up exited (${up.exitCode ?? up.signalCode}):\n${log()}`);
-    if (Date.now() > deadline) throw new Error(`up never became ready:\n${log()}`);
-    try {
-      if ((await fetch(`${admin}/readyz`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await poll('up to become ready', async () => (await fetch(`${admin}/readyz`)).status === 200, {
+    timeoutMs: 300_000,
+    intervalMs: 250,
+    abort: () => (up.exitCode !== null || up.signalCode !== null ? `up exited (${up.exitCode ?? up.signalCode})` : undefined),
+    detail: log,
+  });
 }
 
 rootTest('`fhirguard up` from the checkout in the 0700 directory serves a create and a read through its proxy', async () => {

@@ -18,8 +18,7 @@ import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-
 import { startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
 import { closeClients, send } from '../helpers/http-client';
 import { scrape, sum } from '../helpers/metrics-text';
-
-type Json = Record<string, any>;
+import type { Json } from '../helpers/json';
 
 let dir: string;
 let proxy: ProxyProcess;

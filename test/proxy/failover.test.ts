@@ -12,8 +12,7 @@ import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recor
 import { closeClients, send, type Reply } from '../helpers/http-client';
 import { scrapeUntil, value } from '../helpers/metrics-text';
 import { poll } from '../helpers/poll';
-
-type Json = Record<string, any>;
+import type { Json } from '../helpers/json';
 
 const SLOW_TIMEOUT_MS = 1000;
 

@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordedRequest, type RecordingUpstream } from '../helpers/recording-upstream';
 import { closeClients, send, type Reply } from '../helpers/http-client';
+import type { Json } from '../helpers/json';
+import { poll } from '../helpers/poll';
 
-type Json = Record<string, any>;
 type TierName = 'read' | 'write' | 'ops';
 
 let dir: string;
@@ -388,9 +389,5 @@ describe('responses are streamed', () => {
 });
 
 async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await poll('the condition', cond, { timeoutMs, intervalMs: 20 });
 }

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
 import { closeClients, send } from '../helpers/http-client';
-
-type Json = Record<string, any>;
+import type { Json } from '../helpers/json';
 
 let dir: string;
 let proxy: ProxyProcess;

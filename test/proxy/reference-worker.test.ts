@@ -17,8 +17,8 @@ import { proxyTarget, type FhirTarget } from '../fhir-cases/target';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { fhirRequest, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
 import { closeClients, send, type Reply } from '../helpers/http-client';
-
-type Json = Record<string, any>;
+import type { Json } from '../helpers/json';
+import { poll } from '../helpers/poll';
 
 let dir: string;
 let proxy: ProxyProcess;
@@ -61,11 +61,7 @@ function served(w: WorkerProcess): string[] {
 }
 
 async function eventually(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await poll(what, check, { timeoutMs, intervalMs: 20 });
 }
 
 describe('a patient through the front door', () => {

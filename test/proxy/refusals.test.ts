@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
 import { closeClients, send, type Reply } from '../helpers/http-client';
-
-type Json = Record<string, any>;
+import type { Json } from '../helpers/json';
+import { poll } from '../helpers/poll';
 
 const BODY_LIMIT = 8192;
 /** A header value meaning: do not send this header at all. */
@@ -424,9 +424,8 @@ describe('refusals carry the request id', () => {
 
   test('the refusal is logged with its request id, status and reason', async () => {
     await send(proxy.origin, 'GET', '/fhir/Practitioner/1', { headers: { 'x-request-id': 'refused-req-43' } });
-    const deadline = Date.now() + 10_000;
-    while (!proxy.logs().some((l) => l.reqId === 'refused-req-43' && l.msg === 'refused') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(proxy.logs().find((l) => l.reqId === 'refused-req-43' && l.msg === 'refused')).toMatchObject({ status: 403, reason: 'policy' });
+    const line = await poll('the refusal log line', () => proxy.logs().find((l) => l.reqId === 'refused-req-43' && l.msg === 'refused'), { timeoutMs: 10_000, intervalMs: 20 });
+    expect(line).toMatchObject({ status: 403, reason: 'policy' });
   });
 });
 

@@ -8,6 +8,7 @@ import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProc
 import { FHIRGUARD } from '../helpers/confined';
 import { startProxy, stopAllProxies, waitReadyz, type ProxyProcess } from '../helpers/proxy-process';
 import { send } from '../helpers/http-client';
+import { poll } from '../helpers/poll';
 
 export interface CliRun {
   code: number | null;
@@ -104,8 +105,8 @@ export function watchPool(proxy: ProxyProcess, tier: string): { stop(settled?: s
   })();
   return {
     stop: async (settled) => {
-      const deadline = Date.now() + 5000;
-      while (settled && last() !== JSON.stringify(settled) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Settled or not after 5 s, the samples so far are what the caller checks.
+      if (settled) await poll('the pool to settle', () => last() === JSON.stringify(settled), { timeoutMs: 5000 }).catch(() => undefined);
       stopping = true;
       await loop;
       return seen;
@@ -137,11 +138,5 @@ export function expectKept(seen: string[][], old: string[]): void {
 
 /** Resolves with the first worker event from index `since` on that matches. */
 export async function nextEvent(sys: System, since: number, pred: (w: WorkerInfo) => boolean, timeoutMs = 60_000): Promise<WorkerInfo> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = sys.events.slice(since).find(pred);
-    if (hit) return hit;
-    if (Date.now() > deadline) throw new Error(`no such worker event within ${timeoutMs} ms; last: ${JSON.stringify(sys.events.slice(-5))}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return poll('a matching worker event', () => sys.events.slice(since).find(pred), { timeoutMs, intervalMs: 20, detail: () => `last: ${JSON.stringify(sys.events.slice(-5))}` });
 }

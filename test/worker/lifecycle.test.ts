@@ -7,8 +7,7 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fhirRequest, startWorker, stopAllWorkers } from '../helpers/worker-process';
-
-type Json = Record<string, any>;
+import type { Json } from '../helpers/json';
 
 let dir: string;
 

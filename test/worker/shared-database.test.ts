@@ -7,8 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fhirRequest, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
-
-type Json = Record<string, any>;
+import type { Json } from '../helpers/json';
 
 let dir: string;
 let db: string;

@@ -7,10 +7,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fhirRequest, REPO_ROOT, startWorker, stopAllWorkers, type WorkerProcess } from '../helpers/worker-process';
+import type { Json } from '../helpers/json';
 
 const CORPUS = join(REPO_ROOT, '..', 'shared', 'corpus', 'synthea');
-
-type Json = Record<string, any>;
 
 interface Loaded {
   file: string;
