@@ -120,7 +120,7 @@ async function waitReady(w: WorkerProcess, timeoutMs: number): Promise<void> {
         await probe.close().catch(() => undefined);
       }
     },
-    { timeoutMs, abort: () => (exited ? 'it exited' : undefined), detail: () => w.stderr() },
+    { timeoutMs, abort: () => (exited ? 'the worker exited before it was ready' : undefined), detail: () => w.stderr() },
   );
 }
 
