@@ -6,6 +6,9 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'bpf/.output/', 'examples/**/target/', 'src/fhir/validate/model/*.json'] },
+  // An eslint-disable comment that no longer suppresses anything is itself an error: each one
+  // left names a rule that is on and fires on that line.
+  { linterOptions: { reportUnusedDisableDirectives: 'error' } },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -12,7 +12,8 @@ trap 'rm -f "$report"' EXIT
 npx tsc -p tsconfig.test.json
 typecheck=$?
 [ $typecheck -eq 0 ] || echo "typecheck: tsc -p tsconfig.test.json found errors (above)" >&2
-npx eslint . && npx prettier --check . >/dev/null
+# Both keep a cache in node_modules/.cache: a second run checks only what changed.
+npx eslint --cache --cache-location node_modules/.cache/eslint/ . && npx prettier --check --cache . >/dev/null
 lint=$?
 [ $lint -eq 0 ] || echo "lint: eslint or prettier --check found problems (above; npm run format fixes the formatting)" >&2
 npx jest --ci --maxWorkers=2 --json --outputFile="$report" "$@"
