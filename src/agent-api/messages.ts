@@ -22,9 +22,22 @@ export interface WorkerInfo {
   pid: number | null;
   /** ISO time of the last state change. */
   since: string;
-  lastExit: { code: number | null; signal: string | null; at: string } | null;
+  lastExit: WorkerExitInfo | null;
   /** Why the last start was refused (state 'refused'), else null; `check`: trust or image-scan. */
   refusal: { reason: string; message: string; check: RefusalCheck } | null;
+}
+
+/** How a worker's last run ended. */
+export interface WorkerExitInfo {
+  code: number | null;
+  signal: string | null;
+  at: string;
+  /** The phase it was in: boot (never served) or serve. */
+  phase?: 'boot' | 'serve';
+  /** Syscalls its eBPF policy counted as violations in that run (what killed it, in enforce mode). */
+  violations?: string[];
+  /** The end of its log (an operator's server), when it failed to start or exited. */
+  logTail?: string[];
 }
 
 export type Mechanism = 'seccomp' | 'ebpf' | 'mount_ro' | 'netns';
@@ -83,7 +96,7 @@ export interface FrontDoorInfo {
   pid: number | null;
   cgroup: string | null;
   restarts: number;
-  lastExit: { code: number | null; signal: string | null; at: string } | null;
+  lastExit: WorkerExitInfo | null;
 }
 
 export interface EnforcementReport {

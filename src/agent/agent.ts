@@ -27,6 +27,7 @@ import { FrontDoor, type FrontDoorMode } from './front-door';
 import { describeArtifacts, launcherOf, nextArtifacts, type LaunchEnv, type TierArtifacts } from './generation';
 import type { WorkerLauncher } from './launchers';
 import { runRollout, type Generation, type RolloutProgress, type RolloutRequest, type RolloutResult } from './rollout';
+import { serverLogFile } from './server-launcher';
 import { WorkerSupervisor, type SupervisorOptions } from './supervisor';
 import type { CountersReport, FrontDoorInfo, ProfileInfo, TierEnforcement, WorkerInfo } from '../agent-api/messages';
 
@@ -49,6 +50,10 @@ export interface AgentOptions {
   image?: WorkerImage;
   /** Run the proxy too, confined (startFrontDoor): its own options and the eBPF action. */
   frontDoor?: { args: string[]; mode: Exclude<FrontDoorMode, 'record'>; policyFile: string; agentSocket: string };
+  /** Server tiers to run in record mode (`fhirguard record --server`). */
+  recordTiers?: readonly string[];
+  /** Every ended worker's last eBPF counters, by tier (a recording reads its sets there). */
+  onRetired?: (tier: string, counters: CgroupCounters) => void;
   /** Supervisor tuning (tests shorten the backoff). */
   supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired'>>;
 }
@@ -125,7 +130,19 @@ export class Agent extends EventEmitter {
       await this.o.image.prepare(); // resolved and scanned now; gated before every start
     }
     const cmd = { install: this.o.install, db: this.o.db, logLevel: this.o.workerLogLevel ?? 'info' };
-    this.env = { ctx, cmd, ebpf: status.ebpf.ok, processIdentities: root ? this.o.identities : null, policy: this.o.policy, stateDir: this.o.stateDir, log };
+    this.env = {
+      ctx,
+      cmd,
+      ebpf: status.ebpf.ok,
+      processIdentities: root ? this.o.identities : null,
+      identities: this.o.identities,
+      logDir: path.join(this.o.stateDir, 'logs'),
+      ...(this.o.recordTiers ? { recordTiers: new Set(this.o.recordTiers) } : {}),
+      policy: this.o.policy,
+      stateDir: this.o.stateDir,
+      log,
+    };
+    if (this.o.image && local.some((t) => t.server)) throw new Error('--image runs reference workers from an image; tiers with a server: block run what their policy names');
     for (const t of local) {
       const a = { profilesDir: this.o.profilesDir, profiles: this.profiles.get(t.name)!, ...(this.o.image ? { image: this.o.image } : {}), ...(this.o.trust ? { trust: this.o.trust } : {}) };
       this.artifacts.set(t.name, a);
@@ -145,8 +162,11 @@ export class Agent extends EventEmitter {
     const startReaders = (): void => {
       if (!this.stopping) readers.forEach((s) => s.start());
     };
-    if (writers.length && readers.length && !existsSync(this.o.db)) {
-      void Promise.race(writers.map((s) => s.until(['ready', 'serving'], 120_000))).then(startReaders, (err) => {
+    // An operator's server's read tier needs its schema, which its write tier makes at first start.
+    const serversFirst = local.some((t) => t.server);
+    if (writers.length && readers.length && (serversFirst || !existsSync(this.o.db))) {
+      const wait = Math.max(120_000, ...writers.map((s) => s.slot.startTimeoutMs ?? 0));
+      void Promise.race(writers.map((s) => s.until(['ready', 'serving'], wait))).then(startReaders, (err) => {
         log.error({ err }, 'no writing worker became ready; starting the read-only workers anyway');
         startReaders();
       });
@@ -161,10 +181,14 @@ export class Agent extends EventEmitter {
     const fd = this.o.frontDoor;
     if (!fd || this.stopping) return;
     const root = process.getuid?.() === 0;
-    if (this.ctx && !existsSync(seccompProfilePath(this.o.profilesDir, FRONT_DOOR))) {
-      throw new Error(`no profiles for the front door in ${this.o.profilesDir} (seccomp/${FRONT_DOOR}.json, ebpf/${FRONT_DOOR}.json)`);
+    // The proxy is fhirguard's own: a profiles directory made for an operator's server
+    // (examples/hapi/profiles) need not carry its profiles; the shipped ones then apply.
+    const shipped = path.join(this.o.install, 'profiles');
+    const dir = [this.o.profilesDir, shipped].find((d) => existsSync(seccompProfilePath(d, FRONT_DOOR)));
+    if (this.ctx && !dir) {
+      throw new Error(`no profiles for the front door in ${this.o.profilesDir} or ${shipped} (seccomp/${FRONT_DOOR}.json, ebpf/${FRONT_DOOR}.json)`);
     }
-    this.frontDoorProfiles = this.ctx ? loadTierProfiles(this.o.profilesDir, FRONT_DOOR, true) : null;
+    this.frontDoorProfiles = this.ctx && dir ? loadTierProfiles(dir, FRONT_DOOR, true) : null;
     this.frontDoor = new FrontDoor({
       args: fd.args,
       policy: this.o.policy,
@@ -189,12 +213,20 @@ export class Agent extends EventEmitter {
   private async newWorker(t: TierConfig, id: string, launcher: WorkerLauncher, onRetired?: (c: CgroupCounters) => void): Promise<WorkerSupervisor> {
     const socketDir = path.join(stateLayout(this.o.stateDir).sockets, t.name, id);
     await prepareSocketDir(socketDir, process.getuid?.() === 0 ? socketDirOwner(this.o.identities, t.readOnly) : null);
-    const slot = { tier: t, id, socketDir, socketPath: path.join(socketDir, 'worker.sock'), cgroupName: `${id}-${this.instance}` };
+    const slot = {
+      tier: t,
+      id,
+      socketDir,
+      socketPath: path.join(socketDir, 'worker.sock'),
+      cgroupName: `${id}-${this.instance}`,
+      ...(t.server ? { health: t.server.health, startTimeoutMs: t.server.startTimeoutMs, logFile: serverLogFile(this.env.logDir, id) } : {}),
+    };
     const sup = new WorkerSupervisor(slot, launcher, {
       log: this.o.log,
       ...this.o.supervisor,
       onRetired: (c) => {
         this.totals.retire(t.name, c);
+        this.o.onRetired?.(t.name, c);
         onRetired?.(c);
       },
     });

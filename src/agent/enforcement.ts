@@ -7,6 +7,16 @@ import type { EnforcementStatus } from '../enforce/open';
 import type { TierConfig } from '../policy';
 import type { Mechanism, MechanismState, TierEnforcement } from '../agent-api/messages';
 
+/** A server that connects out keeps the host's network namespace: its eBPF egress list is then the fence. */
+function netnsOf(tier: TierConfig, s: EnforcementStatus, audit: boolean): MechanismState {
+  const egress = tier.server?.egress ?? [];
+  if (egress.length === 0) return { active: true, reason: 'empty network namespace: the worker serves only its Unix socket' };
+  const to = egress.map((e) => e.spec).join(', ');
+  if (!s.ebpf.ok) return { active: false, reason: `the server shares the host's network to reach ${to}, and without eBPF nothing limits where it connects` };
+  if (audit) return { active: false, reason: `audit mode: connections beyond ${to} are counted, not refused` };
+  return { active: true, reason: `host network namespace, connections only to ${to} (eBPF egress allow-list); the server serves only its Unix socket` };
+}
+
 export function decideTier(tier: TierConfig, s: EnforcementStatus): TierEnforcement {
   const base = { tier: tier.name, mode: tier.mode, enforcement: tier.enforcement };
   if (tier.upstreams.length > 0) {
@@ -28,7 +38,7 @@ export function decideTier(tier: TierConfig, s: EnforcementStatus): TierEnforcem
           ? { active: false, reason: 'audit mode: violations are counted, not killed' }
           : { active: true, reason: 'boot/serve phase policy on each worker cgroup, violations killed' },
       mount_ro: { active: true, reason: tier.readOnly ? 'read-only root and read-only database directory' : 'read-only root; database directory writable (the tier writes)' },
-      netns: { active: true, reason: 'empty network namespace: the worker serves only its Unix socket' },
+      netns: netnsOf(tier, s, audit),
     };
   }
   const missing = !s.containers.ok ? [s.containers.reason] : !s.ebpf.ok ? [`eBPF: ${s.ebpf.reason}`] : [];

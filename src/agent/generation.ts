@@ -15,6 +15,7 @@ import type { Policy, TierConfig } from '../policy';
 import { TrustGate, VerifyingLauncher } from '../trust/start-check';
 import { imageSubject } from '../trust/subject';
 import { ContainerLauncher, ProcessLauncher, type WorkerCommand, type WorkerLauncher } from './launchers';
+import { ServerLauncher } from './server-launcher';
 
 /** What the agent was started with, the same for every generation. */
 export interface LaunchEnv {
@@ -24,6 +25,12 @@ export interface LaunchEnv {
   ebpf: boolean;
   /** Plain-process workers run as their tier class's identity (the agent is root), else as the agent. */
   processIdentities: Identities | null;
+  /** Who servers (policy `server:`) run as: the tier class's identity, the agent's own when not root. */
+  identities: Identities;
+  /** Where servers' output goes, one log file per worker. */
+  logDir: string;
+  /** Server tiers run to be recorded (`fhirguard record --server`): everything allowed and logged. */
+  recordTiers?: ReadonlySet<string>;
   policy: Policy;
   stateDir: string;
   log: Logger;
@@ -47,7 +54,17 @@ export interface ArtifactChange {
 
 /** The launcher every start of a worker with these artifacts goes through. */
 export function launcherOf(env: LaunchEnv, tier: TierConfig, a: TierArtifacts): WorkerLauncher {
-  const confined: WorkerLauncher = env.ctx ? new ContainerLauncher(env.ctx, env.cmd, new Map([[tier.name, a.profiles]]), env.ebpf, a.image) : new ProcessLauncher(env.cmd, env.processIdentities);
+  const server = tier.server;
+  const confined: WorkerLauncher = server
+    ? new ServerLauncher(
+        { ctx: env.ctx, identities: env.identities, root: env.processIdentities !== null, ebpf: env.ebpf, logDir: env.logDir },
+        { ...tier, server },
+        a.profiles,
+        env.recordTiers?.has(tier.name) ? 'record' : tier.mode,
+      )
+    : env.ctx
+      ? new ContainerLauncher(env.ctx, env.cmd, new Map([[tier.name, a.profiles]]), env.ebpf, a.image)
+      : new ProcessLauncher(env.cmd, env.processIdentities);
   return a.trust ? new VerifyingLauncher(confined, a.trust) : confined;
 }
 

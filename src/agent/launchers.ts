@@ -23,6 +23,10 @@ export interface WorkerSlot {
   socketPath: string;
   /** Last component of the worker's cgroup /fhirguard/<tier>/<cgroupName> (containers only). */
   cgroupName: string;
+  /** An operator's server: the path its health check GETs, how long it may take to start, its log. */
+  health?: string;
+  startTimeoutMs?: number;
+  logFile?: string;
 }
 
 export interface WorkerExit {

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { CgroupCounters } from '../enforce/bpf';
 import { checkHealth, waitHealthy } from './health';
 import { StartRefusedError, type WorkerExit, type WorkerHandle, type WorkerLauncher, type WorkerSlot } from './launchers';
+import { logTail } from './server-launcher';
 import type { WorkerInfo, WorkerState } from '../agent-api/messages';
 
 /** refused: the launcher would not start it (its tier failed a check); retried at the longest backoff. */
@@ -158,7 +159,7 @@ export class WorkerSupervisor extends EventEmitter {
       // it never served, so there is nothing to finish.
       if (this.stopping) void handle.stop(0);
       let servedAt = 0;
-      const healthy = await waitHealthy(this.slot.socketPath, handle.exited, this.o.startTimeoutMs ?? 60_000);
+      const healthy = await waitHealthy(this.slot.socketPath, handle.exited, this.slot.startTimeoutMs ?? this.o.startTimeoutMs ?? 60_000, this.slot.health);
       if (healthy && !this.stopping) {
         this.set('ready');
         try {
@@ -173,11 +174,15 @@ export class WorkerSupervisor extends EventEmitter {
           void handle.stop(0);
         }
       } else if (!this.stopping) {
-        log.error('worker did not answer GET /metadata in time, killing it');
-        void handle.stop(0);
+        const tail = this.slot.logFile ? await logTail(this.slot.logFile) : [];
+        const exited = await Promise.race([handle.exited.then(() => true), Promise.resolve(false)]);
+        const what = exited ? 'worker exited before it answered' : `worker did not answer GET ${this.slot.health ?? '/metadata'} in time, killing it`;
+        log.error({ logTail: tail.length ? tail : undefined }, what);
+        if (!exited) void handle.stop(0);
       }
       const exit = await this.watch(handle, log);
-      this.lastExit = { code: exit.code, signal: exit.signal, at: new Date().toISOString() };
+      const phase = servedAt ? 'serve' : 'boot';
+      this.lastExit = { code: exit.code, signal: exit.signal, at: new Date().toISOString(), phase };
       // Said at once: the proxy stops routing to this worker now, not at its next health check.
       if (!this.stopping) this.set('crashed');
       const last = await handle.retire().catch((err) => {
@@ -185,6 +190,18 @@ export class WorkerSupervisor extends EventEmitter {
         return null;
       });
       if (last) this.o.onRetired?.(last);
+      const violations = last
+        ? Object.entries(last.syscalls)
+            .flatMap(([name, c]) => (c.violations > 0 ? [name] : []))
+            .sort()
+        : [];
+      if (violations.length) this.lastExit.violations = violations;
+      if (this.slot.logFile && !this.stopping) this.lastExit.logTail = await logTail(this.slot.logFile);
+      if (violations.length && !this.stopping) {
+        log.error({ phase, violations }, `worker's profile refused ${violations.join(', ')} in its ${phase} phase`);
+      }
+      // Then what ended it, for /workers and the proxy's 503.
+      if (!this.stopping && (violations.length || this.lastExit.logTail?.length)) this.emit('change', this.info());
       this.handle = null;
       if (this.stopping) break;
       this.restarts++;

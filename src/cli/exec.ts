@@ -13,7 +13,8 @@ import { openEnforcement } from '../enforce/open';
 import { hostFiles, coveredBy } from '../enforce/host-files';
 import { installRoot } from '../install/root';
 import { frontDoorEgress } from '../agent/front-door';
-import { FRONT_DOOR, frontDoorContainerSpec } from '../enforce/confine';
+import { FRONT_DOOR, frontDoorContainerSpec, serverContainerSpec } from '../enforce/confine';
+import { tierIdentity } from '../enforce/identities';
 import { launchConfined, startConfined, type ConfinedProcess } from '../enforce/launch';
 import { resolveIdentities } from '../enforce/identities';
 import { prepareDataDir, prepareSocketDir, checkDataDir, socketDirOwner } from '../enforce/layout';
@@ -86,6 +87,7 @@ export const execCommand: Command = {
     let required: boolean;
     const frontDoor = tierName === FRONT_DOOR;
     let policy: Policy;
+    let server: Policy['tiers'][number]['server'];
     try {
       policy = loadPolicy(paths.policyFile);
       const tier = frontDoor ? { readOnly: true, mode: 'enforce' as const, enforcement: 'required' } : policy.tierByName.get(tierName);
@@ -94,6 +96,7 @@ export const execCommand: Command = {
         return 2;
       }
       tierReadOnly = tier.readOnly;
+      server = 'server' in tier ? tier.server : undefined;
       mode = (modeOverride as 'enforce' | 'audit' | undefined) ?? tier.mode;
       required = tier.enforcement === 'required';
     } catch (err) {
@@ -170,33 +173,61 @@ export const execCommand: Command = {
       try {
         // The front door's confinement: its spec (host network, nothing writable), its
         // identity and its egress list from the policy, as the agent runs the proxy.
-        proc = frontDoor
+        // A tier served by an operator's server: that server's confinement (its mounts,
+        // state, scratch, network and egress list), with the command in place of the server.
+        const id2 = tierIdentity(identities, tierReadOnly);
+        proc = server
           ? await startConfined(ctx, {
               id,
-              spec: frontDoorContainerSpec(
-                { seccomp: profiles.seccomp, seccompMode: mode },
-                { install, uid: identities.proxy.uid, gid: identities.proxy.gid, readOnly: [ctx.layout.sockets, ...extra] },
+              spec: serverContainerSpec(
+                { tier: tierName, readOnly: tierReadOnly, seccomp: profiles.seccomp, seccompMode: mode },
+                {
+                  args: [real, ...args],
+                  env: [],
+                  readOnly: [...server.readOnly, ...extra],
+                  state: server.state,
+                  socketDir,
+                  scratchBytes: server.scratchMiB * 1024 * 1024,
+                  hostNetwork: server.egress.length > 0,
+                  uid: id2.uid,
+                  gid: id2.gid,
+                  pidsLimit: server.pidsLimit,
+                  memoryBytes: server.memoryBytes,
+                },
                 id,
-                { args: [real, ...args] },
               ),
               stdio: 'inherit',
               mode,
               ebpf: status.ebpf.ok ? profiles.ebpf : null,
-              egress: await frontDoorEgress(policy),
+              egress: server.egress.map((e) => ({ cidr: e.cidr, port: e.port })),
             })
-          : await launchConfined(ctx, {
-              tier: tierName,
-              readOnly: tierReadOnly,
-              mode,
-              profiles,
-              ebpf: status.ebpf.ok,
-              id,
-              dataDir,
-              socketDir,
-              args: [real, ...args],
-              extraReadOnly: extra,
-              stdio: 'inherit',
-            });
+          : frontDoor
+            ? await startConfined(ctx, {
+                id,
+                spec: frontDoorContainerSpec(
+                  { seccomp: profiles.seccomp, seccompMode: mode },
+                  { install, uid: identities.proxy.uid, gid: identities.proxy.gid, readOnly: [ctx.layout.sockets, ...extra] },
+                  id,
+                  { args: [real, ...args] },
+                ),
+                stdio: 'inherit',
+                mode,
+                ebpf: status.ebpf.ok ? profiles.ebpf : null,
+                egress: await frontDoorEgress(policy),
+              })
+            : await launchConfined(ctx, {
+                tier: tierName,
+                readOnly: tierReadOnly,
+                mode,
+                profiles,
+                ebpf: status.ebpf.ok,
+                id,
+                dataDir,
+                socketDir,
+                args: [real, ...args],
+                extraReadOnly: extra,
+                stdio: 'inherit',
+              });
       } catch (err) {
         say(`cannot start the container: ${(err as Error).message}`);
         return 1;

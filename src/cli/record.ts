@@ -13,6 +13,7 @@ import { installRoot } from '../install/root';
 import { defaultDockerAllowFile } from '../profile/reference';
 import { cgroupReportMarkdown, recordCgroup } from '../record/cgroup-record';
 import { recordTiers } from '../record/record-tiers';
+import { recordServers, serversReportMarkdown } from '../record/record-servers';
 import { stopEverything } from '../record/tier-run';
 import { reportMarkdown } from '../record/report';
 import { loadWorkload } from '../record/workload';
@@ -116,6 +117,45 @@ async function recordFrontDoorCommand(values: Values, log: pino.Logger): Promise
   return report.written ? 0 : 1;
 }
 
+async function recordServerCommand(values: Values, log: pino.Logger): Promise<number> {
+  if (process.getuid?.() !== 0) throw new UsageError('recording a server needs root (containers and the eBPF recorder)');
+  const policyFile = str(values, 'policy');
+  if (!policyFile) throw new UsageError('--server needs --policy <file>: the policy whose tiers have a server: block');
+  const policy = loadPolicy(path.resolve(policyFile));
+  const templates = str(values, 'profiles');
+  if (!templates) throw new UsageError('--server needs --profiles <dir>: the templates the recording starts from (seccomp/<tier>.json, ebpf/<tier>.json)');
+  const corpus = str(values, 'corpus');
+  if (!corpus || !existsSync(path.resolve(corpus))) throw new UsageError('give --corpus <dir> (Synthea transaction bundles, one patient a file): servers are recorded under the default workloads');
+  const out = str(values, 'out');
+  if (!out) throw new UsageError('--server needs --out <dir>: where the recorded profiles of the server go');
+  const stateDir = path.resolve(str(values, 'state-dir') ?? DEFAULT_STATE_DIR);
+  const report = await recordServers(
+    {
+      policy,
+      templateDir: path.resolve(templates),
+      outDir: path.resolve(out),
+      install: runnableInstall(stateDir),
+      identities: resolveIdentities(values, true),
+      corpusDir: path.resolve(corpus),
+      patients: count(values, 'patients', undefined),
+      runcPath: str(values, 'runc'),
+      ...(str(values, 'restart-db') ? { restartDb: str(values, 'restart-db') } : {}),
+      prove: values.prove === true,
+      log,
+      progress: say,
+    },
+    ['fhirguard', ...process.argv.slice(2)].join(' '),
+  );
+  const reportsDir = path.join(path.resolve(out), 'reports');
+  mkdirSync(reportsDir, { recursive: true });
+  writeFileSync(path.join(reportsDir, 'servers.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(path.join(reportsDir, 'servers.md'), serversReportMarkdown(report));
+  process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : serversReportMarkdown(report));
+  const failed = report.tiers.filter((t) => !t.written).map((t) => t.tier);
+  if (failed.length) say(`the proof failed for ${failed.join(', ')}: their profiles were not written`);
+  return failed.length ? 1 : 0;
+}
+
 async function recordTierCommand(values: Values, log: pino.Logger): Promise<number> {
   const shipped = installRoot();
   const policyFile = path.resolve(str(values, 'policy') ?? path.join(shipped, 'profiles', 'policy.yaml'));
@@ -195,6 +235,11 @@ export const recordCommand: Command = {
   usage: '[--tier <name>]... [--workload <file>] [--out <dir>] [--prove] | --cgroup <dir> --duration <s> --out <dir>',
   options: {
     tier: { type: 'string', multiple: true, arg: '<name>', help: 'tier to record (repeatable; default every tier of the policy)' },
+    server: {
+      type: 'boolean',
+      help: "record the tiers an operator's server serves (policy server: blocks), in their containers as the agent runs them; needs --policy, --profiles (templates) and --out",
+    },
+    'restart-db': { type: 'string', arg: '<command>', help: "with --server: a shell command that restarts the servers' database mid-workload" },
     'front-door': { type: 'boolean', help: "record the proxy instead, in its container as the agent runs it, under every tier's default workload (writes seccomp/proxy.json, ebpf/proxy.json)" },
     ...IDENTITY_OPTIONS,
     workload: { type: 'string', arg: '<file>', help: 'JSON workload to drive the tier with (default: made from the Synthea corpus, everything the policy routes to the tier)' },
@@ -243,6 +288,12 @@ export const recordCommand: Command = {
   ].join('\n'),
   async run(values) {
     const log = pino({ level: String(values['log-level'] ?? 'warn'), name: 'fhirguard-record' }, pino.destination({ dest: 2, sync: true }));
+    if (values.server === true) {
+      return recordServerCommand(values, log).catch((err: unknown) => {
+        say((err as Error).message);
+        return err instanceof UsageError ? 2 : 1;
+      });
+    }
     if (values['front-door'] === true) {
       return recordFrontDoorCommand(values, log).catch((err: unknown) => {
         say((err as Error).message);

@@ -3,7 +3,7 @@
 
 import { existsSync } from 'node:fs';
 import type { ContainerSpec, CreateRuntimeHook } from './oci-bundle';
-import { hostFiles, minimalCover } from './host-files';
+import { hostFiles, minimalCover, programFiles, rootSymlinks } from './host-files';
 import { ociSeccomp, type SeccompMode, type SeccompProfile } from './seccomp';
 
 export interface TierConfinement {
@@ -114,5 +114,53 @@ export function frontDoorContainerSpec(
     pidsLimit: layout.pidsLimit ?? DEFAULT_PIDS_LIMIT,
     memoryBytes: layout.memoryBytes ?? DEFAULT_MEMORY_BYTES,
     hostNetwork: true,
+  };
+}
+
+/** An operator's server as one tier's worker (policy `server:`), resolved for one container. */
+export interface ServerLayout {
+  /** Program and arguments, `${socket}` already substituted. */
+  args: string[];
+  env: string[];
+  /** Host paths the server reads (its runtime, its jar) and writes (state; write tiers only). */
+  readOnly: string[];
+  state: string[];
+  /** Directory of the Unix socket the server listens on (read-write). */
+  socketDir: string;
+  scratchBytes: number;
+  /** Keep the host's network namespace: the server connects out (its eBPF egress list says where). */
+  hostNetwork: boolean;
+  uid: number;
+  gid: number;
+  pidsLimit: number;
+  memoryBytes: number;
+}
+
+/**
+ * An operator's server under its tier's confinement: a root of read-only mounts of exactly
+ * what its policy names plus its program's libraries (nothing of fhirguard's install), its
+ * socket directory and, for tiers that write, its state directories writable, an optional
+ * private /tmp, and either an empty network namespace or the host's with an egress list.
+ */
+export function serverContainerSpec(t: TierConfinement, s: ServerLayout, id: string, cgroupName = id): ContainerSpec {
+  const prog = programFiles(s.args[0]);
+  const writable = t.readOnly ? [s.socketDir] : [s.socketDir, ...s.state];
+  const readOnly = minimalCover([...prog.readOnly, ...s.readOnly]).filter((p) => !writable.includes(p));
+  return {
+    hostname: id,
+    args: [prog.program, ...s.args.slice(1)],
+    env: ['PATH=/usr/bin:/bin', 'HOME=/nonexistent', ...s.env],
+    cwd: '/',
+    uid: s.uid,
+    gid: s.gid,
+    readOnly,
+    writable,
+    rootSymlinks: rootSymlinks(),
+    cgroupsPath: cgroupsPathOf(t.tier, cgroupName),
+    seccomp: t.seccomp ? ociSeccomp(t.seccomp, t.seccompMode) : null,
+    pidsLimit: s.pidsLimit,
+    memoryBytes: s.memoryBytes,
+    ...(s.scratchBytes > 0 ? { tmpfs: [{ path: '/tmp', sizeBytes: s.scratchBytes }] } : {}),
+    ...(s.hostNetwork ? { hostNetwork: true } : {}),
   };
 }

@@ -114,17 +114,35 @@ export function hostFiles(install: string): HostFiles {
   const ro = new Set<string>([files.node]);
   for (const lib of files.libraries) libraryDirs(lib).forEach((d) => ro.add(d));
   for (const f of [...files.etc, ...files.installEntries]) ro.add(f);
-  const rootSymlinks: Record<string, string> = {};
+  cached = { readOnly: minimalCover([...ro]), rootSymlinks: rootSymlinks(), node: files.node, install };
+  return cached;
+}
+
+/** The host root's top-level symlinks (lib -> usr/lib on a merged-/usr host). */
+export function rootSymlinks(): Record<string, string> {
+  const links: Record<string, string> = {};
   for (const name of readdirSync('/')) {
     const p = `/${name}`;
     try {
-      if (lstatSync(p).isSymbolicLink()) rootSymlinks[name] = readlinkSync(p);
+      if (lstatSync(p).isSymbolicLink()) links[name] = readlinkSync(p);
     } catch {
       // vanished while listing: nothing to recreate
     }
   }
-  cached = { readOnly: minimalCover([...ro]), rootSymlinks, node: files.node, install };
-  return cached;
+  return links;
+}
+
+/**
+ * What an operator's server program needs from the host besides the paths its tier names:
+ * the program itself (symlinks resolved: the container has only what is mounted), the
+ * directories of the shared libraries it loads, and the /etc files the loader reads.
+ */
+export function programFiles(program: string): { program: string; readOnly: string[] } {
+  const real = realpathSync(program);
+  const ro = new Set<string>([real]);
+  for (const lib of sharedLibraries(real)) if (existsSync(lib)) libraryDirs(lib).forEach((d) => ro.add(d));
+  for (const f of ETC_FILES) if (existsSync(f)) ro.add(f);
+  return { program: real, readOnly: [...ro] };
 }
 
 /** Drops paths already covered by a mounted ancestor, so each directory is mounted once. */

@@ -42,6 +42,8 @@ export interface ContainerSpec {
   binds?: BindMount[];
   /** Share the host's network namespace (the proxy listens there); default an empty one. */
   hostNetwork?: boolean;
+  /** Private tmpfs mounts (an operator's server's scratch space), gone with the container. */
+  tmpfs?: Array<{ path: string; sizeBytes: number }>;
 }
 
 export interface BindMount {
@@ -62,6 +64,8 @@ export function ociConfig(spec: ContainerSpec): Record<string, unknown> {
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     // runc fills a tmpfs /dev with null, zero, full, random, urandom and tty only.
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'strictatime', 'mode=755', 'size=64k', 'nr_inodes=64'] },
+    // Before the binds: a bind below a tmpfs's path (a server's files under /tmp) stays visible.
+    ...(spec.tmpfs ?? []).map((t) => ({ destination: t.path, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${t.sizeBytes}`] })),
     ...spec.readOnly.map((p) => ({ destination: p, type: 'bind', source: p, options: BIND_RO })),
     ...spec.writable.map((p) => ({ destination: p, type: 'bind', source: p, options: BIND_RW })),
     ...(spec.binds ?? []).map((b) => ({ destination: b.destination, type: 'bind', source: b.source, options: b.writable ? BIND_RW : BIND_RO })),

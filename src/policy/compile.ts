@@ -68,7 +68,7 @@ export function compile(fields: PolicyFields, file: string, at: SourcePositions)
   if (at.issues.length > before) return undefined;
 
   const table = new DecisionTable(fields.rules, tierIndex);
-  const tiers = buildTiers(fields.tiers, table, at);
+  const tiers = buildTiers(fields.tiers, table, at, file);
   if (at.issues.length > before) return undefined;
 
   const supply = compileSupplyChain(fields.supplyChain, file, at);

@@ -5,3 +5,4 @@ export type { Policy, TierConfig } from './types';
 export { PolicyError, type PolicyIssue } from './policy-error';
 export { compilePolicy, loadPolicy } from './load';
 export type { SupplyChainPolicy, SupplyChainWaiver } from './supply-chain';
+export type { ServerConfig, ServerEgress } from './server';

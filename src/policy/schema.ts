@@ -4,6 +4,7 @@
 
 import { INTERACTION_KINDS, type InteractionKind } from '../fhir/interaction';
 import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
+import { SERVER_FIELD, type ServerFields } from './server';
 import { SUPPLY_CHAIN_FIELD, type SupplyChainFields } from './supply-chain';
 import type { Field, ObjectSpec, Spec } from './yaml-check';
 
@@ -16,6 +17,7 @@ export interface TierFields {
   mode?: 'audit' | 'enforce';
   enforcement?: 'required' | 'preferred';
   readOnly?: boolean;
+  server?: ServerFields;
 }
 
 /** One rule as written in the file. */
@@ -105,11 +107,12 @@ export const TIER_FIELDS: Readonly<Record<string, Field>> = {
     spec: { type: 'list', items: { type: 'string', expect: 'an upstream address', check: upstream }, unique: true },
     doc: 'FHIR servers serving the tier; empty or absent: embedded reference workers',
   },
-  workers: { spec: { type: 'integer', min: 1, max: MAX_WORKERS }, doc: 'number of embedded reference workers (tiers without upstreams)' },
+  workers: { spec: { type: 'integer', min: 1, max: MAX_WORKERS }, doc: "number of workers the agent runs: reference workers, or the tier's server (tiers without upstreams)" },
   timeoutMs: { spec: { type: 'integer', min: 1, max: MAX_TIMEOUT_MS }, doc: 'upstream response timeout in milliseconds' },
   mode: { spec: oneOf(['audit', 'enforce']), doc: 'kernel confinement mode: audit (count only) or enforce (block)' },
   enforcement: { spec: oneOf(['required', 'preferred']), doc: 'refuse to start without kernel enforcement, or run degraded loudly' },
   readOnly: { spec: { type: 'boolean' }, doc: 'workers never write; derived from the rules, may only be set stricter' },
+  server: SERVER_FIELD,
 };
 
 export const RULE_FIELDS: Readonly<Record<string, Field>> = {

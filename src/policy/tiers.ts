@@ -4,6 +4,7 @@
 
 import type { InteractionKind } from '../fhir/interaction';
 import type { TierFields } from './schema';
+import { compileServer } from './server';
 import type { DecisionTable } from './table';
 import type { TierConfig } from './types';
 import type { SourcePositions } from './yaml-check';
@@ -11,6 +12,8 @@ import type { SourcePositions } from './yaml-check';
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_READ_WORKERS = 2;
 export const DEFAULT_WRITE_WORKERS = 1;
+/** A server tier's default: an operator's server is usually one heavy process that scales itself. */
+export const DEFAULT_SERVER_WORKERS = 1;
 
 /** Interactions that write by definition. */
 const WRITES: ReadonlySet<InteractionKind> = new Set<InteractionKind>(['create', 'update', 'patch', 'delete']);
@@ -46,7 +49,7 @@ function writesPerTier(table: DecisionTable, count: number): Writes[] {
 }
 
 /** Builds the tiers with defaults applied; reports contradictions into `at`. */
-export function buildTiers(fields: readonly TierFields[], table: DecisionTable, at: SourcePositions): TierConfig[] {
+export function buildTiers(fields: readonly TierFields[], table: DecisionTable, at: SourcePositions, policyFile: string): TierConfig[] {
   const writes = writesPerTier(table, fields.length);
   return fields.map((f, rank) => {
     const path = `tiers[${rank}]`;
@@ -65,10 +68,15 @@ export function buildTiers(fields: readonly TierFields[], table: DecisionTable, 
     if (f.workers !== undefined && upstreams.length > 0) {
       at.report(`${path}.workers`, `tier '${f.name}' has upstreams; workers counts embedded reference workers, which a tier with upstreams does not start`);
     }
+    if (f.server && upstreams.length > 0) {
+      at.report(`${path}.server`, `tier '${f.name}' has upstreams: it is served either by upstreams outside fhirguard or by a server the agent runs, not both`);
+    }
+    const server = f.server ? compileServer(f.server, policyFile, path, readOnly, at) : undefined;
     return Object.freeze({
       name: f.name,
       upstreams: Object.freeze([...upstreams]) as string[],
-      workers: upstreams.length > 0 ? 0 : (f.workers ?? (readOnly ? DEFAULT_READ_WORKERS : DEFAULT_WRITE_WORKERS)),
+      ...(server ? { server } : {}),
+      workers: upstreams.length > 0 ? 0 : (f.workers ?? (server ? DEFAULT_SERVER_WORKERS : readOnly ? DEFAULT_READ_WORKERS : DEFAULT_WRITE_WORKERS)),
       timeoutMs: f.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       mode: f.mode ?? 'enforce',
       enforcement: f.enforcement ?? 'preferred',

@@ -2,6 +2,7 @@
 // per-request decision. Re-exported by index.ts, the module's public face.
 
 import type { Interaction } from '../fhir/interaction';
+import type { ServerConfig } from './server';
 import type { SupplyChainPolicy } from './supply-chain';
 
 export interface TierConfig {
@@ -17,6 +18,11 @@ export interface TierConfig {
    * database avoids lock contention between workers). 0 when the tier has upstreams.
    */
   workers: number;
+  /**
+   * The operator's own server, run and confined by the agent in place of the reference
+   * worker (`workers` of them, default 1); absent: reference workers, or upstreams.
+   */
+  server?: ServerConfig;
   /** Upstream response timeout; default 10000. */
   timeoutMs: number;
   /** Kernel confinement mode: audit counts violations, enforce blocks them. Default enforce. */

@@ -53,7 +53,7 @@ export class TierDispatcher {
     }
     const member = pool.pick();
     if (!member) {
-      callback(new NoHealthyMemberError(pool.name, pool.unavailable));
+      callback(new NoHealthyMemberError(pool.name, pool.unavailable, pool.down));
       return;
     }
     this.send(pool, member, opts, 1, callback);

@@ -16,6 +16,8 @@ export class NoHealthyMemberError extends Error {
   constructor(
     readonly tier: string,
     readonly unavailable?: string,
+    /** What the agent said ended its workers' last runs (a profile's kill, a start that timed out). */
+    readonly down?: string,
   ) {
     super(`no healthy upstream in tier '${tier}'${unavailable ? `: ${unavailable}` : ''}`);
   }
@@ -117,7 +119,7 @@ export function upstreamFault(err: unknown, tier: string, timeoutMs: number): { 
   if (err instanceof NoHealthyMemberError) {
     return {
       kind: 'unavailable',
-      error: refuse(503, 'no-healthy-upstream', 'transient', `tier '${tier}' has no healthy upstream; try again later`),
+      error: refuse(503, 'no-healthy-upstream', 'transient', `tier '${tier}' has no healthy upstream${err.down ? ` (${err.down})` : ''}; try again later`),
     };
   }
   const code = codeOf(err);

@@ -100,6 +100,8 @@ export class TierPool {
    * agent-members.ts); what a request answered 503 is told.
    */
   unavailable: string | undefined;
+  /** Why the agent's workers of this tier last ended, when it said (agent-members.ts). */
+  down: string | undefined;
   private healthy: Member[] = [];
   private next = 0;
 

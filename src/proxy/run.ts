@@ -19,6 +19,7 @@ import { normaliseBase, positiveInt, PROXY_OPTIONS } from './options';
 import { UpstreamPools } from './pool';
 import { buildProxy } from './server';
 import { holdTickObjectShape } from './tick-shape';
+import { warmHttpClient } from './warm-up';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -71,6 +72,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   const preload = preloadValidator();
   log.info({ ms: Math.round(preload.ms), profiles: preload.profiles.length }, 'validator ready');
   for (const note of preload.notes) log.warn(`validator: ${note}`);
+  await warmHttpClient().catch((err: unknown) => log.warn({ err }, 'warming the HTTP client failed: its parser is built at the first upstream connection instead'));
 
   const metrics = new ProxyMetrics(policy.tiers.map((t) => t.name));
   // Assigned once below, after the pools it reads exist; their callback above already needs it.
