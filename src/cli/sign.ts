@@ -11,7 +11,7 @@ import { expiryOf } from '../policy/supply-chain';
 import { loadPolicy, PolicyError, type TierConfig } from '../policy';
 import { loadSigningKey, type SigningKey } from '../trust/keys';
 import { attestationsDir, TRUST_OPTIONS } from '../trust/options';
-import { signingSubject, signTier, writeEnvelope, type SigningSubject } from '../trust/sign';
+import { signingSubject, signTier, tierSigningSubject, writeEnvelope, type SigningSubject } from '../trust/sign';
 import type { Command } from './command';
 
 const DURATION = /^(\d+)([smhd])$/;
@@ -98,7 +98,7 @@ export const signCommand: Command = {
     const out = attestationsDir(values, paths.profilesDir);
     try {
       for (const tier of tiers) {
-        const { statement, envelope } = await signTier({ key, tier, profilesDir: paths.profilesDir, policyFile: paths.policyFile, ...what, expires });
+        const { statement, envelope } = await signTier({ key, tier, profilesDir: paths.profilesDir, policyFile: paths.policyFile, ...tierSigningSubject(tier, what), expires });
         const file = writeEnvelope(out, tier.name, envelope);
         const p = statement.predicate;
         const s = statement.subject[0];

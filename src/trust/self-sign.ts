@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Policy } from '../policy';
 import { loadSigningKey, loadTrustedKeys, writeKeyPair } from './keys';
-import { signingSubject, signTier, writeEnvelope } from './sign';
+import { signingSubject, signTier, tierSigningSubject, writeEnvelope } from './sign';
 import { installCacheFile } from './subject';
 
 export interface SelfSignOptions {
@@ -53,7 +53,7 @@ export async function selfSign(o: SelfSignOptions): Promise<SelfSigned> {
   const what = await signingSubject({ install: o.install, installCache: installCacheFile(o.stateDir), supplyChain: o.policy.supplyChain, ...(o.image ? { image: o.image } : {}) });
   const tiers = o.policy.tiers.filter((t) => t.upstreams.length === 0);
   for (const tier of tiers) {
-    const { envelope } = await signTier({ key, tier, profilesDir: o.profilesDir, policyFile: o.policyFile, ...what });
+    const { envelope } = await signTier({ key, tier, profilesDir: o.profilesDir, policyFile: o.policyFile, ...tierSigningSubject(tier, what) });
     writeEnvelope(attestations, tier.name, envelope);
   }
   return { publicKey, attestations, keyid: key.keyid, created, tiers: tiers.map((t) => t.name) };

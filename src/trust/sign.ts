@@ -15,7 +15,8 @@ import { statementPath } from './start-check';
 import type { SigningKey } from './keys';
 import { readTierMaterials } from './materials';
 import { buildStatement, PAYLOAD_TYPE, type Subject, type TierStatement, type Waiver } from './statement';
-import { ImageSubject, InstallSubject, type SubjectSource } from './subject';
+import { ImageSubject, InstallSubject, ServerSubject, type SubjectSource } from './subject';
+import type { TierConfig } from '../policy';
 
 export interface SignRequest {
   key: SigningKey;
@@ -94,4 +95,9 @@ export async function signingSubject(o: {
     subject: snapshot(new ImageSubject(o.image.ref, async () => scan.image.digest)),
     scan: { sha256: scan.reportDigest, waivers: scan.report.waivers.map((w) => ({ id: w.id, ...(w.package ? { package: w.package } : {}), expires: w.expires, reason: w.reason })) },
   };
+}
+
+/** What one tier's statement signs: the tier's own server's files, else the install or image. */
+export function tierSigningSubject(tier: TierConfig, what: SigningSubject): SigningSubject {
+  return tier.server ? { subject: new ServerSubject(tier.name, tier.server) } : what;
 }

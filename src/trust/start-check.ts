@@ -15,7 +15,7 @@ import { EnvelopeError, parseEnvelope, verifyEnvelope } from './dsse';
 import type { TrustedKey } from './keys';
 import { readTierMaterials, UnreadableMaterial } from './materials';
 import { PAYLOAD_TYPE, parseStatement, StatementError, type Subject } from './statement';
-import type { SubjectSource } from './subject';
+import { ServerSubject, type SubjectSource } from './subject';
 import { checkStatement, type RefusalReason } from './verify';
 
 export class TrustRefusal extends StartRefusedError {
@@ -123,13 +123,20 @@ export class TrustGate {
       if (err instanceof UnreadableMaterial) refuse('unreadable', err.message);
       throw err;
     }
-    const subject = { ...(await this.o.subject.current()), kind: this.o.subject.kind };
+    // A tier an operator's server serves runs that server's files, not the install or image.
+    const source = tier.server ? new ServerSubject(tier.name, tier.server) : this.o.subject;
+    let subject: Subject & { kind: string };
+    try {
+      subject = { ...(await source.current()), kind: source.kind };
+    } catch (err) {
+      return refuse('unreadable', (err as Error).message);
+    }
     const mismatch = checkStatement(statement, {
       tier: tier.name,
-      subject,
+      subject: subject as Subject & { kind: 'image' | 'install' | 'server' },
       materials,
       loadedPolicy: this.o.loadedPolicySha256,
-      scan: await this.o.scanDigest?.(),
+      scan: tier.server ? undefined : await this.o.scanDigest?.(),
       now: (this.o.now ?? Date.now)(),
     });
     if (mismatch) refuse(mismatch.reason, mismatch.message);

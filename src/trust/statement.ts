@@ -12,7 +12,7 @@ export const PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 /** fhirguard's predicate: one tier's confinement bound to what its workers run. */
 export const PREDICATE_TYPE = 'urn:fhirguard:tier-confinement:v1';
 
-export type SubjectKind = 'image' | 'install';
+export type SubjectKind = 'image' | 'install' | 'server';
 
 export interface Digest {
   sha256: string;
@@ -104,7 +104,7 @@ export function parseStatement(payload: Buffer): TierStatement {
   const subject: Subject = { name: typeof s.name === 'string' ? s.name : '', digest: digestOf(s.digest, 'subject[0].digest') };
   const p = (o.predicate ?? {}) as Record<string, unknown>;
   if (typeof p.tier !== 'string' || !p.tier) throw new StatementError('predicate.tier missing');
-  if (p.subjectKind !== 'image' && p.subjectKind !== 'install') throw new StatementError('predicate.subjectKind must be image or install');
+  if (p.subjectKind !== 'image' && p.subjectKind !== 'install' && p.subjectKind !== 'server') throw new StatementError('predicate.subjectKind must be image, install or server');
   const predicate: TierPredicate = {
     tier: p.tier,
     subjectKind: p.subjectKind,

@@ -4,7 +4,7 @@
 // under, and no waiver it relies on has expired. The first mismatch is the refusal; its
 // reason is one of a fixed set (a metric label).
 
-import type { Subject, TierStatement } from './statement';
+import type { Subject, SubjectKind, TierStatement } from './statement';
 import { timeOf } from './statement';
 import type { TierMaterials } from './materials';
 import type { RefusalReason } from './reasons';
@@ -13,7 +13,7 @@ export { REFUSAL_REASONS, type RefusalReason } from './reasons';
 
 export interface Observed {
   tier: string;
-  subject: Subject & { kind: 'image' | 'install' };
+  subject: Subject & { kind: SubjectKind };
   materials: Pick<TierMaterials, 'seccomp' | 'ebpf' | 'policy'>;
   /** sha256 of the policy bytes the agent compiled at start (it routes by that one). */
   loadedPolicy: string;
@@ -34,9 +34,9 @@ export function checkStatement(st: TierStatement, o: Observed): Mismatch | null 
   if (p.tier !== o.tier) return { reason: 'tier', message: `the statement is for tier ${p.tier}, not ${o.tier}` };
   if (p.expires !== undefined && timeOf(p.expires, 'expires') < o.now) return { reason: 'expired', message: `the statement expired at ${p.expires}` };
   const s = st.subject[0];
-  if (p.subjectKind !== o.subject.kind) return { reason: 'subject', message: `the statement signs an ${p.subjectKind}, but workers run from an ${o.subject.kind}` };
+  if (p.subjectKind !== o.subject.kind) return { reason: 'subject', message: `the statement signs the ${p.subjectKind}, but workers run from the ${o.subject.kind}` };
   if (s.digest.sha256 !== o.subject.digest.sha256) {
-    const what = o.subject.kind === 'image' ? `image ${o.subject.name}` : 'install';
+    const what = o.subject.kind === 'image' ? `image ${o.subject.name}` : o.subject.kind === 'server' ? `server's files (${o.subject.name})` : 'install';
     return { reason: 'subject', message: `the ${what} is sha256:${short(o.subject.digest.sha256)}, the statement signs sha256:${short(s.digest.sha256)} (${s.name})` };
   }
   for (const k of ['seccomp', 'ebpf'] as const) {

@@ -15,7 +15,9 @@ import { TrustGate, TrustRefusal, VerifyingLauncher, statementPath } from '../..
 import { loadSigningKey, writeKeyPair } from '../../src/trust/keys';
 import { REFUSAL_REASONS } from '../../src/trust/reasons';
 import { PAYLOAD_TYPE } from '../../src/trust/statement';
-import { ImageSubject } from '../../src/trust/subject';
+import { ImageSubject, serverArtifacts, ServerSubject } from '../../src/trust/subject';
+import { loadPolicyHashed } from '../../src/trust/options';
+import { signTier, tierSigningSubject, writeEnvelope } from '../../src/trust/sign';
 import { removeDir, shortTempDir } from '../helpers/confined';
 import { makeFixture, type Fixture } from './fixture';
 
@@ -150,7 +152,7 @@ test('an image re-tagged to another manifest is refused (reason subject); an ins
   );
   // write was signed for the install; its workers would run the image.
   const r = await refusal(gate, 'write');
-  expect([r.reason, r.message]).toEqual(['subject', 'the statement signs an install, but workers run from an image']);
+  expect([r.reason, r.message]).toEqual(['subject', 'the statement signs the install, but workers run from the image']);
 });
 
 test("the image's scan report is bound (reason scan-report), and a waiver the signed scan relied on expires (reason waiver-expired)", async () => {
@@ -345,4 +347,39 @@ describe('VerifyingLauncher', () => {
     expect(err).toMatchObject({ reason: 'seccomp', check: 'trust', tier: 'read' });
     expect(inner.launched).toEqual([]);
   });
+});
+
+test("a tier its own server serves is signed for that server's files: a changed jar is refused (reason subject)", async () => {
+  const jar = path.join(f.dir, 'server.jar');
+  writeFileSync(jar, 'the server, version 1\n');
+  const policyFile = path.join(f.dir, 'server-policy.yaml');
+  writeFileSync(
+    policyFile,
+    `tiers:\n  - name: read\n    server:\n      command: [/usr/bin/true]\n      readOnly: [server.jar, ${f.dir}]\n  - name: write\nrules:\n  - resources: ["*"]\n    interactions: [read]\n    tier: read\n  - resources: ["*"]\n    interactions: [create]\n    tier: write\n`,
+  );
+  const { policy, sha256 } = loadPolicyHashed(policyFile);
+  const tier = policy.tierByName.get('read')!;
+  expect(serverArtifacts(tier.server!)).toEqual([jar, '/usr/bin/true']); // sorted; the directory is not a file
+  const what = tierSigningSubject(tier, { subject: f.subject });
+  expect(what.subject).toBeInstanceOf(ServerSubject);
+  const { envelope } = await signTier({ key: f.key, tier, profilesDir: f.profilesDir, policyFile, ...what });
+  writeEnvelope(f.attestations, 'read', envelope);
+  const gate = f.gate({ policyFile, loadedPolicySha256: sha256 });
+  await gate.admit(tier);
+  const report = gate.report('read');
+  expect(report).toMatchObject({ status: 'verified', subject: { name: 'server:read', kind: 'server' } });
+  // The install subject is not what this tier runs: its digest does not matter here.
+  expect(report.subject!.digest.sha256).not.toBe((await f.subject.current()).digest.sha256);
+
+  const before = readFileSync(jar);
+  writeFileSync(jar, 'the server, version 1 with a backdoor\n');
+  const err = await gate.admit(tier).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TrustRefusal);
+  expect((err as TrustRefusal).reason).toBe('subject');
+  expect((err as TrustRefusal).message).toMatch(/^the server's files \(server:read\) is sha256:[0-9a-f]{12}, the statement signs sha256:[0-9a-f]{12}/);
+  writeFileSync(jar, before);
+  await expect(gate.admit(tier)).resolves.toBeDefined();
 });
