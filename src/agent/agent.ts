@@ -55,7 +55,7 @@ export interface AgentOptions {
   /** Every ended worker's last eBPF counters, by tier (a recording reads its sets there). */
   onRetired?: (tier: string, counters: CgroupCounters) => void;
   /** Supervisor tuning (tests shorten the backoff). */
-  supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired'>>;
+  supervisor?: Partial<Omit<SupervisorOptions, 'log' | 'onRetired' | 'onSeccompKill'>>;
 }
 
 export class Agent extends EventEmitter {
@@ -224,6 +224,7 @@ export class Agent extends EventEmitter {
     const sup = new WorkerSupervisor(slot, launcher, {
       log: this.o.log,
       ...this.o.supervisor,
+      onSeccompKill: (names) => this.totals.seccompKill(t.name, names),
       onRetired: (c) => {
         this.totals.retire(t.name, c);
         this.o.onRetired?.(t.name, c);

@@ -21,6 +21,18 @@ export class CounterTotals {
     this.retired.set(tier, t);
   }
 
+  /** A worker its seccomp filter killed (SIGSYS): one violation of each call the kernel log named. */
+  seccompKill(tier: string, names: readonly string[]): void {
+    const t = this.retired.get(tier) ?? this.empty(tier);
+    for (const name of names) {
+      const cur = t.syscalls[name] ?? { calls: 0, violations: 0 };
+      cur.calls += 1;
+      cur.violations += 1;
+      t.syscalls[name] = cur;
+    }
+    this.retired.set(tier, t);
+  }
+
   /** The tiers' totals: retired workers plus the live cgroups given. */
   snapshot(tiers: readonly string[], live: ReadonlyArray<{ tier: string; counters: CgroupCounters }>): TierCounters[] {
     const out = new Map<string, TierCounters>();

@@ -10,6 +10,7 @@ import type { CgroupCounters } from '../enforce/bpf';
 import { checkHealth, waitHealthy } from './health';
 import { StartRefusedError, type WorkerExit, type WorkerHandle, type WorkerLauncher, type WorkerSlot } from './launchers';
 import { logTail } from './server-launcher';
+import { seccompKills, SIGSYS_EXIT } from '../enforce/seccomp-kills';
 import type { WorkerInfo, WorkerState } from '../agent-api/messages';
 
 /** refused: the launcher would not start it (its tier failed a check); retried at the longest backoff. */
@@ -28,6 +29,8 @@ export interface SupervisorOptions {
   stopGraceMs?: number;
   /** Receives the last eBPF counters of each worker that ended (the tier's totals keep them). */
   onRetired?: (counters: CgroupCounters) => void;
+  /** Receives the calls a seccomp filter killed a worker at (the tier's violation totals count them). */
+  onSeccompKill?: (syscalls: string[]) => void;
 }
 
 export class WorkerSupervisor extends EventEmitter {
@@ -190,11 +193,11 @@ export class WorkerSupervisor extends EventEmitter {
         return null;
       });
       if (last) this.o.onRetired?.(last);
-      const violations = last
-        ? Object.entries(last.syscalls)
-            .flatMap(([name, c]) => (c.violations > 0 ? [name] : []))
-            .sort()
-        : [];
+      // The eBPF policy's kills are counted on the cgroup; a seccomp filter's (SIGSYS) are in the kernel log.
+      const killedBySeccomp = exit.code === SIGSYS_EXIT ? await seccompKills(handle.pid) : [];
+      if (killedBySeccomp.length) this.o.onSeccompKill?.(killedBySeccomp);
+      const counted = last ? Object.entries(last.syscalls).flatMap(([name, c]) => (c.violations > 0 ? [name] : [])) : [];
+      const violations = [...new Set([...counted, ...killedBySeccomp])].sort();
       if (violations.length) this.lastExit.violations = violations;
       if (this.slot.logFile && !this.stopping) this.lastExit.logTail = await logTail(this.slot.logFile);
       if (violations.length && !this.stopping) {

@@ -12,7 +12,7 @@ import type { EnforcementContext } from '../enforce/launch';
 import { allowedSyscalls, ociSeccomp, type OciSeccomp, type SeccompProfile } from '../enforce/seccomp';
 import type { TierProfiles } from '../enforce/tier-profiles';
 import { setsOf, violationsOf } from './confined-worker';
-import { seccompKills, SIGSYS_EXIT } from './seccomp-kills';
+import { seccompKills, SIGSYS_EXIT } from '../enforce/seccomp-kills';
 import type { StepFailure } from './drive';
 import { ebpfFromRecording, recordingSeccomp, seccompFromRecording, type SeccompResult } from './profile-writer';
 import { runTier, type SetupCache, type TierRunResult } from './tier-run';

@@ -4,7 +4,7 @@
 // its filter's default action fatal, so a worker dead of SIGSYS can say what was missing.
 
 import { execFile } from 'node:child_process';
-import { syscallName } from '../enforce/syscalls';
+import { syscallName } from './syscalls';
 
 export const SIGSYS_EXIT = 128 + 31;
 
