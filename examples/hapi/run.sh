@@ -6,6 +6,10 @@
 #                      instances answer /metadata, then run until Ctrl-C or SIGTERM
 #   ./run.sh verify    the same, then check writes go through the write instance only and reads
 #                      and paged searches work on the read instance; stop; exit 0 if all passed
+#   ./run.sh build     install what is missing and build target/fhirguard-hapi.jar when its
+#                      sources are newer; nothing started
+#   ./run.sh prepare   build, put the jar in the state directory and start PostgreSQL, then
+#                      exit: what fhirguard needs before it runs HAPI in its tiers (up.sh)
 #
 # Environment: FHIRGUARD_HAPI_STATE (default ./var), FHIRGUARD_HAPI_PG_PORT (55432),
 # WRITE_PORT (8091), READ_PORT (8092), HAPI_JAVA_OPTS, HEALTH_TIMEOUT (seconds, 300).
@@ -20,7 +24,8 @@ READ_PORT=${READ_PORT:-8092}
 HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-300}
 # IPv4 sockets only: the JVM's default is AF_INET6 with v4-mapped addresses, so its connect to
 # PostgreSQL would meet cgroup/connect6, not connect4.
-JAVA_OPTS=${HAPI_JAVA_OPTS:--Xms64m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.net.preferIPv4Stack=true}
+# No perf-data file under /tmp (-XX:-UsePerfData): nothing written outside java.io.tmpdir.
+JAVA_OPTS=${HAPI_JAVA_OPTS:--Xms64m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Djava.net.preferIPv4Stack=true}
 MODE=${1:-up}
 JAR_SRC=$HERE/target/fhirguard-hapi.jar
 
@@ -52,7 +57,7 @@ install_missing() {
   "$HERE/postgres.sh" install
 }
 
-build() {
+build_jar() {
   local newest
   newest=$(find "$HERE/pom.xml" "$HERE/src" -type f -newer "$JAR_SRC" 2>/dev/null | head -1 || true)
   if [ ! -f "$JAR_SRC" ] || [ -n "$newest" ]; then
@@ -61,6 +66,10 @@ build() {
     (cd "$HERE" && mvn -B -q package -DskipTests)
     log "built in $((SECONDS - t0)) s"
   fi
+}
+
+build() {
+  build_jar
   # The instances run a copy: rebuilding never changes the jar under a running JVM.
   mkdir -p "$STATE/app"
   cp "$JAR_SRC" "$STATE/app/fhirguard-hapi.jar.new" && mv "$STATE/app/fhirguard-hapi.jar.new" "$STATE/app/fhirguard-hapi.jar"
@@ -137,6 +146,25 @@ verify() {
   check "the database lets fhir_read SELECT hfj_resource" allowed "$code"
   echo "$PASSED passed, $FAILED failed"
 }
+
+case $MODE in
+  build)
+    install_missing
+    build_jar
+    exit 0
+    ;;
+  prepare)
+    install_missing
+    build
+    "$HERE/postgres.sh" start
+    exit 0
+    ;;
+  up | verify) ;;
+  *)
+    sed -n '2,17p' "$0" >&2
+    exit 2
+    ;;
+esac
 
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT

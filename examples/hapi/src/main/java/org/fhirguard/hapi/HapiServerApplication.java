@@ -204,6 +204,12 @@ public class HapiServerApplication {
 		return emf;
 	}
 
+	/** The write instance gives the read role its privileges once the schema is up to date. */
+	@Bean
+	public Object readRoleGrants(EntityManagerFactory theEntityManagerFactory, DataSource theDataSource, Settings theSettings) {
+		return theSettings.grantReadRole() == null ? "no read role to grant" : new ReadRoleGrants(theEntityManagerFactory, theDataSource, theSettings.grantReadRole());
+	}
+
 	@Bean
 	@Primary
 	public JpaTransactionManager transactionManager(EntityManagerFactory theEntityManagerFactory) {
@@ -233,6 +239,9 @@ public class HapiServerApplication {
 				server, theSystemDao, theStorageSettings, theSearchParamRegistry, theValidationSupport);
 		capabilities.setImplementationDescription("HAPI FHIR JPA server (R4) on PostgreSQL, fhirguard example");
 		server.setServerConformanceProvider(capabilities);
+		if (theSettings.forwarded()) {
+			server.setServerAddressStrategy(new ForwardedAddressStrategy());
+		}
 		if (theSettings.readOnlyGuard()) {
 			server.registerInterceptor(new ReadOnlyGuard());
 		}

@@ -25,6 +25,10 @@ import java.util.Map;
  * FHIRGUARD_HAPI_SCHEMA              update (default when writable) | none (default when read
  *                                    only) | validate: Hibernate's schema action at start
  * FHIRGUARD_HAPI_DB_POOL             maximum database connections (default 10)
+ * FHIRGUARD_HAPI_FORWARDED           false (default) | true: URLs from X-Forwarded-Proto/Host/Prefix
+ *                                    (behind fhirguard, which sets them; ForwardedAddressStrategy)
+ * FHIRGUARD_HAPI_GRANT_READ_ROLE     a write instance grants this role its read privileges once
+ *                                    its schema is up to date (ReadRoleGrants); default none
  * </pre>
  */
 public record Settings(
@@ -38,7 +42,9 @@ public record Settings(
 		boolean readOnly,
 		boolean readOnlyGuard,
 		String schemaAction,
-		int dbPool) {
+		int dbPool,
+		boolean forwarded,
+		String grantReadRole) {
 
 	static final String PREFIX = "FHIRGUARD_HAPI_";
 
@@ -94,7 +100,16 @@ public record Settings(
 			throw new IllegalArgumentException(PREFIX + "SCHEMA=update makes no sense with READ_ONLY=true");
 		}
 		int pool = parseInt(get(env, "DB_POOL", "10"), "DB_POOL", 1, 200);
-		return new Settings(jdbcUrl, user, password, host, port, socket, basePath, readOnly, guard, schema, pool);
+		boolean forwarded = parseBool(get(env, "FORWARDED", "false"), "FORWARDED");
+		String grantReadRole = get(env, "GRANT_READ_ROLE", "");
+		if (!grantReadRole.isEmpty() && !grantReadRole.matches("[a-z_][a-z0-9_]{0,62}")) {
+			throw new IllegalArgumentException(PREFIX + "GRANT_READ_ROLE must be a plain role name");
+		}
+		if (!grantReadRole.isEmpty() && readOnly) {
+			throw new IllegalArgumentException(PREFIX + "GRANT_READ_ROLE is for the write instance (the schema's owner)");
+		}
+		return new Settings(jdbcUrl, user, password, host, port, socket, basePath, readOnly, guard, schema, pool, forwarded,
+				grantReadRole.isEmpty() ? null : grantReadRole);
 	}
 
 	/** What the log says at start: everything but the password. */
@@ -102,7 +117,7 @@ public record Settings(
 		String where = unixSocket != null ? "unix:" + unixSocket : listenHost + ":" + listenPort;
 		return "listen=" + where + " base=" + (basePath.isEmpty() ? "/" : basePath) + " db=" + jdbcUrl + " user="
 				+ dbUser + " readOnly=" + readOnly + " guard=" + readOnlyGuard + " schema=" + schemaAction
-				+ " pool=" + dbPool;
+				+ " pool=" + dbPool + " forwarded=" + forwarded + (grantReadRole != null ? " grantReadRole=" + grantReadRole : "");
 	}
 
 	private static String get(Map<String, String> env, String name, String dflt) {

@@ -1,0 +1,53 @@
+package org.fhirguard.hapi;
+
+import jakarta.persistence.EntityManagerFactory;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.List;
+import javax.sql.DataSource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.springframework.beans.factory.InitializingBean;
+
+/**
+ * What the read role may do, granted by the write instance (the schema's owner) once its
+ * schema is up to date, before its server answers: SELECT on every table, and writes only to
+ * HAPI's search-result cache (a read instance stores each search there). So a read tier that
+ * starts after the write tier is healthy finds its privileges in place, after a first start
+ * as after a schema upgrade. The same grants as `postgres.sh grant-read`.
+ */
+public class ReadRoleGrants implements InitializingBean {
+
+	private static final Logger ourLog = LoggerFactory.getLogger(ReadRoleGrants.class);
+
+	/** HAPI's search-result cache: the only tables a read instance writes (docs/hapi.md says why). */
+	static final List<String> READ_ROLE_WRITABLE = List.of("hfj_search", "hfj_search_result", "hfj_search_include");
+
+	static final List<String> READ_ROLE_SEQUENCES = List.of("seq_search", "seq_search_res", "seq_search_inc");
+
+	private final DataSource myDataSource;
+	private final String myRole;
+
+	/** The entity manager factory is a parameter so that Hibernate has updated the schema first. */
+	public ReadRoleGrants(EntityManagerFactory theSchemaReady, DataSource theDataSource, String theRole) {
+		myDataSource = theDataSource;
+		myRole = theRole;
+	}
+
+	@Override
+	public void afterPropertiesSet() throws SQLException {
+		try (Connection c = myDataSource.getConnection();
+				Statement s = c.createStatement()) {
+			String schema = c.getSchema();
+			s.execute("GRANT SELECT ON ALL TABLES IN SCHEMA \"" + schema + "\" TO " + myRole);
+			for (String t : READ_ROLE_WRITABLE) {
+				s.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON \"" + schema + "\"." + t + " TO " + myRole);
+			}
+			for (String q : READ_ROLE_SEQUENCES) {
+				s.execute("GRANT USAGE, SELECT ON SEQUENCE \"" + schema + "\"." + q + " TO " + myRole);
+			}
+			ourLog.info("granted the read role {} SELECT in schema {} and writes to the search cache {}", myRole, schema, READ_ROLE_WRITABLE);
+		}
+	}
+}
