@@ -243,7 +243,7 @@ export const execCommand: Command = {
       if (timer) clearTimeout(timer);
       const counters = await running.forget();
       if (typeof values.report === 'string') {
-        await writeFile(values.report, JSON.stringify({ tier: tierName, mode, exit, ebpf: running.ebpf, counters }, null, 2) + '\n');
+        await writeFile(values.report, JSON.stringify({ tier: tierName, mode, exit, pid: running.container.pid, ebpf: running.ebpf, counters }, null, 2) + '\n');
       }
       return exit.code;
     } finally {

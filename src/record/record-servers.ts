@@ -31,6 +31,7 @@ import { candidateSteps, setupSteps } from './default-workloads';
 import { drive, type DriveResult, type Target } from './drive';
 import { freePort } from './ports';
 import { ebpfFromRecording, ebpfJson, seccompFromRecording, seccompJson } from './profile-writer';
+import { SERVER_RUNTIME } from './variation';
 import type { Step } from './workload';
 
 export interface RecordServersOptions {
@@ -181,9 +182,14 @@ export async function recordServers(o: RecordServersOptions, command: string): P
         let afterDbRestart: ServerRun['afterDbRestart'];
         if (o.restartDb) {
           o.progress(`${mode}: restarting the database (${o.restartDb})`);
-          await sh(o.restartDb);
-          const again = reads.slice(0, 20).map((s) => ({ ...s, expect: [...s.expect, 500, 502, 503, 504] }));
+          // Requests go on while the database is down and coming back: the servers' pools
+          // meet dead connections and open new ones, as in production.
+          const again = reads.slice(0, 5).map((s) => ({ ...s, expect: [...s.expect, 500, 502, 503, 504] }));
+          let restarted = false;
+          const restart = sh(o.restartDb).finally(() => (restarted = true));
           const during = await drive(target, again);
+          while (!restarted) merge(during, await drive(target, again));
+          await restart;
           const failed = Object.entries(during.statuses).reduce((n, [k, v]) => (Number(k) >= 500 ? n + v : n), 0);
           const recoveredMs = await until('the servers answering after the database restart', 120_000, async () => {
             const r = await drive(target, reads.slice(0, 3));
@@ -230,9 +236,10 @@ export async function recordServers(o: RecordServersOptions, command: string): P
       const s = recording.sets[t];
       if (!s) throw new Error(`the recorder returned no sets for tier ${t}`);
       const template = loadTierProfiles(o.templateDir, t, o.policy.tierByName.get(t)!.readOnly);
-      const provenance = `from the tier's server in its container (boot after runc installed the filter: the whole JVM start; serve; shutdown), ${recording.workload}: the data set-up and every candidate step of the default workloads the policy routes there${o.restartDb ? ', a restart of its database under it' : ''}, clients that hang up.`;
-      const seccomp = seccompFromRecording(template.seccomp, [...s.bootSeccomp, ...s.serve, ...s.shutdown], provenance);
-      const ebpf = ebpfFromRecording(template.ebpf, s.serve, provenance);
+      const provenance = `from the tier's server in its container (boot after runc installed the filter: the whole JVM start; serve; shutdown), ${recording.workload}: the data set-up and every candidate step of the default workloads the policy routes there${o.restartDb ? ', a restart of its database under it' : ''}, clients that hang up. Kept whether recorded or not: the runtime's calls on its own timing (GC, threads, CPU and memory sizing), where the template allows them.`;
+      const kept = [...SERVER_RUNTIME].filter((n) => template.seccompAllowed.includes(n));
+      const seccomp = seccompFromRecording(template.seccomp, [...s.bootSeccomp, ...s.serve, ...s.shutdown, ...kept], provenance);
+      const ebpf = ebpfFromRecording(template.ebpf, [...s.serve, ...kept.filter((n) => template.ebpf.serve.includes(n) || s.serve.includes(n))], provenance);
       mkdirSync(path.join(staged, 'seccomp'), { recursive: true });
       mkdirSync(path.join(staged, 'ebpf'), { recursive: true });
       writeFileSync(seccompProfilePath(staged, t), seccompJson(seccomp.profile));

@@ -100,6 +100,16 @@ export const RARE_PATHS: ReadonlySet<string> = new Set(['openat']);
 /** What a recorded profile keeps wherever its template allows it, recorded or not. */
 export const KEPT_UNRECORDED: ReadonlySet<string> = new Set([...ANYTIME, ...RARE_PATHS]);
 
+/**
+ * What an operator's server's runtime calls on its own timing, kept like ANYTIME in its tiers'
+ * profiles wherever the template allows it: besides the memory, thread and signal calls every
+ * runtime makes (a JVM's GC returns heap with munmap and madvise when it decides to: a proof
+ * run was once killed at a munmap its recording never made), a JVM sizes its compiler and GC
+ * threads from the CPUs and memory it sees (sched_getaffinity, sysinfo) every few seconds,
+ * names new threads (prctl) and samples its own usage (getrusage).
+ */
+export const SERVER_RUNTIME: ReadonlySet<string> = new Set([...ANYTIME, 'sched_getaffinity', 'sysinfo', 'prctl', 'getrusage', 'getpid']);
+
 /** Why `name` may come and go between runs of one workload (a known reason, or a hint). */
 export function variationReason(name: string): string {
   return REASONS[name] ?? 'not a known timing-dependent call: compare what the two runs did (workload, data, errors)';

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/worker-process';
-import { expectStatus, pathOf, type FhirResult, type FhirTarget, type Json, type TargetOf } from './target';
+import { caseTest, expectStatus, pathOf, type CaseOptions, type FhirResult, type FhirTarget, type Json, type TargetOf } from './target';
 
 export const SYNTHEA = join(REPO_ROOT, '..', 'shared', 'corpus', 'synthea', 'Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json');
 
@@ -23,7 +23,8 @@ async function allPages(t: FhirTarget, first: string): Promise<FhirResult[]> {
   return pages;
 }
 
-export function frontDoorCases(t: TargetOf): void {
+export function frontDoorCases(t: TargetOf, o: CaseOptions = {}): void {
+  const test = caseTest(o);
   describe('real data through the front door', () => {
     let patientId: string;
     let bundle: Json;

@@ -2,9 +2,10 @@
 // rollback, entries failing independently in a batch, PATCH entries, and bundles refused.
 
 import { randomUUID } from 'node:crypto';
-import { byVia, count, expectOutcome, pathOf, patient, uniqueIdentifier, type FhirRequestFn, type Json, type TargetOf } from './target';
+import { byVia, count, expectOutcome, pathOf, patient, uniqueIdentifier, type FhirRequestFn, type Json, type TargetOf, caseTest, type CaseOptions } from './target';
 
-export function bundlesCases(t: TargetOf): void {
+export function bundlesCases(t: TargetOf, o: CaseOptions = {}): void {
+  const test = caseTest(o);
   const req: FhirRequestFn = (...a) => t().req(...a);
 
   describe('batch and transaction', () => {

@@ -1,9 +1,10 @@
 // The operations the worker implements: $validate (type and instance level, Parameters
 // input, modes) and Patient/[id]/$everything.
 
-import { byVia, count, expectOutcome, patient, type FhirRequestFn, type Json, type TargetOf } from './target';
+import { byVia, count, expectOutcome, patient, type FhirRequestFn, type Json, type TargetOf, caseTest, type CaseOptions } from './target';
 
-export function operationsCases(t: TargetOf): void {
+export function operationsCases(t: TargetOf, o: CaseOptions = {}): void {
+  const test = caseTest(o);
   const req: FhirRequestFn = (...a) => t().req(...a);
 
   describe('operations', () => {

@@ -3,9 +3,10 @@
 // status; its own wording where the worker's differs); what only the worker can know (a
 // resource that does not exist) still reaches a worker.
 
-import { byVia, expectOutcome, patient, type FhirRequestFn, type Json, type TargetOf } from './target';
+import { byVia, expectOutcome, patient, type FhirRequestFn, type Json, type TargetOf, caseTest, type CaseOptions } from './target';
 
-export function refusalsCases(t: TargetOf): void {
+export function refusalsCases(t: TargetOf, o: CaseOptions = {}): void {
+  const test = caseTest(o);
   const req: FhirRequestFn = (...a) => t().req(...a);
 
   describe('refusals are OperationOutcomes with the right status', () => {

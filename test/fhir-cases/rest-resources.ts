@@ -2,9 +2,10 @@
 // Prefer, JSON Patch, history at every level and the conditional interactions.
 
 import { randomUUID } from 'node:crypto';
-import { byVia, count, expectOutcome, pathOf, patient, uniqueIdentifier, type FhirRequestFn, type Json, type TargetOf } from './target';
+import { byVia, count, expectOutcome, pathOf, patient, uniqueIdentifier, type FhirRequestFn, type Json, type TargetOf, caseTest, type CaseOptions } from './target';
 
-export function resourcesCases(t: TargetOf): void {
+export function resourcesCases(t: TargetOf, o: CaseOptions = {}): void {
+  const test = caseTest(o);
   const req: FhirRequestFn = (...a) => t().req(...a);
   const base = (): string => t().base;
 

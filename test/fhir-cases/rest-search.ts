@@ -3,9 +3,10 @@
 // _elements, _total, POST _search, the Patient compartment, and what the worker refuses.
 
 import { randomUUID } from 'node:crypto';
-import { byVia, count as countAt, expectOutcome, pathOf, patient, type FhirRequestFn, type Json, type TargetOf } from './target';
+import { byVia, count as countAt, expectOutcome, pathOf, patient, type FhirRequestFn, type Json, type TargetOf, caseTest, type CaseOptions } from './target';
 
-export function searchCases(t: TargetOf): void {
+export function searchCases(t: TargetOf, o: CaseOptions = {}): void {
+  const test = caseTest(o);
   const req: FhirRequestFn = (...a) => t().req(...a);
   const count = (query: string): Promise<number> => countAt(t(), query);
 

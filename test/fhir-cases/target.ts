@@ -29,6 +29,28 @@ export interface FhirTarget {
   via: 'worker' | 'proxy';
 }
 
+export interface CaseOptions {
+  /** Cases the target's server does not support, by test name, each with the reason (reported as skipped). */
+  unsupported?: Readonly<Record<string, string>>;
+}
+
+const named = new Set<string>();
+
+/** Names in `unsupported` that no case has: a renamed case must not leave a stale entry behind. */
+export function staleUnsupported(o: CaseOptions): string[] {
+  return Object.keys(o.unsupported ?? {}).filter((n) => !named.has(n));
+}
+
+/** `test`, but a case the target's server does not support is skipped, its reason in its name. */
+export function caseTest(o: CaseOptions): (name: string, fn: () => Promise<void>, timeoutMs?: number) => void {
+  return (name, fn, timeoutMs) => {
+    named.add(name);
+    const why = o.unsupported?.[name];
+    if (why) test.skip(`${name} [not supported by this server: ${why}]`, fn);
+    else test(name, fn, timeoutMs);
+  };
+}
+
 /** The cases are defined before the target exists (it starts in beforeAll): they get it by calling this. */
 export type TargetOf = () => FhirTarget;
 
