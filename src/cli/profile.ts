@@ -11,6 +11,7 @@ import { EXPORT_FORMATS, exportProfiles, SPO_APIS, type ExportFormat, type Expor
 import { loadProfileSet } from '../profile/load';
 import { defaultDockerAllowFile, loadDockerDefault } from '../profile/reference';
 import { formatStats, profileStats } from '../profile/stats';
+import { loadPolicy } from '../policy';
 import type { Command } from './command';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -36,7 +37,16 @@ function loadOptions(values: Values): { policyFile?: string; only?: string[] } {
 function stats(values: Values): number {
   const set = loadProfileSet(profilesDir(values), loadOptions(values));
   const docker = loadDockerDefault(typeof values['docker-default'] === 'string' ? path.resolve(values['docker-default']) : defaultDockerAllowFile());
-  const report = profileStats(set, docker);
+  // A server tier's egress list is its policy's (server.egress), not its profile's.
+  const serverEgress = new Map<string, string[]>();
+  if (typeof values.policy === 'string') {
+    try {
+      for (const t of loadPolicy(path.resolve(values.policy)).tiers) if (t.server) serverEgress.set(t.name, t.server.egress.map((e) => `${e.cidr} ${e.port}`).sort());
+    } catch {
+      // the profile set already said the policy does not load
+    }
+  }
+  const report = profileStats(set, docker, serverEgress);
   if (set.orderNote) process.stderr.write(`fhirguard profile: ${set.orderNote}\n`);
   process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatStats(report));
   return 0;

@@ -47,7 +47,8 @@ function reduction(n: number | null, base: number): number | null {
   return n === null ? null : Math.round((1 - n / base) * 1000) / 10;
 }
 
-export function profileStats(set: ProfileSet, docker: DockerDefault): StatsReport {
+/** `serverEgress`: a server tier's egress list from its policy (the agent applies it in place of the profile's). */
+export function profileStats(set: ProfileSet, docker: DockerDefault, serverEgress: ReadonlyMap<string, string[]> = new Map()): StatsReport {
   const total = X86_64_TABLE.length;
   const tiers = set.tiers.map((t): TierStats => {
     const sets = t.seccomp ? seccompSets(t.seccomp.profile) : undefined;
@@ -77,7 +78,7 @@ export function profileStats(set: ProfileSet, docker: DockerDefault): StatsRepor
       beyondDockerDefault: (sets?.allowed ?? []).filter((n) => !docker.allowed.has(n)),
       serveOutsideSeccomp: allowed && serve ? serve.filter((n) => !allowed.has(n)) : [],
       noWriteOpens: t.ebpf ? t.ebpf.profile.noWriteOpens : null,
-      egress: !t.ebpf ? null : t.ebpf.profile.egress === undefined ? null : t.ebpf.profile.egress.map((e) => `${e.cidr} ${e.port}`).sort(),
+      egress: serverEgress.get(t.tier) ?? (!t.ebpf ? null : t.ebpf.profile.egress === undefined ? null : t.ebpf.profile.egress.map((e) => `${e.cidr} ${e.port}`).sort()),
       files: { seccomp: t.seccomp?.file ?? null, ebpf: t.ebpf?.file ?? null },
     };
   });
