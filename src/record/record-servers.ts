@@ -82,7 +82,7 @@ export interface ServersRecordReport {
 
 function sh(command: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('sh', ['-c', command], { timeout: 120_000 }, (err, _out, stderr) => (err ? reject(new Error(`${command}: ${stderr.trim() || err.message}`)) : resolve()));
+    execFile('/bin/sh', ['-c', command], { timeout: 120_000 }, (err, _out, stderr) => (err ? reject(new Error(`${command}: ${stderr.trim() || err.message}`)) : resolve()));
   });
 }
 
