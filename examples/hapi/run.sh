@@ -25,7 +25,10 @@ HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-300}
 # IPv4 sockets only: the JVM's default is AF_INET6 with v4-mapped addresses, so its connect to
 # PostgreSQL would meet cgroup/connect6, not connect4.
 # No perf-data file under /tmp (-XX:-UsePerfData): nothing written outside java.io.tmpdir.
-JAVA_OPTS=${HAPI_JAVA_OPTS:--Xms64m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Djava.net.preferIPv4Stack=true}
+# A fixed number of JIT compiler threads (-XX:-UseDynamicNumberOfCompilerThreads): the JVM does
+# not ask for free memory (its cgroup's memory files) every time it would add or remove one.
+# Exit at the first OutOfMemoryError (whoever runs it restarts it) instead of limping on.
+JAVA_OPTS=${HAPI_JAVA_OPTS:--Xms64m -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -XX:-UseDynamicNumberOfCompilerThreads -Djava.net.preferIPv4Stack=true}
 MODE=${1:-up}
 JAR_SRC=$HERE/target/fhirguard-hapi.jar
 

@@ -24,6 +24,12 @@ import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import jakarta.persistence.EntityManagerFactory;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import javax.sql.DataSource;
@@ -108,17 +114,52 @@ public class HapiServerApplication {
 		return ourSettings;
 	}
 
-	/** A Unix domain socket instead of TCP: Tomcat's NIO connector does it natively (Java 16+). */
+	/**
+	 * Where Tomcat writes, and what it listens on.
+	 *
+	 * Tomcat's base directory (its work directory lives there) and the servlet context's
+	 * document root are fixed under java.io.tmpdir ({@code tomcat/} and {@code tomcat/docbase}),
+	 * not left to Spring Boot's randomly named temporary directories: nothing is written
+	 * anywhere else, and the paths are known in advance.
+	 *
+	 * {@code unix:/path}: a Unix domain socket instead of TCP (Tomcat's NIO connector, Java 16+),
+	 * made {@code rw-rw----} once bound, so the socket's group (fhirguard's proxy) may connect. A
+	 * socket file left at that path by an instance that died without closing it (SIGKILL, OOM
+	 * exit) would make the bind fail, so it is removed first: the path is this instance's own.
+	 */
 	@Bean
 	public WebServerFactoryCustomizer<TomcatServletWebServerFactory> listenCustomizer(Settings theSettings) {
 		return factory -> {
+			File base = new File(System.getProperty("java.io.tmpdir"), "tomcat");
+			File docBase = new File(base, "docbase");
+			if (!docBase.isDirectory() && !docBase.mkdirs()) {
+				throw new IllegalStateException("cannot create Tomcat's directory " + docBase);
+			}
+			factory.setBaseDirectory(base);
+			factory.setDocumentRoot(docBase);
 			if (theSettings.unixSocket() != null) {
+				removeStaleSocket(Path.of(theSettings.unixSocket()));
 				factory.addConnectorCustomizers(connector -> {
 					connector.setProperty("unixDomainSocketPath", theSettings.unixSocket());
 					connector.setProperty("unixDomainSocketPathPermissions", "rw-rw----");
 				});
 			}
 		};
+	}
+
+	/** Removes a socket file (and nothing else: not a regular file, directory or link) at PATH. */
+	static void removeStaleSocket(Path thePath) {
+		try {
+			int mode = (Integer) Files.getAttribute(thePath, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+			if ((mode & 0170000) == 0140000) {
+				Files.delete(thePath);
+				ourLog.info("removed a stale socket file at {}", thePath);
+			}
+		} catch (NoSuchFileException e) {
+			// the usual case: nothing there
+		} catch (IOException | UnsupportedOperationException e) {
+			ourLog.warn("cannot check {} for a stale socket: {}", thePath, e.toString());
+		}
 	}
 
 	@Bean
