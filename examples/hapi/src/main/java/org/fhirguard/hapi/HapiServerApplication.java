@@ -276,7 +276,8 @@ public class HapiServerApplication {
 		server.setPagingProvider(thePagingProvider);
 		server.setETagSupport(ETagSupportEnum.ENABLED);
 		server.setDefaultPrettyPrint(false);
-		JpaCapabilityStatementProvider capabilities = new JpaCapabilityStatementProvider(
+		// Per base URL: implementation.url is the base the client used (CapabilityStatementPerBase).
+		JpaCapabilityStatementProvider capabilities = new CapabilityStatementPerBase(
 				server, theSystemDao, theStorageSettings, theSearchParamRegistry, theValidationSupport);
 		capabilities.setImplementationDescription("HAPI FHIR JPA server (R4) on PostgreSQL, fhirguard example");
 		server.setServerConformanceProvider(capabilities);
