@@ -27,7 +27,7 @@ import { FrontDoor, type FrontDoorMode } from './front-door';
 import { describeArtifacts, launcherOf, nextArtifacts, type LaunchEnv, type TierArtifacts } from './generation';
 import type { WorkerLauncher } from './launchers';
 import { runRollout, type Generation, type RolloutProgress, type RolloutRequest, type RolloutResult } from './rollout';
-import { serverLogFile } from './server-launcher';
+import { SERVER_HEALTH_TIMEOUT_MS, serverLogFile } from './server-launcher';
 import { WorkerSupervisor, type SupervisorOptions } from './supervisor';
 import type { CountersReport, FrontDoorInfo, ProfileInfo, TierEnforcement, WorkerInfo } from '../agent-api/messages';
 
@@ -219,7 +219,9 @@ export class Agent extends EventEmitter {
       socketDir,
       socketPath: path.join(socketDir, 'worker.sock'),
       cgroupName: `${id}-${this.instance}`,
-      ...(t.server ? { health: t.server.health, startTimeoutMs: t.server.startTimeoutMs, logFile: serverLogFile(this.env.logDir, id) } : {}),
+      // A busy JVM answers its health check slower than the reference worker: a slow answer
+      // under load (a rollout's new JVM starting on the same cores) is not a dead server.
+      ...(t.server ? { health: t.server.health, healthTimeoutMs: SERVER_HEALTH_TIMEOUT_MS, startTimeoutMs: t.server.startTimeoutMs, logFile: serverLogFile(this.env.logDir, id) } : {}),
     };
     const sup = new WorkerSupervisor(slot, launcher, {
       log: this.o.log,

@@ -23,8 +23,9 @@ export interface WorkerSlot {
   socketPath: string;
   /** Last component of the worker's cgroup /fhirguard/<tier>/<cgroupName> (containers only). */
   cgroupName: string;
-  /** An operator's server: the path its health check GETs, how long it may take to start, its log. */
+  /** An operator's server: the path its health check GETs, how long one may take, how long it may take to start, its log. */
   health?: string;
+  healthTimeoutMs?: number;
   startTimeoutMs?: number;
   logFile?: string;
 }

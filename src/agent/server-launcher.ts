@@ -27,6 +27,9 @@ export interface ServerLaunchEnv {
   logDir: string;
 }
 
+/** How long one health check of a serving server may take (three in a row failing restart it). */
+export const SERVER_HEALTH_TIMEOUT_MS = 10_000;
+
 export function serverLogFile(logDir: string, id: string): string {
   return path.join(logDir, `${id}.log`);
 }

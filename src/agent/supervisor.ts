@@ -223,7 +223,7 @@ export class WorkerSupervisor extends EventEmitter {
     const interval = this.o.healthIntervalMs ?? 5000;
     const timer = setInterval(() => {
       if (exited || this.stopping || this.state !== 'serving') return;
-      void checkHealth(this.slot.socketPath).then((ok) => {
+      void checkHealth(this.slot.socketPath, this.slot.healthTimeoutMs, this.slot.health).then((ok) => {
         misses = ok ? 0 : misses + 1;
         if (misses >= (this.o.healthFailures ?? 3) && !exited && !this.stopping) {
           log.error({ misses }, 'worker stopped answering GET /metadata, killing it');

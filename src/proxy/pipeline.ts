@@ -11,6 +11,7 @@ import { refuse } from '../fhir/outcome';
 import { validateRequest, validateSearch } from '../fhir/validate';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
+import { forwardQuery } from './forward-query';
 import { requestState } from './request-state';
 import { httpRefusal } from './errors';
 import { checkRequestHead } from './request-head';
@@ -95,7 +96,7 @@ export function createPipeline(opts: PipelineOptions) {
       // reach the policy cannot bound, and what lenient handling drops is neither decided on
       // nor forwarded. Its time counts to the validate stage.
       const search = validateSearch(interaction, isLenient(headers.prefer));
-      state.forwardQuery = search.droppedParams.length ? dropParams(query, search.droppedParams) : query;
+      state.forwardQuery = forwardQuery(query, search.droppedParams);
       const t2 = performance.now();
 
       const tier = policy.decide(interaction);
@@ -117,19 +118,6 @@ function isLenient(prefer: string | string[] | undefined): boolean {
   if (prefer === undefined) return false;
   const text = Array.isArray(prefer) ? prefer.join(',') : prefer;
   return /(?:^|[,;\s])handling\s*=\s*"?lenient"?/i.test(text);
-}
-
-/** The raw query without the parameters lenient handling dropped (`name[:modifier][.chain]`). */
-function dropParams(query: string, dropped: readonly string[]): string {
-  const drop = new Set(dropped);
-  return query
-    .split('&')
-    .filter((pair) => {
-      const eq = pair.indexOf('=');
-      const key = decodeURIComponent((eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' '));
-      return !drop.has(key);
-    })
-    .join('&');
 }
 
 function decodeForm(raw: Buffer): string {

@@ -81,7 +81,10 @@ export function proxyTarget(fhirUrl: string, deletesVia?: string): FhirTarget {
 
 /** A request path (relative to the base) from a URL the server gave out (a next link, a Location). */
 export function pathOf(t: FhirTarget, url: string): string {
-  if (!url.startsWith(`${t.base}/`)) throw new Error(`${url} is not on the base ${t.base}`);
+  // `[base]/Patient?...`, `[base]?_getpages=...` (a server's own paging links, at the base), or
+  // relative to the base (`Patient/1/_history/1`: a transaction response's location may be).
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(url)) return `/${url.replace(/^\//, '')}`;
+  if (!url.startsWith(`${t.base}/`) && !url.startsWith(`${t.base}?`)) throw new Error(`${url} is not on the base ${t.base}`);
   return url.slice(t.base.length);
 }
 

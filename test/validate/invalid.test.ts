@@ -89,3 +89,17 @@ test('a document nested too deeply for the stack is a verdict, not a crash', () 
   const issues = validator.validateResource({ resourceType: 'Patient', extension: [ext] });
   expect(issues[issues.length - 1]).toMatchObject({ severity: 'fatal', code: 'too-costly' });
 });
+
+describe("'#' in a uri is a uri; in a canonical or a reference it names a contained resource", () => {
+  test('meta.source is `#<request id>` as servers write it: valid; a contained resource it names counts as referenced (dom-3)', () => {
+    expect(describeIssues(errors({ resourceType: 'Patient', meta: { source: '#b0d9eb11-0d2a-85c6' }, name: [{ family: 'Doe' }] }))).toEqual([]);
+    const q = { resourceType: 'Questionnaire', status: 'draft', contained: [{ resourceType: 'ValueSet', id: 'vs', status: 'draft' }], item: [{ linkId: '1', type: 'choice', answerValueSet: '#vs' }] };
+    expect(describeIssues(errors(q))).toEqual([]);
+  });
+
+  test('a canonical or a reference naming no contained resource is an error', () => {
+    const q = { resourceType: 'Questionnaire', status: 'draft', item: [{ linkId: '1', type: 'choice', answerValueSet: '#nowhere' }] };
+    expect(describeIssues(errors(q))).toEqual(["invariant @ Questionnaire.item[0].answerValueSet: the local canonical '#nowhere' does not name a contained resource"]);
+    expect(describeIssues(errors({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: '#p' } })).some((d) => d.includes('ref-1'))).toBe(true);
+  });
+});

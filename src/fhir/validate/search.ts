@@ -45,12 +45,39 @@ const MODIFIERS: ReadonlyMap<SearchParamType, ReadonlySet<string>> = new Map<Sea
 const EXTRA_COMMON: ReadonlyMap<string, SearchParamDef> = new Map([
   ['_list', { code: '_list', type: 'special', targets: [] }],
   ['_offset', { code: '_offset', type: 'number', targets: [] }],
+  ['_getpages', { code: '_getpages', type: 'special', targets: [] }],
+  ['_getpagesoffset', { code: '_getpagesoffset', type: 'number', targets: [] }],
+  ['_bundletype', { code: '_bundletype', type: 'token', targets: [] }],
 ]);
+
+/**
+ * The page parameters of a server that keeps a search's results itself and pages through them
+ * at the base (HAPI FHIR: `[base]?_getpages=<id>&_getpagesoffset=20&_count=20`): its `next`
+ * links carry them, and a client following them must get through. They are taken at the
+ * system level only, where a search without `_type` reaches every type for the policy (the
+ * page's id says nothing fhirguard can check about what the stored search reached).
+ */
+const SERVER_PAGE_PARAMS: ReadonlySet<string> = new Set(['_getpages', '_getpagesoffset', '_bundletype']);
 
 /** Parameters that shape the result rather than filter it (checked by checkResultParam). */
 // `_offset` is not an R4 parameter, but it is how the reference worker (like Medplum and
 // others) pages: its `next` links carry it, and a client following them must get through.
-const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_contained', '_containedType', '_format', '_pretty', '_list']);
+const RESULT_PARAMS = new Set([
+  '_count',
+  '_offset',
+  '_sort',
+  '_include',
+  '_revinclude',
+  '_summary',
+  '_elements',
+  '_total',
+  '_contained',
+  '_containedType',
+  '_format',
+  '_pretty',
+  '_list',
+  ...SERVER_PAGE_PARAMS,
+]);
 
 const RESULT_VALUES: ReadonlyMap<string, RegExp> = new Map([
   ['_summary', /^(true|false|text|data|count)$/],
@@ -60,6 +87,9 @@ const RESULT_VALUES: ReadonlyMap<string, RegExp> = new Map([
   ['_pretty', /^(true|false)$/],
   ['_count', /^\d+$/],
   ['_offset', /^\d+$/],
+  ['_getpages', /^[A-Za-z0-9\-]{1,64}$/],
+  ['_getpagesoffset', /^\d+$/],
+  ['_bundletype', /^(searchset|history)$/],
 ]);
 
 function definition(type: string, code: string): SearchParamDef | undefined {
@@ -361,6 +391,10 @@ function checkResultParam(c: Checker, types: string[], p: SearchParam, name: str
   }
   if (p.modifier !== undefined) {
     c.error('not-supported', `modifier ':${p.modifier}' does not apply to ${p.name}`, name);
+    return;
+  }
+  if (SERVER_PAGE_PARAMS.has(p.name) && type) {
+    c.error('invalid', `${p.name} pages a search the server keeps: it goes to the base ([base]?${p.name}=...), not to a type`, name);
     return;
   }
   const pattern = RESULT_VALUES.get(p.name);

@@ -376,8 +376,11 @@ export class Walker {
       const warning = controlCharacterWarning(v);
       if (warning) this.issue('warning', 'value', warning);
     }
+    // A canonical `#id` must name a contained resource; a uri or url `#...` counts as a
+    // reference for dom-3 when it names one, and is otherwise any uri (meta.source is
+    // `#<request id>` by convention, and servers write it so).
     if (v.charCodeAt(0) === 35 /* # */ && (slot.type === 'canonical' || slot.type === 'uri' || slot.type === 'url')) {
-      this.localRef(v);
+      this.localRef(v, false, slot.type === 'canonical');
     }
   }
 
@@ -424,7 +427,8 @@ export class Walker {
     if (problem) this.err(problem.code, problem.diagnostics, problem.field ? '.' + problem.field : '');
   }
 
-  private localRef(ref: string, reference = false): void {
+  /** `mustResolve`: a contained resource must have the id (references, canonicals; not plain uris). */
+  private localRef(ref: string, reference = false, mustResolve = true): void {
     if (!this.frame) return;
     if (ref === '#') {
       this.frame.refersToContainer = true;
@@ -435,7 +439,7 @@ export class Walker {
       f.localRefs.add(ref);
       root = f;
     }
-    root.pending.push({ ref, location: this.location(), reference });
+    if (reference || mustResolve) root.pending.push({ ref, location: this.location(), reference });
   }
 
   /** dom-3 (each contained resource is referenced) and ref-1 (each `#id` names one). */

@@ -179,6 +179,10 @@ public class HapiServerApplication {
 		s.setEnableTaskPreExpandValueSets(false);
 		s.setEnableTaskResourceReindexing(!theSettings.readOnly());
 		s.setMarkResourcesForReindexingUponSearchParameterChange(!theSettings.readOnly());
+		// HAPI answers a search repeated within 60 s from the first one's stored results by
+		// default: a client would not see what it just wrote. Every search runs afresh here (its
+		// results are still stored, for paging).
+		s.setReuseCachedSearchResultsForMillis(null);
 		s.setExpungeEnabled(false);
 		s.setDeleteExpungeEnabled(false);
 		return s;
