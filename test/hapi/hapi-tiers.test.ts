@@ -8,7 +8,7 @@
 // rollout under load.
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent-api/client';
 import { resolveIdentities } from '../../src/enforce/identities';
@@ -17,7 +17,7 @@ import { seccompKills, SIGSYS_EXIT } from '../../src/enforce/seccomp-kills';
 import { restCases } from '../fhir-cases';
 import { frontDoorCases } from '../fhir-cases/front-door';
 import { expectOutcome, expectStatus, patient, proxyTarget, staleUnsupported, type CaseOptions, type FhirTarget } from '../fhir-cases/target';
-import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
+import { killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { buildAttack, FHIRGUARD, outcomes, procStatus, removeDir, requireEnforcement, runExec, shortTempDir } from '../helpers/confined';
 import { HAPI_PROFILES, hapiJar, hapiWorld, type HapiWorld } from '../helpers/hapi';
 import { closeClients, send } from '../helpers/http-client';
@@ -31,7 +31,27 @@ const TIERS = ['read', 'write'];
  * Everything else runs against HAPI unchanged.
  */
 const HAPI: CaseOptions = {
-  unsupported: {},
+  unsupported: {
+    'states the interactions, search parameters and operations implemented':
+      "the front door states what the policy lets through and HAPI declares: HAPI's own resource list, parameters and operations, and no system-level batch",
+    'create assigns the id and meta; read returns the stored resource': 'HAPI stores 16 characters of the request id in meta.source and answers the create with all of it',
+    'every update and delete makes a version; old versions stay readable; a deleted resource is 410': 'HAPI sends no ETag with a delete',
+    'update creates a resource at a new id (update-as-create)': 'HAPI answers an update that creates with Content-Location only, no Location',
+    'If-Match: a stale version is 412 and changes nothing; the current one passes': 'HAPI answers a stale If-Match with 409 Conflict, not 412',
+    'a patch that cannot apply, or that breaks the resource, is 422 and changes nothing': 'HAPI answers a patch that cannot apply with 400, not 422',
+    'type and system history page with _count and filter with _since': 'HAPI makes no new version for an update that changes nothing, and pages history with _getpages rather than _offset',
+    'conditional update: none → create, one → update it, several → 412, wrong id → 400': 'HAPI lets a conditional update whose body names another id through',
+    'a transaction whose entry fails at the worker after others were written is rolled back entirely':
+      "HAPI fails the entry's stale If-Match with 409, not 412 (the rollback itself holds: checked by the case's other assertions only under the reference worker)",
+    'batch entries succeed or fail independently; reads run too': "HAPI fails a batch entry's stale If-Match with 409 Conflict, not 412",
+    'dates, quantities, :missing, :text, :contains, accents, _sort, _elements, POST _search':
+      'HAPI matches a partial date against a range (ge2020-02 & le2020-04) by the bounds of both, counting fewer',
+    'number and uri parameters': 'HAPI does not index RiskAssessment.prediction.probability[x] for the probability parameter',
+    'Patient compartment search': 'HAPI JPA serves no compartment searches ([base]/Patient/[id]/Observation); Observation?patient= is its way',
+    'refuses what it cannot honour': 'HAPI honours what the reference worker refuses',
+    '$validate at instance level checks the stored resource, and mode=delete': "HAPI's instance $validate words its outcome differently and ignores mode=delete",
+    'methods, media types and paths': 'HAPI answers GET [base] (a system search without parameters) with 400, where the reference worker says 405',
+  },
 };
 
 let dir: string;
@@ -194,18 +214,24 @@ describe("the attack battery inside a HAPI tier's confinement", () => {
   ];
   const boot = (): string[] => [
     `read=${path.join(world.state, 'secrets', 'fhir_write.password')}`,
-    'open-wronly=/etc/passwd',
+    `open-wronly=${owned}`,
     `create=${path.join(world.state, 'app', 'dropped')}`,
     `connect=${world.port}`,
   ];
 
+  // A file the tier's identity owns, mounted into its root: only the read-only mount stands in the way.
+  const owned = '/tmp/fg-hapi-owned';
   test.each(TIERS)('boot phase, tier %s: the database is the one address it may connect to; its root is read-only; no secret file is there', async (tier) => {
-    const r = await runExec([...exec(tier), attack, ...boot()]);
+    const ids = resolveIdentities({}, false);
+    const who = tier === 'read' ? ids.reader : ids.writer;
+    writeFileSync(owned, 'x');
+    chownSync(owned, who.uid, who.gid);
+    const r = await runExec([...exec(tier, ['--ro', owned]), attack, ...boot()]);
     expect(r.stderr).not.toMatch(/cannot/);
     expect(outcomes(r.stdout)).toEqual({
       read: 'ENOENT', // the password files are not in its root
-      'open-wronly': 'EROFS',
-      create: 'EROFS',
+      'open-wronly': 'EROFS', // its own file, mounted read-only
+      create: 'EACCES', // beside its jar: a directory of the read-only root, root's
       connect: 'ok', // PostgreSQL
     });
     expect(outcomes((await runExec([...exec(tier), attack, 'connect=1'])).stdout)).toEqual({ connect: 'EPERM' });
@@ -269,12 +295,24 @@ describe('supply chain', () => {
     cpSync(HAPI_PROFILES, next, { recursive: true });
     sign(next);
     // underLoad checks the workload: no failed request, every acknowledged write readable, none applied twice.
+    const since = agent.log().length;
+    // What the agent said meanwhile, when something failed: which worker ended, and why.
     const { result: out, workload } = await underLoad(fhirUrl, 3, async () =>
       execFileSync(FHIRGUARD, ['rollout', '--state-dir', agent.stateDir, '--tier', 'write', '--profile', next, '--attestations', path.join(dir, 'attestations'), '--ready-timeout', '300s'], {
         encoding: 'utf8',
         timeout: 600_000,
       }),
-    );
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\nthe agent meanwhile:\n${agent
+          .log()
+          .slice(since)
+          .split('\n')
+          .filter((l) => /"level":(40|50)/.test(l))
+          .join('\n')
+          .slice(-4000)}`,
+      );
+    });
     expect(out).toMatch(/write/);
     expect(workload.done.create).toBeGreaterThan(0);
     const e = await agent.client.enforcement();
