@@ -62,6 +62,10 @@ install_missing() {
 
 build_jar() {
   local newest
+  # One build at a time (tests run in parallel may each ask for the jar).
+  mkdir -p "$HERE/target"
+  exec 9>"$HERE/target/.build.lock"
+  flock 9
   newest=$(find "$HERE/pom.xml" "$HERE/src" -type f -newer "$JAR_SRC" 2>/dev/null | head -1 || true)
   if [ ! -f "$JAR_SRC" ] || [ -n "$newest" ]; then
     log "building the jar (the first build downloads HAPI and its dependencies from Maven Central)"
@@ -69,6 +73,7 @@ build_jar() {
     (cd "$HERE" && mvn -B -q package -DskipTests)
     log "built in $((SECONDS - t0)) s"
   fi
+  flock -u 9
 }
 
 build() {
