@@ -227,7 +227,7 @@ async function bake(gen: Generation, ms: number): Promise<void> {
   while (Date.now() < until) {
     if (Date.now() >= probeAt) {
       probeAt = Date.now() + 1000;
-      const probes = await Promise.all(gen.supervisors.map((s) => (s.info().state === 'serving' ? checkHealth(s.slot.socketPath) : Promise.resolve(true))));
+      const probes = await Promise.all(gen.supervisors.map((s) => (s.info().state === 'serving' ? checkHealth(s.slot.socketPath, s.slot.healthTimeoutMs, s.slot.health) : Promise.resolve(true))));
       gen.supervisors.forEach((s, k) => misses.set(s.slot.id, probes[k] ? 0 : (misses.get(s.slot.id) ?? 0) + 1));
       const silent = gen.supervisors.filter((s) => misses.get(s.slot.id)! >= 2);
       // A worker the check killed is reported below, with its violation.

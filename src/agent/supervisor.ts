@@ -178,7 +178,7 @@ export class WorkerSupervisor extends EventEmitter {
         }
       } else if (!this.stopping) {
         const tail = this.slot.logFile ? await logTail(this.slot.logFile) : [];
-        const exited = await Promise.race([handle.exited.then(() => true), Promise.resolve(false)]);
+        const exited = await Promise.race([handle.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 100))]);
         const what = exited ? 'worker exited before it answered' : `worker did not answer GET ${this.slot.health ?? '/metadata'} in time, killing it`;
         log.error({ logTail: tail.length ? tail : undefined }, what);
         if (!exited) void handle.stop(0);

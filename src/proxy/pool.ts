@@ -93,6 +93,9 @@ export class Member {
   }
 }
 
+/** A server tier's member check timeout: a JVM's first /metadata, or one under load, is slow. */
+export const SERVER_CHECK_TIMEOUT_MS = 10_000;
+
 export class TierPool {
   members: Member[] = [];
   /**
@@ -104,13 +107,17 @@ export class TierPool {
   down: string | undefined;
   private healthy: Member[] = [];
   private next = 0;
+  /** How long one health check may take: an operator's server (a JVM) gets longer than a worker. */
+  private readonly checkTimeoutMs: number;
 
   constructor(
     readonly name: string,
     upstreams: readonly string[],
     readonly timeoutMs: number,
     private readonly opts: PoolOptions,
+    server = false,
   ) {
+    this.checkTimeoutMs = server ? Math.max(SERVER_CHECK_TIMEOUT_MS, opts.checkTimeoutMs ?? 0) : (opts.checkTimeoutMs ?? 2000);
     for (const spec of upstreams) this.members.push(this.makeMember(spec));
   }
 
@@ -145,7 +152,7 @@ export class TierPool {
       if (m.healthy) this.opts.onStateChange?.(this.name, m.spec, false, 'removed from the pool');
       void m.client.close();
     }
-    for (const m of added) void m.check(this.opts.checkTimeoutMs ?? 2000);
+    for (const m of added) void m.check(this.checkTimeoutMs);
   }
 
   /** The next healthy member in round-robin order, skipping `avoid` (a member that just failed). */
@@ -176,12 +183,11 @@ export class TierPool {
   /** A connection to `member` failed: stop sending it requests, and see at once whether it is back. */
   markDown(member: Member, err: unknown): void {
     this.setHealthy(member, false, `connection failed: ${describe(err)}`);
-    setImmediate(() => void member.check(this.opts.checkTimeoutMs ?? 2000));
+    setImmediate(() => void member.check(this.checkTimeoutMs));
   }
 
   checkAll(): Promise<void> {
-    const timeout = this.opts.checkTimeoutMs ?? 2000;
-    return Promise.all(this.members.map((m) => m.check(timeout))).then(() => undefined);
+    return Promise.all(this.members.map((m) => m.check(this.checkTimeoutMs))).then(() => undefined);
   }
 }
 
@@ -190,10 +196,10 @@ export class UpstreamPools {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    tiers: readonly { name: string; upstreams: readonly string[]; timeoutMs: number }[],
+    tiers: readonly { name: string; upstreams: readonly string[]; timeoutMs: number; server?: unknown }[],
     private readonly opts: PoolOptions = {},
   ) {
-    for (const t of tiers) this.byName.set(t.name, new TierPool(t.name, t.upstreams, t.timeoutMs, opts));
+    for (const t of tiers) this.byName.set(t.name, new TierPool(t.name, t.upstreams, t.timeoutMs, opts, t.server !== undefined));
   }
 
   get(tier: string): TierPool | undefined {

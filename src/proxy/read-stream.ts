@@ -49,7 +49,7 @@ export class ReadStreamer {
     const pool = this.o.pools.get(state.tier?.name ?? '');
     const member = pool?.pick();
     if (!pool || !member) {
-      this.o.fail(reply, new NoHealthyMemberError(state.tier?.name ?? 'unknown', pool?.unavailable));
+      this.o.fail(reply, new NoHealthyMemberError(state.tier?.name ?? 'unknown', pool?.unavailable, pool?.down));
       return reply;
     }
     const query = state.forwardQuery;

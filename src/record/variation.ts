@@ -106,9 +106,30 @@ export const KEPT_UNRECORDED: ReadonlySet<string> = new Set([...ANYTIME, ...RARE
  * runtime makes (a JVM's GC returns heap with munmap and madvise when it decides to: a proof
  * run was once killed at a munmap its recording never made), a JVM sizes its compiler and GC
  * threads from the CPUs and memory it sees (sched_getaffinity, sysinfo) every few seconds,
- * names new threads (prctl) and samples its own usage (getrusage).
+ * names new threads (prctl) and samples its own usage (getrusage), and loads classes on first
+ * use (below).
  */
-export const SERVER_RUNTIME: ReadonlySet<string> = new Set([...ANYTIME, 'sched_getaffinity', 'sysinfo', 'prctl', 'getrusage', 'getpid']);
+export const SERVER_RUNTIME: ReadonlySet<string> = new Set([
+  ...ANYTIME,
+  'sched_getaffinity',
+  'sysinfo',
+  'prctl',
+  'getrusage',
+  'getpid',
+  // A JVM loads a class when it is first used, for as long as it runs: the file calls of that
+  // depend on which code ran first, not on the requests (a rollout's write load once met a
+  // newfstatat of the write tier that two recordings never made). Read-only opens: a read
+  // tier's write opens stay violations, and what it can open is its read-only root.
+  'openat',
+  'newfstatat',
+  'statx',
+  'fstat',
+  'readlink',
+  'read',
+  'pread64',
+  'lseek',
+  'close',
+]);
 
 /** Why `name` may come and go between runs of one workload (a known reason, or a hint). */
 export function variationReason(name: string): string {

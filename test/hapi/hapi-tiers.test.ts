@@ -308,7 +308,7 @@ describe('supply chain', () => {
           .log()
           .slice(since)
           .split('\n')
-          .filter((l) => /"level":(40|50)/.test(l))
+          .filter((l) => /"level":(40|50)/.test(l) && /"worker":/.test(l) && !l.includes('"reqId"'))
           .join('\n')
           .slice(-4000)}`,
       );

@@ -87,7 +87,7 @@ const RESULT_VALUES: ReadonlyMap<string, RegExp> = new Map([
   ['_pretty', /^(true|false)$/],
   ['_count', /^\d+$/],
   ['_offset', /^\d+$/],
-  ['_getpages', /^[A-Za-z0-9\-]{1,64}$/],
+  ['_getpages', /^[A-Za-z0-9-]{1,64}$/],
   ['_getpagesoffset', /^\d+$/],
   ['_bundletype', /^(searchset|history)$/],
 ]);
