@@ -166,16 +166,17 @@ export class Agent extends EventEmitter {
     const serversFirst = local.some((t) => t.server);
     if (writers.length && readers.length && (serversFirst || !existsSync(this.o.db))) {
       const wait = Math.max(120_000, ...writers.map((s) => s.slot.startTimeoutMs ?? 0));
-      // Readers go once a writer is ready, or once every writer's first start failed (crashed,
-      // refused): a writer that cannot start does not hold them back. Every wait settles (a
-      // wait that lost the race must not reject unheard).
+      // Readers go once a writer is ready, or once every writer's first start crashed: a
+      // writer that cannot start does not hold them back. A refused writer (a failed check
+      // that refuses the readers too) still does. Every wait settles (a wait that lost the
+      // race must not reject unheard).
       const settled = (p: Promise<unknown>): Promise<boolean> =>
         p.then(
           () => true,
           () => false,
         );
       const ready = writers.map((s) => settled(s.until(['ready', 'serving'], wait)));
-      const failed = settled(Promise.all(writers.map((s) => s.until(['crashed', 'refused'], wait))));
+      const failed = settled(Promise.all(writers.map((s) => s.until(['crashed'], wait))));
       void Promise.race([...ready, failed]).then((ok) => {
         if (!ok) log.error('no writing worker became ready; starting the read-only workers anyway');
         startReaders();

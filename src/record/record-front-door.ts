@@ -70,6 +70,14 @@ export interface FrontDoorRecordReport {
   written: boolean;
 }
 
+/**
+ * What a new connection to a TCP upstream adds to the front door's calls (node reads the
+ * socket's own address): the recording's policy serves every tier from Unix sockets, an
+ * operator's may name TCP upstreams, and the front door opens new connections to them while
+ * it serves (a test with one was killed at getsockname).
+ */
+const TCP_UPSTREAM: readonly string[] = ['getsockname', 'getpeername'];
+
 /** Requests a front door must refuse at its own level: each goes through its refusal paths. */
 const MALFORMED: Step[] = [
   { method: 'POST', path: '/Patient', body: '{"resourceType": "Patient", ', expect: [400], label: 'a truncated JSON body' },
@@ -191,10 +199,10 @@ export async function recordFrontDoor(o: RecordFrontDoorOptions, command: string
     const recording = await run('record', template, loadDataset(o.corpusDir, 'recording', { patientsPerHalf: o.patients }));
     if (!recording.sets) throw new Error('the recorder returned no sets for the front door');
     const s = recording.sets;
-    const kept = [...KEPT_UNRECORDED].filter((n) => template.seccompAllowed.includes(n));
-    const provenance = `from the front door in its container (boot after runc installed the filter, serve, shutdown), ${recording.workload}: every candidate step of the default workloads, malformed requests, clients that hang up and scrapes of the admin listener. Kept whether recorded or not: node's runtime calls that come on its own timing, where the template allows them.`;
+    const kept = [...KEPT_UNRECORDED, ...TCP_UPSTREAM].filter((n) => template.seccompAllowed.includes(n));
+    const provenance = `from the front door in its container (boot after runc installed the filter, serve, shutdown), ${recording.workload}: every candidate step of the default workloads, malformed requests, clients that hang up and scrapes of the admin listener. Kept whether recorded or not: node's runtime calls that come on its own timing, and what a new connection to a TCP upstream adds, where the template allows them.`;
     const seccomp = seccompFromRecording(template.seccomp, [...s.bootSeccomp, ...s.serve, ...s.shutdown, ...kept], provenance);
-    const ebpf = ebpfFromRecording(template.ebpf, [...s.serve, ...kept.filter((n) => template.ebpf.serve.includes(n) || s.serve.includes(n))], provenance);
+    const ebpf = ebpfFromRecording(template.ebpf, [...s.serve, ...kept.filter((n) => template.ebpf.serve.includes(n) || s.serve.includes(n) || TCP_UPSTREAM.includes(n))], provenance);
     const staged = path.join(root, 'profiles');
     mkdirSync(path.join(staged, 'seccomp'), { recursive: true });
     mkdirSync(path.join(staged, 'ebpf'), { recursive: true });

@@ -352,14 +352,16 @@ describe('VerifyingLauncher', () => {
 test("a tier its own server serves is signed for that server's files: a changed jar is refused (reason subject)", async () => {
   const jar = path.join(f.dir, 'server.jar');
   writeFileSync(jar, 'the server, version 1\n');
+  const program = path.join(f.dir, 'server-program');
+  writeFileSync(program, '#!/bin/sh\n', { mode: 0o755 });
   const policyFile = path.join(f.dir, 'server-policy.yaml');
   writeFileSync(
     policyFile,
-    `tiers:\n  - name: read\n    server:\n      command: [/usr/bin/true]\n      readOnly: [server.jar, ${f.dir}]\n  - name: write\nrules:\n  - resources: ["*"]\n    interactions: [read]\n    tier: read\n  - resources: ["*"]\n    interactions: [create]\n    tier: write\n`,
+    `tiers:\n  - name: read\n    server:\n      command: [${program}]\n      readOnly: [server.jar, ${f.dir}]\n  - name: write\nrules:\n  - resources: ["*"]\n    interactions: [read]\n    tier: read\n  - resources: ["*"]\n    interactions: [create]\n    tier: write\n`,
   );
   const { policy, sha256 } = loadPolicyHashed(policyFile);
   const tier = policy.tierByName.get('read')!;
-  expect(serverArtifacts(tier.server!)).toEqual([jar, '/usr/bin/true']); // sorted; the directory is not a file
+  expect(serverArtifacts(tier.server!)).toEqual([jar, program].sort()); // sorted; the directory is not a file
   const what = tierSigningSubject(tier, { subject: f.subject });
   expect(what.subject).toBeInstanceOf(ServerSubject);
   const { envelope } = await signTier({ key: f.key, tier, profilesDir: f.profilesDir, policyFile, ...what });
