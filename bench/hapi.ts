@@ -10,6 +10,7 @@
 // routed to it). Rounds alternate the variants (ABBA...) so a drifting machine is shared out;
 // each round is a warmed-up autocannon run of fixed length, throughput and CPU per request
 // (HAPI's JVM, and the proxy's) recorded. Target: seccomp+ebpf ≥ 97% of unconfined.
+// BENCH_ROUNDS, BENCH_SECONDS, BENCH_WARMUP (first round, per variant) and BENCH_WORKLOADS tune it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -181,6 +182,9 @@ async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 8);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
   const connections = 8;
+  // Each JVM's JIT warms up on the first round's warm-up: long enough that the unconfined JVM,
+  // which also serves the direct variant, is not the only warm one.
+  const warmup = Number(process.env.BENCH_WARMUP ?? 30);
   const workloads = (process.env.BENCH_WORKLOADS ?? 'read,search,create,transaction').split(',');
   const dir = mkdtempSync(join(tmpdir(), 'fg-bench-hapi-'));
   chmodSync(dir, 0o711);
@@ -236,7 +240,7 @@ async function main(): Promise<void> {
               requests: requestsFor(w, t.base, patientId),
               connections,
               seconds,
-              warmupSeconds: round === 0 ? 10 : 2,
+              warmupSeconds: round === 0 ? warmup : 2,
               timeoutSeconds: 30,
             },
             null,
