@@ -286,6 +286,8 @@ describe('supply chain', () => {
     writeFileSync(`${world.jar}.good`, good);
     world.installJar(`${world.jar}.good`);
     await servingWorkers();
+    // The proxy routes to it once its own check of the new member passed.
+    await poll('the read tier to answer through the proxy again', async () => (await target.req('GET', '/Patient?_count=1')).status === 200, { timeoutMs: 60_000, intervalMs: 500 });
     expectStatus(await target.req('GET', '/Patient?_count=1'), 200);
   }, 600_000);
 
