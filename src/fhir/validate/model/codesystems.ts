@@ -23,11 +23,14 @@ export interface CodeSystemDefinitionLike {
 
 const OWNED = ['http://hl7.org/fhir/', 'http://terminology.hl7.org/CodeSystem/'];
 
+/** A designation HL7's translators marked unfinished (`PrescriptionMédicamenteuseTODO`): not a display any client should send. */
+const UNFINISHED = /TODO/;
+
 function flatten(concepts: Concept[], out: ModelCodeSystem['concepts']): void {
   for (const c of concepts) {
     const names = new Set<string>();
     if (c.display) names.add(c.display);
-    for (const d of c.designation ?? []) if (d.value) names.add(d.value);
+    for (const d of c.designation ?? []) if (d.value && !UNFINISHED.test(d.value)) names.add(d.value);
     out.push([c.code, ...names]);
     if (c.concept) flatten(c.concept, out);
   }
