@@ -66,8 +66,8 @@ export function negotiateResponse(accept: string | undefined, format: string | u
 
 /**
  * Verdicts per Accept value seen. A FHIR client sends the same Accept on every request and a
- * service sees a handful of distinct ones, so negotiation (~2 µs: negotiator parses the
- * header and ranks every produced type) runs once per value instead of once per request.
+ * service sees a handful of distinct ones, so negotiation (negotiator parses the header
+ * and ranks every produced type) runs once per value instead of once per request.
  * Bounded: a client sending endless distinct values empties it, and pays negotiation itself.
  */
 const acceptVerdicts = new Map<string, boolean>();

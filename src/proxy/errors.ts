@@ -8,7 +8,7 @@ import { FhirError, refuse } from '../fhir/outcome';
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
 /**
- * Raised by the dispatcher when a tier has no member that passes its health check;
+ * Raised by the forwarder when a tier has no member that passes its health check;
  * `unavailable`: why, when the agent said so (its workers' starts were refused).
  */
 export class NoHealthyMemberError extends Error {
@@ -52,25 +52,9 @@ export const httpRefusal = {
   methodOverride: () => refuse(400, 'method-override', 'not-supported', "the '_method' parameter is not accepted: send the interaction with its own HTTP method"),
 } as const;
 
-/** Failures that say the member cannot be reached at all (so another member may serve). */
-const CONNECTION_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOENT', // Unix socket file gone
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EACCES',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_DESTROYED',
-]);
-
 const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
-function codeOf(err: unknown): string {
+export function codeOf(err: unknown): string {
   return (err as { code?: unknown })?.code ? String((err as { code: unknown }).code) : '';
 }
 
@@ -80,29 +64,6 @@ export class DeadlineError extends Error {
   constructor(timeoutMs: number) {
     super(`no answer within ${timeoutMs} ms`);
   }
-}
-
-export function isConnectionError(err: unknown): boolean {
-  return CONNECTION_CODES.has(codeOf(err));
-}
-
-/**
- * Failures to connect at all: undici fails a request with these only while it waits for a
- * connection, before a byte of it is written (a request written on a socket that breaks gets
- * ECONNRESET, EPIPE or UND_ERR_SOCKET instead). Such a request never reached the member, so
- * sending it to another one sends it once, whatever its method.
- */
-const NOT_SENT_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED', // nothing listens (a worker that stopped accepting as it shuts down)
-  'ENOENT', // Unix socket file gone
-  'EACCES',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-
-export function neverSent(err: unknown): boolean {
-  return NOT_SENT_CODES.has(codeOf(err));
 }
 
 export type UpstreamFaultKind = 'connect' | 'timeout' | 'unavailable' | 'refused';

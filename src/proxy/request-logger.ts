@@ -4,9 +4,11 @@
 // production level (warn) almost no request writes a line, so the child is made only when
 // one is written: a level the parent has off costs one comparison and nothing is made.
 
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify';
 import type { Bindings, ChildLoggerOptions, Level, Logger } from 'pino';
 
 type LogFn = (...args: unknown[]) => void;
+type ChildLoggerFactory = NonNullable<FastifyServerOptions['childLoggerFactory']>;
 
 const LEVELS: readonly Level[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -54,10 +56,16 @@ for (const level of LEVELS) {
 }
 
 /**
- * Fastify's childLoggerFactory: the per-request logger bound to the request id. A route or
- * request with its own level or serializers (fhirguard sets none) gets a real child at once.
+ * The per-request logger bound to the request id, for an app whose logger is `root`; `logger`
+ * is the parent Fastify hands over. A route or request with its own level or serializers, or a
+ * plugin with a logger of its own (fhirguard sets none), gets a real child at once.
  */
-export function requestLogger(logger: Logger, bindings: Bindings, opts: ChildLoggerOptions): Logger {
-  if (opts.level !== undefined || opts.serializers !== undefined) return logger.child(bindings, opts);
-  return new LazyRequestLogger(logger, bindings) as unknown as Logger;
+export function requestChild(root: Logger, logger: FastifyBaseLogger, bindings: Bindings, opts: ChildLoggerOptions): FastifyBaseLogger {
+  if (logger !== root || opts.level !== undefined || opts.serializers !== undefined) return logger.child(bindings, opts);
+  return new LazyRequestLogger(root, bindings) as unknown as FastifyBaseLogger;
+}
+
+/** Fastify's childLoggerFactory for an app whose logger is `root`. */
+export function requestLogger(root: Logger): ChildLoggerFactory {
+  return (logger, bindings, opts) => requestChild(root, logger, bindings, opts);
 }

@@ -1,27 +1,24 @@
-// The FHIR listener: a Fastify app whose one route, the FHIR base, runs the request path
-// (pipeline.ts: classify → policy → validate) as a preHandler of @fastify/http-proxy's
-// routes, whose handler then forwards it to a member of the tier's pool: reads streamed on
-// undici's dispatch API (read-stream.ts), everything else through reply-from (dispatcher.ts).
-// Everything else that can end a request (refusals, upstream faults, paths outside the
-// base, unknown methods) ends here as a FHIR OperationOutcome.
+// The FHIR listener: a Fastify app whose one route, the FHIR base and everything below it,
+// runs the request path (pipeline.ts: classify → policy → validate) as its preHandler, and
+// whose handler then forwards the request to a member of the tier's pool (forward.ts), or
+// answers the front door's own CapabilityStatement. Everything else that can end a request
+// (refusals, upstream faults, paths outside the base, unknown methods) ends here as a FHIR
+// OperationOutcome.
 
-import httpProxy from '@fastify/http-proxy';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { performance } from 'node:perf_hooks';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify';
 import type { Logger } from 'pino';
 import { MethodNotAllowedError } from '../fhir/classify';
 import { refuse, type FhirError } from '../fhir/outcome';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy';
 import { RequestState, requestState } from './request-state';
-import { TierDispatcher } from './dispatcher';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
-import { forwardRequestHeaders, locationRewriter, rewriteResponseHeaders } from './headers';
+import { Forwarder } from './forward';
+import { locationRewriter } from './headers';
 import { clientErrorHandler, connectRefusal, expectationRefusal, MAX_HEADER_BYTES } from './http-refusals';
 import { observeClientClosed, ObservingLogController } from './observe';
 import { createPipeline } from './pipeline';
 import type { UpstreamPools } from './pool';
-import { ReadStreamer } from './read-stream';
 import { requestIdFrom } from './request-id';
 import { requestLogger } from './request-logger';
 import { closeAfterUpgrade } from './upgrade';
@@ -46,20 +43,17 @@ export interface ProxyOptions {
 }
 
 /** Every method a FHIR interaction uses, plus those the classifier refuses with 405 itself. */
-const ROUTED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
-
-/** The placeholder upstream @fastify/http-proxy needs; the tier's dispatcher replaces it. */
-const UNROUTED = 'http://unrouted.fhirguard.invalid';
+const ROUTED_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
 
 export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   const base = o.base.replace(/\/+$/, '');
   const app = Fastify({
-    loggerInstance: o.logger as never,
+    loggerInstance: o.logger,
     // fhirguard logs one line per request itself, with tier and interaction, and counts it
     // (observe.ts); Fastify's own request lines are off.
     logController: new ObservingLogController(o.metrics),
     // request.log is bound to the request id but made only when a line is written.
-    childLoggerFactory: requestLogger as never,
+    childLoggerFactory: requestLogger(o.logger),
     bodyLimit: o.bodyLimit,
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id']),
@@ -95,11 +89,9 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   // limits) gets one in refusal(). Its timing is Fastify's own (reply.elapsedTime).
   app.decorateRequest('fhirguard', null);
 
-  const dispatcher = new TierDispatcher(o.pools, { onRetry: (tier) => o.metrics.retry(tier) });
   const rewriteLocation = locationRewriter(o.pools.all().flatMap((p) => p.members.map((m) => m.upstream)));
   const pipeline = createPipeline({ base, policy: o.policy, metrics: o.metrics, maxDepth: o.maxDepth });
 
-  // Set before the proxy plugin registers its routes, which inherit them.
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0];
     const underBase = base === '' || path === base || path.startsWith(base + '/');
@@ -126,7 +118,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     sendOutcome(reply, fault.error);
   }
 
-  const reads = new ReadStreamer({
+  const forwarder = new Forwarder({
     pools: o.pools,
     base,
     rewriteLocation,
@@ -139,36 +131,8 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     },
     closedEarly: (request) => observeClientClosed(request, o.metrics),
   });
-
-  // The upstream origin is the tier's placeholder, which the dispatcher maps to a member.
-  const upstreamOf = (request: FastifyRequest) => dispatcher.originOf(request.fhirguard?.tier?.name ?? '') ?? UNROUTED;
-  const forward = forwarder(base, upstreamOf, reads, o.capabilities);
-  await app.register(httpProxy, {
-    prefix: base || '/',
-    // fhirguard logs each request once itself (observe.ts); reply-from's two lines per request are noise.
-    disableRequestLogging: true,
-    // Empty: given a base, reply-from would send every request to that one origin, and the
-    // tier is carried by the origin getUpstream returns.
-    upstream: '',
-    proxyPayloads: false,
-    httpMethods: ROUTED_METHODS,
-    preHandler: pipeline,
-    undici: dispatcher as never,
-    // fhirguard builds the upstream path from the raw URL it checked, never from a
-    // re-encoded one, and sends the body bytes it validated.
-    handler: (request: FastifyRequest, reply: FastifyReply, _dest: string, options: object) => forward(request, reply, options),
-    replyOptions: {
-      // http-proxy requires it with an empty upstream; the shared options (forwarder) carry the same.
-      getUpstream: upstreamOf,
-      rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | number | undefined>) =>
-        forwardRequestHeaders(request, headers, base, request.fhirguard?.rawBody !== undefined) as never,
-      rewriteHeaders: (headers: Record<string, string | string[] | number | undefined>, request: FastifyRequest) => rewriteResponseHeaders(headers, request, base, rewriteLocation) as never,
-      // Retries are the dispatcher's (another member, idempotent reads only); reply-from's
-      // own retry on 503 would resend to the same tier regardless of method.
-      retryDelay: () => null,
-      onError: (reply: FastifyReply, { error }: { error: Error & { cause?: unknown } }) => upstreamFailed(reply, (error.cause ?? error) as Error),
-    },
-  } as never);
+  const handler = forwardChecked(base, forwarder, o.capabilities);
+  for (const url of routesUnder(base)) app.route({ method: ROUTED_METHODS, url, preHandler: pipeline, handler });
 
   app.addHook('onRequestAbort', (request, done) => {
     observeClientClosed(request, o.metrics);
@@ -183,48 +147,28 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     sendOutcome(reply, error);
   }
 
-  return app as unknown as FastifyInstance;
+  return app;
+}
+
+/** The routes that take the FHIR base and every path below it. */
+function routesUnder(base: string): string[] {
+  return base === '' ? ['/', '/*'] : [base, `${base}/`, `${base}/*`];
 }
 
 /**
- * Hands a checked request on: reads (GET, HEAD) to the read streamer (read-stream.ts), every
- * other request to reply-from. The options reply-from reads are built once (`shared`: its
- * getUpstream and queryString hooks read the tier and the checked query from the request
- * state); only a request with a body gets an object of its own. The `options` http-proxy
- * passes are its own per-request copy whose getUpstream returns that request's origin, which
- * is why shared gets the request-reading getUpstream instead.
+ * The route's handler, once the pipeline has checked the request: the front door states its
+ * own capabilities (what the policy lets through, not what one backend behind it can do), and
+ * every other request goes to its tier.
  */
-function forwarder(
-  base: string,
-  getUpstream: (request: FastifyRequest) => string,
-  reads: ReadStreamer,
-  capabilities: { current(): string } | undefined,
-): (request: FastifyRequest, reply: FastifyReply, options: object) => FastifyReply {
-  let shared: Record<string, unknown> | undefined;
-  return (request, reply, options) => {
-    // The front door states its own capabilities: what the policy lets through, not what one
-    // backend behind it can do.
+function forwardChecked(base: string, forwarder: Forwarder, capabilities: { current(): string } | undefined): (request: FastifyRequest, reply: FastifyReply) => FastifyReply {
+  return (request, reply) => {
     if (capabilities && (request.fhirguard as RequestState).interaction?.kind === 'capabilities') {
       return reply.code(200).header('content-type', FHIR_JSON).header('x-request-id', request.id).send(capabilities.current());
     }
     const url = request.url;
     const q = url.indexOf('?');
-    const path = (q < 0 ? url : url.slice(0, q)).slice(base.length) || '/';
-    const method = request.method;
-    // A body a client sent with a read is not forwarded.
-    if (method === 'GET' || method === 'HEAD') return reads.forward(request, reply, path);
-    shared ??= { ...(options as Record<string, unknown>), getUpstream, queryString: forwardQueryOf };
-    const state = request.fhirguard as RequestState;
-    const body = state.rawBody;
-    state.upstreamStart = performance.now();
-    if (body !== undefined) return reply.from(path, { ...shared, body, contentType: request.headers['content-type'] ?? 'application/fhir+json' } as never);
-    return reply.from(path, shared as never);
+    return forwarder.forward(request, reply, (q < 0 ? url : url.slice(0, q)).slice(base.length) || '/');
   };
-}
-
-/** reply-from's queryString hook: the raw query the pipeline checked (minus lenient drops). */
-function forwardQueryOf(_search: string, _url: string, request: FastifyRequest): string {
-  return (request.fhirguard as RequestState).forwardQuery;
 }
 
 function truncate(text: string): string {

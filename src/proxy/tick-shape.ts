@@ -8,10 +8,9 @@
 // map appears when a full garbage collection runs while no tick object is alive: the maps
 // die and the next tick object gets new ones. That is a coin flip under load and near
 // certain when the process idles (V8's memory reducer then runs full collections that keep
-// no unused maps). Every socket read and write of the proxy goes through nextTick: profiled
-// under bench:proxy, a proxy in that state spent 4% of its CPU in that runtime path and
-// served 80-85% of what the same build served when it had not, and the bare baseline proxy
-// fell into it too. A tick object kept alive keeps its map (and the maps before it) alive,
+// no unused maps). Every socket read and write of the proxy goes through nextTick, so a
+// proxy in that state serves visibly less for the same CPU (bench:proxy's profiles showed it,
+// in the bare baseline proxy too; bench/results/NOTES.md has the figures). A tick object kept alive keeps its map (and the maps before it) alive,
 // so the literal only ever meets the one map.
 
 import { createHook } from 'node:async_hooks';

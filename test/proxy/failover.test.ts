@@ -208,7 +208,7 @@ describe('the only member of a tier dies', () => {
     const res = await send(proxy.origin, 'POST', '/fhir/Patient', { body: patient });
     expectOutcome(res, 503, 'transient', /tier 'write' has no healthy upstream/);
     expect(res.headers['retry-after']).toBeDefined();
-    // A read to that tier (forwarded by the read streamer, not reply-from) gets the same answer.
+    // A read to that tier gets the same answer.
     const read = await send(proxy.origin, 'GET', '/fhir/Device/d1');
     expectOutcome(read, 503, 'transient', /tier 'write' has no healthy upstream/);
     expect(read.headers['retry-after']).toBeDefined();

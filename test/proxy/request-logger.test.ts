@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { Writable } from 'node:stream';
-import { requestLogger } from '../../src/proxy/request-logger';
+import { requestChild } from '../../src/proxy/request-logger';
 
 /** A pino logger at `level` writing JSON lines into an array, synchronously. */
 function capture(level: string): { log: Logger; lines: Record<string, unknown>[] } {
@@ -12,6 +12,11 @@ function capture(level: string): { log: Logger; lines: Record<string, unknown>[]
     },
   });
   return { log: pino({ level }, sink), lines };
+}
+
+/** The request logger fhirguard's app would give a request, for an app whose logger is `log`. */
+function requestLogger(log: Logger, bindings: Record<string, unknown>, opts: { level?: string }): Logger {
+  return requestChild(log, log, bindings, opts) as Logger;
 }
 
 describe('per-request logger', () => {
@@ -46,5 +51,14 @@ describe('per-request logger', () => {
     const reqLog = requestLogger(log, { reqId: 'r-3' }, { level: 'debug' });
     reqLog.debug('route-level debug');
     expect(lines[0]).toMatchObject({ reqId: 'r-3', msg: 'route-level debug' });
+  });
+
+  it("gives a request whose parent is not the app's own logger a real child", () => {
+    const { log, lines } = capture('warn');
+    const plugin = log.child({ plugin: 'p' });
+    const made = jest.spyOn(plugin, 'child');
+    (requestChild(log, plugin, { reqId: 'r-4' }, {}) as Logger).warn('from a plugin');
+    expect(made).toHaveBeenCalledTimes(1);
+    expect(lines[0]).toMatchObject({ plugin: 'p', reqId: 'r-4', msg: 'from a plugin' });
   });
 });

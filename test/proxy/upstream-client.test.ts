@@ -1,6 +1,6 @@
 // A member's connections against requests undici refuses while building them, on real undici
 // pools and a real upstream: however many such refusals, on either API the proxy uses
-// (request() for writes through reply-from, dispatch() for streamed reads), the member keeps
+// (request() for health checks, dispatch() for every forwarded request), the member keeps
 // every connection. undici's Pool took each refusal for a busy connection and waited for it
 // for ever: after as many refusals as connections, every request hung. And a health check
 // cannot get stuck behind connections that never come free: it fails in bounded time, so
@@ -43,7 +43,7 @@ function member(connections: number, timeoutMs = 5000): Member {
   return p.get('t')!.members[0];
 }
 
-/** The request() API, as reply-from's writes use it: the status, or the error's code. */
+/** The request() API, as health checks use it: the status, or the error's code. */
 function request(m: Member, headers: Record<string, string>): Promise<number | string> {
   return m.client
     .request({ path: '/Patient', method: 'POST', headers: { 'content-type': 'application/fhir+json', ...headers }, body: '{"resourceType":"Patient"}' })
@@ -54,7 +54,7 @@ function request(m: Member, headers: Record<string, string>): Promise<number | s
     .catch((err: NodeJS.ErrnoException) => err.code ?? err.message);
 }
 
-/** The dispatch() API, as streamed reads use it: the status, or the error's code. */
+/** The dispatch() API, as forwarding uses it: the status, or the error's code. */
 function dispatch(m: Member, headers: Record<string, string>): Promise<number | string> {
   return new Promise((resolve) => {
     let status = 0;

@@ -1,6 +1,6 @@
 // Every class of upstream failure, more times than a member has connections, through the
-// front door's own request path (reads streamed on undici's dispatch API, writes through
-// reply-from and the tier dispatcher) in front of a real upstream that fails on request:
+// front door's own request path (src/proxy/forward.ts, one path for reads and writes) in
+// front of a real upstream that fails on request:
 // every failed request ends (an OperationOutcome, or a cut connection once a response was
 // under way), and then, once health says the tier can serve, it does serve reads and writes,
 // as many at once as the member has connections. A tier whose upstream accepts requests and

@@ -1,10 +1,10 @@
-// Reads streamed through the real proxy process (src/proxy/read-stream.ts) from upstreams
-// that misbehave on purpose: a body far larger than any buffer, read by a client that stalls
-// (backpressure, bytes intact); HEAD; repeated response headers; an upstream that breaks off
-// a body under way (the client's connection is cut, never a short body that looks whole, and
-// it counts as an upstream error); a client that leaves mid-body (the upstream's response is
-// abandoned); an upstream whose headers Node will not
-// write (502 OperationOutcome).
+// Responses streamed through the real proxy process (src/proxy/forward.ts, one path for every
+// method) from upstreams that misbehave on purpose: a body far larger than any buffer, read by
+// a client that stalls (backpressure, bytes intact), for a read and for a search by POST (whose
+// form reaches the upstream as sent); HEAD; repeated response headers; an upstream that breaks
+// off a body under way (the client's connection is cut, never a short body that looks whole,
+// and it counts as an upstream error); a client that leaves mid-body (the upstream's response
+// is abandoned); an upstream whose headers Node will not write (502 OperationOutcome).
 
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +27,24 @@ let raw: net.Server;
 let endlessClosed!: () => void;
 const endlessLetGo = new Promise<void>((resolve) => (endlessClosed = resolve));
 
+/** The forms of the searches by POST the upstream received. */
+const searchForms: string[] = [];
+
+/** BIG, written in pieces as a server streaming a large result would (headers only for HEAD). */
+function sendBig(req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/fhir+json', 'content-length': BIG.length });
+  if (req.method === 'HEAD') return void res.end();
+  let at = 0;
+  const more = (): void => {
+    while (at < BIG.length) {
+      const piece = BIG.subarray(at, (at += 256 * 1024));
+      if (!res.write(piece)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  more();
+}
+
 function listen(server: net.Server): Promise<string> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`)));
 }
@@ -36,19 +54,14 @@ beforeAll(async () => {
   upstream = http.createServer((req, res) => {
     const url = req.url ?? '/';
     if (url === '/metadata') return void res.writeHead(200, { 'content-type': 'application/fhir+json' }).end('{"resourceType":"CapabilityStatement"}');
-    if (url === '/Binary/big') {
-      res.writeHead(200, { 'content-type': 'application/fhir+json', 'content-length': BIG.length });
-      if (req.method === 'HEAD') return void res.end();
-      // Written in pieces, as a server streaming a large result would.
-      let at = 0;
-      const more = (): void => {
-        while (at < BIG.length) {
-          const piece = BIG.subarray(at, (at += 256 * 1024));
-          if (!res.write(piece)) return void res.once('drain', more);
-        }
-        res.end();
-      };
-      return more();
+    if (url === '/Binary/big') return sendBig(req, res);
+    if (url === '/Patient/_search' && req.method === 'POST') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      return void req.once('end', () => {
+        searchForms.push(Buffer.concat(chunks).toString());
+        sendBig(req, res);
+      });
     }
     if (url === '/Patient/cookies') {
       res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
@@ -87,8 +100,8 @@ beforeAll(async () => {
         { name: 'odd', upstreams: [rawUrl], timeoutMs: 30_000 },
       ],
       rules: [
-        { resources: ['Observation'], interactions: ['read'], tier: 'odd' },
-        { resources: ['*'], interactions: ['read', 'capabilities'], tier: 'read' },
+        { resources: ['Observation'], interactions: ['read', 'search-type'], tier: 'odd' },
+        { resources: ['*'], interactions: ['read', 'search-type', 'capabilities'], tier: 'read' },
       ],
     },
   });
@@ -104,9 +117,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('a 16 MiB read reaches a client that stalls twice on the way, byte for byte', async () => {
-  const got = await new Promise<{ status: number; sha: string; length: number }>((resolve, reject) => {
-    const req = http.get(`${proxy.origin}/fhir/Binary/big`, { agent: false }, (res) => {
+/** What a client that stops reading twice on the way got from `method` `target` (with `form`, sent as a search's form). */
+function readStalling(method: 'GET' | 'POST', target: string, form?: string): Promise<{ status: number; sha: string; length: number }> {
+  return new Promise((resolve, reject) => {
+    const headers = form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(form)) };
+    const req = http.request(`${proxy.origin}${target}`, { method, headers, agent: false }, (res) => {
       const hash = createHash('sha256');
       let length = 0;
       let stalls = 0;
@@ -124,8 +139,18 @@ test('a 16 MiB read reaches a client that stalls twice on the way, byte for byte
       res.on('error', reject);
     });
     req.on('error', reject);
+    req.end(form);
   });
-  expect(got).toEqual({ status: 200, sha: BIG_SHA, length: BIG.length });
+}
+
+test('a 16 MiB read reaches a client that stalls twice on the way, byte for byte', async () => {
+  expect(await readStalling('GET', '/fhir/Binary/big')).toEqual({ status: 200, sha: BIG_SHA, length: BIG.length });
+}, 60_000);
+
+test('a search by POST: its form reaches the upstream as sent, and 16 MiB of results a stalling client, byte for byte', async () => {
+  const form = 'name=Chalmers&_count=5&identifier=urn%3Aoid%3A1.2%7C12345';
+  expect(await readStalling('POST', '/fhir/Patient/_search', form)).toEqual({ status: 200, sha: BIG_SHA, length: BIG.length });
+  expect(searchForms).toEqual([form]);
 }, 60_000);
 
 test('HEAD gets the status and headers of the read, and no body', async () => {
@@ -191,8 +216,11 @@ test("a client that leaves mid-body: the upstream's response is let go", async (
   expect(value(after.samples, 'fhirguard_requests_total', labels)).toBe(1);
 }, 30_000);
 
-test('an upstream whose headers Node will not pass on: 502 OperationOutcome, and the proxy keeps serving', async () => {
-  const res = await send(proxy.origin, 'GET', '/fhir/Observation/odd');
+test.each([
+  ['GET', '/fhir/Observation/odd'],
+  ['POST', '/fhir/Observation/_search'],
+])('an upstream whose headers Node will not pass on (%s): 502 OperationOutcome, and the proxy keeps serving', async (method, target) => {
+  const res = await send(proxy.origin, method, target, method === 'POST' ? { body: 'code=1234-5', headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {});
   expect(res.status).toBe(502);
   expect(res.json?.resourceType).toBe('OperationOutcome');
   expect(res.headers['x-note']).toBeUndefined();

@@ -1,36 +1,37 @@
-// Reads (GET and HEAD) forwarded on undici's dispatch API: the upstream's status and headers
-// become the client's as soon as they arrive, and each body chunk is written to the client's
-// socket as undici hands it over, with the client's backpressure pausing the upstream.
+// Every checked request reaches a member of its tier here, whatever its method, on undici's
+// dispatch API: a write carries the exact bytes the pipeline validated, the upstream's status
+// and headers become the client's as soon as they arrive, and each body chunk is written to
+// the client's socket as undici hands it over, with the client's backpressure pausing the
+// upstream.
 //
-// Why reads do not go through reply-from like every other request: reply-from's path
-// (undici's request(), a Readable per response, Fastify piping it with two end-of-stream
-// watchers) cost more per read than all of fhirguard's FHIR work together. Measured
-// head-to-head on one CPU (bench:proxy, 2026-12-03): fhirguard through reply-from served
-// 81-86% of a bare @fastify/http-proxy's reads, on this path 102-106%. Reads are most of
-// a FHIR service's traffic; writes keep reply-from, whose body handling they need.
+// Why the dispatch API rather than a stream per response (undici's request(), as
+// @fastify/reply-from uses it): a Readable per response, piped by Fastify with two
+// end-of-stream watchers, cost more per request than all of fhirguard's FHIR work together
+// (bench:proxy keeps the comparison with a bare @fastify/http-proxy).
 //
-// Failover is the dispatcher's rule for reads: a connection error before the response
-// started goes once to another healthy member. Everything else that fails before the
-// response started becomes the tier's OperationOutcome (fail); after it started, the
-// client's connection is cut, so a truncated body cannot pass for a whole one.
+// A request that fails before its response started goes once to another healthy member when
+// the failover rule allows it (failover.ts); otherwise it becomes the tier's OperationOutcome
+// (fail). After the response started, the client's connection is cut, so a truncated body
+// cannot pass for a whole one.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { util as undiciUtil, type Dispatcher } from 'undici';
-import type { RequestState } from './request-state';
-import { DeadlineError, isConnectionError, NoHealthyMemberError } from './errors';
+import { DeadlineError, NoHealthyMemberError } from './errors';
+import { mayGoElsewhere, memberUnreachable } from './failover';
 import { forwardRequestHeaders, rewriteResponseHeaders, type LocationRewrite } from './headers';
 import type { Member, TierPool, UpstreamPools } from './pool';
+import type { RequestState } from './request-state';
 
-export interface ReadStreamOptions {
+export interface ForwardOptions {
   pools: UpstreamPools;
   /** The FHIR base path, e.g. '/fhir'. */
   base: string;
   rewriteLocation: LocationRewrite;
-  /** A read went to another member after a connection error. */
+  /** A request went to another member after the first one failed. */
   onRetry(tier: string): void;
-  /** Answers a read that failed before its response started (the upstream fault's OperationOutcome). */
+  /** Answers a request that failed before its response started (the upstream fault's OperationOutcome). */
   fail(reply: FastifyReply, err: Error): void;
   /** The upstream broke off a response already under way (the client's connection is cut). */
   broke(request: FastifyRequest, err: Error): void;
@@ -40,10 +41,13 @@ export interface ReadStreamOptions {
 
 type Headers = Record<string, string | string[] | number | undefined>;
 
-export class ReadStreamer {
-  constructor(private readonly o: ReadStreamOptions) {}
+/** The type a forwarded body is labelled with when its client gave none (only an interaction that takes no body lets one through). */
+const DEFAULT_BODY_TYPE = 'application/fhir+json';
 
-  /** Sends a checked GET or HEAD to a member of its tier; `path` is below the base, with the query to forward. */
+export class Forwarder {
+  constructor(private readonly o: ForwardOptions) {}
+
+  /** Sends a checked request to a member of its tier; `path` is below the base, without the query. */
   forward(request: FastifyRequest, reply: FastifyReply, path: string): FastifyReply {
     const state = request.fhirguard as RequestState;
     const pool = this.o.pools.get(state.tier?.name ?? '');
@@ -52,32 +56,37 @@ export class ReadStreamer {
       this.o.fail(reply, new NoHealthyMemberError(state.tier?.name ?? 'unknown', pool?.unavailable, pool?.down));
       return reply;
     }
+    const method = request.method;
+    // A body a client sent with a read is not forwarded.
+    const body = method === 'GET' || method === 'HEAD' ? undefined : state.rawBody;
+    const headers = forwardRequestHeaders(request, request.headers as Headers, this.o.base, body !== undefined);
+    if (body !== undefined) headers['content-type'] ??= DEFAULT_BODY_TYPE;
     const query = state.forwardQuery;
-    const headers = forwardRequestHeaders(request, request.headers as Headers, this.o.base, false);
     state.upstreamStart = performance.now();
-    new ReadExchange(this.o, request, reply, pool, query ? `${path}?${query}` : path, headers).send(member);
+    new Exchange(this.o, request, reply, pool, query ? `${path}?${query}` : path, headers, body).send(member);
     return reply;
   }
 }
 
-/** One read on its way: undici's handler for it (the pre-v7 callback form, which undici calls directly). */
-class ReadExchange implements Dispatcher.DispatchHandler {
+/** One request on its way: undici's handler for it (the pre-v7 callback form, which undici calls directly). */
+class Exchange implements Dispatcher.DispatchHandler {
   private member: Member | undefined;
   private retried = false;
   private abort: ((err?: Error) => void) | undefined;
   private resume: (() => void) | undefined;
   private deadline: NodeJS.Timeout | undefined;
-  /** The tier's timeout passed while the read still waited for a connection: answered already. */
+  /** The tier's timeout passed while the request still waited for a connection: answered already. */
   private expired = false;
   private readonly res: ServerResponse;
 
   constructor(
-    private readonly o: ReadStreamOptions,
+    private readonly o: ForwardOptions,
     private readonly request: FastifyRequest,
     private readonly reply: FastifyReply,
     private readonly pool: TierPool,
     private readonly pathAndQuery: string,
     private readonly headers: Headers,
+    private readonly body: Buffer | undefined,
   ) {
     this.res = reply.raw;
   }
@@ -86,10 +95,14 @@ class ReadExchange implements Dispatcher.DispatchHandler {
     this.member = member;
     this.headers.host = member.upstream.host;
     // The tier's timeout bounds the whole wait, a wait for a free connection included (undici's
-    // own timeouts start only once a connection carries the read).
+    // own timeouts start only once a connection carries the request). A request still waiting
+    // when it passes is answered 504 and never sent.
     clearTimeout(this.deadline);
     this.deadline = setTimeout(() => this.timedOut(), this.pool.timeoutMs);
-    member.client.dispatch({ path: member.upstream.basePath + this.pathAndQuery, method: this.request.method, headers: this.headers as Record<string, string> }, this);
+    member.client.dispatch(
+      { path: member.upstream.basePath + this.pathAndQuery, method: this.request.method as Dispatcher.HttpMethod, headers: this.headers as Record<string, string>, body: this.body },
+      this,
+    );
   }
 
   private timedOut(): void {
@@ -103,8 +116,8 @@ class ReadExchange implements Dispatcher.DispatchHandler {
   }
 
   onConnect(abort: (err?: Error) => void): void {
-    // A client gone before the upstream was asked, or answered 504 while the read waited for a
-    // connection: nothing to ask the upstream for.
+    // A client gone before the upstream was asked, or answered 504 while the request waited
+    // for a connection: nothing to ask the upstream for.
     if (this.res.destroyed || this.expired) abort(new Error('the client closed the connection'));
     else this.abort = abort;
   }
@@ -131,7 +144,7 @@ class ReadExchange implements Dispatcher.DispatchHandler {
     this.resume = resume;
     // The client leaving mid-body frees the upstream connection at once, not at the body
     // timeout (which an upstream still sending never meets). Fastify's abort hook does not see
-    // this case: a GET's request was complete before its response began.
+    // this case: the request was complete before its response began.
     // (An upstream that broke off the body closed it itself: see onError.)
     res.once('close', () => {
       if (res.writableFinished || (this.request.fhirguard as RequestState).upstreamFailed) return;
@@ -165,16 +178,14 @@ class ReadExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const member = this.member as Member;
-    if (isConnectionError(err)) {
+    if (memberUnreachable(err)) {
       this.pool.markDown(member, err);
-      if (!this.retried) {
-        const other = this.pool.pick(member);
-        if (other) {
-          this.retried = true;
-          this.o.onRetry(this.pool.name);
-          this.send(other);
-          return;
-        }
+      const other = !this.retried && mayGoElsewhere(this.request.method, err) ? this.pool.pick(member) : undefined;
+      if (other) {
+        this.retried = true;
+        this.o.onRetry(this.pool.name);
+        this.send(other);
+        return;
       }
     }
     this.o.fail(this.reply, err);
