@@ -6,6 +6,8 @@ const UNIT = [
   '/test/fhir/',
   '/test/metrics/',
   '/test/policy/',
+  // test/auth/ but the tests that start an OpenID provider or the proxy
+  '/test/auth/(?!(oidc-provider|smart-.*)\\.test\\.ts$)',
   // test/validate/ but the files that run the CLI or fetch a FHIR package
   '/test/validate/(?!(cli|datatypes|ips-package|profiles)\\.test\\.ts$)',
 ];

@@ -61,6 +61,8 @@ export class FhirError extends Error {
   readonly status: number;
   readonly reason: RefusalReason;
   readonly issues: Issue[];
+  /** Response headers the refusal needs besides the OperationOutcome (WWW-Authenticate, say). */
+  headers?: Readonly<Record<string, string>>;
 
   constructor(status: number, reason: RefusalReason, issues: Issue[] | Issue | string, code: IssueCode = 'invalid') {
     const list: Issue[] = typeof issues === 'string' ? [{ severity: 'error', code, diagnostics: issues }] : Array.isArray(issues) ? issues : [issues];

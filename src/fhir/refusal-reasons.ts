@@ -48,6 +48,13 @@ export const REFUSAL_REASONS = {
   'missing-body': 'an interaction that needs a body without one',
   'wrong-type': "a body whose resourceType is not the URL's type",
   'id-mismatch': "an update whose body id is not the URL's id",
+  // authorization (SMART on FHIR)
+  'no-token': 'no bearer token, where the policy requires one',
+  'invalid-token': 'a bearer token that is malformed, expired, not yet valid, for another audience or issuer, or not signed by the issuer',
+  'insufficient-scope': "the token's scopes do not grant every type the request reads or writes",
+  'token-in-query': 'an access_token query parameter (tokens go in the Authorization header)',
+  'issuer-unavailable': "the issuer's keys or introspection could not be reached to check a token",
+  'patient-scope': "a patient-scoped token asking for what lies outside its patient's compartment, or what cannot be checked against it",
   // policy and validation
   policy: 'the policy denies the interaction (or something it reaches)',
   'invalid-search': 'search parameters the R4 definitions do not allow',

@@ -2,10 +2,11 @@
 // tier exists, tier xor deny, operations only with the operation interaction...), then the
 // decision table, the tiers, and warnings for what loads but is probably a mistake.
 
-import { Decider } from './decide';
+import { compileAuthorization } from './authorization';
+import { IdentityDecisions, IdentityRules } from './identity-rules';
 import { loadReferenceGraph } from './reference-graph';
-import type { PolicyFields, RuleFields } from './schema';
-import { DecisionTable, SYSTEM_KINDS } from './table';
+import { namesIdentity, type PolicyFields, type RuleFields } from './schema';
+import { type Decided, SYSTEM_KINDS } from './table';
 import { compileSupplyChain } from './supply-chain';
 import { buildTiers } from './tiers';
 import type { Policy, TierConfig } from './types';
@@ -21,8 +22,12 @@ function checkTierNames(fields: PolicyFields, at: SourcePositions): Map<string, 
   return index;
 }
 
-function checkRule(r: RuleFields, k: number, tiers: ReadonlyMap<string, number>, at: SourcePositions): void {
+function checkRule(r: RuleFields, k: number, tiers: ReadonlyMap<string, number>, at: SourcePositions, authorization: boolean): void {
   const path = `rules[${k}]`;
+  if (namesIdentity(r) && !authorization) {
+    const named = (['clients', 'scopes', 'patient'] as const).find((f) => r[f] !== undefined) as string;
+    at.report(`${path}.${named}`, `${named} matches who asks, which only a policy with an authorization: block knows`);
+  }
   if (r.tier !== undefined && r.deny !== undefined) at.report(`${path}.deny`, 'a rule has either tier: <name> or deny: true, not both');
   if (r.tier === undefined && r.deny === undefined) at.report(path, 'a rule needs tier: <name> (serve what it matches) or deny: true (refuse it)');
   if (r.tier !== undefined && !tiers.has(r.tier)) {
@@ -43,16 +48,16 @@ function checkRule(r: RuleFields, k: number, tiers: ReadonlyMap<string, number>,
   }
 }
 
-function warningsOf(file: string, fields: PolicyFields, table: DecisionTable, tiers: readonly TierConfig[]): string[] {
+function warningsOf(file: string, fields: PolicyFields, decided: Iterable<Decided>, tiers: readonly TierConfig[]): string[] {
   const usedRules = new Set<number>();
   const usedTiers = new Set<number>();
-  for (const { verdict } of table.entries()) {
+  for (const { verdict } of decided) {
     usedRules.add(verdict.rule);
     usedTiers.add(verdict.tier);
   }
   const warnings: string[] = [];
   fields.rules.forEach((_, k) => {
-    if (!usedRules.has(k)) warnings.push(`${file}: rules[${k}] never matches: earlier rules decide everything it covers`);
+    if (!usedRules.has(k)) warnings.push(`${file}: rules[${k}] never matches: earlier rules decide everything it covers${namesIdentity(fields.rules[k]) ? ' for the identities it names' : ''}`);
   });
   tiers.forEach((t) => {
     if (!usedTiers.has(t.rank)) warnings.push(`${file}: tier '${t.name}' serves nothing: no rule routes to it`);
@@ -64,24 +69,25 @@ function warningsOf(file: string, fields: PolicyFields, table: DecisionTable, ti
 export function compile(fields: PolicyFields, file: string, at: SourcePositions): Policy | undefined {
   const before = at.issues.length;
   const tierIndex = checkTierNames(fields, at);
-  fields.rules.forEach((r, k) => checkRule(r, k, tierIndex, at));
+  fields.rules.forEach((r, k) => checkRule(r, k, tierIndex, at, fields.authorization !== undefined));
   if (at.issues.length > before) return undefined;
 
-  const table = new DecisionTable(fields.rules, tierIndex);
-  const tiers = buildTiers(fields.tiers, table, at, file);
+  const rules = new IdentityRules(fields.rules, tierIndex);
+  const tiers = buildTiers(fields.tiers, rules, at, file);
   if (at.issues.length > before) return undefined;
 
   const supply = compileSupplyChain(fields.supplyChain, file, at);
   if (at.issues.length > before) return undefined;
 
   loadReferenceGraph();
-  const decider = new Decider(table, tiers);
+  const decisions = new IdentityDecisions(rules, tiers);
   return {
     file,
     tiers,
     tierByName: new Map(tiers.map((t) => [t.name, t])),
     supplyChain: supply.supplyChain,
-    warnings: [...warningsOf(file, fields, table, tiers), ...supply.warnings],
-    decide: decider.decide,
+    warnings: [...warningsOf(file, fields, rules.entries(), tiers), ...supply.warnings],
+    ...(fields.authorization ? { authorization: compileAuthorization(fields.authorization, file) } : {}),
+    decide: decisions.decide,
   };
 }

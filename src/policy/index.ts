@@ -6,3 +6,5 @@ export { PolicyError, type PolicyIssue } from './policy-error';
 export { compilePolicy, loadPolicy } from './load';
 export type { SupplyChainPolicy, SupplyChainWaiver } from './supply-chain';
 export type { ServerConfig, ServerEgress } from './server';
+export type { AuthorizationConfig, TokenAlgorithm } from './authorization';
+export type { RuleSubject } from './identity-rules';

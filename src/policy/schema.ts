@@ -4,6 +4,7 @@
 
 import { INTERACTION_KINDS, type InteractionKind } from '../fhir/interaction';
 import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
+import { AUTHORIZATION_FIELD, type AuthorizationFields } from './authorization';
 import { SERVER_FIELD, type ServerFields } from './server';
 import { SUPPLY_CHAIN_FIELD, type SupplyChainFields } from './supply-chain';
 import type { Field, ObjectSpec, Spec } from './yaml-check';
@@ -27,12 +28,24 @@ export interface RuleFields {
   operations?: string[];
   tier?: string;
   deny?: true;
+  /** Only requests from these OAuth clients (client_id) match. */
+  clients?: string[];
+  /** Only requests whose token holds every one of these scopes match. */
+  scopes?: string[];
+  /** true: only tokens with a launch patient match; false: only tokens without one. */
+  patient?: boolean;
+}
+
+/** Whether a rule matches only some identities (and so needs authorization). */
+export function namesIdentity(r: RuleFields): boolean {
+  return r.clients !== undefined || r.scopes !== undefined || r.patient !== undefined;
 }
 
 export interface PolicyFields {
   tiers: TierFields[];
   rules: RuleFields[];
   supplyChain?: SupplyChainFields;
+  authorization?: AuthorizationFields;
 }
 
 /** Tier names end up in cgroup paths, profile file names and metric labels: keep them plain. */
@@ -132,6 +145,15 @@ export const RULE_FIELDS: Readonly<Record<string, Field>> = {
   },
   tier: { spec: { type: 'string', expect: 'a tier name', check: tierName }, doc: 'the tier serving what the rule matches' },
   deny: { spec: { type: 'boolean', only: true }, doc: 'refuse what the rule matches (403)' },
+  clients: {
+    spec: { type: 'list', items: { type: 'string', expect: 'a client id', check: (v) => (v.trim() === '' ? 'an empty client id' : undefined) }, minItems: 1, unique: true },
+    doc: 'with authorization: the rule matches only requests from these OAuth clients',
+  },
+  scopes: {
+    spec: { type: 'list', items: { type: 'string', expect: 'a scope', check: (v) => (/^\S+$/.test(v) ? undefined : `${JSON.stringify(v)} is not a scope`) }, minItems: 1, unique: true },
+    doc: 'with authorization: the rule matches only tokens holding every one of these scopes',
+  },
+  patient: { spec: { type: 'boolean' }, doc: 'with authorization: true matches only tokens with a launch patient, false only tokens without' },
 };
 
 export const POLICY_SPEC: ObjectSpec = {
@@ -148,5 +170,6 @@ export const POLICY_SPEC: ObjectSpec = {
       doc: 'rules, first match wins, no match = deny',
     },
     supplyChain: SUPPLY_CHAIN_FIELD,
+    authorization: AUTHORIZATION_FIELD,
   },
 };

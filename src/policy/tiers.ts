@@ -5,7 +5,7 @@
 import type { InteractionKind } from '../fhir/interaction';
 import type { TierFields } from './schema';
 import { compileServer } from './server';
-import type { DecisionTable } from './table';
+import type { Decided } from './table';
 import type { TierConfig } from './types';
 import type { SourcePositions } from './yaml-check';
 
@@ -33,7 +33,7 @@ interface Writes {
   maybe: boolean;
 }
 
-function writesPerTier(table: DecisionTable, count: number): Writes[] {
+function writesPerTier(table: { entries(): Iterable<Decided> }, count: number): Writes[] {
   const out: Writes[] = Array.from({ length: count }, () => ({ maybe: false }));
   for (const { kind, operation, verdict } of table.entries()) {
     if (verdict.tier < 0) continue;
@@ -49,7 +49,7 @@ function writesPerTier(table: DecisionTable, count: number): Writes[] {
 }
 
 /** Builds the tiers with defaults applied; reports contradictions into `at`. */
-export function buildTiers(fields: readonly TierFields[], table: DecisionTable, at: SourcePositions, policyFile: string): TierConfig[] {
+export function buildTiers(fields: readonly TierFields[], table: { entries(): Iterable<Decided> }, at: SourcePositions, policyFile: string): TierConfig[] {
   const writes = writesPerTier(table, fields.length);
   return fields.map((f, rank) => {
     const path = `tiers[${rank}]`;

@@ -2,6 +2,8 @@
 // per-request decision. Re-exported by index.ts, the module's public face.
 
 import type { Interaction } from '../fhir/interaction';
+import type { AuthorizationConfig } from './authorization';
+import type { RuleSubject } from './identity-rules';
 import type { ServerConfig } from './server';
 import type { SupplyChainPolicy } from './supply-chain';
 
@@ -47,6 +49,12 @@ export interface Policy {
   supplyChain: SupplyChainPolicy;
   /** Things that load but are probably mistakes (an unused tier, a rule that never matches). */
   warnings: string[];
-  /** The tier serving this interaction, or throws FhirError 403 (reason 'policy') naming what was denied and why. */
-  decide(interaction: Interaction): TierConfig;
+  /** SMART on FHIR at the front door (`authorization:`); absent: no authorization. */
+  authorization?: AuthorizationConfig;
+  /**
+   * The tier serving this interaction for `who` (the verified token's identity, when the
+   * policy has authorization), or throws FhirError 403 (reason 'policy') naming what was
+   * denied and why.
+   */
+  decide(interaction: Interaction, who?: RuleSubject): TierConfig;
 }

@@ -21,7 +21,14 @@ export class CapabilitySource {
     private readonly pools: UpstreamPools,
     private readonly base: string,
     private readonly log: Logger,
+    /** With authorization: the issuer's endpoints for rest.security, as known now. */
+    private readonly security?: () => { authorize?: string; token?: string },
   ) {
+    this.rebuild();
+  }
+
+  /** The issuer's endpoints became known: the statement names them. */
+  securityChanged(): void {
     this.rebuild();
   }
 
@@ -84,6 +91,15 @@ export class CapabilitySource {
   }
 
   private rebuild(): void {
-    this.text = JSON.stringify(buildCapabilityStatement({ policy: this.policy, base: this.base, version: fhirguardVersion(), backends: this.backends, started: this.started }));
+    this.text = JSON.stringify(
+      buildCapabilityStatement({
+        policy: this.policy,
+        base: this.base,
+        version: fhirguardVersion(),
+        backends: this.backends,
+        started: this.started,
+        ...(this.security ? { security: this.security() } : {}),
+      }),
+    );
   }
 }

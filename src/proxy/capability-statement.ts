@@ -121,6 +121,18 @@ export interface StatementInputs {
   /** Each tier's backend statement; a tier missing here has not answered yet. */
   backends: ReadonlyMap<string, BackendStatement>;
   started: Date;
+  /** With authorization: SMART on FHIR, and the issuer's endpoints once known. */
+  security?: { authorize?: string; token?: string };
+}
+
+/** rest.security for SMART on FHIR (App Launch's oauth-uris extension carries the endpoints). */
+function smartSecurity(s: NonNullable<StatementInputs['security']>): Json {
+  const uris = [...(s.authorize ? [{ url: 'authorize', valueUri: s.authorize }] : []), ...(s.token ? [{ url: 'token', valueUri: s.token }] : [])];
+  return {
+    ...(uris.length > 0 ? { extension: [{ url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris', extension: uris }] } : {}),
+    service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }], text: 'OAuth2 using SMART-on-FHIR profile' }],
+    description: 'Every request but this CapabilityStatement and .well-known/smart-configuration needs a bearer token from the issuer; its SMART scopes decide what it may read and write.',
+  };
 }
 
 /** Builds the front door's statement: everything listed is something the policy and its tier's backend both allow. */
@@ -253,6 +265,7 @@ export function buildCapabilityStatement(o: StatementInputs): Json {
     rest: [
       {
         mode: 'server',
+        ...(o.security ? { security: smartSecurity(o.security) } : {}),
         resource: resources,
         ...(system.length > 0 ? { interaction: system } : {}),
         ...(systemOps.length > 0 ? { operation: systemOps } : {}),

@@ -58,6 +58,15 @@ export function codeOf(err: unknown): string {
   return (err as { code?: unknown })?.code ? String((err as { code: unknown }).code) : '';
 }
 
+/** An upstream answer fhirguard had to check for a patient-scoped client and could not (502). */
+export class UncheckableAnswer extends Error {
+  readonly code = 'FHIRGUARD_UNCHECKABLE';
+}
+
+export function uncheckable(why: string): UncheckableAnswer {
+  return new UncheckableAnswer(`the upstream's answer could not be checked against the patient's compartment: ${why}`);
+}
+
 /** A request whose tier's timeout passed before its upstream answered, wherever it waited. */
 export class DeadlineError extends Error {
   readonly code = 'UND_ERR_HEADERS_TIMEOUT';
@@ -82,6 +91,9 @@ export function upstreamFault(err: unknown, tier: string, timeoutMs: number): { 
       kind: 'unavailable',
       error: refuse(503, 'no-healthy-upstream', 'transient', `tier '${tier}' has no healthy upstream${err.down ? ` (${err.down})` : ''}; try again later`),
     };
+  }
+  if (err instanceof UncheckableAnswer) {
+    return { kind: 'connect', error: refuse(502, 'upstream-failed', 'transient', `the '${tier}' upstream's answer was not passed on: ${err.message}`) };
   }
   const code = codeOf(err);
   if (TIMEOUT_CODES.has(code)) {
@@ -122,6 +134,7 @@ export function toFhirError(err: unknown): FhirError {
 export function sendOutcome(reply: FastifyReply, error: FhirError): FastifyReply {
   if (error.status === 405 && !reply.hasHeader('allow')) reply.header('allow', 'GET, HEAD, POST, PUT, PATCH, DELETE');
   if (error.status === 503) reply.header('retry-after', '1');
+  if (error.headers) reply.headers(error.headers);
   // A refused request keeps its id, so the client can quote it against fhirguard's log.
   reply.header('x-request-id', reply.request.id);
   return reply.code(error.status).header('content-type', FHIR_JSON).send(JSON.stringify(error.toOutcome()));

@@ -18,7 +18,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { util as undiciUtil, type Dispatcher } from 'undici';
-import { DeadlineError, NoHealthyMemberError } from './errors';
+import { patientNotFound, RESPONSE_CHECKED } from '../auth/patient-access';
+import { checkPatientResponse, type Checked } from '../auth/patient-response';
+import type { FhirError } from '../fhir/outcome';
+import { DeadlineError, NoHealthyMemberError, uncheckable } from './errors';
 import { mayGoElsewhere, memberUnreachable } from './failover';
 import { forwardRequestHeaders, rewriteResponseHeaders, type LocationRewrite } from './headers';
 import type { Member, TierPool, UpstreamPools } from './pool';
@@ -29,10 +32,14 @@ export interface ForwardOptions {
   /** The FHIR base path, e.g. '/fhir'. */
   base: string;
   rewriteLocation: LocationRewrite;
+  /** Authorization is the front door's: the client's token is not forwarded. */
+  dropToken: boolean;
   /** A request went to another member after the first one failed. */
   onRetry(tier: string): void;
   /** Answers a request that failed before its response started (the upstream fault's OperationOutcome). */
   fail(reply: FastifyReply, err: Error): void;
+  /** Answers with a refusal of fhirguard's own (an answer a patient-scoped client may not see). */
+  refuse(reply: FastifyReply, error: FhirError): void;
   /** The upstream broke off a response already under way (the client's connection is cut). */
   broke(request: FastifyRequest, err: Error): void;
   /** The client's connection closed before its response was complete. */
@@ -40,6 +47,12 @@ export interface ForwardOptions {
 }
 
 type Headers = Record<string, string | string[] | number | undefined>;
+
+/** Judges a whole upstream answer before the client gets any of it (status, body). */
+type ResponseCheck = (status: number, body: Buffer) => Checked;
+
+/** Largest answer held for a check; a larger one is not passed on. */
+const MAX_CHECKED_BYTES = 32 * 2 ** 20;
 
 /** The type a forwarded body is labelled with when its client gave none (only an interaction that takes no body lets one through). */
 const DEFAULT_BODY_TYPE = 'application/fhir+json';
@@ -59,13 +72,29 @@ export class Forwarder {
     const method = request.method;
     // A body a client sent with a read is not forwarded.
     const body = method === 'GET' || method === 'HEAD' ? undefined : state.rawBody;
-    const headers = forwardRequestHeaders(request, request.headers as Headers, this.o.base, body !== undefined);
+    const headers = forwardRequestHeaders(request, request.headers as Headers, this.o.base, body !== undefined, this.o.dropToken);
     if (body !== undefined) headers['content-type'] ??= DEFAULT_BODY_TYPE;
     const query = state.forwardQuery;
     state.upstreamStart = performance.now();
-    new Exchange(this.o, request, reply, pool, query ? `${path}?${query}` : path, headers, body).send(member);
+    new Exchange(this.o, request, reply, pool, query ? `${path}?${query}` : path, headers, body, responseCheck(state)).send(member);
     return reply;
   }
+}
+
+/** How the answer to a request restricted to a patient's compartment is checked; undefined for every other request. */
+function responseCheck(state: RequestState): ResponseCheck | undefined {
+  const patient = state.access?.patient;
+  const interaction = state.interaction;
+  if (patient === undefined || !interaction || !RESPONSE_CHECKED.has(interaction.kind)) return undefined;
+  return (status, body) => checkPatientResponse(interaction, status, body, patient);
+}
+
+/** An upstream answer held back until it is checked. */
+interface Held {
+  status: number;
+  headers: Headers;
+  chunks: Buffer[];
+  bytes: number;
 }
 
 /** One request on its way: undici's handler for it (the pre-v7 callback form, which undici calls directly). */
@@ -77,6 +106,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private deadline: NodeJS.Timeout | undefined;
   /** The tier's timeout passed while the request still waited for a connection: answered already. */
   private expired = false;
+  private held: Held | undefined;
   private readonly res: ServerResponse;
 
   constructor(
@@ -87,6 +117,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly pathAndQuery: string,
     private readonly headers: Headers,
     private readonly body: Buffer | undefined,
+    private readonly check: ResponseCheck | undefined,
   ) {
     this.res = reply.raw;
   }
@@ -131,6 +162,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       return false;
     }
     const headers = rewriteResponseHeaders(undiciUtil.parseHeaders(rawHeaders) as Headers, this.request, this.o.base, this.o.rewriteLocation);
+    if (this.check) {
+      this.held = { status: statusCode, headers, chunks: [], bytes: 0 };
+      return true;
+    }
     try {
       res.writeHead(statusCode, headers as Record<string, string | string[]>);
     } catch (err) {
@@ -155,6 +190,17 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    const held = this.held;
+    if (held) {
+      held.bytes += chunk.length;
+      if (held.bytes > MAX_CHECKED_BYTES) {
+        this.held = undefined;
+        this.abort?.(uncheckable(`the answer is larger than the ${MAX_CHECKED_BYTES / 2 ** 20} MiB fhirguard checks`));
+        return false;
+      }
+      held.chunks.push(chunk);
+      return true;
+    }
     if (this.res.write(chunk)) return true;
     // The client reads slower than the upstream sends: undici pauses until the socket drains.
     this.res.once('drain', this.resume as () => void);
@@ -162,7 +208,27 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    this.res.end();
+    if (this.held) this.release(this.held);
+    else this.res.end();
+  }
+
+  /** Sends a held answer as its check says: as it came, filtered, or as not found. */
+  private release(held: Held): void {
+    this.held = undefined;
+    if (this.res.destroyed) return;
+    const checked = (this.check as ResponseCheck)(held.status, Buffer.concat(held.chunks));
+    if (checked.kind === 'not-found') return this.o.refuse(this.reply, patientNotFound());
+    if (checked.kind === 'unreadable') return this.o.fail(this.reply, uncheckable('the answer is not JSON'));
+    const body = checked.kind === 'replace' ? checked.body : Buffer.concat(held.chunks);
+    const headers = { ...held.headers, 'content-length': String(body.length) };
+    try {
+      this.res.writeHead(held.status, headers as Record<string, string | string[]>);
+    } catch (err) {
+      for (const name of this.res.getHeaderNames()) this.res.removeHeader(name);
+      return this.o.fail(this.reply, err as Error);
+    }
+    this.reply.hijack();
+    this.res.end(body);
   }
 
   onError(err: Error): void {

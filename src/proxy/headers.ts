@@ -71,10 +71,15 @@ export const NEVER_FORWARDED: readonly string[] = [
 ];
 const DROP_WITH_BODY: ReadonlySet<string> = new Set(NEVER_FORWARDED);
 const DROP_WITHOUT_BODY: ReadonlySet<string> = new Set([...NEVER_FORWARDED, 'content-length']);
+// With authorization the front door is where the token is checked: the backend never gets it
+// (a backend that is taken over must not be able to replay clients' tokens elsewhere).
+const DROP_WITH_BODY_AND_TOKEN: ReadonlySet<string> = new Set([...DROP_WITH_BODY, 'authorization']);
+const DROP_WITHOUT_BODY_AND_TOKEN: ReadonlySet<string> = new Set([...DROP_WITHOUT_BODY, 'authorization']);
 
-/** What the upstream receives: the client's end-to-end headers plus who asked. */
-export function forwardRequestHeaders(request: FastifyRequest, headers: Headers, base: string, hasBody: boolean): Headers {
-  const out = endToEnd(headers, hasBody ? DROP_WITH_BODY : DROP_WITHOUT_BODY);
+/** What the upstream receives: the client's end-to-end headers plus who asked; `dropToken` leaves Authorization out. */
+export function forwardRequestHeaders(request: FastifyRequest, headers: Headers, base: string, hasBody: boolean, dropToken = false): Headers {
+  const drop = dropToken ? (hasBody ? DROP_WITH_BODY_AND_TOKEN : DROP_WITHOUT_BODY_AND_TOKEN) : hasBody ? DROP_WITH_BODY : DROP_WITHOUT_BODY;
+  const out = endToEnd(headers, drop);
   const prior = request.headers['x-forwarded-for'];
   out['x-forwarded-for'] = typeof prior === 'string' && prior ? `${prior}, ${request.ip}` : request.ip;
   out['x-forwarded-proto'] = request.protocol;

@@ -9,6 +9,8 @@ import { classify } from '../fhir/classify';
 import { checkRequestContentType, negotiateResponse } from '../fhir/content';
 import { refuse } from '../fhir/outcome';
 import { validateRequest, validateSearch } from '../fhir/validate';
+import { checkPatientBody } from '../auth/patient-access';
+import { authorizeRequest, refuseTokenInQuery } from './authorize';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
 import { forwardQuery } from './forward-query';
@@ -95,16 +97,21 @@ export function createPipeline(opts: PipelineOptions) {
       // Search parameters before the policy: an unknown one is the client's error (400), not a
       // reach the policy cannot bound, and what lenient handling drops is neither decided on
       // nor forwarded. Its time counts to the validate stage.
+      if (policy.authorization) refuseTokenInQuery(interaction);
       const search = validateSearch(interaction, isLenient(headers.prefer));
       state.forwardQuery = forwardQuery(query, search.droppedParams);
       const t2 = performance.now();
 
-      const tier = policy.decide(interaction);
+      // Who asks, before what the policy lets through: a request without a good token learns
+      // nothing about what the policy would do with it.
+      if (policy.authorization) authorizeRequest(interaction, state);
+      const tier = policy.decide(interaction, state.identity);
       state.tier = tier;
       const t3 = performance.now();
       policyStage.observe((t3 - t2) / 1000);
 
       validateRequest(interaction, body);
+      if (state.access?.patient !== undefined) checkPatientBody(interaction, body, state.access.patient);
       validateStage.observe((t2 - t1 + performance.now() - t3) / 1000);
       done();
     } catch (err) {

@@ -1,6 +1,8 @@
 // What the request path learns about one request, carried on the Fastify request from the
 // pipeline (classify, policy, validate) to forwarding, error replies and metrics.
 
+import type { Access } from '../auth/access';
+import type { Identity } from '../auth/identity';
 import type { Interaction } from '../fhir/interaction';
 import type { TierConfig } from '../policy/types';
 
@@ -19,6 +21,10 @@ export class RequestState {
   clientClosed = false;
   /** performance.now() when the request was handed to the upstream (0: never). */
   upstreamStart = 0;
+  /** Who asks: the verified bearer token's identity (policies with authorization). */
+  identity: Identity | undefined = undefined;
+  /** What the token's scopes let the request do (set once authorized). */
+  access: Access | undefined = undefined;
 }
 
 /** The request's state, made on first use (by the pipeline, or by whatever ends the request before it). */

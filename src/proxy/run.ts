@@ -14,6 +14,8 @@ import { ProxyMetrics } from '../metrics/registry';
 import { loadPolicy, PolicyError, type Policy } from '../policy';
 import { followAgent } from './agent-members';
 import { formatHostPort, parseHostPort } from './address';
+import { SmartConfiguration } from '../auth/smart-configuration';
+import type { TokenVerifier } from '../auth/tokens';
 import { CapabilitySource } from './capability-source';
 import { normaliseBase, positiveInt, PROXY_OPTIONS } from './options';
 import { UpstreamPools } from './pool';
@@ -97,10 +99,11 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     );
   }
   await pools.start();
-  capabilities = new CapabilitySource(policy, pools, base, log);
+  const authorization = await startAuthorization(policy, log, () => capabilities?.securityChanged());
+  capabilities = new CapabilitySource(policy, pools, base, log, authorization && (() => authorization.smartConfiguration.endpoints()));
   await capabilities.refreshAll();
 
-  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, capabilities });
+  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, capabilities, ...(authorization ? { authorization } : {}) });
   const admin = createAdminServer({
     registry: metrics.registry,
     log,
@@ -129,10 +132,32 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     adminAddress,
     async close() {
       follow?.stop();
+      authorization?.smartConfiguration.stop();
       await app.close(); // stops accepting, lets in-flight requests finish
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       await pools.close();
       log.info('fhirguard proxy stopped');
     },
   };
+}
+
+/**
+ * The token check and SMART configuration of a policy with `authorization:`, the issuer's
+ * discovery asked once before listening; without it, the log says loudly that anyone who
+ * reaches the listener may do all the policy allows.
+ */
+async function startAuthorization(policy: Policy, log: Logger, changed: () => void): Promise<{ tokens: TokenVerifier; smartConfiguration: SmartConfiguration } | undefined> {
+  const config = policy.authorization;
+  if (!config) {
+    log.warn(`authorization is off: ${policy.file} has no authorization: block, so every client that reaches the listener may do everything the policy allows (docs/authorization.md)`);
+    return undefined;
+  }
+  const smartConfiguration = new SmartConfiguration(config, log, changed);
+  await smartConfiguration.resolve();
+  log.info({ issuer: config.issuer, audience: config.audience }, 'authorization: SMART on FHIR bearer tokens from the issuer');
+  // Loaded only here: the verifier stands on jose, an ES module, which a policy without
+  // authorization (and the test runner's in-process proxies) never needs.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { TokenVerifier: Verifier } = require('../auth/tokens') as typeof import('../auth/tokens');
+  return { tokens: new Verifier(config), smartConfiguration };
 }

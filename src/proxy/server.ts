@@ -13,6 +13,7 @@ import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy';
 import { RequestState, requestState } from './request-state';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
+import { authenticator, type TokenCheck } from './authenticate';
 import { Forwarder } from './forward';
 import { locationRewriter } from './headers';
 import { clientErrorHandler, connectRefusal, expectationRefusal, MAX_HEADER_BYTES } from './http-refusals';
@@ -40,6 +41,8 @@ export interface ProxyOptions {
   requestTimeoutMs?: number;
   /** The front door's own CapabilityStatement, answered for `GET [base]/metadata` the policy allows. */
   capabilities?: { current(): string };
+  /** With the policy's authorization: the token check and `.well-known/smart-configuration`. */
+  authorization?: { tokens: TokenCheck; smartConfiguration: { current(): string | undefined } };
 }
 
 /** Every method a FHIR interaction uses, plus those the classifier refuses with 405 itself. */
@@ -122,8 +125,10 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     pools: o.pools,
     base,
     rewriteLocation,
+    dropToken: o.policy.authorization !== undefined,
     onRetry: (tier) => o.metrics.retry(tier),
     fail: upstreamFailed,
+    refuse: (reply, error) => refusal(reply.request, reply, error),
     broke: (request, err) => {
       const tier = request.fhirguard?.tier?.name ?? 'unknown';
       o.metrics.upstreamError(tier, 'connect');
@@ -132,7 +137,21 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     closedEarly: (request) => observeClientClosed(request, o.metrics),
   });
   const handler = forwardChecked(base, forwarder, o.capabilities);
-  for (const url of routesUnder(base)) app.route({ method: ROUTED_METHODS, url, preHandler: pipeline, handler });
+  const preHandler = o.authorization ? [authenticator(o.authorization.tokens), pipeline] : pipeline;
+  for (const url of routesUnder(base)) app.route({ method: ROUTED_METHODS, url, preHandler, handler });
+  if (o.authorization) {
+    const smart = o.authorization.smartConfiguration;
+    // Public, like the CapabilityStatement: it is how a SMART app finds where to get a token.
+    app.route({
+      method: ['GET', 'HEAD'],
+      url: `${base}/.well-known/smart-configuration`,
+      handler: (request, reply) => {
+        const doc = smart.current();
+        if (doc === undefined) return refusal(request, reply, refuse(503, 'issuer-unavailable', 'transient', "the issuer's endpoints are not known yet: it has not answered its discovery document"));
+        return reply.code(200).header('content-type', 'application/json').header('x-request-id', request.id).header('cache-control', 'max-age=300').send(doc);
+      },
+    });
+  }
 
   app.addHook('onRequestAbort', (request, done) => {
     observeClientClosed(request, o.metrics);

@@ -3,7 +3,7 @@
 
 import type { Interaction, SearchParam } from '../../src/fhir/interaction';
 import { FhirError } from '../../src/fhir/outcome';
-import { compilePolicy, type Policy } from '../../src/policy';
+import { compilePolicy, PolicyError, type Policy } from '../../src/policy';
 
 export function I(kind: Interaction['kind'], fields: Partial<Interaction> = {}): Interaction {
   const level: Interaction['level'] = fields.level ?? (fields.id !== undefined ? 'instance' : fields.resourceType !== undefined ? 'type' : 'system');
@@ -51,4 +51,17 @@ export function refusal(policy: Policy, i: Interaction): string {
 
 export function policyOf(text: string, file = 'test.yaml'): Policy {
   return compilePolicy(text, file);
+}
+
+/** The formatted issue lines of loading `text` (fails when it loads). */
+export function loadErrors(text: string, file = 'p.yaml'): string[] {
+  try {
+    compilePolicy(text, file);
+  } catch (e) {
+    expect(e).toBeInstanceOf(PolicyError);
+    const err = e as PolicyError;
+    expect(err.message.split('\n')).toEqual(err.issues.map((i) => `${i.file}:${i.line}:${i.col}: ${i.path}: ${i.message}`));
+    return err.message.split('\n');
+  }
+  throw new Error('the policy loaded');
 }

@@ -5,19 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { compilePolicy, loadPolicy, PolicyError } from '../../src/policy';
-
-/** The formatted issue lines of loading `text` (fails when it loads). */
-function errors(text: string, file = 'p.yaml'): string[] {
-  try {
-    compilePolicy(text, file);
-  } catch (e) {
-    expect(e).toBeInstanceOf(PolicyError);
-    const err = e as PolicyError;
-    expect(err.message.split('\n')).toEqual(err.issues.map((i) => `${i.file}:${i.line}:${i.col}: ${i.path}: ${i.message}`));
-    return err.message.split('\n');
-  }
-  throw new Error('the policy loaded');
-}
+import { loadErrors as errors } from './helpers';
 
 const TIERS = `tiers:
   - name: read
@@ -33,7 +21,7 @@ describe('policy load errors', () => {
     tier: read
 defaults: {}
 `),
-    ).toEqual(['p.yaml:8:1: defaults: unknown field; expected one of: tiers, rules, supplyChain']);
+    ).toEqual(['p.yaml:8:1: defaults: unknown field; expected one of: tiers, rules, supplyChain, authorization']);
   });
 
   test('unknown tier field', () => {
@@ -60,7 +48,7 @@ rules:
     tier: write
 `),
     ).toEqual([
-      'p.yaml:8:5: rules[1].resource: unknown field; expected one of: resources, interactions, operations, tier, deny',
+      'p.yaml:8:5: rules[1].resource: unknown field; expected one of: resources, interactions, operations, tier, deny, clients, scopes, patient',
       'p.yaml:8:5: rules[1].resources: missing required field (R4 resource types the rule covers, or ["*"] for every type and the system level)',
     ]);
   });
@@ -177,13 +165,13 @@ rules:
 
   test('empty tiers, empty rules, empty file, missing sections', () => {
     expect(errors('tiers: []\nrules: []\n')).toEqual(['p.yaml:1:8: tiers: expected at least 1 item, found none', 'p.yaml:2:8: rules: expected at least 1 item, found none']);
-    expect(errors('# nothing yet\n')).toEqual(['p.yaml:1:1: (document): the file is empty; expected a mapping with the fields tiers, rules, supplyChain']);
+    expect(errors('# nothing yet\n')).toEqual(['p.yaml:1:1: (document): the file is empty; expected a mapping with the fields tiers, rules, supplyChain, authorization']);
     expect(errors(`${TIERS}`)).toEqual(['p.yaml:1:1: rules: missing required field (rules, first match wins, no match = deny)']);
     expect(errors('tiers:\nrules: x\n')).toEqual([
       'p.yaml:1:7: tiers: expected a list (each item a mapping with the fields name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server), found an empty value',
-      'p.yaml:2:8: rules: expected a list (each item a mapping with the fields resources, interactions, operations, tier, deny), found the string "x"',
+      'p.yaml:2:8: rules: expected a list (each item a mapping with the fields resources, interactions, operations, tier, deny, clients, scopes, patient), found the string "x"',
     ]);
-    expect(errors('- a\n')).toEqual(['p.yaml:1:1: (document): expected a mapping with the fields tiers, rules, supplyChain, found a list']);
+    expect(errors('- a\n')).toEqual(['p.yaml:1:1: (document): expected a mapping with the fields tiers, rules, supplyChain, authorization, found a list']);
   });
 
   test('tier names: duplicates and shapes', () => {

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import { FhirError, refuse } from '../../fhir/outcome';
 import type { FhirRequest, FhirResponse, PreferReturn, WorkerContext } from '../rest/handler-context';
-import { dispatch, FhirErrorWithHeaders } from '../rest/dispatch';
+import { dispatch } from '../rest/dispatch';
 import { decodeBody, readBody } from './body';
 
 const JSON_CONTENT_TYPE = 'application/fhir+json; charset=utf-8';
@@ -74,7 +74,7 @@ function errorResponse(err: unknown, log: Logger, method: string, url: string): 
     return {
       status: err.status,
       body: JSON.stringify(err.toOutcome()),
-      ...(err instanceof FhirErrorWithHeaders ? { headers: err.headers } : {}),
+      ...(err.headers ? { headers: { ...err.headers } } : {}),
     };
   }
   const code = String((err as { code?: string }).code ?? '');

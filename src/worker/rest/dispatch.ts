@@ -12,19 +12,14 @@ import { read, vread } from './read';
 import { compartmentSearch, search, searchByPost } from './search';
 import { conditionalPatch, conditionalRemove, conditionalUpdate, create, patch, remove, update } from './write';
 
-/** A refusal with headers (405's Allow). */
-export class FhirErrorWithHeaders extends FhirError {
-  headers: Record<string, string> = {};
-}
-
 function methodNotAllowed(method: string, what: string, allow: string[]): FhirError {
-  const err = new FhirErrorWithHeaders(405, 'method-not-allowed', `${method} is not allowed on ${what}`, 'not-supported');
+  const err = new FhirError(405, 'method-not-allowed', `${method} is not allowed on ${what}`, 'not-supported');
   err.headers = { Allow: allow.join(', ') };
   return err;
 }
 
 function readOnlyRefusal(method: string, what: string, allow: string[]): FhirError {
-  const err = new FhirErrorWithHeaders(405, 'read-only', `this worker is read-only: ${method} ${what} would write`, 'not-supported');
+  const err = new FhirError(405, 'read-only', `this worker is read-only: ${method} ${what} would write`, 'not-supported');
   err.headers = { Allow: allow.join(', ') };
   return err;
 }
