@@ -71,8 +71,20 @@ function hostPort(address: string): [string, number] {
 }
 
 /**
- * Where the proxy may connect besides Unix sockets: each address of each tier's upstreams,
- * and the name servers when an upstream is named by a host name the hosts file may not hold.
+ * The URLs the proxy connects to: each tier's upstreams and, with authorization, the token
+ * issuer (its discovery document), its JWKS and its introspection endpoint when the policy
+ * names them. A JWKS the discovery document puts on another host must be named in the policy
+ * (`jwksUri`) for the front door to reach it.
+ */
+function frontDoorTargets(policy: Policy): string[] {
+  const a = policy.authorization;
+  return [...policy.tiers.flatMap((t) => t.upstreams), ...(a ? [a.issuer, ...(a.jwksUri ? [a.jwksUri] : []), ...(a.introspection ? [a.introspection.endpoint] : [])] : [])];
+}
+
+/**
+ * Where the proxy may connect besides Unix sockets: each address of each URL it connects to
+ * (frontDoorTargets), and the name servers when one is named by a host name the hosts file
+ * may not hold.
  */
 export async function frontDoorEgress(policy: Policy): Promise<EgressRule[]> {
   const rules = new Map<string, EgressRule>();
@@ -81,16 +93,15 @@ export async function frontDoorEgress(policy: Policy): Promise<EgressRule[]> {
     rules.set(`${cidr} ${port}`, { cidr, port });
   };
   let named = false;
-  for (const t of policy.tiers) {
-    for (const u of t.upstreams) {
-      const url = new URL(u);
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-      if (isIP(host)) add(host, port);
-      else {
-        named ||= host !== 'localhost';
-        for (const a of await lookup(host, { all: true })) add(a.address, port);
-      }
+  for (const u of frontDoorTargets(policy)) {
+    if (u.startsWith('unix:')) continue;
+    const url = new URL(u);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    if (isIP(host)) add(host, port);
+    else {
+      named ||= host !== 'localhost';
+      for (const a of await lookup(host, { all: true })) add(a.address, port);
     }
   }
   if (named && existsSync('/etc/resolv.conf')) {
