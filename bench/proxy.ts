@@ -23,7 +23,10 @@
 // twin of itself as the method's control. On this shared VM runs one after the other differ
 // by more than the margin; a head-to-head's rounds agree within a few percent, and the
 // throughput target is judged on it (when it could run: 2+ CPUs and taskset), on the slowest
-// of the fhirguard processes it measured (see printTargets). Results go to
+// of the fhirguard processes it measured (see printTargets). A last head-to-head sets
+// fhirguard without authorization against fhirguard requiring bearer tokens (a user token,
+// then a patient token whose answers are checked against the compartment): the CPU a
+// remembered token adds to a read, against the target of 10 µs. Results go to
 // bench/results/proxy-<date>.json.
 //
 // Run: npx tsc -p tsconfig.json && npm run bench:proxy [-- --seconds 8 --rounds 5 --connections 16 --warmup 12 --h2h-rounds 6 --h2h-seconds 5 --h2h-processes 3]
@@ -42,12 +45,16 @@ import { firstLine, freePort, spawnLogged, stopAll, waitFor } from './lib/procs'
 import { pinPid, sharedCpuPlan } from './lib/pin';
 import { stats, type Stats } from './lib/stats';
 import { BIN, ROOT } from './lib/system';
+import { startBenchIssuer } from './lib/issuer';
 import { wrkInstalled, wrkRunner, type WrkRun as Run } from './lib/wrk';
 
 const SELF = __filename;
 const PATIENT_FILE = join(ROOT, '..', 'shared', 'corpus', 'r4-examples', 'json', 'patient-example.json');
 const TARGET_RATIO = 0.9;
 const TARGET_ADDED_P50_US = 100;
+/** Most CPU a remembered bearer token may add to a read. */
+const TARGET_TOKEN_ADDED_CPU_US = 10;
+const BENCH_AUDIENCE = 'https://bench.fhirguard.test/fhir';
 
 // ---------------------------------------------------------------------------------------
 // The upstream runs as its own process: `node dist/bench/proxy.js upstream` (the bare proxy:
@@ -101,11 +108,18 @@ async function get(url: string, init?: RequestInit): Promise<{ status: number; t
   return { status: res.status, text: await res.text() };
 }
 
-/** `fhirguard proxy` with one read tier on `upstream`; ports picked here so the log level can be warn. */
-async function startFhirguard(dir: string, name: string, upstream: string, logLevel: string): Promise<{ url: string; pid: number }> {
+/**
+ * `fhirguard proxy` with one read tier on `upstream`; ports picked here so the log level can be
+ * warn. With `issuer`, its policy requires bearer tokens from that issuer for BENCH_AUDIENCE.
+ */
+async function startFhirguard(dir: string, name: string, upstream: string, logLevel: string, issuer?: string): Promise<{ url: string; pid: number }> {
   const stem = join(dir, name.replace(/\W+/g, '-'));
   const policy = `${stem}.yaml`;
-  writeFileSync(policy, ['tiers:', '  - name: read', `    upstreams: ["${upstream}"]`, 'rules:', '  - resources: ["*"]', '    interactions: [read, capabilities]', '    tier: read', ''].join('\n'));
+  const authorization = issuer ? ['authorization:', `  issuer: ${issuer}`, `  audience: ${BENCH_AUDIENCE}`] : [];
+  writeFileSync(
+    policy,
+    [...authorization, 'tiers:', '  - name: read', `    upstreams: ["${upstream}"]`, 'rules:', '  - resources: ["*"]', '    interactions: [read, capabilities]', '    tier: read', ''].join('\n'),
+  );
   const [listen, admin] = [await freePort(), await freePort()];
   // Its log goes to a file, as in production: piped to this process, the log-info variant's
   // ~9,000 lines a second kept this process busy into the next variant's run.
@@ -294,6 +308,67 @@ async function measureHeadToHead(
   }
 }
 
+interface TokenCost {
+  /** Each contender (a token-carrying fhirguard) against the same fhirguard without authorization. */
+  pairs: Array<{ variant: string; headToHead: HeadToHead; addedCpuUs: Stats | null }>;
+}
+
+/**
+ * What a remembered bearer token adds to a read: fhirguard without authorization against
+ * fhirguard with it, on one shared CPU, once with a user token (scopes checked) and once with a
+ * patient token (scopes checked, and the answer held and checked against the compartment). The
+ * added CPU per read is the per-round difference of each process's CPU time per request.
+ */
+async function measureTokenCost(
+  upstream: Started,
+  fg: Target,
+  dir: string,
+  id: string,
+  o: { rounds: number; seconds: number; warmup: number; connections: number },
+): Promise<{ result: TokenCost | null; why: string }> {
+  const { plan, why } = sharedCpuPlan();
+  if (!plan) return { result: null, why };
+  const issuer = await startBenchIssuer();
+  const pinnedWrk = wrkRunner(dir, plan.rest);
+  const opts = { ...o, sharedCpu: plan.shared, allCpus: plan.all };
+  pinPid(upstream.pid, plan.rest);
+  try {
+    process.stderr.write(`\nbearer tokens: fhirguard with authorization against fhirguard without, on CPU ${plan.shared}\n`);
+    const withAuth = await startFhirguard(dir, 'fhirguard (authorization)', `http://127.0.0.1:${upstream.port}`, 'warn', issuer.issuer);
+    const tokens = [
+      { variant: 'fhirguard (user token)', token: await issuer.mint(BENCH_AUDIENCE, { scope: 'user/Patient.rs', client_id: 'bench' }) },
+      { variant: 'fhirguard (patient token)', token: await issuer.mint(BENCH_AUDIENCE, { scope: 'patient/Patient.rs', client_id: 'bench', patient: id }) },
+    ];
+    const pairs: TokenCost['pairs'] = [];
+    for (const t of tokens) {
+      const contender = { variant: t.variant, url: `${withAuth.url}/Patient/${id}`, pid: withAuth.pid, headers: { authorization: `Bearer ${t.token}` } };
+      const probe = await get(contender.url, { headers: contender.headers });
+      if (probe.status !== 200) throw new Error(`${t.variant}: ${contender.url} answered ${probe.status}: ${probe.text.slice(0, 300)}`);
+      const h = await headToHead(fg, contender, opts, pinnedWrk, (line) => process.stderr.write(line + '\n'));
+      const counted = h.rounds.filter((r) => r.counted);
+      pairs.push({ variant: t.variant, headToHead: h, addedCpuUs: counted.length * 2 >= h.rounds.length ? stats(counted.map((r) => r.bCpuUsPerReq - r.aCpuUsPerReq)) : null });
+    }
+    return { result: { pairs }, why: '' };
+  } finally {
+    pinPid(upstream.pid, plan.all);
+    await issuer.close();
+  }
+}
+
+function printTokenCost(t: TokenCost | null, why: string): void {
+  if (!t) {
+    process.stdout.write(`\nbearer tokens: NOT measured (${why})\n`);
+    return;
+  }
+  process.stdout.write('\nbearer tokens (remembered after the first request), head-to-head against fhirguard without authorization:\n');
+  for (const p of t.pairs) {
+    const a = p.addedCpuUs;
+    process.stdout.write(
+      `  ${p.variant}: ${a ? `${a.median >= 0 ? '+' : ''}${a.median.toFixed(1)} µs CPU per read (median; ${a.min.toFixed(1)} to ${a.max.toFixed(1)})` : 'no figure (too few saturated rounds)'}, throughput ${p.headToHead.ratio ? pct(p.headToHead.ratio.median) : '-'} of fhirguard's\n`,
+    );
+  }
+}
+
 function printHeadToHead(h: HeadToHeads | null, why: string, o: { rounds: number; seconds: number }): void {
   if (!h) {
     process.stdout.write(`\nhead-to-head: NOT measured (${why}); the throughput target is judged on the runs one after the other\n`);
@@ -344,7 +419,7 @@ function printPass(p: Pass, connections: number): void {
  * fresh ones, for a reason not yet found, and a long-running front door may be in that state.
  * Added p50 on one connection (the cost of one request, not queueing).
  */
-function printTargets(fast: Pass, h: HeadToHeads | null): void {
+function printTargets(fast: Pass, h: HeadToHeads | null, tokens: TokenCost | null): void {
   const medians = (h?.fhirguard ?? []).map((x) => x.ratio?.median).filter((m): m is number => m !== undefined);
   const [throughput, how] = medians.length
     ? [Math.min(...medians), `head-to-head, the slowest of ${medians.length} fhirguard processes; all: ${medians.map(pct).join(', ')}`]
@@ -355,6 +430,12 @@ function printTargets(fast: Pass, h: HeadToHeads | null): void {
       `  throughput >= ${TARGET_RATIO * 100}% of bare: ${pct(throughput)} (${how}): ${throughput >= TARGET_RATIO ? 'met' : 'NOT met'}\n` +
       `  added p50 <= ${TARGET_ADDED_P50_US} µs over bare (1 connection): ${added.toFixed(0)} µs: ${added <= TARGET_ADDED_P50_US ? 'met' : 'NOT met'}\n`,
   );
+  for (const p of tokens?.pairs ?? []) {
+    const a = p.addedCpuUs;
+    process.stdout.write(
+      `  ${p.variant} adds <= ${TARGET_TOKEN_ADDED_CPU_US} µs CPU per read: ${a ? `${a.median.toFixed(1)} µs: ${a.median <= TARGET_TOKEN_ADDED_CPU_US ? 'met' : 'NOT met'}` : 'no figure'}\n`,
+    );
+  }
 }
 
 async function main(): Promise<void> {
@@ -412,6 +493,7 @@ async function main(): Promise<void> {
       return { variant: `fhirguard #${n}`, url: `${fresh.url}/Patient/${id}`, pid: fresh.pid };
     };
     const h2h = await measureHeadToHead(up, bareTarget, fgTarget, freshFhirguard, dir, h2hOptions);
+    const tokenCost = await measureTokenCost(up, fgTarget, dir, id, h2hOptions);
 
     // Pass 2: the real reference worker (read-only, SQLite) holding the same Patient.
     const db = join(dir, 'fhir.db');
@@ -444,8 +526,9 @@ async function main(): Promise<void> {
     );
     printPass(fast, o.connections);
     printHeadToHead(h2h.result, h2h.why, h2hOptions);
+    printTokenCost(tokenCost.result, tokenCost.why);
     printPass(worker, o.connections);
-    printTargets(fast, h2h.result);
+    printTargets(fast, h2h.result, tokenCost.result);
 
     const out = join(ROOT, 'bench', 'results');
     mkdirSync(out, { recursive: true });
@@ -458,9 +541,10 @@ async function main(): Promise<void> {
           date: started.toISOString(),
           machine,
           settings,
-          targets: { throughputVsBare: TARGET_RATIO, addedP50us: TARGET_ADDED_P50_US },
+          targets: { throughputVsBare: TARGET_RATIO, addedP50us: TARGET_ADDED_P50_US, tokenAddedCpuUs: TARGET_TOKEN_ADDED_CPU_US },
           passes: [fast, worker],
           headToHead: h2h.result ?? { notMeasured: h2h.why },
+          tokens: tokenCost.result ?? { notMeasured: tokenCost.why },
         },
         null,
         2,

@@ -24,6 +24,8 @@ export interface Contender {
   variant: string;
   url: string;
   pid: number;
+  /** Request headers its load carries (a bearer token, say). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export interface HeadToHeadRound {
@@ -34,6 +36,9 @@ export interface HeadToHeadRound {
   /** CPU seconds each got per wall second (about 0.5 each when the split is fair). */
   aCpuShare: number;
   bCpuShare: number;
+  /** CPU time each spent per request it served, in µs. */
+  aCpuUsPerReq: number;
+  bCpuUsPerReq: number;
   /** Busy fraction of the shared CPU over the round (steal included). */
   sharedBusy: number;
   /** Saturated (sharedBusy >= MIN_BUSY): only these rounds make the ratio. */
@@ -59,7 +64,7 @@ export interface HeadToHeadOptions {
   allCpus: string;
 }
 
-type Wrk = (url: string, connections: number, seconds: number) => Promise<WrkRun>;
+type Wrk = (url: string, connections: number, seconds: number, headers?: Readonly<Record<string, string>>) => Promise<WrkRun>;
 
 /** Below this busy fraction of the shared CPU a round measured the load, not the proxies. */
 const MIN_BUSY = 0.9;
@@ -76,20 +81,23 @@ export async function headToHead(a: Contender, b: Contender, o: HeadToHeadOption
   pinPid(b.pid, o.sharedCpu);
   try {
     log(`  head-to-head ${b.variant} vs ${a.variant} on CPU ${o.sharedCpu}: warm-up ${o.warmup} s`);
-    await Promise.all([wrk(a.url, o.connections, o.warmup), wrk(b.url, o.connections, o.warmup)]);
+    await Promise.all([wrk(a.url, o.connections, o.warmup, a.headers), wrk(b.url, o.connections, o.warmup, b.headers)]);
     const rounds: HeadToHeadRound[] = [];
     for (let i = 1; i <= o.rounds; i++) {
       const start = process.hrtime.bigint();
       const [a0, b0, busy0] = [cpuSeconds(a.pid), cpuSeconds(b.pid), busySeconds(shared)];
-      const [ra, rb] = await Promise.all([wrk(a.url, o.connections, o.seconds), wrk(b.url, o.connections, o.seconds)]);
+      const [ra, rb] = await Promise.all([wrk(a.url, o.connections, o.seconds, a.headers), wrk(b.url, o.connections, o.seconds, b.headers)]);
       const wall = Number(process.hrtime.bigint() - start) / 1e9;
       const sharedBusy = (busySeconds(shared) - busy0) / (wall * shared.length);
+      const [aCpu, bCpu] = [cpuSeconds(a.pid) - a0, cpuSeconds(b.pid) - b0];
       const round: HeadToHeadRound = {
         aRps: ra.rps,
         bRps: rb.rps,
         ratio: rb.rps / ra.rps,
-        aCpuShare: (cpuSeconds(a.pid) - a0) / wall,
-        bCpuShare: (cpuSeconds(b.pid) - b0) / wall,
+        aCpuShare: aCpu / wall,
+        bCpuShare: bCpu / wall,
+        aCpuUsPerReq: (aCpu / ra.requests) * 1e6,
+        bCpuUsPerReq: (bCpu / rb.requests) * 1e6,
         sharedBusy,
         counted: sharedBusy >= MIN_BUSY,
       };

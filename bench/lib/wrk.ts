@@ -1,6 +1,6 @@
 // wrk (Debian package, C, its own process) as a load generator for one URL: fixed connections
 // and duration; a Lua `done` hook reports requests, p50, p99 and errors as one JSON line.
-// bench:proxy uses it (one GET URL); `npm run bench` needs Unix sockets and request bodies,
+// bench:proxy uses it (one GET URL, with headers where a variant sends a token); `npm run bench` needs Unix sockets and request bodies,
 // which wrk does not do, and uses autocannon (loadgen.ts).
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -31,12 +31,13 @@ export function wrkInstalled(): boolean {
 }
 
 /** Writes the reporting script into `dir`; returns a runner using it, its wrk pinned to `cpus` (a taskset list) when given. */
-export function wrkRunner(dir: string, cpus: string | null = null): (url: string, connections: number, seconds: number) => Promise<WrkRun> {
+export function wrkRunner(dir: string, cpus: string | null = null): (url: string, connections: number, seconds: number, headers?: Readonly<Record<string, string>>) => Promise<WrkRun> {
   const script = path.join(dir, 'report.lua');
   writeFileSync(script, WRK_SCRIPT);
   // Asynchronous, so this process keeps draining its children's pipes meanwhile.
-  return async (url, connections, seconds) => {
-    const [command, args] = pinned('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url], cpus);
+  return async (url, connections, seconds, headers = {}) => {
+    const headerArgs = Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+    const [command, args] = pinned('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', ...headerArgs, '-s', script, url], cpus);
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';

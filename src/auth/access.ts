@@ -6,7 +6,7 @@
 
 import type { Interaction } from '../fhir/interaction';
 import type { Identity } from './identity';
-import { needsOf, type Need } from './needs';
+import { needsOf, primaryVia, type Need } from './needs';
 import { ANY, granularFor, grants, type GranularGrant, permLetters } from './scopes';
 import { insufficientScope } from './auth-errors';
 
@@ -32,7 +32,7 @@ function decoded(value: string): string {
 }
 
 /** The granular grants a search of `need.type` can be narrowed by; throws when they cannot be combined into one query. */
-function narrowingOf(options: GranularGrant[], i: Interaction, need: Need): Array<[string, string]> {
+function narrowingOf(options: GranularGrant[], i: Interaction): Array<[string, string]> {
   // The client's query already holds every parameter of one scope: nothing to add.
   for (const g of options) {
     if (g.params.every(([name, value]) => i.params.some((p) => p.name === name && p.modifier === undefined && p.value === decoded(value)))) return [];
@@ -45,7 +45,7 @@ function narrowingOf(options: GranularGrant[], i: Interaction, need: Need): Arra
   }
   if (options.length === 1) return options[0].params.map(([n, v]) => [n, v]);
   throw insufficientScope(
-    `the ${need.via} is granted only by granular scopes that cannot be combined into one search (${options.map((g) => g.scope).join(', ')}): add the parameters of one of them to the query`,
+    `the ${primaryVia(i)} is granted only by granular scopes that cannot be combined into one search (${options.map((g) => g.scope).join(', ')}): add the parameters of one of them to the query`,
     options.map((g) => g.scope),
   );
 }
@@ -73,17 +73,18 @@ export function authorize(i: Interaction, who: Identity): Access {
       const unrestricted = [...granularFor(g.user, need.type, need.perms), ...granularFor(g.system, need.type, need.perms)];
       const patientScoped = who.patient !== undefined ? granularFor(g.patient, need.type, need.perms) : [];
       if (unrestricted.length > 0 || patientScoped.length > 0) {
-        narrowing = narrowingOf(unrestricted.length > 0 ? unrestricted : patientScoped, i, need);
+        narrowing = narrowingOf(unrestricted.length > 0 ? unrestricted : patientScoped, i);
         if (unrestricted.length === 0) patient = who.patient;
         continue;
       }
     }
     const wanted = `${permLetters(need.perms)} on ${typeName(need.type)}`;
+    const via = need.via ?? primaryVia(i);
     const hasPatientScope = who.patient === undefined && grants(g.patient, need.type, need.perms);
     throw insufficientScope(
       hasPatientScope
-        ? `the ${need.via} is granted only by patient/ scopes, and the token names no launch patient`
-        : `the ${need.via} needs a scope granting ${wanted} (e.g. user/${need.type === ANY ? '*' : need.type}.${permLetters(need.perms)}); the token's scopes do not`,
+        ? `the ${via} is granted only by patient/ scopes, and the token names no launch patient`
+        : `the ${via} needs a scope granting ${wanted} (e.g. user/${need.type === ANY ? '*' : need.type}.${permLetters(need.perms)}); the token's scopes do not`,
       [`user/${need.type === ANY ? '*' : need.type}.${permLetters(need.perms)}`],
     );
   }

@@ -14,8 +14,8 @@ export interface Need {
   type: string;
   /** The permission bits needed (PERM). */
   perms: number;
-  /** What needs it, for the refusal's diagnostic (no ids or values). */
-  via: string;
+  /** What needs it, for the refusal's diagnostic (no ids or values); the request itself when absent (primaryVia). */
+  via?: string;
   /** The type the request names itself (not one a search reaches). */
   primary: boolean;
 }
@@ -42,51 +42,72 @@ const READING_OPERATIONS: ReadonlySet<string> = new Set([
 
 const ALL = PERM.c | PERM.r | PERM.u | PERM.d | PERM.s;
 
-function primaryNeed(i: Interaction): Need | undefined {
-  const type = i.resourceType ?? ANY;
-  const at = (perms: number, via: string): Need => ({ type, perms, via, primary: true });
+/** The permission bits the interaction needs on its own type; 0: none (capabilities, bundles). */
+function primaryPerms(i: Interaction): number {
   // A conditional interaction searches first: it needs `s` on its type as well.
   const cond = i.conditional && i.params.length > 0 ? PERM.s : 0;
   switch (i.kind) {
     case 'read':
     case 'vread':
     case 'history-instance':
-      return at(PERM.r, `${i.kind} of ${type}`);
+      return PERM.r;
     case 'search-type':
-      return at(PERM.s, `search of ${type}`);
     case 'history-type':
-      return at(PERM.s, `history of ${type}`);
     case 'search-system':
     case 'history-system':
-      return { type: ANY, perms: PERM.s, via: i.kind, primary: true };
+      return PERM.s;
     case 'create':
-      return at(PERM.c | cond, `${cond ? 'conditional ' : ''}create of ${type}`);
+      return PERM.c | cond;
     case 'update':
     case 'patch':
-      return at(PERM.u | cond, `${cond ? 'conditional ' : ''}${i.kind} of ${type}`);
+      return PERM.u | cond;
     case 'delete':
-      return at(PERM.d | cond, `${cond ? 'conditional ' : ''}delete of ${type}`);
-    case 'operation': {
-      const op = i.operation ?? '$';
-      const reads = READING_OPERATIONS.has(op);
-      if (i.level === 'system') return { type: ANY, perms: reads ? PERM.s : ALL, via: `operation ${op}`, primary: true };
-      return at(reads ? (i.level === 'instance' ? PERM.r : PERM.s) : ALL, `operation ${op} on ${type}`);
-    }
+      return PERM.d | cond;
+    case 'operation':
+      if (!READING_OPERATIONS.has(i.operation ?? '$')) return ALL;
+      return i.level === 'instance' ? PERM.r : PERM.s;
     case 'capabilities':
     case 'batch':
     case 'transaction':
-      return undefined;
+      return 0;
+  }
+}
+
+/** What needs the primary permission, for a refusal's diagnostic (no ids or values). */
+export function primaryVia(i: Interaction): string {
+  const type = i.resourceType ?? ANY;
+  const cond = i.conditional && i.params.length > 0 ? 'conditional ' : '';
+  switch (i.kind) {
+    case 'search-type':
+      return `search of ${type}`;
+    case 'history-type':
+      return `history of ${type}`;
+    case 'search-system':
+    case 'history-system':
+      return i.kind;
+    case 'operation':
+      return i.level === 'system' ? `operation ${i.operation ?? '$'}` : `operation ${i.operation ?? '$'} on ${type}`;
+    case 'create':
+    case 'update':
+    case 'patch':
+    case 'delete':
+      return `${cond}${i.kind} of ${type}`;
+    default:
+      return `${i.kind} of ${type}`;
   }
 }
 
 /** Every permission the interaction needs, on its own type first. */
 export function needsOf(i: Interaction): Need[] {
   if (i.kind === 'batch' || i.kind === 'transaction') {
-    return (i.entries ?? []).flatMap((entry, k) => needsOf(entry).map((n) => ({ ...n, via: `Bundle.entry[${k}]: ${n.via}`, primary: false })));
+    return (i.entries ?? []).flatMap((entry, k) => needsOf(entry).map((n) => ({ ...n, via: `Bundle.entry[${k}]: ${n.via ?? primaryVia(entry)}`, primary: false })));
   }
   const out: Need[] = [];
-  const primary = primaryNeed(i);
-  if (primary) out.push(primary);
+  const perms = primaryPerms(i);
+  if (perms !== 0) {
+    const systemLevel = i.kind === 'search-system' || i.kind === 'history-system' || (i.kind === 'operation' && i.level === 'system');
+    out.push({ type: systemLevel ? ANY : (i.resourceType ?? ANY), perms, primary: true });
+  }
   // A compartment search names the compartment's owner as its resourceType's parent: the
   // member type (or `*`) is what it returns, decided below with every other reach.
   if (searches(i)) {

@@ -39,8 +39,22 @@ function patientId(value: string | undefined): string | undefined {
   return /^[A-Za-z0-9\-.]{1,64}$/.test(id) ? id : undefined;
 }
 
+/**
+ * The key a token is remembered by: a JWT's signature (short, and unique to its header and
+ * claims), an opaque token whole. The entry keeps the whole token, which a hit must equal.
+ */
+function cacheKey(token: string): string {
+  const dot = token.lastIndexOf('.');
+  return dot > 0 && dot < token.length - 16 ? token.slice(dot + 1) : token;
+}
+
+interface Remembered {
+  token: string;
+  identity: Identity;
+}
+
 export class TokenVerifier {
-  private readonly cache = new Map<string, Identity>();
+  private readonly cache = new Map<string, Remembered>();
   private keys: Promise<KeySet> | undefined;
   private clientSecret: string | undefined;
 
@@ -48,10 +62,11 @@ export class TokenVerifier {
 
   /** The identity of a token verified before and not expired since; undefined otherwise. */
   cached(token: string, now = Date.now()): Identity | undefined {
-    const hit = this.cache.get(token);
-    if (hit === undefined) return undefined;
-    if (hit.expiresAt > now) return hit;
-    this.cache.delete(token);
+    const key = cacheKey(token);
+    const hit = this.cache.get(key);
+    if (hit === undefined || hit.token !== token) return undefined;
+    if (hit.identity.expiresAt > now) return hit.identity;
+    this.cache.delete(key);
     return undefined;
   }
 
@@ -70,7 +85,7 @@ export class TokenVerifier {
       const oldest = this.cache.keys().next().value as string;
       this.cache.delete(oldest);
     }
-    this.cache.set(token, identity);
+    this.cache.set(cacheKey(token), { token, identity });
   }
 
   private keySet(): Promise<KeySet> {

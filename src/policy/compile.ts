@@ -3,6 +3,7 @@
 // decision table, the tiers, and warnings for what loads but is probably a mistake.
 
 import { compileAuthorization } from './authorization';
+import { Decider } from './decide';
 import { IdentityDecisions, IdentityRules } from './identity-rules';
 import { loadReferenceGraph } from './reference-graph';
 import { namesIdentity, type PolicyFields, type RuleFields } from './schema';
@@ -80,7 +81,8 @@ export function compile(fields: PolicyFields, file: string, at: SourcePositions)
   if (at.issues.length > before) return undefined;
 
   loadReferenceGraph();
-  const decisions = new IdentityDecisions(rules, tiers);
+  // Without identity rules every request decides on the one table: no per-identity lookup.
+  const decide = rules.indexes.length === 0 ? new Decider(rules.table(''), tiers).decide : new IdentityDecisions(rules, tiers).decide;
   return {
     file,
     tiers,
@@ -88,6 +90,6 @@ export function compile(fields: PolicyFields, file: string, at: SourcePositions)
     supplyChain: supply.supplyChain,
     warnings: [...warningsOf(file, fields, rules.entries(), tiers), ...supply.warnings],
     ...(fields.authorization ? { authorization: compileAuthorization(fields.authorization, file) } : {}),
-    decide: decisions.decide,
+    decide,
   };
 }

@@ -1,4 +1,4 @@
-// Who asks, before the request path runs: a bearer token in the Authorization header is
+// Who asks, in front of the request path (one preHandler with it): a bearer token in the Authorization header is
 // verified (src/auth/tokens.ts) and its identity put on the request state. A token seen before
 // is one Map lookup; a new one waits for the issuer's keys or introspection. A request without
 // a token passes on here: the pipeline refuses it once it knows the request is not for the
@@ -25,23 +25,43 @@ export interface TokenCheck {
   verify(token: string): Promise<Identity>;
 }
 
-export function authenticator(verifier: TokenCheck) {
-  return function authenticate(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+/** The last Authorization header a connection sent and whose identity it was. */
+interface LastToken {
+  header: string;
+  identity: Identity;
+}
+
+type PreHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
+
+/** The request path with the token check in front: `then` (the pipeline) runs once the identity is known. */
+export function authenticator(verifier: TokenCheck, then: PreHandler): PreHandler {
+  // A client sends the same token on every request of a connection: the header it sent last,
+  // and whose it was, are kept with the connection, so a repeated one is a string comparison.
+  const lastOnConnection = new WeakMap<object, LastToken>();
+  return function authenticate(request, reply, done) {
     const header = request.headers.authorization;
-    if (header === undefined) return done();
+    if (header === undefined) return then(request, reply, done);
+    const state = requestState(request);
+    const socket = request.raw.socket;
+    const last = lastOnConnection.get(socket);
+    if (last !== undefined && last.header === header && last.identity.expiresAt > Date.now()) {
+      state.identity = last.identity;
+      return then(request, reply, done);
+    }
     const m = BEARER.exec(header);
     if (!m) return done(invalidToken('the Authorization header is not "Bearer <token>"'));
     const token = m[1];
-    const state = requestState(request);
     const known = verifier.cached(token);
     if (known) {
       state.identity = known;
-      return done();
+      lastOnConnection.set(socket, { header, identity: known });
+      return then(request, reply, done);
     }
     verifier.verify(token).then(
       (identity) => {
         state.identity = identity;
-        done();
+        lastOnConnection.set(socket, { header, identity });
+        then(request, reply, done);
       },
       (err: unknown) => done(failure(err)),
     );

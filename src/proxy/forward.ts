@@ -48,8 +48,15 @@ export interface ForwardOptions {
 
 type Headers = Record<string, string | string[] | number | undefined>;
 
-/** Judges a whole upstream answer before the client gets any of it (status, body). */
-type ResponseCheck = (status: number, body: Buffer) => Checked;
+/** Judges an upstream answer before the client gets any of it. */
+interface ResponseCheck {
+  /** Whether an answer with this status is held for judging (else it streams as it comes). */
+  holds(status: number): boolean;
+  judge(status: number, body: Buffer): Checked;
+}
+
+const ALWAYS = (): boolean => true;
+const NOT_FOUND_OR_GONE = (status: number): boolean => status === 404 || status === 410;
 
 /** Largest answer held for a check; a larger one is not passed on. */
 const MAX_CHECKED_BYTES = 32 * 2 ** 20;
@@ -86,7 +93,10 @@ function responseCheck(state: RequestState): ResponseCheck | undefined {
   const patient = state.access?.patient;
   const interaction = state.interaction;
   if (patient === undefined || !interaction || !RESPONSE_CHECKED.has(interaction.kind)) return undefined;
-  return (status, body) => checkPatientResponse(interaction, status, body, patient);
+  // The patient's own record, whose id was checked before sending: only an upstream's own
+  // "not found" or "gone" has to become the uniform answer.
+  const own = (interaction.kind === 'read' || interaction.kind === 'vread') && interaction.resourceType === 'Patient' && interaction.id === patient;
+  return { holds: own ? NOT_FOUND_OR_GONE : ALWAYS, judge: (status, body) => checkPatientResponse(interaction, status, body, patient) };
 }
 
 /** An upstream answer held back until it is checked. */
@@ -162,7 +172,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return false;
     }
     const headers = rewriteResponseHeaders(undiciUtil.parseHeaders(rawHeaders) as Headers, this.request, this.o.base, this.o.rewriteLocation);
-    if (this.check) {
+    if (this.check?.holds(statusCode)) {
       this.held = { status: statusCode, headers, chunks: [], bytes: 0 };
       return true;
     }
@@ -216,7 +226,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private release(held: Held): void {
     this.held = undefined;
     if (this.res.destroyed) return;
-    const checked = (this.check as ResponseCheck)(held.status, Buffer.concat(held.chunks));
+    const checked = (this.check as ResponseCheck).judge(held.status, Buffer.concat(held.chunks));
     if (checked.kind === 'not-found') return this.o.refuse(this.reply, patientNotFound());
     if (checked.kind === 'unreadable') return this.o.fail(this.reply, uncheckable('the answer is not JSON'));
     const body = checked.kind === 'replace' ? checked.body : Buffer.concat(held.chunks);

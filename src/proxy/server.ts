@@ -137,7 +137,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     closedEarly: (request) => observeClientClosed(request, o.metrics),
   });
   const handler = forwardChecked(base, forwarder, o.capabilities);
-  const preHandler = o.authorization ? [authenticator(o.authorization.tokens), pipeline] : pipeline;
+  const preHandler = o.authorization ? authenticator(o.authorization.tokens, pipeline) : pipeline;
   for (const url of routesUnder(base)) app.route({ method: ROUTED_METHODS, url, preHandler, handler });
   if (o.authorization) {
     const smart = o.authorization.smartConfiguration;
