@@ -6,7 +6,7 @@
 
 import type { Interaction } from '../fhir/interaction';
 import type { Identity } from './identity';
-import { needsOf, primaryVia, type Need } from './needs';
+import { needsOf, primaryVia } from './needs';
 import { ANY, granularFor, grants, type GranularGrant, permLetters } from './scopes';
 import { insufficientScope } from './auth-errors';
 
