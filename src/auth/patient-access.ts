@@ -6,7 +6,10 @@
 // - chains and `_has` may not filter on a compartment type through another resource (they
 //   would tell the client facts about other patients' records), and no search spans types;
 // - `$everything` only for the patient itself;
-// - a create must put its resource inside the compartment;
+// - a create must put its resource inside the compartment, and an update, patch or delete
+//   must find the current version inside it and (update, patch) leave it there: the current
+//   version is read first, and the write is sent with If-Match on that version, so nothing
+//   can move the resource between the check and the write (patient-writes.ts);
 // - what cannot be decided before sending (a read by id, an `_include`) is checked on the
 //   response (patient-response.ts); what can be decided neither way is refused.
 // Refusals that depend on an id answer exactly as "not found" does (patientNotFound), so a
@@ -72,16 +75,31 @@ export function restrictToPatient(i: Interaction, patient: string): Array<[strin
       if (i.conditional) throw outside('cannot make a conditional create (its search would span other patients)');
       if (type === 'Patient') throw outside('cannot create a Patient');
       return [];
+    case 'update':
+    case 'patch':
+    case 'delete':
+      // The current version is read and checked before the write goes (patient-writes.ts).
+      if (i.conditional) throw outside(`cannot make a conditional ${i.kind} (its search would span other patients)`);
+      if (type === undefined || !patientCompartmentType(type)) throw outside(`cannot ${i.kind} ${type ?? 'this'}: only resources in its patient's compartment`);
+      if (type === 'Patient' && i.id !== patient) throw patientNotFound();
+      return [];
     default:
       throw outside(`cannot make a ${describeInteraction(i)} yet: it is refused rather than checked after the fact`);
   }
 }
 
-/** A create's body must belong to the patient's compartment (when its type has one). */
+/** Kinds whose current version is read and checked before they are sent (patient-writes.ts). */
+export const CURRENT_VERSION_CHECKED: ReadonlySet<string> = new Set(['update', 'patch', 'delete']);
+
+/** A created or updated resource must belong to the patient's compartment (when its type has one). */
 export function checkPatientBody(i: Interaction, body: unknown, patient: string): void {
-  if (i.kind !== 'create' || !body || typeof body !== 'object') return;
-  const resource = body as Record<string, unknown>;
+  if ((i.kind !== 'create' && i.kind !== 'update') || !body || typeof body !== 'object') return;
+  checkStaysInside(body as Record<string, unknown>, patient, i.kind === 'create' ? 'create' : 'write');
+}
+
+/** Throws 403 unless `resource` belongs to the patient's compartment (or its type has none). */
+export function checkStaysInside(resource: Record<string, unknown>, patient: string, verb: 'create' | 'write'): void {
   if (typeof resource.resourceType === 'string' && patientCompartmentType(resource.resourceType) && !inPatientCompartment(resource, patient)) {
-    throw outside(`can create only resources in its patient's compartment: this ${String(resource.resourceType)} does not refer to Patient/${patient}`);
+    throw outside(`can ${verb} only resources in its patient's compartment: this ${String(resource.resourceType)} would not refer to Patient/${patient}`);
   }
 }

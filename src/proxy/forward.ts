@@ -18,12 +18,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { util as undiciUtil, type Dispatcher } from 'undici';
-import { patientNotFound, RESPONSE_CHECKED } from '../auth/patient-access';
+import { CURRENT_VERSION_CHECKED, patientNotFound, RESPONSE_CHECKED } from '../auth/patient-access';
 import { checkPatientResponse, type Checked } from '../auth/patient-response';
 import type { FhirError } from '../fhir/outcome';
 import { DeadlineError, NoHealthyMemberError, uncheckable } from './errors';
 import { mayGoElsewhere, memberUnreachable } from './failover';
 import { forwardRequestHeaders, rewriteResponseHeaders, type LocationRewrite } from './headers';
+import { checkCurrentVersion } from './patient-writes';
 import type { Member, TierPool, UpstreamPools } from './pool';
 import type { RequestState } from './request-state';
 
@@ -83,7 +84,22 @@ export class Forwarder {
     if (body !== undefined) headers['content-type'] ??= DEFAULT_BODY_TYPE;
     const query = state.forwardQuery;
     state.upstreamStart = performance.now();
-    new Exchange(this.o, request, reply, pool, query ? `${path}?${query}` : path, headers, body, responseCheck(state)).send(member);
+    const exchange = new Exchange(this.o, request, reply, pool, query ? `${path}?${query}` : path, headers, body, responseCheck(state));
+    const patient = state.access?.patient;
+    const interaction = state.interaction;
+    if (patient !== undefined && interaction && CURRENT_VERSION_CHECKED.has(interaction.kind)) {
+      const clientIfMatch = typeof headers['if-match'] === 'string' ? headers['if-match'] : undefined;
+      void checkCurrentVersion(interaction, member, pool.timeoutMs, patient, body, clientIfMatch).then((check) => {
+        if ('refusal' in check) this.o.refuse(reply, check.refusal);
+        else if ('failure' in check) this.o.fail(reply, check.failure);
+        else {
+          if (check.ifMatch !== undefined) headers['if-match'] = check.ifMatch;
+          exchange.send(member);
+        }
+      });
+      return reply;
+    }
+    exchange.send(member);
     return reply;
   }
 }

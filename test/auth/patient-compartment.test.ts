@@ -79,6 +79,10 @@ describe('before sending', () => {
     ['GET', '/Patient/p1', []],
     ['GET', '/Patient/p1/$everything', []],
     ['GET', '/Patient/p1/Observation', [['subject', 'Patient/p1']]],
+    ['PUT', '/Observation/1', []],
+    ['PATCH', '/Observation/1', []],
+    ['DELETE', '/Observation/1', []],
+    ['PUT', '/Patient/p1', []],
   ])('%s %s goes, narrowed by %j', (method, url, added) => {
     expect(before(method, url)).toEqual(added);
   });
@@ -93,17 +97,22 @@ describe('before sending', () => {
     ['GET', '/Practitioner?_has:Observation:performer:code=x', 403, 'patient-scope'],
     ['GET', '/?_type=Observation', 403, 'patient-scope'],
     ['GET', '/Observation/_history', 403, 'patient-scope'],
-    ['PUT', '/Observation/1', 403, 'patient-scope'],
-    ['DELETE', '/Observation/1', 403, 'patient-scope'],
+    ['PUT', '/Patient/p2', 404, 'not-found'],
+    ['DELETE', '/Patient/p2', 404, 'not-found'],
+    ['PUT', '/Practitioner/x', 403, 'patient-scope'],
+    ['DELETE', '/Observation?code=x', 403, 'patient-scope'],
     ['POST', '/Patient', 403, 'patient-scope'],
   ])('%s %s is refused: %i %s', (method, url, status, reason) => {
     expect(before(method, url)).toMatchObject({ status, reason });
   });
 
-  test('a create must refer to the patient', () => {
-    const create = classify({ method: 'POST', path: '/Observation', query: '', headers: { 'content-type': 'application/fhir+json' }, body: obs('Patient/p2') });
-    expect(() => checkPatientBody(create, obs('Patient/p2'), 'p1')).toThrow(/this Observation does not refer to Patient\/p1/);
-    expect(() => checkPatientBody(create, obs('Patient/p1'), 'p1')).not.toThrow();
+  test.each([
+    ['POST', '/Observation'],
+    ['PUT', '/Observation/o'],
+  ])('%s %s: the body must refer to the patient', (method, path) => {
+    const write = classify({ method, path, query: '', headers: { 'content-type': 'application/fhir+json' }, body: obs('Patient/p2') });
+    expect(() => checkPatientBody(write, obs('Patient/p2'), 'p1')).toThrow(/this Observation would not refer to Patient\/p1/);
+    expect(() => checkPatientBody(write, obs('Patient/p1'), 'p1')).not.toThrow();
   });
 });
 
