@@ -100,6 +100,7 @@ export function checkPatientBody(i: Interaction, body: unknown, patient: string)
 /** Throws 403 unless `resource` belongs to the patient's compartment (or its type has none). */
 export function checkStaysInside(resource: Record<string, unknown>, patient: string, verb: 'create' | 'write'): void {
   if (typeof resource.resourceType === 'string' && patientCompartmentType(resource.resourceType) && !inPatientCompartment(resource, patient)) {
-    throw outside(`can ${verb} only resources in its patient's compartment: this ${String(resource.resourceType)} would not refer to Patient/${patient}`);
+    // The patient is not named: refusals are logged, and logs carry no patient ids.
+    throw outside(`can ${verb} only resources in its patient's compartment: this ${String(resource.resourceType)} would not refer to the launch patient`);
   }
 }

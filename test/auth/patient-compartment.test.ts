@@ -111,7 +111,7 @@ describe('before sending', () => {
     ['PUT', '/Observation/o'],
   ])('%s %s: the body must refer to the patient', (method, path) => {
     const write = classify({ method, path, query: '', headers: { 'content-type': 'application/fhir+json' }, body: obs('Patient/p2') });
-    expect(() => checkPatientBody(write, obs('Patient/p2'), 'p1')).toThrow(/this Observation would not refer to Patient\/p1/);
+    expect(() => checkPatientBody(write, obs('Patient/p2'), 'p1')).toThrow(/this Observation would not refer to the launch patient/);
     expect(() => checkPatientBody(write, obs('Patient/p1'), 'p1')).not.toThrow();
   });
 });
