@@ -25,6 +25,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'keygen', load: () => (require('./keygen') as typeof import('./keygen')).keygenCommand },
   { name: 'sign', load: () => (require('./sign') as typeof import('./sign')).signCommand },
   { name: 'validate', load: () => (require('./validate') as typeof import('./validate')).validateCommand },
+  { name: 'audit', load: () => (require('./audit') as typeof import('./audit')).auditCommand },
 ];
 /* eslint-enable @typescript-eslint/no-require-imports */
 
