@@ -1,0 +1,19 @@
+// docs/audit.md lists every metric the trail and the sink register, and nothing else, so a
+// renamed or new metric breaks a test here instead of an operator's dashboard.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { SinkMetrics } from '../../src/audit/sink-metrics';
+import { TrailMetrics } from '../../src/audit/trail-metrics';
+
+test('docs/audit.md names exactly the metrics of the trail and the sink', async () => {
+  const registry = new Registry();
+  new TrailMetrics(registry);
+  new SinkMetrics(registry);
+  const registered = (await registry.getMetricsAsJSON()).map((m) => m.name).sort();
+  const doc = readFileSync(path.resolve(__dirname, '..', '..', 'docs', 'audit.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Metrics'));
+  const documented = [...new Set([...section.matchAll(/`(fhirguard_audit_[a-z_]+)`/g)].map((m) => m[1]))].sort();
+  expect(documented).toEqual(registered);
+});
