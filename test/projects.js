@@ -10,7 +10,8 @@ const UNIT = [
   '/test/auth/(?!(oidc-provider|smart-.*)\\.test\\.ts$)',
   // test/validate/ but the files that run the CLI or fetch a FHIR package
   '/test/validate/(?!(cli|datatypes|ips-package|profiles)\\.test\\.ts$)',
-  // test/audit/ but the sink (a FHIR server on loopback) and the CLI (the built bin/fhirguard)
-  '/test/audit/(?!(sink|cli)\\.test\\.ts$)',
+  // test/audit/ but the sink (a FHIR server on loopback), the CLI (the built bin/fhirguard) and
+  // the proxy's own trail (the proxy process)
+  '/test/audit/(?!(sink|cli|proxy-trail)\\.test\\.ts$)',
 ];
 module.exports = { UNIT };

@@ -166,7 +166,12 @@ export const upCommand: Command = {
         return err instanceof PolicyError ? 2 : 1;
       }
     }
-    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout']);
+    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout', ...(root ? [] : ['audit-dir', 'audit-sink'])]);
+    // The confined front door has nothing writable (docs/enforcement.md): it cannot keep a trail yet.
+    if (root && typeof values['audit-dir'] === 'string') {
+      say('--audit-dir: the front door runs confined as root and can write no file, so it keeps no audit trail yet; run `fhirguard proxy --audit-dir` unconfined to keep one (docs/audit.md)');
+      return 2;
+    }
     const agent = spawn(
       process.execPath,
       [

@@ -6,9 +6,13 @@ import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Outcome, ProxyMetrics } from '../metrics/registry';
+import { auditRecordOf, type AuditDestination } from './audit-record';
 import { RequestState, requestState } from './request-state';
 
 const NO_STATE: Readonly<RequestState> = Object.freeze(new RequestState());
+
+/** The status a request whose client left before its answer is audited with (nginx's 499). */
+const CLIENT_CLOSED_STATUS = 499;
 
 function outcomeOf(status: number, refused: boolean, upstreamFailed: boolean): Outcome {
   if (refused) return 'refused';
@@ -59,12 +63,18 @@ export function observeResponse(request: FastifyRequest, reply: FastifyReply, me
  * its hook runner to every request on top. Fastify's own per-request lines stay off.
  */
 export class ObservingLogController extends LogController {
-  constructor(private readonly metrics: ProxyMetrics) {
+  constructor(
+    private readonly metrics: ProxyMetrics,
+    /** With auditing: where each finished request's record goes, and the FHIR base. */
+    private readonly audit?: { to: AuditDestination; base: string },
+  ) {
     super({ disableRequestLogging: true });
   }
 
   override requestCompleted(_error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     observeResponse(request, reply, this.metrics);
+    // A client that left was audited when it left (observeClientClosed).
+    if (this.audit && !request.fhirguard?.clientClosed) this.audit.to.record(auditRecordOf(request, reply.statusCode, reply.elapsedTime, this.audit.base, false));
   }
 }
 
@@ -77,10 +87,12 @@ export class ObservingLogController extends LogController {
  * not know). The other cause is fhirguard cutting the connection because the upstream broke
  * off a response under way: that one counts as upstream-error (and was logged when it broke).
  */
-export function observeClientClosed(request: FastifyRequest, metrics: ProxyMetrics): void {
+export function observeClientClosed(request: FastifyRequest, metrics: ProxyMetrics, audit?: { to: AuditDestination; base: string }): void {
   const state = requestState(request);
   if (state.clientClosed) return;
   state.clientClosed = true;
+  // A write that reached an upstream may have been applied although the client never heard.
+  if (audit) audit.to.record(auditRecordOf(request, CLIENT_CLOSED_STATUS, 0, audit.base, true));
   const tier = state.tier?.name;
   const kind = state.interaction?.kind;
   metrics.requestCell(tier, kind, state.interaction?.resourceType, state.upstreamFailed ? 'upstream-error' : 'client-closed').inc();

@@ -10,6 +10,7 @@ import { checkRequestContentType, negotiateResponse } from '../fhir/content';
 import { refuse } from '../fhir/outcome';
 import { validateRequest, validateSearch } from '../fhir/validate';
 import { checkPatientBody } from '../auth/patient-access';
+import { patientsOf } from './audit-record';
 import { authorizeRequest, refuseTokenInQuery } from './authorize';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
@@ -25,6 +26,8 @@ export interface PipelineOptions {
   metrics: ProxyMetrics;
   /** Deepest JSON nesting accepted in a body. */
   maxDepth: number;
+  /** The front door audits: each request's patients are noted while its body is at hand. */
+  audit?: boolean;
 }
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -50,6 +53,7 @@ function formatParam(query: string): string | undefined {
 
 export function createPipeline(opts: PipelineOptions) {
   const { base, policy, metrics, maxDepth } = opts;
+  const audit = opts.audit === true;
   const classifyStage = metrics.stage('classify');
   const policyStage = metrics.stage('policy');
   const validateStage = metrics.stage('validate');
@@ -83,6 +87,7 @@ export function createPipeline(opts: PipelineOptions) {
       }
       const interaction = classify({ method: request.method, path, query, headers, body, form, base });
       state.interaction = interaction;
+      if (audit) state.auditPatients = patientsOf(interaction, state, body);
       // `_method` overrides the HTTP method on servers that honour it: the interaction decided
       // here is the one the server must run.
       for (const p of interaction.params) {

@@ -25,6 +25,10 @@ export class RequestState {
   identity: Identity | undefined = undefined;
   /** What the token's scopes let the request do (set once authorized). */
   access: Access | undefined = undefined;
+  /** Why fhirguard refused it, for the audit trail. */
+  refusal: { reason: string; diagnostics: string } | undefined = undefined;
+  /** The patients the request concerned (set by the pipeline when the front door audits). */
+  auditPatients: string[] | undefined = undefined;
 }
 
 /** The request's state, made on first use (by the pipeline, or by whatever ends the request before it). */

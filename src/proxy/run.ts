@@ -14,6 +14,8 @@ import { ProxyMetrics } from '../metrics/registry';
 import { loadPolicy, PolicyError, type Policy } from '../policy';
 import { followAgent } from './agent-members';
 import { formatHostPort, parseHostPort } from './address';
+import { AuditSink } from '../audit/sink';
+import { AuditTrail } from '../audit/trail';
 import { SmartConfiguration } from '../auth/smart-configuration';
 import type { TokenVerifier } from '../auth/tokens';
 import { CapabilitySource } from './capability-source';
@@ -42,6 +44,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   let listen: { host: string; port: number };
   let adminAt: { host: string; port: number };
   try {
+    if (values['audit-sink'] !== undefined && values['audit-dir'] === undefined) throw new Error('--audit-sink delivers the audit trail: it needs --audit-dir');
     base = normaliseBase(values.base);
     bodyLimit = positiveInt(values['body-limit'], 'body-limit');
     maxDepth = positiveInt(values['max-depth'], 'max-depth');
@@ -103,7 +106,27 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   capabilities = new CapabilitySource(policy, pools, base, log, authorization && (() => authorization.smartConfiguration.endpoints()));
   await capabilities.refreshAll();
 
-  const app = await buildProxy({ policy, pools, metrics, logger: log, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, capabilities, ...(authorization ? { authorization } : {}) });
+  const auditDir = typeof values['audit-dir'] === 'string' ? path.resolve(values['audit-dir']) : undefined;
+  const audit = auditDir ? new AuditTrail({ dir: auditDir, registry: metrics.registry, log }) : undefined;
+  if (!audit) log.warn('no audit trail: --audit-dir is not set, so who read which patient is not recorded (docs/audit.md)');
+  // The sink reads the trail's files, never the proxy's memory: what it has not delivered when
+  // the proxy stops, it delivers after the next start.
+  const sink = auditDir && typeof values['audit-sink'] === 'string' ? new AuditSink({ dir: auditDir, base: values['audit-sink'], registry: metrics.registry, log }) : undefined;
+  sink?.start();
+  const app = await buildProxy({
+    policy,
+    pools,
+    metrics,
+    logger: log,
+    base,
+    bodyLimit,
+    maxDepth,
+    headersTimeoutMs,
+    requestTimeoutMs,
+    capabilities,
+    ...(authorization ? { authorization } : {}),
+    ...(audit ? { audit } : {}),
+  });
   const admin = createAdminServer({
     registry: metrics.registry,
     log,
@@ -134,6 +157,9 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
       follow?.stop();
       authorization?.smartConfiguration.stop();
       await app.close(); // stops accepting, lets in-flight requests finish
+      // Every request answered has its record on disk before the proxy says it stopped.
+      await audit?.close();
+      await sink?.stop();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       await pools.close();
       log.info('fhirguard proxy stopped');

@@ -13,6 +13,7 @@ import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy';
 import { RequestState, requestState } from './request-state';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
+import type { AuditDestination } from './audit-record';
 import { authenticator, type TokenCheck } from './authenticate';
 import { Forwarder } from './forward';
 import { locationRewriter } from './headers';
@@ -41,6 +42,8 @@ export interface ProxyOptions {
   requestTimeoutMs?: number;
   /** The front door's own CapabilityStatement, answered for `GET [base]/metadata` the policy allows. */
   capabilities?: { current(): string };
+  /** Where each handled request's audit record goes (absent: no audit trail). */
+  audit?: AuditDestination;
   /** With the policy's authorization: the token check and `.well-known/smart-configuration`. */
   authorization?: { tokens: TokenCheck; smartConfiguration: { current(): string | undefined } };
 }
@@ -50,11 +53,12 @@ const ROUTED_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'D
 
 export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   const base = o.base.replace(/\/+$/, '');
+  const audit = o.audit ? { to: o.audit, base } : undefined;
   const app = Fastify({
     loggerInstance: o.logger,
     // fhirguard logs one line per request itself, with tier and interaction, and counts it
     // (observe.ts); Fastify's own request lines are off.
-    logController: new ObservingLogController(o.metrics),
+    logController: new ObservingLogController(o.metrics, audit),
     // request.log is bound to the request id but made only when a line is written.
     childLoggerFactory: requestLogger(o.logger),
     bodyLimit: o.bodyLimit,
@@ -93,7 +97,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   app.decorateRequest('fhirguard', null);
 
   const rewriteLocation = locationRewriter(o.pools.all().flatMap((p) => p.members.map((m) => m.upstream)));
-  const pipeline = createPipeline({ base, policy: o.policy, metrics: o.metrics, maxDepth: o.maxDepth });
+  const pipeline = createPipeline({ base, policy: o.policy, metrics: o.metrics, maxDepth: o.maxDepth, audit: audit !== undefined });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0];
@@ -134,7 +138,7 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
       o.metrics.upstreamError(tier, 'connect');
       request.log.warn({ err, tier }, `the '${tier}' upstream broke off a response under way; the client's connection was cut`);
     },
-    closedEarly: (request) => observeClientClosed(request, o.metrics),
+    closedEarly: (request) => observeClientClosed(request, o.metrics, audit),
   });
   const handler = forwardChecked(base, forwarder, o.capabilities);
   const preHandler = o.authorization ? authenticator(o.authorization.tokens, pipeline) : pipeline;
@@ -154,12 +158,14 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   }
 
   app.addHook('onRequestAbort', (request, done) => {
-    observeClientClosed(request, o.metrics);
+    observeClientClosed(request, o.metrics, audit);
     done();
   });
 
   function refusal(request: FastifyRequest, reply: FastifyReply, error: FhirError): void {
-    requestState(request).refused = true;
+    const state = requestState(request);
+    state.refused = true;
+    state.refusal = { reason: error.reason, diagnostics: error.message };
     o.metrics.refusal(error.reason);
     if (error instanceof MethodNotAllowedError) reply.header('allow', error.allow.join(', '));
     request.log.info({ status: error.status, reason: error.reason, diagnostics: error.message }, 'refused');
