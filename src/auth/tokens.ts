@@ -18,8 +18,8 @@ import { parseScopes } from './scopes';
 
 /** Most tokens remembered at once; the oldest are forgotten first. */
 const CACHE_ENTRIES = 10_000;
-/** A JWKS is fetched again for an unknown key id at most this often. */
-const JWKS_COOLDOWN_MS = 30_000;
+/** A JWKS is fetched again for an unknown key id at most this often (a key rotation waits no longer). */
+const JWKS_COOLDOWN_MS = 5_000;
 /** A JWKS is reused this long before it is fetched again. */
 const JWKS_MAX_AGE_MS = 10 * 60_000;
 
