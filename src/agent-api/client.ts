@@ -37,6 +37,31 @@ export class AgentClient {
     });
   }
 
+  /** Hands the agent AuditEvents (one JSON per line) for its audit trail; resolves once it took them. */
+  postAudit(lines: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          path: '/audit',
+          method: 'POST',
+          timeout: this.timeoutMs,
+          agent: false,
+          headers: { 'content-type': 'application/x-ndjson', 'content-length': Buffer.byteLength(lines) },
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.once('end', () => (res.statusCode === 204 ? resolve() : reject(Object.assign(new Error(`agent /audit: HTTP ${res.statusCode}: ${body}`), { status: res.statusCode }))));
+        },
+      );
+      req.once('timeout', () => req.destroy(new Error(`agent /audit: no answer in ${this.timeoutMs} ms`)));
+      req.once('error', (err) => reject(new Error(`agent /audit: ${err.message}`)));
+      req.end(lines);
+    });
+  }
+
   async workers(): Promise<WorkerInfo[]> {
     return (await this.get<{ workers: WorkerInfo[] }>('/workers')).workers;
   }

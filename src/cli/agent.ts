@@ -2,6 +2,8 @@
 // containers, seccomp, eBPF) or, where this host cannot, as plain processes and says so;
 // serves the worker addresses, states and kernel counters to the proxy on a Unix socket.
 
+import { AuditSink } from '../audit/sink';
+import { AuditTrail } from '../audit/trail';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
@@ -54,6 +56,13 @@ export const agentCommand: Command = {
       arg: '<path>',
       help: 'the control socket `fhirguard rollout` talks to (default <state-dir>/control/agent.sock; root only: mode 0600 in a 0700 directory)',
     },
+    'audit-dir': {
+      type: 'string',
+      env: 'FHIRGUARD_AGENT_AUDIT_DIR',
+      arg: '<dir>',
+      help: "where the agent keeps the front door's audit trail, which the proxy hands it (default <state-dir>/audit)",
+    },
+    'audit-sink': { type: 'string', env: 'FHIRGUARD_AGENT_AUDIT_SINK', arg: '<fhir base url>', help: 'also deliver the audit trail to this FHIR server, at least once' },
     'without-ebpf': {
       type: 'boolean',
       env: 'FHIRGUARD_WITHOUT_EBPF',
@@ -85,6 +94,8 @@ export const agentCommand: Command = {
     const paths = enforcePaths(values);
     let agent: Agent;
     let api: { close(): Promise<void> };
+    let audit: AuditTrail | undefined;
+    let sink: AuditSink | undefined;
     let control: { close(): Promise<void> };
     const socketPath = path.resolve(typeof values.socket === 'string' ? values.socket : path.join(paths.stateDir, 'agent.sock'));
     try {
@@ -115,7 +126,15 @@ export const agentCommand: Command = {
       await mkdir(path.dirname(socketPath), { recursive: true });
       await agent.start();
       const gid = typeof values['socket-group'] === 'string' ? Number(values['socket-group']) : identities.proxy.gid;
-      api = await serveApi(agent, { socketPath, gid: root ? gid : undefined, log });
+      // The front door's audit trail: the confined proxy can write no file, so it hands its
+      // AuditEvents to the agent (POST /audit), which keeps them here.
+      const auditDir = path.resolve(typeof values['audit-dir'] === 'string' ? values['audit-dir'] : path.join(paths.stateDir, 'audit'));
+      audit = new AuditTrail({ dir: auditDir, log });
+      if (typeof values['audit-sink'] === 'string') {
+        sink = new AuditSink({ dir: auditDir, base: values['audit-sink'], log });
+        sink.start();
+      }
+      api = await serveApi(agent, { socketPath, gid: root ? gid : undefined, log, audit });
       const controlPath = path.resolve(typeof values.control === 'string' ? values.control : defaultControlSocket(paths.stateDir));
       control = await serveControl(agent, { socketPath: controlPath, log });
       agent.startFrontDoor();
@@ -132,6 +151,9 @@ export const agentCommand: Command = {
     await control.close();
     await api.close();
     await agent.stop();
+    // After the front door has stopped: every event it handed over is on disk.
+    await audit?.close();
+    await sink?.stop();
     log.info('agent stopped');
     return 0;
   },

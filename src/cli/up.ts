@@ -166,12 +166,7 @@ export const upCommand: Command = {
         return err instanceof PolicyError ? 2 : 1;
       }
     }
-    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout', ...(root ? [] : ['audit-dir', 'audit-sink'])]);
-    // The confined front door has nothing writable (docs/enforcement.md): it cannot keep a trail yet.
-    if (root && typeof values['audit-dir'] === 'string') {
-      say('--audit-dir: the front door runs confined as root and can write no file, so it keeps no audit trail yet; run `fhirguard proxy --audit-dir` unconfined to keep one (docs/audit.md)');
-      return 2;
-    }
+    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout']);
     const agent = spawn(
       process.execPath,
       [
@@ -190,6 +185,8 @@ export const upCommand: Command = {
         '--log-level',
         level,
         ...pass(['runc', 'proxy-user', 'reader-user', 'writer-user', 'image', 'advisories']),
+        // The agent keeps the audit trail (default <state-dir>/audit); the proxy hands it its events.
+        ...pass(['audit-dir', 'audit-sink']),
         ...trust,
         // As root the agent runs the proxy too, confined like a worker (agent/front-door.ts).
         ...(root ? ['--front-door', JSON.stringify(proxyArgs)] : []),
@@ -211,6 +208,8 @@ export const upCommand: Command = {
       : spawn(process.execPath, [path.join(install, 'bin', 'fhirguard'), 'proxy', '--policy', paths.policyFile, '--agent', socket, '--log-level', level, ...proxyArgs], {
           stdio: ['ignore', 'inherit', 'inherit'],
           cwd: install,
+          // The agent keeps the trail: a proxy reading up's FHIRGUARD_AUDIT_* would keep a second one.
+          env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'FHIRGUARD_AUDIT_DIR' && k !== 'FHIRGUARD_AUDIT_SINK')),
         });
 
     let stopping = false;

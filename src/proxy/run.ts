@@ -12,6 +12,7 @@ import { createAdminServer } from '../metrics/admin';
 import { registerEnforcementMetrics } from '../metrics/enforcement';
 import { ProxyMetrics } from '../metrics/registry';
 import { loadPolicy, PolicyError, type Policy } from '../policy';
+import { AgentAudit } from './agent-audit';
 import { followAgent } from './agent-members';
 import { formatHostPort, parseHostPort } from './address';
 import { AuditSink } from '../audit/sink';
@@ -91,8 +92,9 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   });
   metrics.setHealthSource(pools);
   let follow: { stop(): void } | undefined;
-  if (agentSocket) {
-    const client = new AgentClient(agentSocket);
+  const agentClient = agentSocket ? new AgentClient(agentSocket) : undefined;
+  if (agentClient) {
+    const client = agentClient;
     follow = followAgent(client, pools, agentTiers, log);
     registerEnforcementMetrics(
       metrics.registry,
@@ -107,8 +109,10 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   await capabilities.refreshAll();
 
   const auditDir = typeof values['audit-dir'] === 'string' ? path.resolve(values['audit-dir']) : undefined;
-  const audit = auditDir ? new AuditTrail({ dir: auditDir, registry: metrics.registry, log }) : undefined;
-  if (!audit) log.warn('no audit trail: --audit-dir is not set, so who read which patient is not recorded (docs/audit.md)');
+  // With an agent and no trail of its own, the proxy hands its AuditEvents to the agent, which
+  // keeps the trail (the confined front door can write no file).
+  const audit = auditDir ? new AuditTrail({ dir: auditDir, registry: metrics.registry, log }) : agentClient ? new AgentAudit(agentClient, log, metrics.registry) : undefined;
+  if (!audit) log.warn('no audit trail: neither --audit-dir nor --agent is set, so who read which patient is not recorded (docs/audit.md)');
   // The sink reads the trail's files, never the proxy's memory: what it has not delivered when
   // the proxy stops, it delivers after the next start.
   const sink = auditDir && typeof values['audit-sink'] === 'string' ? new AuditSink({ dir: auditDir, base: values['audit-sink'], registry: metrics.registry, log }) : undefined;
@@ -157,8 +161,9 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
       follow?.stop();
       authorization?.smartConfiguration.stop();
       await app.close(); // stops accepting, lets in-flight requests finish
-      // Every request answered has its record on disk before the proxy says it stopped.
-      await audit?.close();
+      // Every request answered has its record on disk (or with the agent) before the proxy says it stopped.
+      if (audit instanceof AuditTrail) await audit.close();
+      else await audit?.flush();
       await sink?.stop();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       await pools.close();

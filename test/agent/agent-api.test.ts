@@ -5,13 +5,14 @@
 
 import { resolveIdentities } from '../../src/enforce/identities';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent-api/client';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { removeDir, requireEnforcement, shortTempDir } from '../helpers/confined';
 import { closeClient, fhirRequest } from '../helpers/worker-process';
+import { poll } from '../helpers/poll';
 
 let dir: string;
 let agent: AgentProcess;
@@ -96,7 +97,29 @@ test('GET /counters: per-tier syscall counts from the eBPF maps grow with traffi
   }
 });
 
-test('the API is read-only, answers unknown paths with 404, and its socket is 0660', async () => {
+test('POST /audit: AuditEvents are appended to the trail in <state-dir>/audit; anything else is refused whole', async () => {
+  const event = (id: string) => ({ resourceType: 'AuditEvent', id, type: { code: 'rest' }, recorded: new Date().toISOString(), agent: [], source: { observer: { display: 'test' } } });
+  await agent.client.postAudit(`${JSON.stringify(event('api-1'))}\n${JSON.stringify(event('api-2'))}\n`);
+  await expect(agent.client.postAudit(`${JSON.stringify(event('api-3'))}\n{"resourceType":"Patient","id":"p"}\n`)).rejects.toThrow(/HTTP 400/);
+  await expect(agent.client.postAudit('not json\n')).rejects.toThrow(/HTTP 400/);
+  const trail = path.join(agent.stateDir, 'audit');
+  const ids = await poll(
+    'both AuditEvents in the trail',
+    () => {
+      const lines = existsSync(trail)
+        ? readdirSync(trail)
+            .filter((f) => f.endsWith('.jsonl'))
+            .flatMap((f) => readFileSync(path.join(trail, f), 'utf8').split('\n').filter(Boolean))
+        : [];
+      const found = lines.map((l) => (JSON.parse(l) as { id: string }).id);
+      return found.length >= 2 ? found : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
+  expect(ids).toEqual(['api-1', 'api-2']);
+});
+
+test('the API is read-only but for POST /audit, answers unknown paths with 404, and its socket is 0660', async () => {
   expect((await rawGet(agent.socketPath, '/workers', 'POST')).status).toBe(405);
   expect((await rawGet(agent.socketPath, '/nope')).status).toBe(404);
   expect(statSync(agent.socketPath).mode & 0o777).toBe(0o660);

@@ -7,7 +7,7 @@
 // ptrace, mount, unshare, load a BPF program or a module.
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { resolveIdentities } from '../../src/enforce/identities';
@@ -15,6 +15,15 @@ import { freePort } from '../../src/record/ports';
 import { allServing, killLeftoverAgents, startAgent, waitWorkers, type AgentProcess } from '../helpers/agent-process';
 import { buildAttack, outcomes, procStatus, removeDir, requireEnforcement, runExec, shortTempDir } from '../helpers/confined';
 import { poll } from '../helpers/poll';
+
+/** Every AuditEvent of the trail files in `dir` (none while it does not exist). */
+function trailEvents(dir: string): Array<{ entity?: unknown }> {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
+    .map((l) => JSON.parse(l) as { entity?: unknown });
+}
 
 let dir: string;
 let attack: string;
@@ -112,6 +121,20 @@ describe('the proxy the agent runs', () => {
     const c = (await agent.client.counters()).tiers.find((t) => t.tier === 'proxy')!;
     expect(c.syscalls.accept4?.calls).toBeGreaterThan(0);
     expect(Object.entries(c.syscalls).filter(([, v]) => v.violations > 0)).toEqual([]);
+  });
+
+  test('its requests are audited: the agent keeps the trail the confined proxy cannot write', async () => {
+    const res = await fetch(`${fhirUrl}/Patient/audited-here`);
+    const requestId = res.headers.get('x-request-id');
+    expect(requestId).toBeTruthy();
+    const trail = path.join(agent.stateDir, 'audit');
+    const event = await poll("the AuditEvent of the request in the agent's trail", () => trailEvents(trail).find((e) => JSON.stringify(e).includes(String(requestId))), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
+    expect(JSON.stringify(event.entity)).toContain('Patient/audited-here');
+    // The proxy's own root stays read-only: the trail is the agent's.
+    expect(statSync(trail).uid).toBe(0);
   });
 
   test('killed, it is restarted by the agent and serves again', async () => {
