@@ -6,8 +6,8 @@ const UNIT = [
   '/test/fhir/',
   '/test/metrics/',
   '/test/policy/',
-  // test/auth/ but the tests that start an OpenID provider or the proxy
-  '/test/auth/(?!(oidc-provider|smart-.*)\\.test\\.ts$)',
+  // test/auth/ but the tests that start the proxy and an OpenID provider
+  '/test/auth/(?!smart-.*\\.test\\.ts$)',
   // test/validate/ but the files that run the CLI or fetch a FHIR package
   '/test/validate/(?!(cli|datatypes|ips-package|profiles)\\.test\\.ts$)',
   // test/audit/ but the sink (a FHIR server on loopback), the CLI (the built bin/fhirguard) and
