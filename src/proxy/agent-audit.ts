@@ -67,7 +67,8 @@ export class AgentAudit implements AuditDestination {
     this.waiting.push(line);
     this.waitingBytes += line.length;
     this.queued.set(this.waiting.length);
-    this.timer ??= setTimeout(() => void this.send(), this.retryMs || BATCH_MS);
+    // Unref'd: waiting events never keep a stopping proxy alive (close() flushes them, bounded).
+    this.timer ??= setTimeout(() => void this.send(), this.retryMs || BATCH_MS).unref();
   }
 
   /** Sends what waits, batch by batch, until nothing does or the agent fails. */
@@ -88,7 +89,7 @@ export class AgentAudit implements AuditDestination {
           this.retryMs = Math.min(MAX_RETRY_MS, Math.max(50, this.retryMs * 2));
           if (this.failures === 1 || this.failures % 100 === 0)
             this.log.warn({ err, waiting: this.waiting.length, failures: this.failures }, 'the agent did not take AuditEvents; they wait and are sent again');
-          this.timer ??= setTimeout(() => void this.send(), this.retryMs);
+          this.timer ??= setTimeout(() => void this.send(), this.retryMs).unref();
           return;
         }
         this.waiting = this.waiting.slice(n);
