@@ -28,21 +28,20 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.json
+RUN npx tsc -p tsconfig.json && node dist/src/fhir/validate/model/generate.js
 COPY bpf ./bpf
 RUN make -C bpf
 # The runtime stages get production dependencies only.
 RUN npm prune --omit=dev --no-audit --no-fund
 
 # What every runtime stage holds: the compiled CLI, its dependencies, the shipped policy and
-# profiles, and the R4 model the validator reads at start (read from the source tree).
+# profiles, and the R4 model the validator reads at start (dist/model, made by the build).
 FROM docker.io/library/node:${NODE_VERSION}-bookworm-slim AS app
 ENV NODE_ENV=production
 WORKDIR /opt/fhirguard
 COPY --from=builder /build/package.json ./package.json
 COPY --from=builder /build/node_modules ./node_modules
 COPY --from=builder /build/dist ./dist
-COPY --from=builder /build/src/fhir/validate/model/r4-model.json ./src/fhir/validate/model/r4-model.json
 COPY bin ./bin
 COPY profiles ./profiles
 # The unprivileged identity of the proxy and worker images (no login, no home of use).

@@ -45,8 +45,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-log "building TypeScript"
+log "building TypeScript and the R4 model the validator reads"
 npx tsc -p tsconfig.json
+node dist/src/fhir/validate/model/generate.js >/dev/null
 
 if [ -f bpf/Makefile ]; then
   log "building eBPF programs"

@@ -5,7 +5,7 @@
 // and a statement signed on either verifies against the other.
 //
 //   code: bin/, package.json, dist/src/, the core FHIR model the validator reads
-//         (src/fhir/validate/model/r4-model.json), and the production packages of
+//         (dist/model/, made by the build), and the production packages of
 //         node_modules (package-lock.json: every package not marked dev; without a lock,
 //         every package), without native build leftovers (as the worker image leaves them
 //         out: an addon's deps/, src/ and object files);
@@ -25,8 +25,8 @@ export interface ManifestRoot {
   skip?: (relInside: string, isDir: boolean) => boolean;
 }
 
-/** The core FHIR model: read from src/ when running compiled (src/fhir/validate/model/core.ts). */
-const CORE_MODEL = 'src/fhir/validate/model/r4-model.json';
+/** The core FHIR model the build writes (src/fhir/validate/model/generate.ts). */
+const CORE_MODEL = 'dist/model';
 
 /** Build output of a native addon that it does not load (only build/Release/*.node is kept). */
 function nativeBuildLeftover(relInside: string, isDir: boolean): boolean {

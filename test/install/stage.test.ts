@@ -58,7 +58,7 @@ beforeEach(() => {
   write('bin/fhirguard', '#!/usr/bin/env node\n', 0o755);
   write('dist/src/cli/index.js', 'cli');
   write('dist/bench/run.js', 'a benchmark: not run by a worker');
-  write('src/fhir/validate/model/r4-model.json', '{}');
+  write('dist/model/r4-model.json', '{}');
   write('src/cli/index.ts', 'source: not run');
   write('profiles/policy.yaml', 'tiers: []');
   write('profiles/fhir/p.json', '{}');
@@ -81,6 +81,7 @@ rootTest('stages exactly the manifest: code, profiles and the lock; no dev packa
   const r = stageInstall(src, dest);
   const staged = [
     'bin/fhirguard',
+    'dist/model/r4-model.json',
     'dist/src/cli/index.js',
     'node_modules/addon/binding.gyp',
     'node_modules/addon/build/Release/addon.node',
@@ -91,7 +92,6 @@ rootTest('stages exactly the manifest: code, profiles and the lock; no dev packa
     'package.json',
     'profiles/fhir/p.json',
     'profiles/policy.yaml',
-    'src/fhir/validate/model/r4-model.json',
   ];
   expect(tree(dest)).toEqual(staged);
   expect(r).toEqual({ root: dest, entries: staged.length, written: staged.length, removed: 0 });

@@ -118,13 +118,7 @@ function typeRefs(el: ElementDefinitionLike, hasChildren: boolean, knownTypes: R
  * Adds the model types of one snapshot to `types`: the definition itself under `key` and
  * each backbone element under its path.
  */
-export function addSnapshotTypes(
-  sd: StructureDefinitionLike,
-  key: string,
-  kind: ModelType['kind'],
-  types: Record<string, ModelType>,
-  knownTypes: ReadonlySet<string>,
-): void {
+export function addSnapshotTypes(sd: StructureDefinitionLike, key: string, kind: ModelType['kind'], types: Record<string, ModelType>, knownTypes: ReadonlySet<string>): void {
   const elements = sd.snapshot?.element ?? [];
   if (!elements.length) return;
   const rootPath = elements[0].path;
@@ -184,13 +178,7 @@ export function addSnapshotTypes(
 
 /** Builds the core model types from the R4 definition bundles. */
 export function buildCoreTypes(sds: StructureDefinitionLike[]): Record<string, ModelType> {
-  const core = sds.filter(
-    (sd) =>
-      sd.resourceType === 'StructureDefinition' &&
-      sd.url.startsWith(CORE) &&
-      sd.fhirVersion === '4.0.1' &&
-      kindOf(sd) !== undefined,
-  );
+  const core = sds.filter((sd) => sd.resourceType === 'StructureDefinition' && sd.url.startsWith(CORE) && sd.fhirVersion === '4.0.1' && kindOf(sd) !== undefined);
   const known = new Set(core.map((sd) => sd.id ?? sd.name));
   const types: Record<string, ModelType> = {};
   for (const sd of core) addSnapshotTypes(sd, sd.id ?? sd.name, kindOf(sd)!, types, known);

