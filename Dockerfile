@@ -28,7 +28,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.json && node dist/src/fhir/validate/model/generate.js
+RUN npx tsc -p tsconfig.json
+# The R4 model the validator reads at start is made from the compiled generator.
+RUN node dist/src/fhir/validate/model/generate.js
 COPY bpf ./bpf
 RUN make -C bpf
 # The runtime stages get production dependencies only.

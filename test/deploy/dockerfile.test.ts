@@ -244,7 +244,7 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
     expect(node.version).toMatch(/^v\d+\./);
   });
 
-  it('runs every builder step: npm ci, tsc, make -C bpf, npm prune', () => {
+  it('runs every builder step: npm ci, tsc, the R4 model, make -C bpf, npm prune', () => {
     rootfs = join(tmp, 'builder');
     mkdirSync(rootfs);
     let workdir = '/';
@@ -291,7 +291,7 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
         throw new Error(`the builder emulation does not handle ${st.keyword} (line ${st.line})`);
       }
     }
-    expect(ran).toEqual(expect.arrayContaining(['npm ci --no-audit --no-fund', 'npx tsc -p tsconfig.json', 'make -C bpf']));
+    expect(ran).toEqual(expect.arrayContaining(['npm ci --no-audit --no-fund', 'npx tsc -p tsconfig.json', 'node dist/src/fhir/validate/model/generate.js', 'make -C bpf']));
   }, 900_000);
 
   it('produces every file the runtime stages copy from the builder', () => {
@@ -301,6 +301,8 @@ describe('the builder stage run as Docker runs it, on a clean clone', () => {
     expect(missing).toEqual([]);
     // Production dependencies only in the images.
     expect(existsSync(join(rootfs, 'build', 'node_modules', 'typescript'))).toBe(false);
+    // The validator's model is a build product the runtime reads at start.
+    expect(existsSync(join(rootfs, 'build', 'dist', 'model', 'r4-model.json'))).toBe(true);
     expect(existsSync(join(rootfs, 'build', 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))).toBe(true);
   });
 
