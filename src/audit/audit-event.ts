@@ -34,6 +34,7 @@ export interface AuditEventAgent {
   altId?: string;
   requestor: boolean;
   role?: { text: string }[];
+  policy?: string[];
   network?: { address: string; type: '1' | '2' };
 }
 
@@ -167,6 +168,9 @@ function clientAgent(r: AuditRecord, requestor: boolean): AuditEventAgent {
     requestor,
     // The scopes the token granted the application: the grants its access was decided on.
     ...(scopes ? { role: [{ text: scopes }] } : {}),
+    // The front door's policy that decided the request, by content (AuditEvent.agent.policy:
+    // the policy that authorized the activity).
+    ...(r.policy && /^sha256:[0-9a-f]{64}$/.test(r.policy) ? { policy: [`urn:fhirguard:policy:${r.policy}`] } : {}),
     ...(address ? { network: { address, type: '2' as const } } : {}),
   };
 }

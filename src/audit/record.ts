@@ -67,6 +67,8 @@ export interface AuditRecord {
   entities?: readonly string[];
   /** The policy tier the request went to. */
   tier?: string;
+  /** The digest (`sha256:<hex>`) of the policy the request was decided under. */
+  policy?: string;
 }
 
 /** `who` of a record from the verified token; `{}` when the request carried none. */

@@ -18,6 +18,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'worker', load: () => (require('./worker') as typeof import('./worker')).workerCommand },
   { name: 'exec', load: () => (require('./exec') as typeof import('./exec')).execCommand },
   { name: 'agent', load: () => (require('./agent') as typeof import('./agent')).agentCommand },
+  { name: 'reload', load: () => (require('./reload') as typeof import('./reload')).reloadCommand },
   { name: 'rollout', load: () => (require('./rollout') as typeof import('./rollout')).rolloutCommand },
   { name: 'profile', load: () => (require('./profile') as typeof import('./profile')).profileCommand },
   { name: 'record', load: () => (require('./record') as typeof import('./record')).recordCommand },

@@ -23,17 +23,25 @@ export const proxyCommand: Command = {
     },
     'log-level': LOG_LEVEL_OPTION,
   },
-  details: 'SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.',
+  details: [
+    'SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.',
+    'SIGHUP (or `fhirguard reload`): read the policy file again; a good one is put in force for',
+    'new requests, one with problems is refused and the old one stays (docs/policy.md).',
+  ].join('\n'),
   async run(values) {
     const log = pino({ level: String(values['log-level']), name: 'fhirguard-proxy' });
     const unconfined = unconfinedBecause();
     if (unconfined) log.warn(`FRONT DOOR UNCONFINED: ${unconfined}; \`fhirguard up\` as root has the agent run the proxy confined (docs/enforcement.md)`);
     const running = await runProxy(values, log);
     if (typeof running === 'number') return running;
+    // The answer is logged by the reload itself; a signal has no one to answer.
+    const reload = (): void => void running.reload().catch((err: unknown) => log.error({ err }, 'policy reload failed'));
+    process.on('SIGHUP', reload);
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
+    process.off('SIGHUP', reload);
     await running.close();
     return 0;
   },

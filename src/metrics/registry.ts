@@ -16,6 +16,9 @@ export type Outcome = (typeof OUTCOMES)[number];
 export const STAGES = ['classify', 'policy', 'validate', 'proxy'] as const;
 export type Stage = (typeof STAGES)[number];
 
+export const RELOAD_RESULTS = ['applied', 'unchanged', 'refused'] as const;
+export type ReloadResult = (typeof RELOAD_RESULTS)[number];
+
 /** Label value for requests refused before a tier or interaction was known. */
 export const NONE = 'none';
 
@@ -43,6 +46,8 @@ export class ProxyMetrics {
   private readonly stageCells: Record<Stage, HistogramCell>;
   private readonly reasons = new Set<string>();
   private healthSource: TierHealthSource | undefined;
+  private readonly policyInfo: Gauge<'digest'>;
+  private readonly policyReloads: Counter<'result'>;
 
   constructor(tierNames: readonly string[], { processMetrics = true }: { processMetrics?: boolean } = {}) {
     const r = this.registry;
@@ -85,8 +90,33 @@ export class ProxyMetrics {
         for (const t of health()?.tierHealth() ?? []) this.set({ tier: t.tier }, t.members);
       },
     });
+    // Which policy decides, by content: two processes or two hosts on the same digest decide alike.
+    this.policyInfo = new Gauge({
+      name: 'fhirguard_policy_info',
+      help: 'The policy in force, by the sha256 digest of its file (value 1)',
+      labelNames: ['digest'],
+      registers: [r],
+      aggregator: 'max',
+    });
+    this.policyReloads = new Counter({
+      name: 'fhirguard_policy_reloads_total',
+      help: 'Policy reloads by result: applied, unchanged (same digest), refused (the old policy stays)',
+      labelNames: ['result'],
+      registers: [r],
+    });
+    for (const result of RELOAD_RESULTS) this.policyReloads.inc({ result }, 0);
     registerBuildInfo(r, 'proxy');
     if (processMetrics) collectDefaultMetrics({ register: r });
+  }
+
+  /** The policy now in force (the one before it leaves the gauge). */
+  policyInForce(digest: string): void {
+    this.policyInfo.reset();
+    this.policyInfo.set({ digest }, 1);
+  }
+
+  policyReload(result: ReloadResult): void {
+    this.policyReloads.inc({ result });
   }
 
   setHealthSource(source: TierHealthSource): void {

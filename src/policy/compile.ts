@@ -67,7 +67,7 @@ function warningsOf(file: string, fields: PolicyFields, decided: Iterable<Decide
 }
 
 /** Builds the policy; reports problems into `at` and returns undefined when there are any. */
-export function compile(fields: PolicyFields, file: string, at: SourcePositions): Policy | undefined {
+export function compile(fields: PolicyFields, file: string, digest: string, at: SourcePositions): Policy | undefined {
   const before = at.issues.length;
   const tierIndex = checkTierNames(fields, at);
   fields.rules.forEach((r, k) => checkRule(r, k, tierIndex, at, fields.authorization !== undefined));
@@ -85,6 +85,7 @@ export function compile(fields: PolicyFields, file: string, at: SourcePositions)
   const decide = rules.indexes.length === 0 ? new Decider(rules.table(''), tiers).decide : new IdentityDecisions(rules, tiers).decide;
   return {
     file,
+    digest,
     tiers,
     tierByName: new Map(tiers.map((t) => [t.name, t])),
     supplyChain: supply.supplyChain,

@@ -2,6 +2,7 @@
 // column), the schema, then compilation. Any problem stops the load with a PolicyError
 // listing all that were found.
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import { compile } from './compile';
@@ -21,9 +22,14 @@ export function compilePolicy(text: string, file: string): Policy {
 
   // The schema guarantees the shape PolicyFields describes once no issue was reported.
   const fields = checkDocument(doc, POLICY_SPEC, at) as PolicyFields | undefined;
-  const policy = fields && compile(fields, file, at);
+  const policy = fields && compile(fields, file, policyDigest(text), at);
   if (!policy || at.issues.length > 0) throw new PolicyError(at.issues);
   return policy;
+}
+
+/** What names a policy's content in metrics, logs and reload answers: `sha256:<hex>` of its text. */
+export function policyDigest(text: string): string {
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }
 
 /** Reads and compiles a policy file. Throws PolicyError. */

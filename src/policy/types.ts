@@ -43,6 +43,8 @@ export interface TierConfig {
 
 export interface Policy {
   file: string;
+  /** `sha256:<hex>` of the file's text: which policy is in force, in metrics and the log. */
+  digest: string;
   tiers: TierConfig[];
   tierByName: ReadonlyMap<string, TierConfig>;
   /** The image scan gate (`supplyChain:`; defaults when the file has none). */

@@ -94,5 +94,6 @@ export function auditRecordOf(request: FastifyRequest, status: number, elapsedMs
     patients: state ? (state.auditPatients ?? patientsOf(i, state, undefined)) : [],
     ...(i?.resourceType && i.id ? { entities: [`${i.resourceType}/${i.id}`] } : {}),
     ...(state?.tier ? { tier: state.tier.name } : {}),
+    ...(state?.generation ? { policy: state.generation.policy.digest } : {}),
   };
 }

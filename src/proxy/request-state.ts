@@ -5,8 +5,11 @@ import type { Access } from '../auth/access';
 import type { Identity } from '../auth/identity';
 import type { Interaction } from '../fhir/interaction';
 import type { TierConfig } from '../policy/types';
+import type { PolicyGeneration } from './policy-generation';
 
 export class RequestState {
+  /** The policy the request is decided under, from its first stage to its end (a reload does not change it). */
+  generation: PolicyGeneration | undefined = undefined;
   interaction: Interaction | undefined = undefined;
   tier: TierConfig | undefined = undefined;
   /** The body as received, forwarded byte for byte. */

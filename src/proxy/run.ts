@@ -22,6 +22,7 @@ import type { TokenVerifier } from '../auth/tokens';
 import { CapabilitySource } from './capability-source';
 import { normaliseBase, positiveInt, PROXY_OPTIONS } from './options';
 import { UpstreamPools } from './pool';
+import { PolicyReload, type ReloadAnswer } from './policy-reload';
 import { buildProxy } from './server';
 import { holdTickObjectShape } from './tick-shape';
 import { warmHttpClient } from './warm-up';
@@ -31,6 +32,8 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 export interface RunningProxy {
   fhirUrl: string;
   adminAddress: string;
+  /** Reads the policy file again and puts it in force when it is good (policy-reload.ts). */
+  reload(): Promise<ReloadAnswer>;
   close(): Promise<void>;
 }
 
@@ -63,6 +66,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     return 2;
   }
   for (const w of policy.warnings) log.warn({ policy: policy.file }, `policy: ${w}`);
+  const policyFile = policy.file;
 
   const agentSocket = typeof values.agent === 'string' ? path.resolve(values.agent) : undefined;
   const agentTiers = policy.tiers.filter((t) => t.upstreams.length === 0).map((t) => t.name);
@@ -81,8 +85,8 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   await warmHttpClient().catch((err: unknown) => log.warn({ err }, 'warming the HTTP client failed: its parser is built at the first upstream connection instead'));
 
   const metrics = new ProxyMetrics(policy.tiers.map((t) => t.name));
-  // Assigned once below, after the pools it reads exist; their callback above already needs it.
-  // eslint-disable-next-line prefer-const -- a const cannot be declared before its value
+  // Assigned below, after the pools it reads exist (their callback already needs it), and again
+  // by each reload.
   let capabilities: CapabilitySource | undefined;
   const pools = new UpstreamPools(policy.tiers, {
     onStateChange: (tier, member, healthy, why) => {
@@ -117,7 +121,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   // the proxy stops, it delivers after the next start.
   const sink = auditDir && typeof values['audit-sink'] === 'string' ? new AuditSink({ dir: auditDir, base: values['audit-sink'], registry: metrics.registry, log }) : undefined;
   sink?.start();
-  const app = await buildProxy({
+  const proxy = await buildProxy({
     policy,
     pools,
     metrics,
@@ -131,10 +135,36 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     ...(authorization ? { authorization } : {}),
     ...(audit ? { audit } : {}),
   });
+  const app = proxy.app;
+  metrics.policyInForce(policy.digest);
+  log.info({ policy: policyFile, digest: policy.digest }, 'policy in force');
+  const reloader = new PolicyReload({
+    file: policyFile,
+    server: proxy,
+    metrics,
+    log,
+    parts: async (next, before) => {
+      // The token check is kept when the policy's authorization is the same (its caches with it).
+      const sameAuthorization = JSON.stringify(next.authorization) === JSON.stringify(before.policy.authorization);
+      const auth = sameAuthorization ? (before.authorization as StartedAuthorization | undefined) : await startAuthorization(next, log, () => capabilities?.securityChanged());
+      const nextCapabilities = new CapabilitySource(next, pools, base, log, auth && (() => auth.smartConfiguration.endpoints()));
+      await nextCapabilities.refreshAll();
+      return {
+        parts: { policy: next, capabilities: nextCapabilities, ...(auth ? { authorization: auth } : {}) },
+        // Once in force, the old parts' timers stop (requests in flight hold what they read).
+        retire: () => {
+          (before.capabilities as CapabilitySource | undefined)?.stop();
+          if (!sameAuthorization) (before.authorization as StartedAuthorization | undefined)?.smartConfiguration.stop();
+          capabilities = nextCapabilities;
+        },
+      };
+    },
+  });
   const admin = createAdminServer({
     registry: metrics.registry,
     log,
     readiness: () => ({ ready: pools.ready() && (capabilities?.settled() ?? true), tiers: pools.tierHealth() }),
+    reload: () => reloader.reload(),
   });
   try {
     await app.listen({ host: listen.host, port: listen.port });
@@ -157,9 +187,11 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   return {
     fhirUrl,
     adminAddress,
+    reload: () => reloader.reload(),
     async close() {
       follow?.stop();
-      authorization?.smartConfiguration.stop();
+      capabilities?.stop();
+      (proxy.current().authorization as StartedAuthorization | undefined)?.smartConfiguration.stop();
       await app.close(); // stops accepting, lets in-flight requests finish
       // Every request answered has its record on disk (or with the agent) before the proxy says it stopped.
       if (audit instanceof AuditTrail) await audit.close();
@@ -172,12 +204,17 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   };
 }
 
+interface StartedAuthorization {
+  tokens: TokenVerifier;
+  smartConfiguration: SmartConfiguration;
+}
+
 /**
  * The token check and SMART configuration of a policy with `authorization:`, the issuer's
- * discovery asked once before listening; without it, the log says loudly that anyone who
+ * discovery asked once before it serves; without it, the log says loudly that anyone who
  * reaches the listener may do all the policy allows.
  */
-async function startAuthorization(policy: Policy, log: Logger, changed: () => void): Promise<{ tokens: TokenVerifier; smartConfiguration: SmartConfiguration } | undefined> {
+async function startAuthorization(policy: Policy, log: Logger, changed: () => void): Promise<StartedAuthorization | undefined> {
   const config = policy.authorization;
   if (!config) {
     log.warn(`authorization is off: ${policy.file} has no authorization: block, so every client that reaches the listener may do everything the policy allows (docs/authorization.md)`);

@@ -5,28 +5,27 @@
 // (refusals, upstream faults, paths outside the base, unknown methods) ends here as a FHIR
 // OperationOutcome.
 
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction, type HTTPMethods } from 'fastify';
 import type { Logger } from 'pino';
 import { MethodNotAllowedError } from '../fhir/classify';
 import { refuse, type FhirError } from '../fhir/outcome';
 import type { ProxyMetrics } from '../metrics/registry';
-import type { Policy } from '../policy';
 import { RequestState, requestState } from './request-state';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
 import type { AuditDestination } from './audit-record';
-import { authenticator, type TokenCheck } from './authenticate';
+import { authenticator } from './authenticate';
 import { Forwarder } from './forward';
 import { locationRewriter } from './headers';
 import { clientErrorHandler, connectRefusal, expectationRefusal, MAX_HEADER_BYTES } from './http-refusals';
 import { observeClientClosed, ObservingLogController } from './observe';
 import { createPipeline } from './pipeline';
+import type { PolicyGeneration, PolicyParts } from './policy-generation';
 import type { UpstreamPools } from './pool';
 import { requestIdFrom } from './request-id';
 import { requestLogger } from './request-logger';
 import { closeAfterUpgrade } from './upgrade';
 
-export interface ProxyOptions {
-  policy: Policy;
+export interface ProxyOptions extends PolicyParts {
   pools: UpstreamPools;
   metrics: ProxyMetrics;
   logger: Logger;
@@ -40,18 +39,23 @@ export interface ProxyOptions {
   headersTimeoutMs?: number;
   /** Time a client has for its whole request, body included. */
   requestTimeoutMs?: number;
-  /** The front door's own CapabilityStatement, answered for `GET [base]/metadata` the policy allows. */
-  capabilities?: { current(): string };
   /** Where each handled request's audit record goes (absent: no audit trail). */
   audit?: AuditDestination;
-  /** With the policy's authorization: the token check and `.well-known/smart-configuration`. */
-  authorization?: { tokens: TokenCheck; smartConfiguration: { current(): string | undefined } };
+}
+
+/** The FHIR listener and how a checked new policy is put in force. */
+export interface ProxyServer {
+  app: FastifyInstance;
+  /** The policy in force now, with its parts. */
+  current(): PolicyParts;
+  /** Puts a new policy in force: requests from now on are decided under it, those in flight finish under theirs. */
+  usePolicy(parts: PolicyParts): void;
 }
 
 /** Every method a FHIR interaction uses, plus those the classifier refuses with 405 itself. */
 const ROUTED_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
 
-export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
+export async function buildProxy(o: ProxyOptions): Promise<ProxyServer> {
   const base = o.base.replace(/\/+$/, '');
   const audit = o.audit ? { to: o.audit, base } : undefined;
   const app = Fastify({
@@ -97,7 +101,6 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
   app.decorateRequest('fhirguard', null);
 
   const rewriteLocation = locationRewriter(o.pools.all().flatMap((p) => p.members.map((m) => m.upstream)));
-  const pipeline = createPipeline({ base, policy: o.policy, metrics: o.metrics, maxDepth: o.maxDepth, audit: audit !== undefined });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0];
@@ -125,37 +128,58 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     sendOutcome(reply, fault.error);
   }
 
-  const forwarder = new Forwarder({
+  const forwarding = {
     pools: o.pools,
     base,
     rewriteLocation,
-    dropToken: o.policy.authorization !== undefined,
-    onRetry: (tier) => o.metrics.retry(tier),
+    onRetry: (tier: string) => o.metrics.retry(tier),
     fail: upstreamFailed,
-    refuse: (reply, error) => refusal(reply.request, reply, error),
-    broke: (request, err) => {
+    refuse: (reply: FastifyReply, error: FhirError) => refusal(reply.request, reply, error),
+    broke: (request: FastifyRequest, err: Error) => {
       const tier = request.fhirguard?.tier?.name ?? 'unknown';
       o.metrics.upstreamError(tier, 'connect');
       request.log.warn({ err, tier }, `the '${tier}' upstream broke off a response under way; the client's connection was cut`);
     },
-    closedEarly: (request) => observeClientClosed(request, o.metrics, audit),
-  });
-  const handler = forwardChecked(base, forwarder, o.capabilities);
-  const preHandler = o.authorization ? authenticator(o.authorization.tokens, pipeline) : pipeline;
-  for (const url of routesUnder(base)) app.route({ method: ROUTED_METHODS, url, preHandler, handler });
-  if (o.authorization) {
-    const smart = o.authorization.smartConfiguration;
-    // Public, like the CapabilityStatement: it is how a SMART app finds where to get a token.
-    app.route({
-      method: ['GET', 'HEAD'],
-      url: `${base}/.well-known/smart-configuration`,
-      handler: (request, reply) => {
-        const doc = smart.current();
-        if (doc === undefined) return refusal(request, reply, refuse(503, 'issuer-unavailable', 'transient', "the issuer's endpoints are not known yet: it has not answered its discovery document"));
-        return reply.code(200).header('content-type', 'application/json').header('x-request-id', request.id).header('cache-control', 'max-age=300').send(doc);
-      },
-    });
+    closedEarly: (request: FastifyRequest) => observeClientClosed(request, o.metrics, audit),
+  };
+
+  /** Everything per request that depends on the policy, made once per policy. */
+  function generation(parts: PolicyParts): PolicyGeneration {
+    const pipeline = createPipeline({ base, policy: parts.policy, metrics: o.metrics, maxDepth: o.maxDepth, audit: audit !== undefined });
+    return {
+      ...parts,
+      preHandler: parts.authorization ? authenticator(parts.authorization.tokens, pipeline) : pipeline,
+      forwarder: new Forwarder({ ...forwarding, dropToken: parts.policy.authorization !== undefined }),
+    };
   }
+  let current = generation(o);
+
+  // The one read of the policy in force: the request keeps what it got here.
+  const decided = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    const g = current;
+    requestState(request).generation = g;
+    g.preHandler(request, reply, done);
+  };
+  for (const url of routesUnder(base)) app.route({ method: ROUTED_METHODS, url, preHandler: decided, handler: forwardChecked(base) });
+  // Public, like the CapabilityStatement: it is how a SMART app finds where to get a token.
+  // Under a policy without authorization it is a FHIR path like any other.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: `${base}/.well-known/smart-configuration`,
+    preHandler: (request, reply, done) => {
+      const g = current;
+      requestState(request).generation = g;
+      if (g.authorization) done();
+      else g.preHandler(request, reply, done);
+    },
+    handler: (request, reply) => {
+      const smart = (request.fhirguard as RequestState).generation?.authorization?.smartConfiguration;
+      if (!smart) return forwardChecked(base)(request, reply);
+      const doc = smart.current();
+      if (doc === undefined) return refusal(request, reply, refuse(503, 'issuer-unavailable', 'transient', "the issuer's endpoints are not known yet: it has not answered its discovery document"));
+      return reply.code(200).header('content-type', 'application/json').header('x-request-id', request.id).header('cache-control', 'max-age=300').send(doc);
+    },
+  });
 
   app.addHook('onRequestAbort', (request, done) => {
     observeClientClosed(request, o.metrics, audit);
@@ -172,7 +196,13 @@ export async function buildProxy(o: ProxyOptions): Promise<FastifyInstance> {
     sendOutcome(reply, error);
   }
 
-  return app;
+  return {
+    app,
+    current: () => current,
+    usePolicy(parts) {
+      current = generation(parts);
+    },
+  };
 }
 
 /** The routes that take the FHIR base and every path below it. */
@@ -185,14 +215,16 @@ function routesUnder(base: string): string[] {
  * own capabilities (what the policy lets through, not what one backend behind it can do), and
  * every other request goes to its tier.
  */
-function forwardChecked(base: string, forwarder: Forwarder, capabilities: { current(): string } | undefined): (request: FastifyRequest, reply: FastifyReply) => FastifyReply {
+function forwardChecked(base: string): (request: FastifyRequest, reply: FastifyReply) => FastifyReply {
   return (request, reply) => {
-    if (capabilities && (request.fhirguard as RequestState).interaction?.kind === 'capabilities') {
-      return reply.code(200).header('content-type', FHIR_JSON).header('x-request-id', request.id).send(capabilities.current());
+    const state = request.fhirguard as RequestState;
+    const g = state.generation as PolicyGeneration;
+    if (g.capabilities && state.interaction?.kind === 'capabilities') {
+      return reply.code(200).header('content-type', FHIR_JSON).header('x-request-id', request.id).send(g.capabilities.current());
     }
     const url = request.url;
     const q = url.indexOf('?');
-    return forwarder.forward(request, reply, (q < 0 ? url : url.slice(0, q)).slice(base.length) || '/');
+    return g.forwarder.forward(request, reply, (q < 0 ? url : url.slice(0, q)).slice(base.length) || '/');
   };
 }
 

@@ -44,6 +44,8 @@ export interface ProxyProcess {
   /** http://127.0.0.1:PORT of the admin listener. */
   adminUrl: string;
   pid: number;
+  /** The policy file it was started with (a reload reads it again). */
+  policyFile: string;
   child: ChildProcess;
   /** Every JSON log line so far. */
   logs(): LogLine[];
@@ -112,6 +114,7 @@ export async function startProxy(opts: StartProxyOptions): Promise<ProxyProcess>
     host: url.host,
     adminUrl: `http://${String(listening.admin)}`,
     pid: child.pid!,
+    policyFile,
     child,
     logs: () => lines,
     stderr: () => stderr,

@@ -85,7 +85,7 @@ async function front(specs: string[], o: { timeoutMs?: number; connections?: num
   const tier = pools.get('t')!;
   for (const m of tier.members) tier.setHealthy(m, true, 'test');
   const metrics = new ProxyMetrics(['t'], { processMetrics: false });
-  const app = await buildProxy({ policy, pools, metrics, logger: pino({ level: 'silent' }), base: '/fhir', bodyLimit: 1 << 20, maxDepth: 64 });
+  const { app } = await buildProxy({ policy, pools, metrics, logger: pino({ level: 'silent' }), base: '/fhir', bodyLimit: 1 << 20, maxDepth: 64 });
   await app.listen({ host: '127.0.0.1', port: 0 });
   fronts.push({ app, pools });
   return {

@@ -73,7 +73,7 @@ beforeAll(async () => {
   pools = new UpstreamPools(policy.tiers, { connections: CONNECTIONS, checkIntervalMs: 200 });
   await pools.start();
   const metrics = new ProxyMetrics(['all'], { processMetrics: false });
-  app = await buildProxy({ policy, pools, metrics, logger: pino({ level: 'silent' }), base: '/fhir', bodyLimit: 1 << 20, maxDepth: 64 });
+  ({ app } = await buildProxy({ policy, pools, metrics, logger: pino({ level: 'silent' }), base: '/fhir', bodyLimit: 1 << 20, maxDepth: 64 }));
   await app.listen({ host: '127.0.0.1', port: 0 });
   origin = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
 });
