@@ -23,7 +23,9 @@ import type { Policy, TierConfig } from '../policy';
 import type { TierTrust, TrustGate } from '../trust/start-check';
 import { CounterTotals } from './counters';
 import { decideTier } from './enforcement';
-import { FrontDoor, type FrontDoorMode } from './front-door';
+import { FrontDoor, hostPort, type FrontDoorMode } from './front-door';
+import { AgentPolicyReload } from './policy-reload';
+import { askReload, type ReloadAnswer } from '../agent-api/reload';
 import { describeArtifacts, launcherOf, nextArtifacts, type LaunchEnv, type TierArtifacts } from './generation';
 import type { WorkerLauncher } from './launchers';
 import { runRollout, type Generation, type RolloutProgress, type RolloutRequest, type RolloutResult } from './rollout';
@@ -50,6 +52,10 @@ export interface AgentOptions {
   image?: WorkerImage;
   /** Run the proxy too, confined (startFrontDoor): its own options and the eBPF action. */
   frontDoor?: { args: string[]; mode: Exclude<FrontDoorMode, 'record'>; policyFile: string; agentSocket: string };
+  /** `up`'s own signing key signed the tiers: a reloaded policy is signed again with it. */
+  resign?(next: Policy): Promise<void>;
+  /** The admin listener of the proxy `up` runs beside this agent (not root): a reload reaches it there. */
+  proxyAdmin?: string;
   /** Server tiers to run in record mode (`fhirguard record --server`). */
   recordTiers?: readonly string[];
   /** Every ended worker's last eBPF counters, by tier (a recording reads its sets there). */
@@ -72,6 +78,7 @@ export class Agent extends EventEmitter {
   private rollouts = new Map<string, { generation: number; running: boolean }>();
   private instance = '';
   private frontDoor: FrontDoor | null = null;
+  private policyReload: AgentPolicyReload | undefined;
   private frontDoorProfiles: TierProfiles | null = null;
   /** Refused start attempts by tier and reason (fhirguard_worker_start_refusals_total). */
   private startRefusals = new Map<string, Record<string, number>>();
@@ -257,6 +264,22 @@ export class Agent extends EventEmitter {
    * Replaces a tier's workers with new ones from new artifacts, without failing a request
    * (rollout.ts says how); one rollout per tier at a time. Resolves with the outcome.
    */
+  /** Reads the policy file again and, when it passes the agent's checks and the front door's, routes by it (policy-reload.ts). */
+  reloadPolicy(): Promise<ReloadAnswer> {
+    this.policyReload ??= new AgentPolicyReload({
+      current: () => this.o.policy,
+      commit: (next) => {
+        this.o.policy = next;
+      },
+      ...(this.o.trust ? { trust: this.o.trust } : {}),
+      ...(this.o.resign ? { resign: this.o.resign } : {}),
+      ...(this.frontDoor ? { frontDoor: () => this.frontDoor!.reload() } : this.o.proxyAdmin ? { frontDoor: () => askReload(hostPort(this.o.proxyAdmin!), '/reload') } : {}),
+      confinedEgress: this.frontDoor?.confinement === 'container',
+      log: this.o.log,
+    });
+    return this.policyReload.reload();
+  }
+
   async rollout(req: RolloutRequest, say: (p: RolloutProgress) => void): Promise<RolloutResult> {
     const fail = (reason: string): RolloutResult => ({ type: 'result', ok: false, tier: req.tier, reason, workers: [], runs: '', durationMs: 0 });
     const tier = this.o.policy.tiers.find((t) => t.name === req.tier);

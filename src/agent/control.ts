@@ -3,9 +3,11 @@
 // workers): this socket is root's, mode 0600 in a directory of mode 0700, so only root can
 // connect, and it is never handed to the proxy. `fhirguard rollout` talks to it.
 //
-//   POST /rollout   body: RolloutRequest (JSON)
-//                   answer: NDJSON, one {"type":"progress",...} line per step, then one
-//                   {"type":"result","ok":...,"reason"?:...} line
+//   POST /rollout         body: RolloutRequest (JSON)
+//                         answer: NDJSON, one {"type":"progress",...} line per step, then one
+//                         {"type":"result","ok":...,"reason"?:...} line
+//   POST /policy/reload   read the policy file again (agent/policy-reload.ts); answer: a
+//                         ReloadAnswer, 200 (applied, unchanged) or 422 (refused)
 
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -63,13 +65,22 @@ export function parseRolloutRequest(body: unknown): RolloutRequest {
 export async function serveControl(agent: Agent, o: { socketPath: string; log: Logger }): Promise<{ close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://agent');
-    if (url.pathname !== '/rollout') {
-      send(res, 404, { error: `no ${url.pathname}: the control socket has POST /rollout` });
+    if (url.pathname !== '/rollout' && url.pathname !== '/policy/reload') {
+      send(res, 404, { error: `no ${url.pathname}: the control socket has POST /rollout and POST /policy/reload` });
       return;
     }
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
-      send(res, 405, { error: `${req.method} not allowed: POST /rollout` });
+      send(res, 405, { error: `${req.method} not allowed: POST ${url.pathname}` });
+      return;
+    }
+    if (url.pathname === '/policy/reload') {
+      req.resume();
+      o.log.info('policy reload requested');
+      agent.reloadPolicy().then(
+        (answer) => send(res, answer.result === 'refused' ? 422 : 200, answer),
+        (err: Error) => send(res, 500, { error: `policy reload failed: ${err.message}` }),
+      );
       return;
     }
     const chunks: Buffer[] = [];

@@ -10,7 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -24,6 +24,7 @@ import type { TierProfiles } from '../enforce/tier-profiles';
 import type { Policy } from '../policy';
 import { confinedHandle, processHandle, type WorkerHandle } from './launchers';
 import type { FrontDoorInfo, FrontDoorState } from '../agent-api/messages';
+import { askReload, type ReloadAnswer } from '../agent-api/reload';
 
 /** record: every call allowed and logged, the eBPF recorder on (`fhirguard record --front-door`). */
 export type FrontDoorMode = 'enforce' | 'audit' | 'record';
@@ -64,10 +65,10 @@ function optionIn(args: readonly string[], name: string, fallback: string): stri
   return fallback;
 }
 
-/** host:port → [host, port]; [::1]:9464 too. */
-function hostPort(address: string): [string, number] {
+/** host:port → { host, port }; [::1]:9464 too. */
+export function hostPort(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
-  return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1))];
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
 }
 
 /**
@@ -112,7 +113,7 @@ export async function frontDoorEgress(policy: Policy): Promise<EgressRule[]> {
 
 /** GET http://address/healthz answers 200. */
 function healthz(address: string): Promise<boolean> {
-  const [host, port] = hostPort(address);
+  const { host, port } = hostPort(address);
   return new Promise((resolve) => {
     const req = http.get({ host, port, path: '/healthz', timeout: 2000, agent: false }, (res) => {
       res.resume();
@@ -137,7 +138,7 @@ export class FrontDoor {
 
   constructor(private readonly o: FrontDoorOptions) {
     this.admin = optionIn(o.args, 'admin', process.env.FHIRGUARD_ADMIN ?? '127.0.0.1:9464');
-    if (hostPort(this.admin)[1] === 0) throw new Error(`the front door's admin listener needs a fixed port (got ${this.admin}): the agent checks its health there`);
+    if (hostPort(this.admin).port === 0) throw new Error(`the front door's admin listener needs a fixed port (got ${this.admin}): the agent checks its health there`);
     this.policyCopy = path.join(o.stateDir, 'proxy', path.basename(o.policyFile));
   }
 
@@ -166,12 +167,35 @@ export class FrontDoor {
     const dir = path.dirname(this.policyCopy);
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     chmodSync(dir, 0o755);
-    copyFileSync(this.o.policyFile, this.policyCopy);
-    chmodSync(this.policyCopy, 0o644);
+    this.writePolicyCopy(readFileSync(this.o.policyFile));
     const { log } = this.o;
     if (!this.o.ctx) log.error('FRONT DOOR UNCONFINED: the proxy runs as a plain process, without a container, seccomp or eBPF (this host cannot run containers)');
     else if (!this.o.profiles) log.error('FRONT DOOR UNCONFINED: the proxy runs in a container without its seccomp and eBPF profiles');
     this.loop = this.run();
+  }
+
+  /**
+   * Copies the policy file where the proxy reads it and has the proxy put it in force. When
+   * the proxy does not, the copy goes back to what it runs, so a restarted proxy runs that too.
+   */
+  async reload(): Promise<ReloadAnswer> {
+    const before = readFileSync(this.policyCopy);
+    this.writePolicyCopy(readFileSync(this.o.policyFile));
+    const answer = await askReload(hostPort(this.admin), '/reload').catch((err: Error): ReloadAnswer => ({
+      result: 'refused',
+      error: err.message,
+      policy: { file: this.policyCopy, digest: 'unknown' },
+    }));
+    if (answer.result === 'refused') this.writePolicyCopy(before);
+    return answer;
+  }
+
+  /** Replaced whole (rename), so the proxy never reads half a file. */
+  private writePolicyCopy(bytes: Buffer): void {
+    const next = `${this.policyCopy}.next`;
+    writeFileSync(next, bytes, { mode: 0o644 });
+    chmodSync(next, 0o644);
+    renameSync(next, this.policyCopy);
   }
 
   async stop(graceMs = 10_000): Promise<void> {

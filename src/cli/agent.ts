@@ -18,7 +18,9 @@ import { runnableInstall } from '../install/stage';
 import type { FrontDoorMode } from '../agent/front-door';
 import { resolveIdentities, sameIdentity } from '../enforce/identities';
 import { IMAGE_OPTIONS, workerImageFrom } from '../image/options';
+import type { Policy } from '../policy';
 import { loadPolicyHashed, trustGateFrom, TRUST_OPTIONS } from '../trust/options';
+import { selfSign } from '../trust/self-sign';
 import { LOG_LEVEL_OPTION, type Command } from './command';
 
 export const agentCommand: Command = {
@@ -49,6 +51,15 @@ export const agentCommand: Command = {
       arg: '<enforce|audit>',
       default: 'enforce',
       help: "the front door's eBPF action: enforce kills a call outside its serve set, audit counts it",
+    },
+    resign: {
+      type: 'boolean',
+      help: "the trusted key is `up`'s own (<state-dir>/trust): a policy reload signs the tiers again with it; `up` passes it",
+    },
+    'proxy-admin': {
+      type: 'string',
+      arg: '<host:port>',
+      help: 'the admin listener of the proxy `up` runs beside this agent (not root): a policy reload reaches that proxy there',
     },
     control: {
       type: 'string',
@@ -122,6 +133,15 @@ export const agentCommand: Command = {
         trust,
         image,
         ...(frontDoor ? { frontDoor } : {}),
+        ...(typeof values['proxy-admin'] === 'string' ? { proxyAdmin: values['proxy-admin'] } : {}),
+        ...(values.resign === true && trust
+          ? {
+              resign: async (next: Policy) => {
+                const signImage = typeof values.image === 'string' && typeof values.advisories === 'string' ? { ref: values.image, advisories: path.resolve(values.advisories) } : undefined;
+                await selfSign({ stateDir: paths.stateDir, policy: next, policyFile: paths.policyFile, profilesDir: paths.profilesDir, install, ...(signImage ? { image: signImage } : {}) });
+              },
+            }
+          : {}),
       });
       await mkdir(path.dirname(socketPath), { recursive: true });
       await agent.start();
@@ -143,10 +163,14 @@ export const agentCommand: Command = {
       log.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
       return 1;
     }
+    // SIGHUP: as `fhirguard reload` through the control socket (the answer is logged).
+    const reload = (): void => void agent.reloadPolicy().catch((err: unknown) => log.error({ err }, 'policy reload failed'));
+    process.on('SIGHUP', reload);
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
+    process.off('SIGHUP', reload);
     log.info('stopping workers');
     await control.close();
     await api.close();

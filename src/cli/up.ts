@@ -10,6 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, chownSync, constants, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { AgentClient } from '../agent-api/client';
+import { askReload } from '../agent-api/reload';
+import { defaultControlSocket } from '../agent/control';
 import { ENFORCE_OPTIONS, enforcePaths } from '../agent/options';
 import { IMAGE_OPTIONS } from '../image/options';
 import { installRoot } from '../install/root';
@@ -107,6 +109,9 @@ export const upCommand: Command = {
     'are then; the agent checks each worker start (restarts too) against them, so a file changed',
     "while the system runs refuses the next start of that tier's workers (503) until up is",
     "restarted. With --trusted-keys, the operator's statements (--attestations) are checked instead.",
+    'SIGHUP (or `fhirguard reload`): the agent checks the policy file again, signs the tiers for it',
+    'and hands it to the front door; a policy with problems or other tiers is refused, the old one',
+    'stays (docs/policy.md).',
   ].join('\n'),
   async run(values) {
     const bin = path.join(installRoot(), 'bin', 'fhirguard');
@@ -160,7 +165,8 @@ export const upCommand: Command = {
         say(
           `${signed.created ? 'made a signing key' : 'signing key'} ${signed.publicKey} (${signed.keyid.slice(0, 16)}); signed tiers ${signed.tiers.join(', ')} for ${image ? `image ${image.ref}` : root ? `the install staged in ${install}` : 'this install'} in ${Date.now() - t0} ms: every worker start is checked against them`,
         );
-        trust = ['--trusted-keys', signed.publicKey, '--attestations', signed.attestations];
+        // --resign: a reload has the agent sign the tiers again for the new policy, with this key.
+        trust = ['--trusted-keys', signed.publicKey, '--attestations', signed.attestations, '--resign'];
       } catch (err) {
         say(err instanceof PolicyError ? `policy rejected:\n${err.message}` : `cannot sign the tiers: ${(err as Error).message}`);
         return err instanceof PolicyError ? 2 : 1;
@@ -188,8 +194,9 @@ export const upCommand: Command = {
         // The agent keeps the audit trail (default <state-dir>/audit); the proxy hands it its events.
         ...pass(['audit-dir', 'audit-sink']),
         ...trust,
-        // As root the agent runs the proxy too, confined like a worker (agent/front-door.ts).
-        ...(root ? ['--front-door', JSON.stringify(proxyArgs)] : []),
+        // As root the agent runs the proxy too, confined like a worker (agent/front-door.ts);
+        // else up runs it, and a policy reload reaches it at its admin listener.
+        ...(root ? ['--front-door', JSON.stringify(proxyArgs)] : ['--proxy-admin', String(values.admin)]),
       ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
@@ -229,6 +236,13 @@ export const upCommand: Command = {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // SIGHUP: the agent checks the policy file again and hands it to the front door (`fhirguard reload`).
+    process.on('SIGHUP', () => {
+      askReload({ socketPath: defaultControlSocket(paths.stateDir) }, '/policy/reload').then(
+        (a) => say(a.result === 'refused' ? `policy reload refused, ${a.policy.digest} stays in force:\n${a.error}` : `policy ${a.result}: ${a.policy.digest} in force`),
+        (err: Error) => say(`policy reload failed: ${err.message}`),
+      );
+    });
     const first = await Promise.race([exited(agent).then((c) => ['agent', c] as const), ...(proxy ? [exited(proxy).then((c) => ['proxy', c] as const)] : [])]);
     if (!asked) {
       say(`the ${first[0]} exited (status ${first[1]}); stopping the rest`);

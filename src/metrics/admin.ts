@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import type { ReloadAnswer } from '../proxy/policy-reload';
+import type { ReloadAnswer } from '../agent-api/reload';
 
 export interface AdminOptions {
   registry: Registry;

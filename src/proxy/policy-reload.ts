@@ -6,13 +6,11 @@
 // that puts it in force; requests in flight finish under the policy they started with.
 
 import type { Logger } from 'pino';
-import type { ProxyMetrics, ReloadResult } from '../metrics/registry';
+import type { ReloadAnswer } from '../agent-api/reload';
+import type { ProxyMetrics } from '../metrics/registry';
 import { loadPolicy, PolicyError, type Policy } from '../policy';
 import { tierChanges } from '../policy/tier-changes';
 import type { PolicyParts } from './policy-generation';
-
-/** What a reload answers: the policy in force afterwards, or why the new one was refused. */
-export type ReloadAnswer = { result: Exclude<ReloadResult, 'refused'>; policy: { file: string; digest: string } } | { result: 'refused'; error: string; policy: { file: string; digest: string } };
 
 export interface PolicyReloadOptions {
   file: string;

@@ -62,8 +62,26 @@ export function statementPath(attestations: string, tier: string): string {
 
 export class TrustGate {
   private readonly state = new Map<string, TierTrust>();
+  private loadedPolicy: string;
 
-  constructor(readonly o: TrustGateOptions) {}
+  constructor(readonly o: TrustGateOptions) {
+    this.loadedPolicy = o.loadedPolicySha256;
+  }
+
+  /** A reloaded policy is now the one the agent routes by (sha256 hex of its bytes). */
+  policyInForce(sha256: string): void {
+    this.loadedPolicy = sha256;
+  }
+
+  /** Why a start of the tier would be refused were `policySha256` the policy loaded; undefined: it would pass. */
+  async refusalUnder(tier: TierConfig, policySha256: string): Promise<string | undefined> {
+    try {
+      await this.check(tier, policySha256);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
 
   report(tier: string): TierTrust {
     return this.state.get(tier) ?? { status: 'pending', refusals: {} };
@@ -73,7 +91,7 @@ export class TrustGate {
   async admit(tier: TierConfig): Promise<TierProfiles> {
     const t = this.report(tier.name);
     try {
-      const ok = await this.check(tier);
+      const ok = await this.check(tier, this.loadedPolicy);
       if (t.status !== 'verified') {
         this.o.log.info({ tier: tier.name, keyid: ok.keyid, subject: ok.subject }, `tier ${tier.name}: signed statement verified (${ok.subject.kind} sha256:${ok.subject.digest.sha256.slice(0, 12)})`);
       }
@@ -87,7 +105,7 @@ export class TrustGate {
     }
   }
 
-  private async check(tier: TierConfig): Promise<{ profiles: TierProfiles; keyid: string; subject: Subject & { kind: string } }> {
+  private async check(tier: TierConfig, loadedPolicy: string): Promise<{ profiles: TierProfiles; keyid: string; subject: Subject & { kind: string } }> {
     const refuse = (reason: RefusalReason, message: string): never => {
       throw new TrustRefusal(tier.name, reason, message);
     };
@@ -135,7 +153,7 @@ export class TrustGate {
       tier: tier.name,
       subject: subject as Subject & { kind: 'image' | 'install' | 'server' },
       materials,
-      loadedPolicy: this.o.loadedPolicySha256,
+      loadedPolicy,
       scan: tier.server ? undefined : await this.o.scanDigest?.(),
       now: (this.o.now ?? Date.now)(),
     });

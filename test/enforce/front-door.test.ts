@@ -6,7 +6,8 @@
 // else; it cannot exec, write a file, open the database, signal the agent or a worker,
 // ptrace, mount, unshare, load a BPF program or a module.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -34,6 +35,7 @@ let other: net.Server;
 let otherPort: number;
 let policyFile: string;
 let fhirUrl: string;
+let adminPort: number;
 
 function listen(): Promise<[net.Server, number]> {
   return new Promise((resolve) => {
@@ -67,7 +69,8 @@ beforeAll(async () => {
   const withUpstream = shipped.replace(/^tiers:.*\n/m, `tiers:\n  - name: outside\n    upstreams: ["http://127.0.0.1:${upstreamPort}"]\n    readOnly: true\n`);
   expect(withUpstream).toContain('name: outside');
   writeFileSync(policyFile, withUpstream);
-  const [listenPort, adminPort] = [await freePort(), await freePort()];
+  const listenPort = await freePort();
+  adminPort = await freePort();
   fhirUrl = `http://127.0.0.1:${listenPort}/fhir`;
   agent = await startAgent(dir, ['--policy', policyFile, '--front-door', JSON.stringify(['--listen', `127.0.0.1:${listenPort}`, '--admin', `127.0.0.1:${adminPort}`])]);
   await waitWorkers(agent.client, allServing, 120_000, agent.log);
@@ -151,6 +154,48 @@ describe('the proxy the agent runs', () => {
     expect(after.restarts).toBe(before.restarts + 1);
     expect((await fetch(`${fhirUrl}/metadata`)).status).toBe(200);
   }, 90_000);
+
+  test('takes a changed policy through the agent: checked, handed to the confined proxy, in force for new requests', async () => {
+    const original = readFileSync(policyFile, 'utf8');
+    const reload = (): { status: number | null; out: string } => {
+      const r = spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'fhirguard'), 'reload', '--control', path.join(agent.stateDir, 'control', 'agent.sock'), '--json'], {
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      return { status: r.status, out: r.stdout + r.stderr };
+    };
+    const digest = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+    const inForce = async (): Promise<string> => /fhirguard_policy_info\{digest="([^"]+)"\} 1/.exec(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text())?.[1] ?? '';
+    try {
+      expect((await fetch(`${fhirUrl}/Observation`)).status).toBe(200);
+      expect(await inForce()).toBe(digest(original));
+
+      // A rule more: searching Observations is denied from now on.
+      const denying = original.replace(/^rules:.*\n/m, (line) => `${line}  - { resources: [Observation], interactions: [search-type], deny: true }\n`);
+      writeFileSync(policyFile, denying);
+      const applied = reload();
+      expect(applied.status).toBe(0);
+      expect(JSON.parse(applied.out.split('\n')[0])).toMatchObject({ result: 'applied', policy: { digest: digest(denying) } });
+      expect(await inForce()).toBe(digest(denying));
+      expect((await fetch(`${fhirUrl}/Observation`)).status).toBe(403);
+      // The confined proxy read the agent's copy; the agent routes restarts by the same policy.
+      expect(readFileSync(path.join(agent.stateDir, 'proxy', path.basename(policyFile)), 'utf8')).toBe(denying);
+
+      // Moving a tier's upstream is not a reload: the proxy's egress and pools were made from it.
+      writeFileSync(policyFile, denying.replace(`127.0.0.1:${upstreamPort}`, `127.0.0.1:${otherPort}`));
+      const refused = reload();
+      expect(refused.status).toBe(1);
+      expect(refused.out).toContain("tier 'outside': upstreams changes");
+      expect(await inForce()).toBe(digest(denying));
+      expect(readFileSync(path.join(agent.stateDir, 'proxy', path.basename(policyFile)), 'utf8')).toBe(denying);
+      expect((await fetch(`${fhirUrl}/Observation`)).status).toBe(403);
+    } finally {
+      writeFileSync(policyFile, original);
+      expect(reload().status).toBe(0);
+    }
+    expect(await inForce()).toBe(digest(original));
+    expect((await fetch(`${fhirUrl}/Observation`)).status).toBe(200);
+  }, 240_000);
 });
 
 describe("the attack battery inside the front door's confinement", () => {

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { commandSurface } from '../deploy/cli-options';
 import { startWorker, type WorkerProcess } from '../helpers/worker-process';
 import { REPO_ROOT } from './dashboard';
+import { poll } from '../helpers/poll';
 import { freePort, waitFor } from './prometheus-server';
 
 const FHIRGUARD = join(REPO_ROOT, 'bin', 'fhirguard');
@@ -22,6 +23,8 @@ export interface RunningSystem {
   base: string;
   admin: string;
   stateDir?: string;
+  /** The `up` process (mode up). */
+  pid?: number;
   log(): string;
   stop(): Promise<void>;
 }
@@ -37,15 +40,14 @@ function spawnLogged(args: string[]): { proc: ChildProcess; log: () => string; e
 }
 
 async function waitReady(admin: string, p: { log: () => string; gone: () => boolean }, timeoutMs: number): Promise<void> {
-  await waitFor(
+  await poll(
     `fhirguard to be ready on ${admin}/readyz`,
     async () => {
-      if (p.gone()) throw new Error(`fhirguard exited:\n${p.log().slice(-4000)}`);
       const r = await fetch(`${admin}/readyz`);
       return r.ok ? true : undefined;
     },
-    timeoutMs,
-    250,
+    // An exited fhirguard fails the wait at once, with what it said.
+    { timeoutMs, intervalMs: 250, abort: () => (p.gone() ? `fhirguard exited:\n${p.log().slice(-4000)}` : undefined) },
   );
 }
 
@@ -84,6 +86,7 @@ export async function startUp(dir: string): Promise<RunningSystem> {
     base: `http://127.0.0.1:${listen}/fhir`,
     admin: adminUrl,
     stateDir,
+    pid: p.proc.pid!,
     log: p.log,
     async stop() {
       if (!p.gone()) p.proc.kill('SIGTERM');

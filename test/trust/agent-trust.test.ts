@@ -10,7 +10,7 @@
 // Put back, the tier serves again. Three tiers are tampered with at once, one artifact
 // each, so the seven cases take three rounds.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent-api/client';
@@ -247,6 +247,36 @@ test("round 2: a statement removed (read), another tier's statement (write), an 
   });
   for (const [f, bytes] of saved) writeFileSync(f, bytes);
   await everyTierServes();
+});
+
+test('a policy reload is refused while the statements do not cover it; signed, it is in force and restarts are admitted', async () => {
+  const control = path.join(agent.stateDir, 'control', 'agent.sock');
+  const reload = (): { status: number | null; out: string } => {
+    const r = spawnSync(FHIRGUARD, ['reload', '--control', control], { encoding: 'utf8', timeout: 120_000 });
+    return { status: r.status, out: r.stdout + r.stderr };
+  };
+  const reviewed = `${POLICY_TEXT}# reviewed\n`;
+  try {
+    writeFileSync(policyFile, reviewed);
+    const refused = reload();
+    expect(refused.status).toBe(1);
+    expect(refused.out).toContain("the tiers' signed statements do not cover the new policy");
+    expect(refused.out).toMatch(/the policy file policy\.yaml is sha256:[0-9a-f]{12}, the statement signs sha256:[0-9a-f]{12}/);
+
+    sign(path.join(dir, 'keys', 'ops-key.key'), attestations);
+    const applied = reload();
+    expect(applied).toEqual({ status: 0, out: expect.stringMatching(/^in force: sha256:[0-9a-f]{64} /) });
+    // Every worker restarted is admitted under the policy now loaded and its statements.
+    const before = await agent.client.workers();
+    for (const w of before) process.kill(w.pid!, 'SIGKILL');
+    const restarts = new Map(before.map((w) => [w.id, w.restarts]));
+    await waitWorkers(agent.client, (ws) => ws.length === 4 && allServing(ws) && ws.every((w) => w.restarts > restarts.get(w.id)!), 90_000, agent.log);
+    await everyTierServes();
+  } finally {
+    writeFileSync(policyFile, POLICY_TEXT);
+    sign(path.join(dir, 'keys', 'ops-key.key'), attestations);
+    expect(reload().status).toBe(0);
+  }
 });
 
 test('round 3: the image re-tagged to another manifest: the restarted agent starts no worker, every tier answers 503', async () => {
