@@ -51,7 +51,7 @@ function proxyPid(port: number): number {
 
 async function startProxy(dir: string, variant: string, policy: string, confined: boolean): Promise<Proxy> {
   const [listen, admin] = [await freePort(), await freePort()];
-  const args = [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn'];
+  const args = [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--processes', '1', '--log-level', 'warn'];
   const ids = resolveIdentities({}, true);
   let child: ChildProcess;
   if (confined) {

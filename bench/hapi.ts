@@ -74,7 +74,7 @@ async function startProxy(policy: string, agent?: string): Promise<{ url: string
   const child = spawnLogged(
     'proxy',
     process.execPath,
-    [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', ...(agent ? ['--agent', agent] : [])],
+    [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--processes', '1', '--log-level', 'warn', ...(agent ? ['--agent', agent] : [])],
     { cwd: ROOT },
   );
   children.push(child);

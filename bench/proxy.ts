@@ -124,10 +124,15 @@ async function startFhirguard(dir: string, name: string, upstream: string, logLe
   // Its log goes to a file, as in production: piped to this process, the log-info variant's
   // ~9,000 lines a second kept this process busy into the next variant's run.
   const log = openSync(`${stem}.log`, 'a');
-  const child = spawnLogged(name, process.execPath, [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', logLevel], {
-    cwd: ROOT,
-    stdout: log,
-  });
+  const child = spawnLogged(
+    name,
+    process.execPath,
+    [BIN, 'proxy', '--policy', policy, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--processes', '1', '--log-level', logLevel],
+    {
+      cwd: ROOT,
+      stdout: log,
+    },
+  );
   closeSync(log);
   try {
     await waitFor(name, async () => (await get(`http://127.0.0.1:${admin}/readyz`)).status === 200, 120_000, child);

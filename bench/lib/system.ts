@@ -117,7 +117,7 @@ export async function startSystem(o: SystemOptions): Promise<System> {
   const proxy = spawnLogged(
     `${name}: proxy`,
     process.execPath,
-    [BIN, 'proxy', '--agent', socket, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--log-level', o.proxyLogLevel ?? 'warn', ...policyArgs],
+    [BIN, 'proxy', '--agent', socket, '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--processes', '1', '--log-level', o.proxyLogLevel ?? 'warn', ...policyArgs],
     { cpus: o.cpus },
   );
   proxy.stdout!.resume();

@@ -140,6 +140,10 @@ export class FrontDoor {
     this.admin = optionIn(o.args, 'admin', process.env.FHIRGUARD_ADMIN ?? '127.0.0.1:9464');
     if (hostPort(this.admin).port === 0) throw new Error(`the front door's admin listener needs a fixed port (got ${this.admin}): the agent checks its health there`);
     this.policyCopy = path.join(o.stateDir, 'proxy', path.basename(o.policyFile));
+    const asked = optionIn(o.args, 'processes', '1');
+    if (o.ctx && asked !== '1' && asked !== 'auto') {
+      o.log.warn(`--processes ${asked}: the confined front door runs one process, since its seccomp and eBPF policy forbid the exec another would need (docs/operations.md)`);
+    }
   }
 
   get confinement(): 'container' | 'process' {
@@ -207,7 +211,8 @@ export class FrontDoor {
   }
 
   private args(): string[] {
-    return [path.join(this.o.install, 'bin', 'fhirguard'), 'proxy', '--policy', this.policyCopy, '--agent', this.o.agentSocket, '--log-level', this.o.logLevel, ...this.o.args];
+    // One process: its confinement forbids the exec a second one would need.
+    return [path.join(this.o.install, 'bin', 'fhirguard'), 'proxy', '--policy', this.policyCopy, '--agent', this.o.agentSocket, '--log-level', this.o.logLevel, ...this.o.args, '--processes', '1'];
   }
 
   private async launch(n: number): Promise<WorkerHandle> {

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { runProxy } from '../proxy/run';
-import { PROXY_OPTIONS } from '../proxy/options';
+import { PROXY_OPTIONS, processCount } from '../proxy/options';
+import { runSupervisor } from '../proxy/processes/run-supervisor';
 import { LOG_LEVEL_OPTION, type Command } from './command';
 
 export const proxyCommand: Command = {
@@ -22,6 +23,7 @@ export const proxyCommand: Command = {
       help: "the agent's API socket: tiers without upstreams route to the workers it runs",
     },
     'log-level': LOG_LEVEL_OPTION,
+    supervised: { type: 'boolean', help: 'run as one of the processes of --processes: listen on the inherited fd 4, report to the supervisor (it passes this)' },
   },
   details: [
     'SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.',
@@ -31,8 +33,16 @@ export const proxyCommand: Command = {
   async run(values) {
     const log = pino({ level: String(values['log-level']), name: 'fhirguard-proxy' });
     const unconfined = unconfinedBecause();
-    if (unconfined) log.warn(`FRONT DOOR UNCONFINED: ${unconfined}; \`fhirguard up\` as root has the agent run the proxy confined (docs/enforcement.md)`);
-    const running = await runProxy(values, log);
+    if (unconfined && values.supervised !== true) log.warn(`FRONT DOOR UNCONFINED: ${unconfined}; \`fhirguard up\` as root has the agent run the proxy confined (docs/enforcement.md)`);
+    let count: number;
+    try {
+      count = values.supervised === true ? 1 : processCount(values.processes);
+    } catch (err) {
+      process.stderr.write(`fhirguard proxy: ${(err as Error).message}\n`);
+      return 2;
+    }
+    // One process per core: a supervisor and its proxy processes (src/proxy/processes/).
+    const running = count > 1 ? await runSupervisor(values, count, process.argv[1], log) : await runProxy(values, log);
     if (typeof running === 'number') return running;
     // The answer is logged by the reload itself; a signal has no one to answer.
     const reload = (): void => void running.reload().catch((err: unknown) => log.error({ err }, 'policy reload failed'));
@@ -40,9 +50,13 @@ export const proxyCommand: Command = {
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
+      // A process of the supervisor's stops when it does, however it ended.
+      if (values.supervised === true) process.once('disconnect', resolve);
     });
     process.off('SIGHUP', reload);
     await running.close();
+    // The IPC channel would keep a process of the supervisor's alive.
+    if (process.connected) process.disconnect();
     return 0;
   },
 };

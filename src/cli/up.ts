@@ -172,7 +172,7 @@ export const upCommand: Command = {
         return err instanceof PolicyError ? 2 : 1;
       }
     }
-    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout']);
+    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout', 'processes']);
     const agent = spawn(
       process.execPath,
       [

@@ -10,8 +10,10 @@ import type { ReloadAnswer } from '../agent-api/reload';
 
 export interface AdminOptions {
   registry: Registry;
-  /** Per tier: healthy members; ready when every tier has at least one. */
-  readiness(): { ready: boolean; tiers: unknown };
+  /** The /metrics text, when it is more than the registry's own (the supervisor's aggregation). */
+  metrics?(): Promise<string>;
+  /** Per tier: healthy members; ready when every tier has at least one (the supervisor: per process). */
+  readiness(): { ready: boolean; [detail: string]: unknown } | Promise<{ ready: boolean; [detail: string]: unknown }>;
   log: Logger;
   /** Reads the policy file again (absent: no POST /reload). */
   reload?(): Promise<ReloadAnswer>;
@@ -39,8 +41,16 @@ export function createAdminServer(o: AdminOptions): http.Server {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
+    if (path === '/metrics.json') {
+      // What a supervisor aggregates over its processes (prom-client's metric JSON).
+      o.registry.getMetricsAsJSON().then(
+        (json) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(json)),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${err.message}\n`),
+      );
+      return;
+    }
     if (path === '/metrics') {
-      o.registry.metrics().then(
+      (o.metrics ? o.metrics() : o.registry.metrics()).then(
         (text) => res.writeHead(200, { 'content-type': o.registry.contentType }).end(text),
         (err: Error) => {
           o.log.error({ err }, 'collecting metrics failed');
@@ -54,8 +64,10 @@ export function createAdminServer(o: AdminOptions): http.Server {
       return;
     }
     if (path === '/readyz') {
-      const r = o.readiness();
-      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: r.ready ? 'ready' : 'not-ready', tiers: r.tiers }) + '\n');
+      void Promise.resolve(o.readiness()).then((r) => {
+        const { ready, ...detail } = r;
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'not-ready', ...detail }) + '\n');
+      });
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('admin endpoints: /metrics /healthz /readyz, POST /reload\n');

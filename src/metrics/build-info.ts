@@ -14,6 +14,8 @@ export function registerBuildInfo(registry: Registry, component: Component): voi
     help: 'fhirguard version, Node.js version and component of this process; always 1',
     labelNames: ['version', 'node', 'component'],
     registers: [registry],
+    // The processes of one front door run one build: aggregated, it is said once.
+    aggregator: 'first',
   });
   info.set({ version: fhirguardVersion(), node: process.version, component }, 1);
 }

@@ -77,6 +77,8 @@ export class ProxyMetrics {
       help: 'Members of each tier pool that pass their health check',
       labelNames: ['tier'],
       registers: [r],
+      // Each process checks the members itself: across processes, the most pessimistic view.
+      aggregator: 'min',
       collect() {
         for (const t of health()?.tierHealth() ?? []) this.set({ tier: t.tier }, t.healthy);
       },
@@ -86,6 +88,7 @@ export class ProxyMetrics {
       help: 'Members configured in each tier pool',
       labelNames: ['tier'],
       registers: [r],
+      aggregator: 'max',
       collect() {
         for (const t of health()?.tierHealth() ?? []) this.set({ tier: t.tier }, t.members);
       },

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AgentClient } from '../agent-api/client';
-import { auditEvent } from '../audit/audit-event';
+import { auditEvent, type AuditEvent } from '../audit/audit-event';
 import type { AuditRecord } from '../audit/record';
 import type { AuditDestination } from './audit-record';
 
@@ -57,8 +57,13 @@ export class AgentAudit implements AuditDestination {
   }
 
   record(r: AuditRecord): void {
+    this.append(auditEvent(r));
+  }
+
+  /** An event made elsewhere (a proxy process under the supervisor), sent like the proxy's own. */
+  append(event: AuditEvent): void {
     if (this.off) return;
-    const line = JSON.stringify(auditEvent(r)) + '\n';
+    const line = JSON.stringify(event) + '\n';
     if (this.waitingBytes + line.length > MAX_WAITING_BYTES) {
       this.dropped.inc();
       if (this.droppedCount++ % 1000 === 0) this.log.error({ dropped: this.droppedCount }, 'the agent is not taking AuditEvents and the wait is full: AuditEvents are dropped');

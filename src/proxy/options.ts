@@ -1,6 +1,7 @@
 // The options `fhirguard proxy` and `fhirguard up` share (a user contract: each has an
 // environment equivalent, listed by --help and in the README).
 
+import { availableParallelism } from 'node:os';
 import type { OptionSpec } from '../cli/command';
 
 export const PROXY_OPTIONS: Record<string, OptionSpec> = {
@@ -11,9 +12,22 @@ export const PROXY_OPTIONS: Record<string, OptionSpec> = {
   'max-depth': { type: 'string', env: 'FHIRGUARD_MAX_DEPTH', default: '64', arg: '<n>', help: 'deepest JSON nesting accepted in a body (400 above)' },
   'headers-timeout': { type: 'string', env: 'FHIRGUARD_HEADERS_TIMEOUT', default: '10000', arg: '<ms>', help: 'time a client has to send a request line and headers (408 and closed after)' },
   'request-timeout': { type: 'string', env: 'FHIRGUARD_REQUEST_TIMEOUT', default: '60000', arg: '<ms>', help: 'time a client has to send a whole request, body included (408 and closed after)' },
+  processes: {
+    type: 'string',
+    env: 'FHIRGUARD_PROCESSES',
+    default: 'auto',
+    arg: '<n|auto>',
+    help: 'proxy processes sharing the FHIR listener, one core each (auto: the cores available; 1: no supervisor)',
+  },
   'audit-dir': { type: 'string', env: 'FHIRGUARD_AUDIT_DIR', arg: '<dir>', help: 'keep the audit trail there: one FHIR AuditEvent per request, fsynced JSON lines (docs/audit.md)' },
   'audit-sink': { type: 'string', env: 'FHIRGUARD_AUDIT_SINK', arg: '<fhir base url>', help: 'also deliver the audit trail to this FHIR server, at least once (needs --audit-dir)' },
 };
+
+/** `--processes`: a count, or 'auto' for the cores this process may run on. */
+export function processCount(value: unknown): number {
+  if (value === undefined || value === 'auto') return availableParallelism();
+  return positiveInt(value, 'processes');
+}
 
 export function positiveInt(value: unknown, name: string): number {
   const n = Number(value);

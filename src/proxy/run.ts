@@ -24,6 +24,8 @@ import { normaliseBase, positiveInt, PROXY_OPTIONS } from './options';
 import { UpstreamPools } from './pool';
 import type { ReloadAnswer } from '../agent-api/reload';
 import { PolicyReload } from './policy-reload';
+import { SupervisorAudit, type ChildMessage } from './processes/audit-handover';
+import { SUPERVISED_FHIR_FD } from './processes/child-args';
 import { buildProxy } from './server';
 import { holdTickObjectShape } from './tick-shape';
 import { warmHttpClient } from './warm-up';
@@ -38,37 +40,55 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-/** Starts the proxy; returns an exit status instead when it cannot start (the reason is logged). */
-export async function runProxy(values: Values, log: Logger): Promise<RunningProxy | number> {
-  let policy: Policy;
-  let base: string;
-  let bodyLimit: number;
-  let maxDepth: number;
-  let headersTimeoutMs: number;
-  let requestTimeoutMs: number;
-  let listen: { host: string; port: number };
-  let adminAt: { host: string; port: number };
+/** The proxy's options, checked, and its policy, loaded: what a proxy and a supervisor start with. */
+export interface StartOptions {
+  policy: Policy;
+  base: string;
+  bodyLimit: number;
+  maxDepth: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  listen: { host: string; port: number };
+  adminAt: { host: string; port: number };
+}
+
+/** The start options, or exit status 2 once the reason is logged and said on stderr. */
+export function checkStartOptions(values: Values, log: Logger): StartOptions | 2 {
   try {
     if (values['audit-sink'] !== undefined && values['audit-dir'] === undefined) throw new Error('--audit-sink delivers the audit trail: it needs --audit-dir');
-    base = normaliseBase(values.base);
-    bodyLimit = positiveInt(values['body-limit'], 'body-limit');
-    maxDepth = positiveInt(values['max-depth'], 'max-depth');
-    // Callers that start a proxy of their own (record) may leave these out: the defaults then.
-    headersTimeoutMs = positiveInt(values['headers-timeout'] ?? PROXY_OPTIONS['headers-timeout'].default, 'headers-timeout');
-    requestTimeoutMs = positiveInt(values['request-timeout'] ?? PROXY_OPTIONS['request-timeout'].default, 'request-timeout');
+    // Callers that start a proxy of their own (record) may leave the timeouts out: the defaults then.
+    const headersTimeoutMs = positiveInt(values['headers-timeout'] ?? PROXY_OPTIONS['headers-timeout'].default, 'headers-timeout');
+    const requestTimeoutMs = positiveInt(values['request-timeout'] ?? PROXY_OPTIONS['request-timeout'].default, 'request-timeout');
     if (requestTimeoutMs < headersTimeoutMs) throw new Error('--request-timeout must be at least --headers-timeout');
-    listen = parseHostPort(String(values.listen), '--listen');
-    adminAt = parseHostPort(String(values.admin), '--admin');
-    policy = loadPolicy(path.resolve(String(values.policy)));
+    return {
+      base: normaliseBase(values.base),
+      bodyLimit: positiveInt(values['body-limit'], 'body-limit'),
+      maxDepth: positiveInt(values['max-depth'], 'max-depth'),
+      headersTimeoutMs,
+      requestTimeoutMs,
+      listen: parseHostPort(String(values.listen), '--listen'),
+      adminAt: parseHostPort(String(values.admin), '--admin'),
+      policy: loadPolicy(path.resolve(String(values.policy))),
+    };
   } catch (err) {
     const message = err instanceof PolicyError ? `policy rejected:\n${err.message}` : (err as Error).message;
     log.fatal(message);
     process.stderr.write(`fhirguard proxy: ${message}\n`);
     return 2;
   }
+}
+
+/** Starts the proxy; returns an exit status instead when it cannot start (the reason is logged). */
+export async function runProxy(values: Values, log: Logger): Promise<RunningProxy | number> {
+  const checked = checkStartOptions(values, log);
+  if (checked === 2) return 2;
+  const { policy, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, listen, adminAt } = checked;
   for (const w of policy.warnings) log.warn({ policy: policy.file }, `policy: ${w}`);
   const policyFile = policy.file;
 
+  // Under the supervisor (`--processes` > 1): the FHIR listener is the inherited fd 4, the admin
+  // listener a private one the supervisor reads, and audit events go to the supervisor.
+  const supervised = values.supervised === true && typeof process.send === 'function';
   const agentSocket = typeof values.agent === 'string' ? path.resolve(values.agent) : undefined;
   const agentTiers = policy.tiers.filter((t) => t.upstreams.length === 0).map((t) => t.name);
   if (agentTiers.length > 0 && !agentSocket) {
@@ -101,12 +121,14 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   if (agentClient) {
     const client = agentClient;
     follow = followAgent(client, pools, agentTiers, log);
-    registerEnforcementMetrics(
-      metrics.registry,
-      client,
-      policy.tiers.map((t) => t.name),
-      (err) => log.warn({ err }, 'reading enforcement state from the agent failed'),
-    );
+    // Under the supervisor, it says the agent's figures once for all processes.
+    if (!supervised)
+      registerEnforcementMetrics(
+        metrics.registry,
+        client,
+        policy.tiers.map((t) => t.name),
+        (err) => log.warn({ err }, 'reading enforcement state from the agent failed'),
+      );
   }
   await pools.start();
   const authorization = await startAuthorization(policy, log, () => capabilities?.securityChanged());
@@ -116,7 +138,13 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   const auditDir = typeof values['audit-dir'] === 'string' ? path.resolve(values['audit-dir']) : undefined;
   // With an agent and no trail of its own, the proxy hands its AuditEvents to the agent, which
   // keeps the trail (the confined front door can write no file).
-  const audit = auditDir ? new AuditTrail({ dir: auditDir, registry: metrics.registry, log }) : agentClient ? new AgentAudit(agentClient, log, metrics.registry) : undefined;
+  const audit = supervised
+    ? new SupervisorAudit((m, done) => process.send!(m, undefined, {}, () => done()))
+    : auditDir
+      ? new AuditTrail({ dir: auditDir, registry: metrics.registry, log })
+      : agentClient
+        ? new AgentAudit(agentClient, log, metrics.registry)
+        : undefined;
   if (!audit) log.warn('no audit trail: neither --audit-dir nor --agent is set, so who read which patient is not recorded (docs/audit.md)');
   // The sink reads the trail's files, never the proxy's memory: what it has not delivered when
   // the proxy stops, it delivers after the next start.
@@ -168,10 +196,17 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     reload: () => reloader.reload(),
   });
   try {
-    await app.listen({ host: listen.host, port: listen.port });
+    if (supervised) {
+      await app.ready();
+      await new Promise<void>((resolve, reject) => {
+        app.server.once('error', reject);
+        app.server.listen({ fd: SUPERVISED_FHIR_FD }, () => resolve());
+      });
+    } else await app.listen({ host: listen.host, port: listen.port });
     await new Promise<void>((resolve, reject) => {
       admin.once('error', reject);
-      admin.listen(adminAt.port, adminAt.host, () => resolve());
+      if (supervised) admin.listen(0, '127.0.0.1', () => resolve());
+      else admin.listen(adminAt.port, adminAt.host, () => resolve());
     });
   } catch (err) {
     log.fatal({ err }, `cannot listen: ${(err as Error).message}`);
@@ -184,7 +219,9 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   const adminAddr = admin.address() as AddressInfo;
   const fhirUrl = `http://${formatHostPort({ host: fhirAddr.address, port: fhirAddr.port })}${base}`;
   const adminAddress = formatHostPort({ host: adminAddr.address, port: adminAddr.port });
-  log.info({ fhir: fhirUrl, admin: adminAddress, tiers: policy.tiers.map((t) => t.name) }, 'fhirguard proxy listening');
+  // Under the supervisor, its own line says where the front door listens; this is one process of it.
+  log.info({ fhir: fhirUrl, admin: adminAddress, tiers: policy.tiers.map((t) => t.name) }, supervised ? 'proxy process ready' : 'fhirguard proxy listening');
+  if (supervised) process.send!({ type: 'listening', admin: adminAddress, fhir: fhirUrl } satisfies ChildMessage);
   return {
     fhirUrl,
     adminAddress,

@@ -152,7 +152,7 @@ export async function startProxyAndWorkers(dir: string): Promise<RunningSystem> 
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, stringify(policy));
   const [listen, admin] = [await freePort(), await freePort()];
-  const p = spawnLogged(['proxy', '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--policy', policyFile, '--log-level', 'warn']);
+  const p = spawnLogged(['proxy', '--listen', `127.0.0.1:${listen}`, '--admin', `127.0.0.1:${admin}`, '--policy', policyFile, '--processes', '1', '--log-level', 'warn']);
   const adminUrl = `http://127.0.0.1:${admin}`;
   try {
     await waitReady(adminUrl, p, 120_000);

@@ -62,7 +62,9 @@ let counter = 0;
 export async function startProxy(opts: StartProxyOptions): Promise<ProxyProcess> {
   const policyFile = join(opts.dir, `policy-${process.pid}-${++counter}.yaml`);
   writeFileSync(policyFile, typeof opts.policy === 'string' ? opts.policy : stringify(opts.policy));
-  const args = [BIN, 'proxy', '--policy', policyFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
+  // One process unless the test asks for more: what most tests check is one proxy's behaviour.
+  const processes = (opts.args ?? []).includes('--processes') ? [] : ['--processes', '1'];
+  const args = [BIN, 'proxy', '--policy', policyFile, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', opts.logLevel ?? 'info', ...processes, ...(opts.args ?? [])];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: LogLine[] = [];
   let partial = '';
