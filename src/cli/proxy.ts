@@ -24,6 +24,7 @@ export const proxyCommand: Command = {
     },
     'log-level': LOG_LEVEL_OPTION,
     supervised: { type: 'boolean', help: 'run as one of the processes of --processes: listen on the inherited fd 4, report to the supervisor (it passes this)' },
+    'audit-handover': { type: 'boolean', help: 'with --supervised: hand AuditEvents to the supervisor, which keeps the trail (it passes this)' },
   },
   details: [
     'SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.',

@@ -139,13 +139,15 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   // With an agent and no trail of its own, the proxy hands its AuditEvents to the agent, which
   // keeps the trail (the confined front door can write no file).
   const audit = supervised
-    ? new SupervisorAudit((m, done) => process.send!(m, undefined, {}, () => done()))
+    ? values['audit-handover'] === true
+      ? new SupervisorAudit((m, done) => process.send!(m, undefined, {}, () => done()))
+      : undefined
     : auditDir
       ? new AuditTrail({ dir: auditDir, registry: metrics.registry, log })
       : agentClient
         ? new AgentAudit(agentClient, log, metrics.registry)
         : undefined;
-  if (!audit) log.warn('no audit trail: neither --audit-dir nor --agent is set, so who read which patient is not recorded (docs/audit.md)');
+  if (!audit && !supervised) log.warn('no audit trail: neither --audit-dir nor --agent is set, so who read which patient is not recorded (docs/audit.md)');
   // The sink reads the trail's files, never the proxy's memory: what it has not delivered when
   // the proxy stops, it delivers after the next start.
   const sink = auditDir && typeof values['audit-sink'] === 'string' ? new AuditSink({ dir: auditDir, base: values['audit-sink'], registry: metrics.registry, log }) : undefined;

@@ -62,13 +62,14 @@ export async function runSupervisor(values: Values, count: number, bin: string, 
   const auditDir = typeof values['audit-dir'] === 'string' ? path.resolve(values['audit-dir']) : undefined;
   const trail = auditDir ? new AuditTrail({ dir: auditDir, registry, log }) : undefined;
   const handover = !trail && agentClient ? new AgentAudit(agentClient, log, registry) : undefined;
+  if (!trail && !handover) log.warn('no audit trail: neither --audit-dir nor --agent is set, so who read which patient is not recorded (docs/audit.md)');
   const sink = auditDir && typeof values['audit-sink'] === 'string' ? new AuditSink({ dir: auditDir, base: values['audit-sink'], registry, log }) : undefined;
   sink?.start();
 
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !KEPT_ENV.includes(k)));
   const supervisor = new ProxySupervisor({
     count,
-    command: [process.execPath, bin, 'proxy', ...childArgs(values)],
+    command: [process.execPath, bin, 'proxy', ...childArgs(values, trail !== undefined || handover !== undefined)],
     listenerFd: listener.fd,
     env,
     log,
