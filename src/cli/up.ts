@@ -172,7 +172,20 @@ export const upCommand: Command = {
         return err instanceof PolicyError ? 2 : 1;
       }
     }
-    const proxyArgs = pass(['listen', 'base', 'admin', 'body-limit', 'max-depth', 'headers-timeout', 'request-timeout', 'processes']);
+    const proxyArgs = pass([
+      'listen',
+      'base',
+      'admin',
+      'body-limit',
+      'max-depth',
+      'headers-timeout',
+      'request-timeout',
+      'keep-alive-timeout',
+      'idle-timeout',
+      'max-connections',
+      'max-connections-per-address',
+      'processes',
+    ]);
     const agent = spawn(
       process.execPath,
       [

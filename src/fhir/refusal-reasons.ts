@@ -55,6 +55,9 @@ export const REFUSAL_REASONS = {
   'token-in-query': 'an access_token query parameter (tokens go in the Authorization header)',
   'issuer-unavailable': "the issuer's keys or introspection could not be reached to check a token",
   'patient-scope': "a patient-scoped token asking for what lies outside its patient's compartment, or what cannot be checked against it",
+  // protection (the policy's limits:)
+  'rate-limit': "more requests a second than the policy's limits allow, in all or for the client",
+  'concurrency-limit': "more requests in flight than the policy's limits allow, in all or for the client",
   // policy and validation
   policy: 'the policy denies the interaction (or something it reaches)',
   'invalid-search': 'search parameters the R4 definitions do not allow',

@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { INTERACTION_KINDS } from '../fhir/interaction';
 import { isResourceType } from '../fhir/search-parameters';
 import { registerBuildInfo } from './build-info';
+import type { Limit } from '../policy/limits';
 import { CounterCell, HistogramCell, LeanCounter, LeanHistogram } from './lean';
 
 /** How a request ended, from the client's point of view ('client-closed': it hung up first). */
@@ -29,6 +30,12 @@ const KNOWN_KINDS: ReadonlySet<string> = new Set(INTERACTION_KINDS);
 const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const STAGE_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05];
 
+/** The policy's limits as the metrics read them (src/proxy/limits.ts). */
+export interface LimitsSource {
+  config: { global: Limit; perClient: Limit; clients: ReadonlyMap<string, Limit> };
+  inflight: number;
+}
+
 export interface TierHealthSource {
   /** Healthy and total members per tier, read at scrape time. */
   tierHealth(): { tier: string; healthy: number; members: number }[];
@@ -46,7 +53,9 @@ export class ProxyMetrics {
   private readonly stageCells: Record<Stage, HistogramCell>;
   private readonly reasons = new Set<string>();
   private healthSource: TierHealthSource | undefined;
+  private limitsSource: (() => LimitsSource | undefined) | undefined;
   private readonly policyInfo: Gauge<'digest'>;
+  private readonly connectionsRefused: Counter<'limit'>;
   private readonly policyReloads: Counter<'result'>;
 
   constructor(tierNames: readonly string[], { processMetrics = true }: { processMetrics?: boolean } = {}) {
@@ -108,6 +117,40 @@ export class ProxyMetrics {
       registers: [r],
     });
     for (const result of RELOAD_RESULTS) this.policyReloads.inc({ result }, 0);
+    this.connectionsRefused = new Counter({
+      name: 'fhirguard_connections_refused_total',
+      help: 'Connections closed as they arrived, over --max-connections (total) or --max-connections-per-address (per-address)',
+      labelNames: ['limit'],
+      registers: [r],
+    });
+    for (const limit of ['total', 'per-address']) this.connectionsRefused.inc({ limit }, 0);
+    const limits = (): LimitsSource | undefined => this.limitsSource?.();
+    new Gauge({
+      name: 'fhirguard_limit',
+      help: "The policy's limits in force: requests a second (rate), at once above it (burst), in flight (concurrency)",
+      labelNames: ['scope', 'kind'],
+      registers: [r],
+      aggregator: 'max',
+      collect() {
+        this.reset();
+        const l = limits();
+        if (!l) return;
+        const put = (scope: string, limit: { rate?: number; burst?: number; concurrency?: number }) => {
+          for (const kind of ['rate', 'burst', 'concurrency'] as const) if (limit[kind] !== undefined) this.set({ scope, kind }, limit[kind]);
+        };
+        put('global', l.config.global);
+        put('per-client', l.config.perClient);
+        for (const [client, limit] of l.config.clients) put(`client:${client}`, limit);
+      },
+    });
+    new Gauge({
+      name: 'fhirguard_requests_in_flight',
+      help: 'Requests the global concurrency limit counts now (with a global concurrency limit in the policy)',
+      registers: [r],
+      collect() {
+        this.set(limits()?.inflight ?? 0);
+      },
+    });
     registerBuildInfo(r, 'proxy');
     if (processMetrics) collectDefaultMetrics({ register: r });
   }
@@ -120,6 +163,15 @@ export class ProxyMetrics {
 
   policyReload(result: ReloadResult): void {
     this.policyReloads.inc({ result });
+  }
+
+  connectionRefused(limit: 'total' | 'per-address'): void {
+    this.connectionsRefused.inc({ limit });
+  }
+
+  /** Where the limits in force are read at scrape time (the policy generation in force). */
+  setLimitsSource(source: () => LimitsSource | undefined): void {
+    this.limitsSource = source;
   }
 
   setHealthSource(source: TierHealthSource): void {

@@ -8,6 +8,7 @@ import { IdentityDecisions, IdentityRules } from './identity-rules';
 import { loadReferenceGraph } from './reference-graph';
 import { namesIdentity, type PolicyFields, type RuleFields } from './schema';
 import { type Decided, SYSTEM_KINDS } from './table';
+import { compileLimits } from './limits';
 import { compileSupplyChain } from './supply-chain';
 import { buildTiers } from './tiers';
 import type { Policy, TierConfig } from './types';
@@ -78,6 +79,7 @@ export function compile(fields: PolicyFields, file: string, digest: string, at: 
   if (at.issues.length > before) return undefined;
 
   const supply = compileSupplyChain(fields.supplyChain, file, at);
+  const limits = compileLimits(fields.limits, at);
   if (at.issues.length > before) return undefined;
 
   loadReferenceGraph();
@@ -91,6 +93,7 @@ export function compile(fields: PolicyFields, file: string, digest: string, at: 
     supplyChain: supply.supplyChain,
     warnings: [...warningsOf(file, fields, rules.entries(), tiers), ...supply.warnings],
     ...(fields.authorization ? { authorization: compileAuthorization(fields.authorization, file) } : {}),
+    limits,
     decide,
   };
 }

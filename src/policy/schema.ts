@@ -5,6 +5,7 @@
 import { INTERACTION_KINDS, type InteractionKind } from '../fhir/interaction';
 import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
 import { AUTHORIZATION_FIELD, type AuthorizationFields } from './authorization';
+import { LIMITS_FIELD, type LimitsFields } from './limits';
 import { SERVER_FIELD, type ServerFields } from './server';
 import { SUPPLY_CHAIN_FIELD, type SupplyChainFields } from './supply-chain';
 import type { Field, ObjectSpec, Spec } from './yaml-check';
@@ -46,6 +47,7 @@ export interface PolicyFields {
   rules: RuleFields[];
   supplyChain?: SupplyChainFields;
   authorization?: AuthorizationFields;
+  limits?: LimitsFields;
 }
 
 /** Tier names end up in cgroup paths, profile file names and metric labels: keep them plain. */
@@ -171,5 +173,6 @@ export const POLICY_SPEC: ObjectSpec = {
     },
     supplyChain: SUPPLY_CHAIN_FIELD,
     authorization: AUTHORIZATION_FIELD,
+    limits: LIMITS_FIELD,
   },
 };

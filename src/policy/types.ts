@@ -3,6 +3,7 @@
 
 import type { Interaction } from '../fhir/interaction';
 import type { AuthorizationConfig } from './authorization';
+import type { LimitsConfig } from './limits';
 import type { RuleSubject } from './identity-rules';
 import type { ServerConfig } from './server';
 import type { SupplyChainPolicy } from './supply-chain';
@@ -51,6 +52,8 @@ export interface Policy {
   supplyChain: SupplyChainPolicy;
   /** Things that load but are probably mistakes (an unused tier, a rule that never matches). */
   warnings: string[];
+  /** Request rate and concurrency limits (`limits:`; none when the file has none). */
+  limits: LimitsConfig;
   /** SMART on FHIR at the front door (`authorization:`); absent: no authorization. */
   authorization?: AuthorizationConfig;
   /**

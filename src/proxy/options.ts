@@ -12,6 +12,28 @@ export const PROXY_OPTIONS: Record<string, OptionSpec> = {
   'max-depth': { type: 'string', env: 'FHIRGUARD_MAX_DEPTH', default: '64', arg: '<n>', help: 'deepest JSON nesting accepted in a body (400 above)' },
   'headers-timeout': { type: 'string', env: 'FHIRGUARD_HEADERS_TIMEOUT', default: '10000', arg: '<ms>', help: 'time a client has to send a request line and headers (408 and closed after)' },
   'request-timeout': { type: 'string', env: 'FHIRGUARD_REQUEST_TIMEOUT', default: '60000', arg: '<ms>', help: 'time a client has to send a whole request, body included (408 and closed after)' },
+  'keep-alive-timeout': {
+    type: 'string',
+    env: 'FHIRGUARD_KEEP_ALIVE_TIMEOUT',
+    default: '72000',
+    arg: '<ms>',
+    help: 'an idle keep-alive connection is closed after this (longer than a load balancer in front keeps its own)',
+  },
+  'idle-timeout': {
+    type: 'string',
+    env: 'FHIRGUARD_IDLE_TIMEOUT',
+    default: '300000',
+    arg: '<ms>',
+    help: 'a connection on which no byte moves either way for this long is closed (bounds clients that stop reading)',
+  },
+  'max-connections': { type: 'string', env: 'FHIRGUARD_MAX_CONNECTIONS', default: '10000', arg: '<n>', help: 'open connections per proxy process; more are closed as they arrive' },
+  'max-connections-per-address': {
+    type: 'string',
+    env: 'FHIRGUARD_MAX_CONNECTIONS_PER_ADDRESS',
+    default: '1000',
+    arg: '<n>',
+    help: 'open connections from one client address per proxy process; more are closed as they arrive',
+  },
   processes: {
     type: 'string',
     env: 'FHIRGUARD_PROCESSES',

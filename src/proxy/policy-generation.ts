@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import type { Policy } from '../policy';
 import type { TokenCheck } from './authenticate';
 import type { Forwarder } from './forward';
+import type { RequestLimits } from './limits';
 
 /** What a policy brings that is made outside the request path (run.ts builds them). */
 export interface PolicyParts {
@@ -21,4 +22,6 @@ export interface PolicyGeneration extends PolicyParts {
   /** Token check (with authorization) and the pipeline: classify → policy → validate. */
   preHandler(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void;
   forwarder: Forwarder;
+  /** The policy's limits; undefined when it sets none. */
+  limits: RequestLimits | undefined;
 }

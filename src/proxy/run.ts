@@ -27,6 +27,7 @@ import { PolicyReload } from './policy-reload';
 import { SupervisorAudit, type ChildMessage } from './processes/audit-handover';
 import { SUPERVISED_FHIR_FD } from './processes/child-args';
 import { buildProxy } from './server';
+import type { ConnectionLimits } from './connection-limits';
 import { holdTickObjectShape } from './tick-shape';
 import { warmHttpClient } from './warm-up';
 
@@ -48,6 +49,7 @@ export interface StartOptions {
   maxDepth: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  connections: ConnectionLimits;
   listen: { host: string; port: number };
   adminAt: { host: string; port: number };
 }
@@ -66,6 +68,12 @@ export function checkStartOptions(values: Values, log: Logger): StartOptions | 2
       maxDepth: positiveInt(values['max-depth'], 'max-depth'),
       headersTimeoutMs,
       requestTimeoutMs,
+      connections: {
+        keepAliveTimeoutMs: positiveInt(values['keep-alive-timeout'] ?? PROXY_OPTIONS['keep-alive-timeout'].default, 'keep-alive-timeout'),
+        idleTimeoutMs: positiveInt(values['idle-timeout'] ?? PROXY_OPTIONS['idle-timeout'].default, 'idle-timeout'),
+        max: positiveInt(values['max-connections'] ?? PROXY_OPTIONS['max-connections'].default, 'max-connections'),
+        maxPerAddress: positiveInt(values['max-connections-per-address'] ?? PROXY_OPTIONS['max-connections-per-address'].default, 'max-connections-per-address'),
+      },
       listen: parseHostPort(String(values.listen), '--listen'),
       adminAt: parseHostPort(String(values.admin), '--admin'),
       policy: loadPolicy(path.resolve(String(values.policy))),
@@ -82,7 +90,7 @@ export function checkStartOptions(values: Values, log: Logger): StartOptions | 2
 export async function runProxy(values: Values, log: Logger): Promise<RunningProxy | number> {
   const checked = checkStartOptions(values, log);
   if (checked === 2) return 2;
-  const { policy, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, listen, adminAt } = checked;
+  const { policy, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, connections, listen, adminAt } = checked;
   for (const w of policy.warnings) log.warn({ policy: policy.file }, `policy: ${w}`);
   const policyFile = policy.file;
 
@@ -162,6 +170,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     maxDepth,
     headersTimeoutMs,
     requestTimeoutMs,
+    connections,
     capabilities,
     ...(authorization ? { authorization } : {}),
     ...(audit ? { audit } : {}),

@@ -13,7 +13,9 @@ import type { ProxyMetrics } from '../metrics/registry';
 import { RequestState, requestState } from './request-state';
 import { FHIR_JSON, sendOutcome, toFhirError, upstreamFault } from './errors';
 import type { AuditDestination } from './audit-record';
-import { authenticator } from './authenticate';
+import { authenticator, type TokenCheck } from './authenticate';
+import { RequestLimits } from './limits';
+import { limitConnections, type ConnectionLimits } from './connection-limits';
 import { Forwarder } from './forward';
 import { locationRewriter } from './headers';
 import { clientErrorHandler, connectRefusal, expectationRefusal, MAX_HEADER_BYTES } from './http-refusals';
@@ -39,6 +41,8 @@ export interface ProxyOptions extends PolicyParts {
   headersTimeoutMs?: number;
   /** Time a client has for its whole request, body included. */
   requestTimeoutMs?: number;
+  /** Connection caps and idle timeouts (connection-limits.ts); Node's defaults when absent (tests). */
+  connections?: ConnectionLimits;
   /** Where each handled request's audit record goes (absent: no audit trail). */
   audit?: AuditDestination;
 }
@@ -82,6 +86,7 @@ export async function buildProxy(o: ProxyOptions): Promise<ProxyServer> {
     // every second. A missing Host is refused by the pipeline as an OperationOutcome (Node's
     // own refusal has no body).
     requestTimeout: o.requestTimeoutMs ?? 60_000,
+    ...(o.connections ? { keepAliveTimeout: o.connections.keepAliveTimeoutMs, connectionTimeout: o.connections.idleTimeoutMs } : {}),
     // Headers are limited to 15 KiB, below the 16 KiB most servers (Node, Tomcat, Jetty) accept,
     // so a request fhirguard accepts still fits once it carries X-Forwarded-* and X-Request-Id.
     http: { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES },
@@ -90,6 +95,7 @@ export async function buildProxy(o: ProxyOptions): Promise<ProxyServer> {
   app.server.prependListener('request', closeAfterUpgrade);
   app.server.on('checkExpectation', expectationRefusal(o.metrics, o.logger));
   app.server.on('connect', connectRefusal(o.metrics, o.logger));
+  if (o.connections) limitConnections(app.server, o.connections, (why) => o.metrics.connectionRefused(why));
 
   // Every body is kept as the bytes received: the pipeline parses what it must check and
   // the same bytes are forwarded, so what the worker sees is exactly what was validated.
@@ -146,13 +152,16 @@ export async function buildProxy(o: ProxyOptions): Promise<ProxyServer> {
   /** Everything per request that depends on the policy, made once per policy. */
   function generation(parts: PolicyParts): PolicyGeneration {
     const pipeline = createPipeline({ base, policy: parts.policy, metrics: o.metrics, maxDepth: o.maxDepth, audit: audit !== undefined });
+    const limits = RequestLimits.of(parts.policy.limits);
     return {
       ...parts,
-      preHandler: parts.authorization ? authenticator(parts.authorization.tokens, pipeline) : pipeline,
+      preHandler: limited(limits, parts.authorization?.tokens, pipeline),
       forwarder: new Forwarder({ ...forwarding, dropToken: parts.policy.authorization !== undefined }),
+      limits,
     };
   }
   let current = generation(o);
+  o.metrics.setLimitsSource(() => current.limits);
 
   // The one read of the policy in force: the request keeps what it got here.
   const decided = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
@@ -202,6 +211,29 @@ export async function buildProxy(o: ProxyOptions): Promise<ProxyServer> {
     usePolicy(parts) {
       current = generation(parts);
     },
+  };
+}
+
+type PreHandler = PolicyGeneration['preHandler'];
+
+/**
+ * The request path with the policy's limits around the token check: the global limits before
+ * it (a flood costs no verification), the client's after it (the client is who the token says).
+ */
+function limited(limits: RequestLimits | undefined, tokens: TokenCheck | undefined, pipeline: PreHandler): PreHandler {
+  const client: PreHandler = limits
+    ? (request, reply, done) => {
+        const refused = limits.admitClient(request, reply);
+        if (refused) done(refused);
+        else pipeline(request, reply, done);
+      }
+    : pipeline;
+  const checked = tokens ? authenticator(tokens, client) : client;
+  if (!limits) return checked;
+  return (request, reply, done) => {
+    const refused = limits.admitGlobal(reply);
+    if (refused) done(refused);
+    else checked(request, reply, done);
   };
 }
 

@@ -21,7 +21,7 @@ describe('policy load errors', () => {
     tier: read
 defaults: {}
 `),
-    ).toEqual(['p.yaml:8:1: defaults: unknown field; expected one of: tiers, rules, supplyChain, authorization']);
+    ).toEqual(['p.yaml:8:1: defaults: unknown field; expected one of: tiers, rules, supplyChain, authorization, limits']);
   });
 
   test('unknown tier field', () => {
@@ -165,13 +165,13 @@ rules:
 
   test('empty tiers, empty rules, empty file, missing sections', () => {
     expect(errors('tiers: []\nrules: []\n')).toEqual(['p.yaml:1:8: tiers: expected at least 1 item, found none', 'p.yaml:2:8: rules: expected at least 1 item, found none']);
-    expect(errors('# nothing yet\n')).toEqual(['p.yaml:1:1: (document): the file is empty; expected a mapping with the fields tiers, rules, supplyChain, authorization']);
+    expect(errors('# nothing yet\n')).toEqual(['p.yaml:1:1: (document): the file is empty; expected a mapping with the fields tiers, rules, supplyChain, authorization, limits']);
     expect(errors(`${TIERS}`)).toEqual(['p.yaml:1:1: rules: missing required field (rules, first match wins, no match = deny)']);
     expect(errors('tiers:\nrules: x\n')).toEqual([
       'p.yaml:1:7: tiers: expected a list (each item a mapping with the fields name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server), found an empty value',
       'p.yaml:2:8: rules: expected a list (each item a mapping with the fields resources, interactions, operations, tier, deny, clients, scopes, patient), found the string "x"',
     ]);
-    expect(errors('- a\n')).toEqual(['p.yaml:1:1: (document): expected a mapping with the fields tiers, rules, supplyChain, authorization, found a list']);
+    expect(errors('- a\n')).toEqual(['p.yaml:1:1: (document): expected a mapping with the fields tiers, rules, supplyChain, authorization, limits, found a list']);
   });
 
   test('tier names: duplicates and shapes', () => {
