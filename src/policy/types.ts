@@ -49,11 +49,13 @@ export interface Policy {
   supplyChain: SupplyChainPolicy;
   /** Things that load but are probably mistakes (an unused tier, a rule that never matches). */
   warnings: string[];
+  /** Some rule matches client certificates (`certificates:`), which the listener must verify (mTLS). */
+  matchesCertificates: boolean;
   /** SMART on FHIR at the front door (`authorization:`); absent: no authorization. */
   authorization?: AuthorizationConfig;
   /**
    * The tier serving this interaction for `who` (the verified token's identity, when the
-   * policy has authorization), or throws FhirError 403 (reason 'policy') naming what was
+   * policy has authorization, and the verified client certificate, with mTLS), or throws FhirError 403 (reason 'policy') naming what was
    * denied and why.
    */
   decide(interaction: Interaction, who?: RuleSubject): TierConfig;

@@ -11,6 +11,15 @@ export const PROXY_OPTIONS: Record<string, OptionSpec> = {
   'max-depth': { type: 'string', env: 'FHIRGUARD_MAX_DEPTH', default: '64', arg: '<n>', help: 'deepest JSON nesting accepted in a body (400 above)' },
   'headers-timeout': { type: 'string', env: 'FHIRGUARD_HEADERS_TIMEOUT', default: '10000', arg: '<ms>', help: 'time a client has to send a request line and headers (408 and closed after)' },
   'request-timeout': { type: 'string', env: 'FHIRGUARD_REQUEST_TIMEOUT', default: '60000', arg: '<ms>', help: 'time a client has to send a whole request, body included (408 and closed after)' },
+  'tls-cert': { type: 'string', env: 'FHIRGUARD_TLS_CERT', arg: '<file>', help: 'serve HTTPS on the FHIR listener: PEM certificate, its chain after it (docs/tls.md)' },
+  'tls-key': { type: 'string', env: 'FHIRGUARD_TLS_KEY', arg: '<file>', help: "the certificate's PEM private key; both files are reloaded when they change" },
+  'tls-client-ca': { type: 'string', env: 'FHIRGUARD_TLS_CLIENT_CA', arg: '<file>', help: 'verify client certificates (mTLS) against these PEM CA certificates' },
+  'tls-client-cert': {
+    type: 'string',
+    env: 'FHIRGUARD_TLS_CLIENT_CERT',
+    arg: 'none|optional|required',
+    help: 'whether clients must present a certificate (default: required with --tls-client-ca, else none)',
+  },
   'audit-dir': { type: 'string', env: 'FHIRGUARD_AUDIT_DIR', arg: '<dir>', help: 'keep the audit trail there: one FHIR AuditEvent per request, fsynced JSON lines (docs/audit.md)' },
   'audit-sink': { type: 'string', env: 'FHIRGUARD_AUDIT_SINK', arg: '<fhir base url>', help: 'also deliver the audit trail to this FHIR server, at least once (needs --audit-dir)' },
 };

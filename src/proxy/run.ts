@@ -24,6 +24,7 @@ import { normaliseBase, positiveInt, PROXY_OPTIONS } from './options';
 import { UpstreamPools } from './pool';
 import { buildProxy } from './server';
 import { holdTickObjectShape } from './tick-shape';
+import { TlsListener, tlsSettings, type TlsReload } from './tls-listener';
 import { warmHttpClient } from './warm-up';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -31,6 +32,8 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 export interface RunningProxy {
   fhirUrl: string;
   adminAddress: string;
+  /** Reads the TLS certificate, key and client CAs again; a set that does not load is refused and the old one kept. */
+  reloadTls(): Promise<TlsReload>;
   close(): Promise<void>;
 }
 
@@ -44,6 +47,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   let requestTimeoutMs: number;
   let listen: { host: string; port: number };
   let adminAt: { host: string; port: number };
+  let tls: TlsListener | undefined;
   try {
     if (values['audit-sink'] !== undefined && values['audit-dir'] === undefined) throw new Error('--audit-sink delivers the audit trail: it needs --audit-dir');
     base = normaliseBase(values.base);
@@ -56,6 +60,10 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     listen = parseHostPort(String(values.listen), '--listen');
     adminAt = parseHostPort(String(values.admin), '--admin');
     policy = loadPolicy(path.resolve(String(values.policy)));
+    const tlsAt = tlsSettings(values);
+    if (policy.matchesCertificates && tlsAt?.clientCa === undefined)
+      throw new Error(`rules in ${policy.file} match client certificates (certificates:), which only an HTTPS listener with --tls-client-ca verifies`);
+    tls = tlsAt && new TlsListener(tlsAt, log);
   } catch (err) {
     const message = err instanceof PolicyError ? `policy rejected:\n${err.message}` : (err as Error).message;
     log.fatal(message);
@@ -130,6 +138,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     capabilities,
     ...(authorization ? { authorization } : {}),
     ...(audit ? { audit } : {}),
+    ...(tls ? { tls } : {}),
   });
   const admin = createAdminServer({
     registry: metrics.registry,
@@ -145,20 +154,23 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   } catch (err) {
     log.fatal({ err }, `cannot listen: ${(err as Error).message}`);
     follow?.stop();
+    tls?.close();
     await app.close();
     await pools.close();
     return 1;
   }
   const fhirAddr = app.server.address() as AddressInfo;
   const adminAddr = admin.address() as AddressInfo;
-  const fhirUrl = `http://${formatHostPort({ host: fhirAddr.address, port: fhirAddr.port })}${base}`;
+  const fhirUrl = `${tls ? 'https' : 'http'}://${formatHostPort({ host: fhirAddr.address, port: fhirAddr.port })}${base}`;
   const adminAddress = formatHostPort({ host: adminAddr.address, port: adminAddr.port });
   log.info({ fhir: fhirUrl, admin: adminAddress, tiers: policy.tiers.map((t) => t.name) }, 'fhirguard proxy listening');
   return {
     fhirUrl,
     adminAddress,
+    reloadTls: () => tls?.reload() ?? Promise.resolve({ status: 'off', detail: 'the FHIR listener serves plain HTTP (no --tls-cert)' }),
     async close() {
       follow?.stop();
+      tls?.close();
       authorization?.smartConfiguration.stop();
       await app.close(); // stops accepting, lets in-flight requests finish
       // Every request answered has its record on disk (or with the agent) before the proxy says it stopped.

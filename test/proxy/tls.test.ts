@@ -1,0 +1,248 @@
+// HTTPS on the FHIR listener, through the real proxy process with a recording upstream and
+// certificates made by openssl for the test: the protocol versions it speaks, certificates a
+// verifying client refuses, plain HTTP to the HTTPS port, client certificates (mTLS) refused
+// without a trusted one and matched by the policy and recorded in the audit trail. Every
+// refusal proves the upstream never saw the request.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { SecureVersion } from 'node:tls';
+import { requestIdOf, trailEvents } from '../audit/trail-helpers';
+import { scrapeUntil, value } from '../helpers/metrics-text';
+import { startProxy, stopAllProxies, type ProxyProcess } from '../helpers/proxy-process';
+import { startRecordingUpstream, type RecordingUpstream } from '../helpers/recording-upstream';
+import { TestCertificates, type IssuedCertificate } from '../helpers/test-certificates';
+
+export interface TlsAnswer {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+  protocol: string | null;
+  /** The server certificate's fingerprint as `sha256:...`. */
+  served: string;
+}
+
+export interface TlsGetOptions {
+  ca: string | string[];
+  minVersion?: SecureVersion;
+  maxVersion?: SecureVersion;
+  ciphers?: string;
+  client?: IssuedCertificate;
+  servername?: string;
+  agent?: https.Agent | false;
+}
+
+/** One HTTPS GET with a verifying client; rejects on a handshake or verification failure. */
+export function tlsGet(url: string, o: TlsGetOptions): Promise<TlsAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      url,
+      {
+        ca: o.ca,
+        agent: o.agent ?? false,
+        ...(o.minVersion ? { minVersion: o.minVersion } : {}),
+        ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+        ...(o.ciphers ? { ciphers: o.ciphers } : {}),
+        ...(o.servername ? { servername: o.servername } : {}),
+        ...(o.client ? { cert: readPem(o.client.cert), key: readPem(o.client.key) } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          const socket = res.socket as import('node:tls').TLSSocket;
+          resolve({ status: res.statusCode ?? 0, body, headers: res.headers, protocol: socket.getProtocol?.() ?? null, served: `sha256:${socket.getPeerCertificate().fingerprint256?.toLowerCase()}` });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+  });
+}
+
+function readPem(file: string): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('node:fs') as typeof import('node:fs')).readFileSync(file, 'utf8');
+}
+
+let dir: string;
+let certs: TestCertificates;
+let server: IssuedCertificate;
+let up: RecordingUpstream;
+let proxy: ProxyProcess;
+const ca = (): string => readPem(certs.ca);
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'fg-tls-'));
+  certs = new TestCertificates(dir);
+  server = certs.issue('server', { cn: 'localhost', san: 'IP:127.0.0.1,DNS:localhost', chain: true });
+  up = await startRecordingUpstream({ name: 'up' });
+  proxy = await startProxy({
+    dir,
+    args: ['--tls-cert', server.cert, '--tls-key', server.key],
+    policy: {
+      tiers: [{ name: 'all', upstreams: [up.url] }],
+      rules: [{ resources: ['*'], interactions: ['read', 'search-type', 'capabilities'], tier: 'all' }],
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  if (proxy) expect(await proxy.stop()).toEqual({ code: 0, signal: null });
+  await stopAllProxies();
+  await up?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the HTTPS listener', () => {
+  test('logs and serves an https:// FHIR base', () => {
+    expect(proxy.fhirUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/fhir$/);
+  });
+
+  test.each([['TLSv1.2'], ['TLSv1.3']] as const)('%s handshakes and the request reaches the upstream', async (version) => {
+    up.clear();
+    const res = await tlsGet(`${proxy.fhirUrl}/Patient/p1`, { ca: ca(), minVersion: version, maxVersion: version });
+    expect(res.status).toBe(200);
+    expect(res.protocol).toBe(version);
+    expect(res.served).toBe(server.fingerprint);
+    expect(up.traffic().map((r) => r.path)).toEqual(['/Patient/p1']);
+    // The upstream is told the client came over HTTPS.
+    expect(up.traffic()[0].headers['x-forwarded-proto']).toBe('https');
+  });
+
+  test('TLS 1.1 is refused at the handshake; nothing reaches the upstream', async () => {
+    up.clear();
+    await expect(tlsGet(`${proxy.fhirUrl}/Patient/p1`, { ca: ca(), minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' })).rejects.toThrow(
+      /protocol version|unsupported protocol|alert/i,
+    );
+    expect(up.traffic()).toHaveLength(0);
+  });
+
+  test('a TLS 1.2 cipher outside the intermediate list is refused', async () => {
+    await expect(tlsGet(`${proxy.fhirUrl}/Patient/p1`, { ca: ca(), maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA256' })).rejects.toThrow(/handshake failure|alert/i);
+    expect(up.traffic()).toHaveLength(0);
+  });
+
+  test('plain HTTP to the HTTPS port gets a 400 OperationOutcome, counted, and never reaches the upstream', async () => {
+    up.clear();
+    const port = Number(new URL(proxy.origin).port);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(`GET /fhir/Patient/p1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`));
+      let text = '';
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (text += d));
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+    });
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 400 /);
+    expect(head).toMatch(/content-type: application\/fhir\+json/i);
+    expect(head).toMatch(/connection: close/i);
+    const outcome = JSON.parse(body) as { resourceType: string; issue: { code: string; diagnostics: string }[] };
+    expect(outcome.resourceType).toBe('OperationOutcome');
+    expect(outcome.issue[0].diagnostics).toMatch(/speaks HTTPS/);
+    const { samples } = await scrapeUntil(proxy.adminUrl, (s) => value(s, 'fhirguard_refusals_total', { reason: 'plain-http' }) >= 1);
+    expect(value(samples, 'fhirguard_refusals_total', { reason: 'plain-http' })).toBe(1);
+    expect(up.traffic()).toHaveLength(0);
+  });
+
+  test('fetch over plain http:// gets the same 400', async () => {
+    const res = await fetch(`${proxy.fhirUrl.replace('https:', 'http:')}/metadata`);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
+    expect(up.traffic()).toHaveLength(0);
+  });
+});
+
+describe('certificates a verifying client refuses', () => {
+  test.each([
+    ['expired', { cn: 'localhost', san: 'IP:127.0.0.1,DNS:localhost', days: -1 }, /expired/i],
+    ['wrong-host', { cn: 'fhir.elsewhere.example', san: 'DNS:fhir.elsewhere.example' }, /altnames|does not match|Hostname/i],
+  ] as const)(
+    '%s',
+    async (name, issue, error) => {
+      const bad = certs.issue(name, issue);
+      const p = await startProxy({
+        dir,
+        args: ['--tls-cert', bad.cert, '--tls-key', bad.key],
+        policy: { tiers: [{ name: 'all', upstreams: [up.url] }], rules: [{ resources: ['*'], interactions: ['read'], tier: 'all' }] },
+      });
+      try {
+        up.clear();
+        await expect(tlsGet(`${p.fhirUrl}/Patient/p1`, { ca: ca() })).rejects.toThrow(error);
+        expect(up.traffic()).toHaveLength(0);
+      } finally {
+        expect(await p.stop()).toEqual({ code: 0, signal: null });
+      }
+    },
+    60_000,
+  );
+});
+
+describe('client certificates (mTLS)', () => {
+  let mtls: ProxyProcess;
+  let gateway: IssuedCertificate;
+  let other: IssuedCertificate;
+  let stranger: IssuedCertificate;
+  const trail = (): string => path.join(dir, 'mtls-trail');
+
+  beforeAll(async () => {
+    gateway = certs.issue('gateway', { cn: 'lab-gateway', san: 'DNS:lab.hospital.example', client: true });
+    other = certs.issue('other-client', { cn: 'other-client', client: true });
+    stranger = new TestCertificates(dir, 'untrusted-ca').issue('stranger', { cn: 'lab-gateway', client: true });
+    mtls = await startProxy({
+      dir,
+      args: ['--tls-cert', server.cert, '--tls-key', server.key, '--tls-client-ca', certs.ca, '--audit-dir', trail()],
+      policy: {
+        tiers: [{ name: 'all', upstreams: [up.url] }],
+        rules: [
+          { resources: ['Observation'], interactions: ['read'], tier: 'all', certificates: ['cn:lab-gateway'] },
+          { resources: ['Patient'], interactions: ['read'], tier: 'all', certificates: [`sha256:${gateway.fingerprint.slice(7).toUpperCase()}`, 'dns:nobody.example'] },
+          { resources: ['*'], interactions: ['capabilities'], tier: 'all' },
+        ],
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    if (mtls) expect(await mtls.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  test('without a certificate, or with one of an unknown CA, the connection is refused', async () => {
+    up.clear();
+    await expect(tlsGet(`${mtls.fhirUrl}/Observation/o1`, { ca: ca() })).rejects.toThrow(/certificate|alert|socket hang up|ECONNRESET/i);
+    await expect(tlsGet(`${mtls.fhirUrl}/Observation/o1`, { ca: ca(), client: stranger })).rejects.toThrow(/certificate|alert|socket hang up|ECONNRESET/i);
+    expect(up.traffic()).toHaveLength(0);
+  });
+
+  test("the certificate's identity reaches the policy: its rules let it in, another certificate is refused", async () => {
+    up.clear();
+    expect((await tlsGet(`${mtls.fhirUrl}/Observation/o1`, { ca: ca(), client: gateway })).status).toBe(200);
+    expect((await tlsGet(`${mtls.fhirUrl}/Patient/p1`, { ca: ca(), client: gateway })).status).toBe(200);
+    expect(up.traffic().map((r) => r.path)).toEqual(['/Observation/o1', '/Patient/p1']);
+    up.clear();
+    const refused = await tlsGet(`${mtls.fhirUrl}/Observation/o1`, { ca: ca(), client: other });
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body).resourceType).toBe('OperationOutcome');
+    expect(up.traffic()).toHaveLength(0);
+  });
+
+  test('the audit event names the client certificate', async () => {
+    const ok = await tlsGet(`${mtls.fhirUrl}/Observation/o2`, { ca: ca(), client: gateway });
+    const refused = await tlsGet(`${mtls.fhirUrl}/Observation/o3`, { ca: ca(), client: other });
+    const id = (r: TlsAnswer): string => String(r.headers['x-request-id']);
+    const clientOf = (requestId: string) => {
+      const events = trailEvents(trail()).filter((e) => requestIdOf(e) === requestId);
+      return events[0]?.agent.find((a) => a.type?.coding?.[0]?.code === '110153')?.who;
+    };
+    let who: ReturnType<typeof clientOf>;
+    // The trail is written as requests end: wait for the second event.
+    for (let i = 0; i < 100 && !(who = clientOf(id(refused))); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(clientOf(id(ok))).toEqual({ identifier: { type: { text: 'client certificate' }, value: gateway.fingerprint }, display: 'CN=lab-gateway, O=fhirguard tests' });
+    expect(who).toEqual({ identifier: { type: { text: 'client certificate' }, value: other.fingerprint }, display: 'CN=other-client, O=fhirguard tests' });
+  });
+});
