@@ -50,13 +50,14 @@ export function tlsGet(url: string, o: TlsGetOptions): Promise<TlsAnswer> {
         ...(o.client ? { cert: readPem(o.client.cert), key: readPem(o.client.key) } : {}),
       },
       (res) => {
+        // Read now: a keep-alive socket goes back to its agent (res.socket null) once the body ends.
+        const socket = res.socket as import('node:tls').TLSSocket;
+        const protocol = socket.getProtocol();
+        const served = `sha256:${socket.getPeerCertificate().fingerprint256.toLowerCase()}`;
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
-        res.on('end', () => {
-          const socket = res.socket as import('node:tls').TLSSocket;
-          resolve({ status: res.statusCode ?? 0, body, headers: res.headers, protocol: socket.getProtocol?.() ?? null, served: `sha256:${socket.getPeerCertificate().fingerprint256?.toLowerCase()}` });
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers, protocol, served }));
         res.on('error', reject);
       },
     );
@@ -245,4 +246,85 @@ describe('client certificates (mTLS)', () => {
     expect(clientOf(id(ok))).toEqual({ identifier: { type: { text: 'client certificate' }, value: gateway.fingerprint }, display: 'CN=lab-gateway, O=fhirguard tests' });
     expect(who).toEqual({ identifier: { type: { text: 'client certificate' }, value: other.fingerprint }, display: 'CN=other-client, O=fhirguard tests' });
   });
+});
+
+describe('certificate reload', () => {
+  /** Writes `text` to `file` as a certificate manager does: a new file renamed over the old. */
+  const replace = (file: string, from: string): void => {
+    const fs = require('node:fs') as typeof import('node:fs'); // eslint-disable-line @typescript-eslint/no-require-imports
+    fs.copyFileSync(from, `${file}.new`);
+    fs.renameSync(`${file}.new`, file);
+  };
+
+  test('the files replaced under load: no request fails, new connections get the new certificate, a mismatched pair is refused', async () => {
+    const fs = require('node:fs') as typeof import('node:fs'); // eslint-disable-line @typescript-eslint/no-require-imports
+    const live = path.join(dir, 'live');
+    fs.mkdirSync(live);
+    const first = certs.issue('first', { cn: 'localhost', san: 'IP:127.0.0.1' });
+    const second = certs.issue('second', { cn: 'localhost', san: 'IP:127.0.0.1' });
+    const third = certs.issue('third', { cn: 'localhost', san: 'IP:127.0.0.1' });
+    const cert = path.join(live, 'tls.crt');
+    const key = path.join(live, 'tls.key');
+    fs.copyFileSync(first.cert, cert);
+    fs.copyFileSync(first.key, key);
+    const p = await startProxy({
+      dir,
+      args: ['--tls-cert', cert, '--tls-key', key],
+      policy: { tiers: [{ name: 'all', upstreams: [up.url] }], rules: [{ resources: ['*'], interactions: ['read'], tier: 'all' }] },
+    });
+    const logged = (msg: string): number => p.logs().filter((l) => l.msg.startsWith(msg)).length;
+    const waitLogged = async (msg: string, count: number): Promise<void> => {
+      for (let i = 0; i < 400 && logged(msg) < count; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(logged(msg)).toBe(count);
+    };
+    const keepAlive = new https.Agent({ keepAlive: true, maxSockets: 2, ca: ca() });
+    let running = true;
+    const failures: unknown[] = [];
+    let done = 0;
+    const seen = new Set<string>();
+    const loop = async (agent: https.Agent | false): Promise<void> => {
+      while (running) {
+        try {
+          const r = await tlsGet(`${p.fhirUrl}/Patient/p1`, { ca: ca(), agent });
+          if (r.status !== 200) failures.push(r.status);
+          seen.add(r.served);
+          done++;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+    };
+    const clients = [loop(keepAlive), loop(keepAlive), loop(false), loop(false)];
+    try {
+      const progress = async (n: number): Promise<void> => {
+        const target = done + n;
+        while (done < target && failures.length === 0) await new Promise((r) => setTimeout(r, 10));
+      };
+      await progress(50);
+      expect((await tlsGet(`${p.fhirUrl}/Patient/p1`, { ca: ca() })).served).toBe(first.fingerprint);
+
+      replace(cert, second.cert);
+      replace(key, second.key);
+      await waitLogged('TLS certificate reloaded', 1);
+      await progress(50);
+      expect((await tlsGet(`${p.fhirUrl}/Patient/p1`, { ca: ca() })).served).toBe(second.fingerprint);
+
+      // A certificate whose key has not arrived: refused, the pair in use stays.
+      replace(cert, third.cert);
+      await waitLogged('TLS reload refused', 1);
+      await progress(50);
+      expect((await tlsGet(`${p.fhirUrl}/Patient/p1`, { ca: ca() })).served).toBe(second.fingerprint);
+      replace(key, third.key);
+      await waitLogged('TLS certificate reloaded', 2);
+      await progress(50);
+      expect((await tlsGet(`${p.fhirUrl}/Patient/p1`, { ca: ca() })).served).toBe(third.fingerprint);
+    } finally {
+      running = false;
+      await Promise.all(clients);
+      keepAlive.destroy();
+      expect(await p.stop()).toEqual({ code: 0, signal: null });
+    }
+    expect(failures).toEqual([]);
+    expect(seen).toEqual(new Set([first.fingerprint, second.fingerprint, third.fingerprint]));
+  }, 120_000);
 });
