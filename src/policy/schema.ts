@@ -8,6 +8,7 @@ import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
 import { AUTHORIZATION_FIELD, type AuthorizationFields } from './authorization';
 import { SERVER_FIELD, type ServerFields } from './server';
 import { SUPPLY_CHAIN_FIELD, type SupplyChainFields } from './supply-chain';
+import { UPSTREAM_TLS_FIELD, type UpstreamTlsFields } from './upstream-tls';
 import type { Field, ObjectSpec, Spec } from './yaml-check';
 
 /** The tier fields as written in the file (before defaults). */
@@ -20,6 +21,7 @@ export interface TierFields {
   enforcement?: 'required' | 'preferred';
   readOnly?: boolean;
   server?: ServerFields;
+  tls?: UpstreamTlsFields;
 }
 
 /** One rule as written in the file. */
@@ -129,6 +131,7 @@ export const TIER_FIELDS: Readonly<Record<string, Field>> = {
   enforcement: { spec: oneOf(['required', 'preferred']), doc: 'refuse to start without kernel enforcement, or run degraded loudly' },
   readOnly: { spec: { type: 'boolean' }, doc: 'workers never write; derived from the rules, may only be set stricter' },
   server: SERVER_FIELD,
+  tls: UPSTREAM_TLS_FIELD,
 };
 
 export const RULE_FIELDS: Readonly<Record<string, Field>> = {

@@ -6,6 +6,7 @@ import type { AuthorizationConfig } from './authorization';
 import type { RuleSubject } from './identity-rules';
 import type { ServerConfig } from './server';
 import type { SupplyChainPolicy } from './supply-chain';
+import type { UpstreamTls } from './upstream-tls';
 
 export interface TierConfig {
   name: string;
@@ -25,6 +26,8 @@ export interface TierConfig {
    * worker (`workers` of them, default 1); absent: reference workers, or upstreams.
    */
   server?: ServerConfig;
+  /** TLS to the tier's https:// upstreams (`tls:`): CA bundle, client certificate; absent: the system's CAs. */
+  tls?: UpstreamTls;
   /** Upstream response timeout; default 10000. */
   timeoutMs: number;
   /** Kernel confinement mode: audit counts violations, enforce blocks them. Default enforce. */

@@ -34,7 +34,7 @@ rules:
     interactions: [read]
     tier: read
 `),
-    ).toEqual(['p.yaml:3:5: tiers[0].timeout: unknown field; expected one of: name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server']);
+    ).toEqual(['p.yaml:3:5: tiers[0].timeout: unknown field; expected one of: name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server, tls']);
   });
 
   test('unknown rule field', () => {
@@ -168,7 +168,7 @@ rules:
     expect(errors('# nothing yet\n')).toEqual(['p.yaml:1:1: (document): the file is empty; expected a mapping with the fields tiers, rules, supplyChain, authorization']);
     expect(errors(`${TIERS}`)).toEqual(['p.yaml:1:1: rules: missing required field (rules, first match wins, no match = deny)']);
     expect(errors('tiers:\nrules: x\n')).toEqual([
-      'p.yaml:1:7: tiers: expected a list (each item a mapping with the fields name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server), found an empty value',
+      'p.yaml:1:7: tiers: expected a list (each item a mapping with the fields name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server, tls), found an empty value',
       'p.yaml:2:8: rules: expected a list (each item a mapping with the fields resources, interactions, operations, tier, deny, clients, scopes, patient, certificates), found the string "x"',
     ]);
     expect(errors('- a\n')).toEqual(['p.yaml:1:1: (document): expected a mapping with the fields tiers, rules, supplyChain, authorization, found a list']);

@@ -328,3 +328,68 @@ describe('certificate reload', () => {
     expect(seen).toEqual(new Set([first.fingerprint, second.fingerprint, third.fingerprint]));
   }, 120_000);
 });
+
+describe('https upstreams', () => {
+  test("a tier's CA bundle and client certificate reach an upstream that requires them; a wrong CA never passes the health check", async () => {
+    const upstreamCerts = new TestCertificates(dir, 'upstream-ca');
+    const upstreamServer = upstreamCerts.issue('upstream-server', { cn: '127.0.0.1', san: 'IP:127.0.0.1' });
+    // The upstream trusts client certificates of the first CA only.
+    const frontDoor = certs.issue('front-door', { cn: 'fhirguard', client: true });
+    const secure = await startRecordingUpstream({
+      name: 'secure',
+      tls: { cert: readPem(upstreamServer.cert), key: readPem(upstreamServer.key), ca: ca(), requestCert: true, rejectUnauthorized: true },
+    });
+    const policyDir = path.join(dir, 'policy-dir');
+    const fs = require('node:fs') as typeof import('node:fs'); // eslint-disable-line @typescript-eslint/no-require-imports
+    fs.mkdirSync(path.join(policyDir, 'certs'), { recursive: true });
+    fs.copyFileSync(upstreamCerts.ca, path.join(policyDir, 'certs', 'upstream-ca.pem'));
+    fs.copyFileSync(frontDoor.cert, path.join(policyDir, 'certs', 'client.pem'));
+    fs.copyFileSync(frontDoor.key, path.join(policyDir, 'certs', 'client.key'));
+    const tier = (name: string, caFile: string) => ({ name, upstreams: [secure.url], timeoutMs: 5000, tls: { ca: caFile, cert: 'certs/client.pem', key: 'certs/client.key' } });
+    const p = await startProxy({
+      dir: policyDir,
+      policy: {
+        // `wrong` trusts the listener's CA, not the upstream's.
+        tiers: [tier('right', 'certs/upstream-ca.pem'), tier('wrong', certs.ca)],
+        rules: [
+          { resources: ['Patient'], interactions: ['read'], tier: 'right' },
+          { resources: ['Observation'], interactions: ['read'], tier: 'wrong' },
+        ],
+      },
+    });
+    try {
+      const ok = await fetch(`${p.fhirUrl}/Patient/p1`);
+      expect(ok.status).toBe(200);
+      // The front door also reads the tier's CapabilityStatement (/metadata).
+      const served = () => secure.traffic().filter((r) => r.path !== '/metadata');
+      expect(served().map((r) => r.path)).toEqual(['/Patient/p1']);
+      secure.clear();
+      const refused = await fetch(`${p.fhirUrl}/Observation/o1`);
+      // The member's health check fails the same way, so the tier has no member to try: 503.
+      expect(refused.status).toBe(503);
+      const outcome = (await refused.json()) as { resourceType: string; issue: { diagnostics: string }[] };
+      expect(outcome.resourceType).toBe('OperationOutcome');
+      expect(outcome.issue[0].diagnostics).toMatch(/wrong/);
+      expect(served()).toHaveLength(0);
+      // Why, on /readyz: the upstream's certificate did not verify.
+      const ready = (await (await fetch(`${p.adminUrl}/readyz`)).json()) as { tiers: { tier: string; down: { error: string }[] }[] };
+      expect(ready.tiers.find((t) => t.tier === 'wrong')?.down[0].error).toMatch(/certificate|verify/i);
+      expect(ready.tiers.find((t) => t.tier === 'right')?.down).toEqual([]);
+    } finally {
+      expect(await p.stop()).toEqual({ code: 0, signal: null });
+      await secure.close();
+    }
+  }, 60_000);
+
+  test('policy errors name the line: an unreadable file, a key of another certificate, tls without https upstreams', async () => {
+    const { compilePolicy } = await import('../../src/policy');
+    const other = certs.issue('mismatch', { cn: 'x', client: true });
+    const text = (tls: string, upstream = 'https://127.0.0.1:1') =>
+      `tiers:\n  - name: t\n    upstreams: [${upstream}]\n    tls: ${tls}\nrules:\n  - resources: [Patient]\n    interactions: [read]\n    tier: t\n`;
+    const file = path.join(dir, 'p.yaml');
+    expect(() => compilePolicy(text('{ ca: nowhere.pem }'), file)).toThrow(/p\.yaml:4:\d+: tiers\[0\]\.tls\.ca: cannot read .*nowhere\.pem: ENOENT/);
+    expect(() => compilePolicy(text(`{ cert: ${server.cert}, key: ${other.key} }`), file)).toThrow(/tiers\[0\]\.tls\.cert: .* do not load/);
+    expect(() => compilePolicy(text(`{ ca: ${certs.ca} }`, 'http://127.0.0.1:1'), file)).toThrow(/tiers\[0\]\.tls: tls applies to https:\/\/ upstreams/);
+    expect(() => compilePolicy(text(`{ cert: ${server.cert} }`), file)).toThrow(/both cert and key/);
+  });
+});
