@@ -393,3 +393,18 @@ describe('https upstreams', () => {
     expect(() => compilePolicy(text(`{ cert: ${server.cert} }`), file)).toThrow(/both cert and key/);
   });
 });
+
+describe('fhirguard up', () => {
+  test('as root it refuses TLS options and tier tls: blocks plainly; otherwise it passes them on with absolute paths', async () => {
+    const { tlsUnderUp } = await import('../../src/cli/up-tls');
+    const file = path.join(dir, 'up-policy.yaml');
+    require('node:fs').writeFileSync(file, 'tiers:\n  - name: t\n    upstreams: [http://127.0.0.1:1]\nrules:\n  - resources: [Patient]\n    interactions: [read]\n    tier: t\n'); // eslint-disable-line @typescript-eslint/no-require-imports
+    expect(tlsUnderUp({ 'tls-cert': 'a.pem', 'tls-key': 'a.key' }, true, file)).toEqual({
+      refused: expect.stringMatching(/--tls-cert, --tls-key: the confined front door cannot read certificate files/),
+    });
+    expect(tlsUnderUp({}, true, file)).toEqual({ args: [] });
+    expect(tlsUnderUp({ 'tls-cert': 'a.pem', 'tls-key': 'a.key', 'tls-client-cert': 'none' }, false, file)).toEqual({
+      args: ['--tls-cert', path.resolve('a.pem'), '--tls-key', path.resolve('a.key'), '--tls-client-cert', 'none'],
+    });
+  });
+});
