@@ -157,8 +157,10 @@ function clientAgent(r: AuditRecord, requestor: boolean): AuditEventAgent {
   const certificate = fhirString(who.certificate);
   let id: Reference;
   if (clientId) id = { identifier: { ...(system ? { system } : {}), value: clientId } };
-  else if (certificate) id = { identifier: { type: { text: 'client certificate' }, value: certificate } };
-  else id = { display: 'unidentified client' };
+  else if (certificate) {
+    const subject = fhirString(who.certificateSubject);
+    id = { identifier: { type: { text: 'client certificate' }, value: certificate }, ...(subject ? { display: subject } : {}) };
+  } else id = { display: 'unidentified client' };
   const scopes = fhirString(who.scopes?.join(' '), 8 * MAX_TEXT);
   const address = fhirString(r.from.ip, 64);
   return {

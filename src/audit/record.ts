@@ -3,6 +3,7 @@
 // read this patient's record" and nothing more: no bodies, no headers, no token. The trail
 // turns each record into one FHIR AuditEvent (audit-event.ts).
 
+import type { CertificateIdentity } from '../auth/client-certificate';
 import type { Identity } from '../auth/identity';
 import type { InteractionKind } from '../fhir/interaction';
 
@@ -38,6 +39,8 @@ export interface AuditWho {
   scopes?: readonly string[];
   /** The client certificate (its fingerprint or subject) when the client authenticated with TLS. */
   certificate?: string;
+  /** The client certificate's subject, as `CN=..., O=...`, beside its fingerprint in `certificate`. */
+  certificateSubject?: string;
 }
 
 export interface AuditRecord {
@@ -71,10 +74,12 @@ export interface AuditRecord {
   policy?: string;
 }
 
-/** `who` of a record from the verified token; `{}` when the request carried none. */
-export function auditWho(identity: Identity | undefined): AuditWho {
-  if (!identity) return {};
+/** `who` of a record from the verified token and client certificate; `{}` when the request had neither. */
+export function auditWho(identity: Identity | undefined, certificate?: CertificateIdentity): AuditWho {
+  const cert = certificate ? { certificate: certificate.fingerprint, certificateSubject: certificate.subject } : {};
+  if (!identity) return cert;
   return {
+    ...cert,
     issuer: identity.issuer,
     ...(identity.clientId !== undefined ? { clientId: identity.clientId } : {}),
     ...(identity.subject !== undefined ? { subject: identity.subject } : {}),

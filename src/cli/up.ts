@@ -20,6 +20,7 @@ import { unsearchableAncestor } from '../enforce/layout';
 import { runnableInstall } from '../install/stage';
 import { loadPolicy, PolicyError } from '../policy';
 import { PROXY_OPTIONS } from '../proxy/options';
+import { tlsUnderUp } from './up-tls';
 import { TRUST_OPTIONS } from '../trust/options';
 import { selfSign } from '../trust/self-sign';
 import { LOG_LEVEL_OPTION, type Command } from './command';
@@ -120,6 +121,11 @@ export const upCommand: Command = {
     const socket = path.join(paths.stateDir, 'agent.sock');
     const level = String(values['log-level']);
     const pass = (names: string[]): string[] => names.flatMap((n) => (typeof values[n] === 'string' ? [`--${n}`, String(values[n])] : []));
+    const tls = tlsUnderUp(values, root, paths.policyFile);
+    if ('refused' in tls) {
+      say(tls.refused);
+      return 2;
+    }
 
     let ids: Identities | undefined;
     if (root) {
@@ -172,20 +178,23 @@ export const upCommand: Command = {
         return err instanceof PolicyError ? 2 : 1;
       }
     }
-    const proxyArgs = pass([
-      'listen',
-      'base',
-      'admin',
-      'body-limit',
-      'max-depth',
-      'headers-timeout',
-      'request-timeout',
-      'keep-alive-timeout',
-      'idle-timeout',
-      'max-connections',
-      'max-connections-per-address',
-      'processes',
-    ]);
+    const proxyArgs = [
+      ...pass([
+        'listen',
+        'base',
+        'admin',
+        'body-limit',
+        'max-depth',
+        'headers-timeout',
+        'request-timeout',
+        'keep-alive-timeout',
+        'idle-timeout',
+        'max-connections',
+        'max-connections-per-address',
+        'processes',
+      ]),
+      ...tls.args,
+    ];
     const agent = spawn(
       process.execPath,
       [

@@ -6,6 +6,7 @@
 export const REFUSAL_REASONS = {
   // HTTP, below the FHIR routes (front door)
   'malformed-http': 'the bytes are not well-formed HTTP/1.1',
+  'plain-http': 'plain HTTP sent to a listener that speaks only HTTPS',
   'http-version': 'an HTTP version other than 1.1 (or 1.0)',
   'missing-host': 'no Host header',
   'duplicate-host': 'more than one Host header',

@@ -26,9 +26,10 @@ function checkTierNames(fields: PolicyFields, at: SourcePositions): Map<string, 
 
 function checkRule(r: RuleFields, k: number, tiers: ReadonlyMap<string, number>, at: SourcePositions, authorization: boolean): void {
   const path = `rules[${k}]`;
-  if (namesIdentity(r) && !authorization) {
-    const named = (['clients', 'scopes', 'patient'] as const).find((f) => r[f] !== undefined) as string;
-    at.report(`${path}.${named}`, `${named} matches who asks, which only a policy with an authorization: block knows`);
+  // A client certificate is known without authorization (the listener verifies it); a token's claims are not.
+  const tokenField = (['clients', 'scopes', 'patient'] as const).find((f) => r[f] !== undefined);
+  if (tokenField !== undefined && !authorization) {
+    at.report(`${path}.${tokenField}`, `${tokenField} matches who asks, which only a policy with an authorization: block knows`);
   }
   if (r.tier !== undefined && r.deny !== undefined) at.report(`${path}.deny`, 'a rule has either tier: <name> or deny: true, not both');
   if (r.tier === undefined && r.deny === undefined) at.report(path, 'a rule needs tier: <name> (serve what it matches) or deny: true (refuse it)');
@@ -92,6 +93,7 @@ export function compile(fields: PolicyFields, file: string, digest: string, at: 
     tierByName: new Map(tiers.map((t) => [t.name, t])),
     supplyChain: supply.supplyChain,
     warnings: [...warningsOf(file, fields, rules.entries(), tiers), ...supply.warnings],
+    matchesCertificates: fields.rules.some((r) => r.certificates !== undefined),
     ...(fields.authorization ? { authorization: compileAuthorization(fields.authorization, file) } : {}),
     limits,
     decide,

@@ -1,18 +1,20 @@
-// Rules that match who asks (`clients`, `scopes`, `patient`), as decision tables. Which rules
+// Rules that match who asks (`clients`, `scopes`, `patient`, `certificates`), as decision tables. Which rules
 // apply depends on the identity only through which of those rules' conditions it meets, so a
 // decision table is built per such combination, the first time an identity meets it, and
 // remembered with the identity: a request still decides with two Map lookups.
 
+import { certificateMatches, type CertificateIdentity } from '../auth/client-certificate';
 import { Decider } from './decide';
 import { namesIdentity, type RuleFields } from './schema';
 import { DecisionTable, type Decided } from './table';
 import type { TierConfig } from './types';
 
-/** What a rule can match on: the verified token's client, scopes and launch patient. */
+/** What a rule can match on: the verified token's client, scopes and launch patient; the verified client certificate. */
 export interface RuleSubject {
   clientId?: string;
   scopes: readonly string[];
   patient?: string;
+  certificate?: CertificateIdentity;
 }
 
 /** A rule that matches no request: an identity rule whose conditions the identity does not meet. */
@@ -25,6 +27,10 @@ function meets(r: RuleFields, who: RuleSubject | undefined): boolean {
   if (r.clients && (who.clientId === undefined || !r.clients.includes(who.clientId))) return false;
   if (r.scopes && !r.scopes.every((s) => who.scopes.includes(s))) return false;
   if (r.patient !== undefined && r.patient !== (who.patient !== undefined)) return false;
+  if (r.certificates) {
+    const cert = who.certificate;
+    if (cert === undefined || !r.certificates.some((entry) => certificateMatches(entry, cert))) return false;
+  }
   return true;
 }
 

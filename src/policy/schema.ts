@@ -2,12 +2,14 @@
 // The README's policy reference is written from this table; later per-tier settings (egress
 // allow-lists, profiles) are new entries in TIER_FIELDS plus their defaults in tiers.ts.
 
+import { certificateMatchProblem } from '../auth/client-certificate';
 import { INTERACTION_KINDS, type InteractionKind } from '../fhir/interaction';
 import { R4_RESOURCE_TYPES } from '../fhir/r4-resource-types';
 import { AUTHORIZATION_FIELD, type AuthorizationFields } from './authorization';
 import { LIMITS_FIELD, type LimitsFields } from './limits';
 import { SERVER_FIELD, type ServerFields } from './server';
 import { SUPPLY_CHAIN_FIELD, type SupplyChainFields } from './supply-chain';
+import { UPSTREAM_TLS_FIELD, type UpstreamTlsFields } from './upstream-tls';
 import type { Field, ObjectSpec, Spec } from './yaml-check';
 
 /** The tier fields as written in the file (before defaults). */
@@ -20,6 +22,7 @@ export interface TierFields {
   enforcement?: 'required' | 'preferred';
   readOnly?: boolean;
   server?: ServerFields;
+  tls?: UpstreamTlsFields;
 }
 
 /** One rule as written in the file. */
@@ -35,11 +38,13 @@ export interface RuleFields {
   scopes?: string[];
   /** true: only tokens with a launch patient match; false: only tokens without one. */
   patient?: boolean;
+  /** Only requests over a connection whose verified client certificate one of these names (mTLS). */
+  certificates?: string[];
 }
 
-/** Whether a rule matches only some identities (and so needs authorization). */
+/** Whether a rule matches only some identities: a token's (needs authorization) or a client certificate's. */
 export function namesIdentity(r: RuleFields): boolean {
-  return r.clients !== undefined || r.scopes !== undefined || r.patient !== undefined;
+  return r.clients !== undefined || r.scopes !== undefined || r.patient !== undefined || r.certificates !== undefined;
 }
 
 export interface PolicyFields {
@@ -128,6 +133,7 @@ export const TIER_FIELDS: Readonly<Record<string, Field>> = {
   enforcement: { spec: oneOf(['required', 'preferred']), doc: 'refuse to start without kernel enforcement, or run degraded loudly' },
   readOnly: { spec: { type: 'boolean' }, doc: 'workers never write; derived from the rules, may only be set stricter' },
   server: SERVER_FIELD,
+  tls: UPSTREAM_TLS_FIELD,
 };
 
 export const RULE_FIELDS: Readonly<Record<string, Field>> = {
@@ -156,6 +162,10 @@ export const RULE_FIELDS: Readonly<Record<string, Field>> = {
     doc: 'with authorization: the rule matches only tokens holding every one of these scopes',
   },
   patient: { spec: { type: 'boolean' }, doc: 'with authorization: true matches only tokens with a launch patient, false only tokens without' },
+  certificates: {
+    spec: { type: 'list', items: { type: 'string', expect: 'a certificate match', check: certificateMatchProblem }, minItems: 1, unique: true },
+    doc: 'with --tls-client-ca: the rule matches only clients whose verified certificate one entry names (cn:, dns:, uri:, email:, ip:, sha256:)',
+  },
 };
 
 export const POLICY_SPEC: ObjectSpec = {

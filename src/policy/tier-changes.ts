@@ -6,9 +6,14 @@
 
 import type { Policy, TierConfig } from './types';
 
-const TIER_FIELDS = ['upstreams', 'workers', 'server', 'timeoutMs', 'mode', 'enforcement', 'readOnly', 'rank'] as const satisfies readonly (keyof TierConfig)[];
+const TIER_FIELDS = ['upstreams', 'tls', 'workers', 'server', 'timeoutMs', 'mode', 'enforcement', 'readOnly', 'rank'] as const satisfies readonly (keyof TierConfig)[];
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** A field's value as a message shows it: upstream TLS by its files, never the PEM it read (a private key). */
+function shown(field: (typeof TIER_FIELDS)[number], t: TierConfig): string {
+  return JSON.stringify(field === 'tls' ? t.tls?.files : t[field]);
+}
 
 /** Each change in the tiers from `before` to `after`, as a sentence; none: the tiers are the same. */
 export function tierChanges(before: Policy, after: Policy): string[] {
@@ -20,7 +25,7 @@ export function tierChanges(before: Policy, after: Policy): string[] {
       changes.push(`tier '${t.name}' is gone`);
       continue;
     }
-    for (const f of TIER_FIELDS) if (!same(t[f], next[f])) changes.push(`tier '${t.name}': ${f} changes from ${JSON.stringify(t[f])} to ${JSON.stringify(next[f])}`);
+    for (const f of TIER_FIELDS) if (!same(t[f], next[f])) changes.push(`tier '${t.name}': ${f} changes from ${shown(f, t)} to ${shown(f, next)}`);
   }
   return changes;
 }

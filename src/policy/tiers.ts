@@ -7,6 +7,7 @@ import type { TierFields } from './schema';
 import { compileServer } from './server';
 import type { Decided } from './table';
 import type { TierConfig } from './types';
+import { compileUpstreamTls } from './upstream-tls';
 import type { SourcePositions } from './yaml-check';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -72,10 +73,12 @@ export function buildTiers(fields: readonly TierFields[], table: { entries(): It
       at.report(`${path}.server`, `tier '${f.name}' has upstreams: it is served either by upstreams outside fhirguard or by a server the agent runs, not both`);
     }
     const server = f.server ? compileServer(f.server, policyFile, path, readOnly, at) : undefined;
+    const tls = f.tls ? compileUpstreamTls(f.tls, upstreams, policyFile, path, at) : undefined;
     return Object.freeze({
       name: f.name,
       upstreams: Object.freeze([...upstreams]) as string[],
       ...(server ? { server } : {}),
+      ...(tls ? { tls } : {}),
       workers: upstreams.length > 0 ? 0 : (f.workers ?? (server ? DEFAULT_SERVER_WORKERS : readOnly ? DEFAULT_READ_WORKERS : DEFAULT_WRITE_WORKERS)),
       timeoutMs: f.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       mode: f.mode ?? 'enforce',

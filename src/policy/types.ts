@@ -7,6 +7,7 @@ import type { LimitsConfig } from './limits';
 import type { RuleSubject } from './identity-rules';
 import type { ServerConfig } from './server';
 import type { SupplyChainPolicy } from './supply-chain';
+import type { UpstreamTls } from './upstream-tls';
 
 export interface TierConfig {
   name: string;
@@ -26,6 +27,8 @@ export interface TierConfig {
    * worker (`workers` of them, default 1); absent: reference workers, or upstreams.
    */
   server?: ServerConfig;
+  /** TLS to the tier's https:// upstreams (`tls:`): CA bundle, client certificate; absent: the system's CAs. */
+  tls?: UpstreamTls;
   /** Upstream response timeout; default 10000. */
   timeoutMs: number;
   /** Kernel confinement mode: audit counts violations, enforce blocks them. Default enforce. */
@@ -54,11 +57,13 @@ export interface Policy {
   warnings: string[];
   /** Request rate and concurrency limits (`limits:`; none when the file has none). */
   limits: LimitsConfig;
+  /** Some rule matches client certificates (`certificates:`), which the listener must verify (mTLS). */
+  matchesCertificates: boolean;
   /** SMART on FHIR at the front door (`authorization:`); absent: no authorization. */
   authorization?: AuthorizationConfig;
   /**
    * The tier serving this interaction for `who` (the verified token's identity, when the
-   * policy has authorization), or throws FhirError 403 (reason 'policy') naming what was
+   * policy has authorization, and the verified client certificate, with mTLS), or throws FhirError 403 (reason 'policy') naming what was
    * denied and why.
    */
   decide(interaction: Interaction, who?: RuleSubject): TierConfig;

@@ -8,6 +8,7 @@
 import type { FastifyRequest } from 'fastify';
 import { auditWho, type AuditOutcome, type AuditRecord } from '../audit/record';
 import type { Interaction } from '../fhir/interaction';
+import { connectionCertificate } from './client-certificates';
 import type { RequestState } from './request-state';
 
 /** Where finished requests' records go (the audit trail, or the agent that keeps it). */
@@ -89,7 +90,7 @@ export function auditRecordOf(request: FastifyRequest, status: number, elapsedMs
     status,
     outcome: outcomeOf(status, state, closed),
     ...(state?.refusal ? { refusal: state.refusal } : {}),
-    who: auditWho(state?.identity),
+    who: auditWho(state?.identity, connectionCertificate(request.raw.socket)),
     from: { ip: request.ip },
     patients: state ? (state.auditPatients ?? patientsOf(i, state, undefined)) : [],
     ...(i?.resourceType && i.id ? { entities: [`${i.resourceType}/${i.id}`] } : {}),

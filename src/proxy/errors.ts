@@ -41,6 +41,7 @@ export const httpRefusal = {
   requestTimeout: () => refuse(408, 'request-timeout', 'timeout', 'the request did not arrive in time; the connection is closed'),
   chunkExtensionsTooLarge: () => refuse(413, 'chunk-extensions-too-large', 'too-long', 'chunk extensions exceed what the front door accepts'),
   expectationFailed: (value: string) => refuse(417, 'expectation-failed', 'not-supported', `Expect: ${shown(value)} cannot be met; the front door meets only Expect: 100-continue`),
+  plainHttp: () => refuse(400, 'plain-http', 'security', 'this port speaks HTTPS only: send the request to the same address with https://'),
   connect: () => refuse(405, 'method-not-allowed', 'not-supported', 'CONNECT is not a FHIR RESTful method: the front door opens no tunnels'),
   httpVersion: (version: string) => refuse(505, 'http-version', 'not-supported', `HTTP/${shown(version)} is not supported: send HTTP/1.1`),
   missingHost: () => refuse(400, 'missing-host', 'invalid', 'an HTTP/1.1 request must carry a Host header'),

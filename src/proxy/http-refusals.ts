@@ -41,7 +41,8 @@ function refusalOf(err: NodeJS.ErrnoException): FhirError {
   }
 }
 
-function rawResponse(error: FhirError, requestId: string): string {
+/** A refusal as raw HTTP/1.1 bytes, for connections no HTTP response object serves. */
+export function rawResponse(error: FhirError, requestId: string): string {
   const body = JSON.stringify(error.toOutcome());
   return (
     `HTTP/1.1 ${error.status} ${STATUS_TEXT.get(error.status) ?? 'Error'}\r\n` +

@@ -41,6 +41,15 @@ export const PROXY_OPTIONS: Record<string, OptionSpec> = {
     arg: '<n|auto>',
     help: 'proxy processes sharing the FHIR listener, one core each (auto: the cores available; 1: no supervisor)',
   },
+  'tls-cert': { type: 'string', env: 'FHIRGUARD_TLS_CERT', arg: '<file>', help: 'serve HTTPS on the FHIR listener: PEM certificate, its chain after it (docs/tls.md)' },
+  'tls-key': { type: 'string', env: 'FHIRGUARD_TLS_KEY', arg: '<file>', help: "the certificate's PEM private key; both files are reloaded when they change" },
+  'tls-client-ca': { type: 'string', env: 'FHIRGUARD_TLS_CLIENT_CA', arg: '<file>', help: 'verify client certificates (mTLS) against these PEM CA certificates' },
+  'tls-client-cert': {
+    type: 'string',
+    env: 'FHIRGUARD_TLS_CLIENT_CERT',
+    arg: 'none|optional|required',
+    help: 'whether clients must present a certificate (default: required with --tls-client-ca, else none)',
+  },
   'audit-dir': { type: 'string', env: 'FHIRGUARD_AUDIT_DIR', arg: '<dir>', help: 'keep the audit trail there: one FHIR AuditEvent per request, fsynced JSON lines (docs/audit.md)' },
   'audit-sink': { type: 'string', env: 'FHIRGUARD_AUDIT_SINK', arg: '<fhir base url>', help: 'also deliver the audit trail to this FHIR server, at least once (needs --audit-dir)' },
 };

@@ -11,6 +11,7 @@ import { refuse } from '../fhir/outcome';
 import { validateRequest, validateSearch } from '../fhir/validate';
 import { checkPatientBody } from '../auth/patient-access';
 import { patientsOf } from './audit-record';
+import { connectionCertificate, ruleSubject } from './client-certificates';
 import { authorizeRequest, refuseTokenInQuery } from './authorize';
 import type { ProxyMetrics } from '../metrics/registry';
 import type { Policy } from '../policy/types';
@@ -110,7 +111,7 @@ export function createPipeline(opts: PipelineOptions) {
       // Who asks, before what the policy lets through: a request without a good token learns
       // nothing about what the policy would do with it.
       if (policy.authorization) authorizeRequest(interaction, state);
-      const tier = policy.decide(interaction, state.identity);
+      const tier = policy.decide(interaction, ruleSubject(state.identity, connectionCertificate(request.raw.socket)));
       state.tier = tier;
       const t3 = performance.now();
       policyStage.observe((t3 - t2) / 1000);

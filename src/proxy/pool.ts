@@ -116,6 +116,8 @@ export class TierPool {
     readonly timeoutMs: number,
     private readonly opts: PoolOptions,
     server = false,
+    /** The tier's CA bundle and client certificate for https:// members. */
+    private readonly tls?: { ca?: string; cert?: string; key?: string },
   ) {
     this.checkTimeoutMs = server ? Math.max(SERVER_CHECK_TIMEOUT_MS, opts.checkTimeoutMs ?? 0) : (opts.checkTimeoutMs ?? 2000);
     for (const spec of upstreams) this.members.push(this.makeMember(spec));
@@ -127,6 +129,7 @@ export class TierPool {
       connections: this.opts.connections ?? 128,
       pipelining: 1,
       ...(u.socketPath ? { socketPath: u.socketPath } : {}),
+      ...(this.tls && u.origin.startsWith('https:') ? { connect: upstreamTlsOptions(this.tls) } : {}),
       connectTimeout: Math.min(this.timeoutMs, 10_000),
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
@@ -196,10 +199,10 @@ export class UpstreamPools {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    tiers: readonly { name: string; upstreams: readonly string[]; timeoutMs: number; server?: unknown }[],
+    tiers: readonly { name: string; upstreams: readonly string[]; timeoutMs: number; server?: unknown; tls?: { ca?: string; cert?: string; key?: string } }[],
     private readonly opts: PoolOptions = {},
   ) {
-    for (const t of tiers) this.byName.set(t.name, new TierPool(t.name, t.upstreams, t.timeoutMs, opts, t.server !== undefined));
+    for (const t of tiers) this.byName.set(t.name, new TierPool(t.name, t.upstreams, t.timeoutMs, opts, t.server !== undefined, t.tls));
   }
 
   get(tier: string): TierPool | undefined {
@@ -241,6 +244,11 @@ export class UpstreamPools {
     if (this.timer) clearInterval(this.timer);
     await Promise.all(this.all().flatMap((p) => p.members.map((m) => m.client.destroy())));
   }
+}
+
+/** undici's connect options for a tier's TLS: only what the tier sets, the system's CAs otherwise. */
+function upstreamTlsOptions(tls: { ca?: string; cert?: string; key?: string }): { ca?: string; cert?: string; key?: string } {
+  return { ...(tls.ca !== undefined ? { ca: tls.ca } : {}), ...(tls.cert !== undefined ? { cert: tls.cert } : {}), ...(tls.key !== undefined ? { key: tls.key } : {}) };
 }
 
 export function describe(err: unknown): string {

@@ -29,6 +29,7 @@ import { SUPERVISED_FHIR_FD } from './processes/child-args';
 import { buildProxy } from './server';
 import type { ConnectionLimits } from './connection-limits';
 import { holdTickObjectShape } from './tick-shape';
+import { TlsListener, tlsSettings } from './tls-listener';
 import { warmHttpClient } from './warm-up';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -50,6 +51,8 @@ export interface StartOptions {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   connections: ConnectionLimits;
+  /** HTTPS on the FHIR listener (its files loaded and checked); undefined: plain HTTP. */
+  tls: TlsListener | undefined;
   listen: { host: string; port: number };
   adminAt: { host: string; port: number };
 }
@@ -62,6 +65,10 @@ export function checkStartOptions(values: Values, log: Logger): StartOptions | 2
     const headersTimeoutMs = positiveInt(values['headers-timeout'] ?? PROXY_OPTIONS['headers-timeout'].default, 'headers-timeout');
     const requestTimeoutMs = positiveInt(values['request-timeout'] ?? PROXY_OPTIONS['request-timeout'].default, 'request-timeout');
     if (requestTimeoutMs < headersTimeoutMs) throw new Error('--request-timeout must be at least --headers-timeout');
+    const policy = loadPolicy(path.resolve(String(values.policy)));
+    const tlsAt = tlsSettings(values);
+    if (policy.matchesCertificates && tlsAt?.clientCa === undefined)
+      throw new Error(`rules in ${policy.file} match client certificates (certificates:), which only an HTTPS listener with --tls-client-ca verifies`);
     return {
       base: normaliseBase(values.base),
       bodyLimit: positiveInt(values['body-limit'], 'body-limit'),
@@ -76,7 +83,8 @@ export function checkStartOptions(values: Values, log: Logger): StartOptions | 2
       },
       listen: parseHostPort(String(values.listen), '--listen'),
       adminAt: parseHostPort(String(values.admin), '--admin'),
-      policy: loadPolicy(path.resolve(String(values.policy))),
+      policy,
+      tls: tlsAt && new TlsListener(tlsAt, log),
     };
   } catch (err) {
     const message = err instanceof PolicyError ? `policy rejected:\n${err.message}` : (err as Error).message;
@@ -90,7 +98,7 @@ export function checkStartOptions(values: Values, log: Logger): StartOptions | 2
 export async function runProxy(values: Values, log: Logger): Promise<RunningProxy | number> {
   const checked = checkStartOptions(values, log);
   if (checked === 2) return 2;
-  const { policy, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, connections, listen, adminAt } = checked;
+  const { policy, base, bodyLimit, maxDepth, headersTimeoutMs, requestTimeoutMs, connections, tls, listen, adminAt } = checked;
   for (const w of policy.warnings) log.warn({ policy: policy.file }, `policy: ${w}`);
   const policyFile = policy.file;
 
@@ -174,6 +182,7 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
     capabilities,
     ...(authorization ? { authorization } : {}),
     ...(audit ? { audit } : {}),
+    ...(tls ? { tls } : {}),
   });
   const app = proxy.app;
   metrics.policyInForce(policy.digest);
@@ -200,11 +209,17 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
       };
     },
   });
+  // A reload reads every file the proxy was started with again: the certificates (a set that
+  // does not load is refused and the old one kept) and the policy.
+  const reload = async (): Promise<ReloadAnswer> => {
+    const certificates = await tls?.reload();
+    return { ...(await reloader.reload()), ...(certificates ? { tls: certificates } : {}) };
+  };
   const admin = createAdminServer({
     registry: metrics.registry,
     log,
     readiness: () => ({ ready: pools.ready() && (capabilities?.settled() ?? true), tiers: pools.tierHealth() }),
-    reload: () => reloader.reload(),
+    reload,
   });
   try {
     if (supervised) {
@@ -222,13 +237,14 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   } catch (err) {
     log.fatal({ err }, `cannot listen: ${(err as Error).message}`);
     follow?.stop();
+    tls?.close();
     await app.close();
     await pools.close();
     return 1;
   }
   const fhirAddr = app.server.address() as AddressInfo;
   const adminAddr = admin.address() as AddressInfo;
-  const fhirUrl = `http://${formatHostPort({ host: fhirAddr.address, port: fhirAddr.port })}${base}`;
+  const fhirUrl = `${tls ? 'https' : 'http'}://${formatHostPort({ host: fhirAddr.address, port: fhirAddr.port })}${base}`;
   const adminAddress = formatHostPort({ host: adminAddr.address, port: adminAddr.port });
   // Under the supervisor, its own line says where the front door listens; this is one process of it.
   log.info({ fhir: fhirUrl, admin: adminAddress, tiers: policy.tiers.map((t) => t.name) }, supervised ? 'proxy process ready' : 'fhirguard proxy listening');
@@ -236,9 +252,10 @@ export async function runProxy(values: Values, log: Logger): Promise<RunningProx
   return {
     fhirUrl,
     adminAddress,
-    reload: () => reloader.reload(),
+    reload,
     async close() {
       follow?.stop();
+      tls?.close();
       capabilities?.stop();
       (proxy.current().authorization as StartedAuthorization | undefined)?.smartConfiguration.stop();
       await app.close(); // stops accepting, lets in-flight requests finish

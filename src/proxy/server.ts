@@ -6,6 +6,7 @@
 // OperationOutcome.
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction, type HTTPMethods } from 'fastify';
+import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Logger } from 'pino';
 import { MethodNotAllowedError } from '../fhir/classify';
 import { refuse, type FhirError } from '../fhir/outcome';
@@ -20,11 +21,13 @@ import { Forwarder } from './forward';
 import { locationRewriter } from './headers';
 import { clientErrorHandler, connectRefusal, expectationRefusal, MAX_HEADER_BYTES } from './http-refusals';
 import { observeClientClosed, ObservingLogController } from './observe';
+import { refusePlainHttp } from './plain-http-refusal';
 import { createPipeline } from './pipeline';
 import type { PolicyGeneration, PolicyParts } from './policy-generation';
 import type { UpstreamPools } from './pool';
 import { requestIdFrom } from './request-id';
 import { requestLogger } from './request-logger';
+import type { TlsListener } from './tls-listener';
 import { closeAfterUpgrade } from './upgrade';
 
 export interface ProxyOptions extends PolicyParts {
@@ -45,6 +48,8 @@ export interface ProxyOptions extends PolicyParts {
   connections?: ConnectionLimits;
   /** Where each handled request's audit record goes (absent: no audit trail). */
   audit?: AuditDestination;
+  /** HTTPS (tls-listener.ts); absent: plain HTTP. */
+  tls?: TlsListener;
 }
 
 /** The FHIR listener and how a checked new policy is put in force. */
@@ -62,6 +67,9 @@ const ROUTED_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'D
 export async function buildProxy(o: ProxyOptions): Promise<ProxyServer> {
   const base = o.base.replace(/\/+$/, '');
   const audit = o.audit ? { to: o.audit, base } : undefined;
+  // Headers are limited to 15 KiB, below the 16 KiB most servers (Node, Tomcat, Jetty) accept,
+  // so a request fhirguard accepts still fits once it carries X-Forwarded-* and X-Request-Id.
+  const http = { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES };
   const app = Fastify({
     loggerInstance: o.logger,
     // fhirguard logs one line per request itself, with tier and interaction, and counts it
@@ -87,10 +95,14 @@ export async function buildProxy(o: ProxyOptions): Promise<ProxyServer> {
     // own refusal has no body).
     requestTimeout: o.requestTimeoutMs ?? 60_000,
     ...(o.connections ? { keepAliveTimeout: o.connections.keepAliveTimeoutMs, connectionTimeout: o.connections.idleTimeoutMs } : {}),
-    // Headers are limited to 15 KiB, below the 16 KiB most servers (Node, Tomcat, Jetty) accept,
-    // so a request fhirguard accepts still fits once it carries X-Forwarded-* and X-Request-Id.
-    http: { requireHostHeader: false, headersTimeout: o.headersTimeoutMs ?? 10_000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES },
-  });
+    // An HTTPS server takes the HTTP server's options with its TLS ones; a handshake is bounded like headers.
+    ...(o.tls ? { https: { ...http, ...o.tls.serverOptions(), handshakeTimeout: http.headersTimeout } as HttpsServerOptions } : { http }),
+  }) as unknown as FastifyInstance;
+  if (o.tls) {
+    const server = app.server as unknown as HttpsServer;
+    o.tls.attach(server);
+    o.tls.onClose(refusePlainHttp(server, o.metrics, o.logger, http.headersTimeout));
+  }
   // Before Fastify's own listener: an Upgrade request's answer closes its connection (upgrade.ts).
   app.server.prependListener('request', closeAfterUpgrade);
   app.server.on('checkExpectation', expectationRefusal(o.metrics, o.logger));

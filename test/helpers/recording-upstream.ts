@@ -10,6 +10,7 @@
 //   await up.close();
 
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface RecordedRequest {
@@ -43,6 +44,8 @@ export interface UpstreamOptions {
   name?: string;
   /** Keep no log (benchmarks): every request is answered and forgotten. */
   record?: boolean;
+  /** Serve HTTPS with these TLS options (key, cert, ca, requestCert...); url is then https://. */
+  tls?: https.ServerOptions;
 }
 
 export interface RecordingUpstream {
@@ -135,7 +138,7 @@ export async function startRecordingUpstream(opts: UpstreamOptions = {}): Promis
   const timers = new Set<NodeJS.Timeout>();
   let origin = '';
 
-  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -217,7 +220,8 @@ export async function startRecordingUpstream(opts: UpstreamOptions = {}): Promis
         send();
       }
     });
-  });
+  };
+  const server = opts.tls ? https.createServer({ keepAliveTimeout: 60_000, ...opts.tls }, handler) : http.createServer({ keepAliveTimeout: 60_000 }, handler);
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -233,7 +237,7 @@ export async function startRecordingUpstream(opts: UpstreamOptions = {}): Promis
     });
   await listen(0);
   const port = (server.address() as AddressInfo).port;
-  origin = `http://127.0.0.1:${port}`;
+  origin = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   const kill = async () => {
     for (const t of timers) clearTimeout(t);

@@ -34,7 +34,7 @@ rules:
     interactions: [read]
     tier: read
 `),
-    ).toEqual(['p.yaml:3:5: tiers[0].timeout: unknown field; expected one of: name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server']);
+    ).toEqual(['p.yaml:3:5: tiers[0].timeout: unknown field; expected one of: name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server, tls']);
   });
 
   test('unknown rule field', () => {
@@ -48,7 +48,7 @@ rules:
     tier: write
 `),
     ).toEqual([
-      'p.yaml:8:5: rules[1].resource: unknown field; expected one of: resources, interactions, operations, tier, deny, clients, scopes, patient',
+      'p.yaml:8:5: rules[1].resource: unknown field; expected one of: resources, interactions, operations, tier, deny, clients, scopes, patient, certificates',
       'p.yaml:8:5: rules[1].resources: missing required field (R4 resource types the rule covers, or ["*"] for every type and the system level)',
     ]);
   });
@@ -168,8 +168,8 @@ rules:
     expect(errors('# nothing yet\n')).toEqual(['p.yaml:1:1: (document): the file is empty; expected a mapping with the fields tiers, rules, supplyChain, authorization, limits']);
     expect(errors(`${TIERS}`)).toEqual(['p.yaml:1:1: rules: missing required field (rules, first match wins, no match = deny)']);
     expect(errors('tiers:\nrules: x\n')).toEqual([
-      'p.yaml:1:7: tiers: expected a list (each item a mapping with the fields name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server), found an empty value',
-      'p.yaml:2:8: rules: expected a list (each item a mapping with the fields resources, interactions, operations, tier, deny, clients, scopes, patient), found the string "x"',
+      'p.yaml:1:7: tiers: expected a list (each item a mapping with the fields name, upstreams, workers, timeoutMs, mode, enforcement, readOnly, server, tls), found an empty value',
+      'p.yaml:2:8: rules: expected a list (each item a mapping with the fields resources, interactions, operations, tier, deny, clients, scopes, patient, certificates), found the string "x"',
     ]);
     expect(errors('- a\n')).toEqual(['p.yaml:1:1: (document): expected a mapping with the fields tiers, rules, supplyChain, authorization, limits, found a list']);
   });

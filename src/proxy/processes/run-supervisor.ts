@@ -37,7 +37,7 @@ async function childJson(admin: string, path: string): Promise<{ status: number;
 export async function runSupervisor(values: Values, count: number, bin: string, log: Logger): Promise<RunningProxy | number> {
   const checked = checkStartOptions(values, log);
   if (checked === 2) return 2;
-  const { policy, base, listen, adminAt } = checked;
+  const { policy, base, listen, adminAt, tls } = checked;
   let listener;
   try {
     listener = await bindShared(listen.host, listen.port);
@@ -146,7 +146,7 @@ export async function runSupervisor(values: Values, count: number, bin: string, 
     return 1;
   }
   const adminAddress = formatHostPort({ host: (admin.address() as AddressInfo).address, port: (admin.address() as AddressInfo).port });
-  const fhirUrl = `http://${formatHostPort({ host: listener.address, port: listener.port })}${base}`;
+  const fhirUrl = `${tls ? 'https' : 'http'}://${formatHostPort({ host: listener.address, port: listener.port })}${base}`;
   log.info({ fhir: fhirUrl, admin: adminAddress, processes: count }, 'fhirguard proxy listening');
   return {
     fhirUrl,
