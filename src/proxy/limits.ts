@@ -3,7 +3,8 @@
 //
 // Where the checks sit: the global limits before the token check, so a flood costs no token
 // verification; the client's after it, since the client is who the token says (its client
-// id), else its IP address (a token that does not verify is refused there anyway). Rates are
+// id), else its client certificate (mTLS), else its IP address (a token that does not verify
+// is refused there anyway). Rates are
 // token buckets; a concurrency slot is held from admission until the response is done or the
 // client is gone, released exactly once. Per-client state is bounded: the least recently
 // seen clients' buckets are forgotten beyond MAX_CLIENTS (a forgotten bucket starts full).
@@ -11,6 +12,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FhirError, refuse } from '../fhir/outcome';
 import type { Limit, LimitsConfig } from '../policy/limits';
+import { connectionCertificate } from './client-certificates';
 import type { RequestState } from './request-state';
 
 /** Most clients whose buckets are remembered at once. */
@@ -103,7 +105,8 @@ export class RequestLimits {
     const named = clientId !== undefined ? this.config.clients.get(clientId) : undefined;
     const limit = named ?? this.config.perClient;
     if (limit.rate === undefined && limit.concurrency === undefined) return undefined;
-    const key = clientId !== undefined ? `client ${clientId}` : `address ${request.ip}`;
+    const certificate = clientId === undefined ? connectionCertificate(request.raw.socket) : undefined;
+    const key = clientId !== undefined ? `client ${clientId}` : certificate ? `certificate ${certificate.subject}` : `address ${request.ip}`;
     let c = this.clients.get(key);
     if (c) {
       // Most recently seen last: the first entries are the ones to forget.

@@ -32,7 +32,7 @@ describe('TokenBucket', () => {
 });
 
 function fakeRequest(ip: string, clientId?: string) {
-  return { ip, fhirguard: clientId ? { identity: { clientId } } : null } as never;
+  return { ip, raw: { socket: {} }, fhirguard: clientId ? { identity: { clientId } } : null } as never;
 }
 function fakeReply() {
   const raw = new EventEmitter();

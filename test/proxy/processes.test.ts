@@ -85,6 +85,8 @@ test('both processes serve, /metrics sums them, and the one trail has every requ
 
 test('a killed process is replaced, and every request sent meanwhile is served by the other', async () => {
   const [victim] = processes(proxy);
+  // A scrape before the kill: the supervisor has seen what the victim counted.
+  const countedBefore = sum((await scrape(proxy.adminUrl)).samples, 'fhirguard_requests_total', { resource_type: 'Patient' });
   process.kill(victim.child, 'SIGKILL');
   const statuses: number[] = [];
   // Requests sent from the moment of the kill until the replacement serves.
@@ -101,6 +103,8 @@ test('a killed process is replaced, and every request sent meanwhile is served b
   expect(statuses.filter((s) => s !== 200)).toEqual([]);
   const { samples } = await scrape(proxy.adminUrl);
   expect(value(samples, 'fhirguard_proxy_processes_replaced_total')).toBe(1);
+  // What the killed process had counted stays in the totals: no counter goes down.
+  expect(sum(samples, 'fhirguard_requests_total', { resource_type: 'Patient' })).toBeGreaterThanOrEqual(countedBefore + statuses.length);
   expect(proxy.logs().some((l) => l.msg.includes(`proxy process ${victim.child} exited (SIGKILL)`))).toBe(true);
 });
 

@@ -80,20 +80,35 @@ export async function runSupervisor(values: Values, count: number, bin: string, 
   });
   supervisor.start();
 
+  // What replaced processes had counted, as of the last scrape that reached them: their
+  // counters and histograms stay in the sums, so a replacement never makes a total go down.
+  type MetricJson = { type: string };
+  const lastSeen = new Map<number, MetricJson[]>();
+  let retired: MetricJson[] = [];
   const aggregated = async (): Promise<string> => {
     const own = await registry.getMetricsAsJSON();
+    const live = supervisor.admins();
+    for (const [pid, last] of lastSeen) {
+      if (live.some((c) => c.pid === pid)) continue;
+      lastSeen.delete(pid);
+      const counts = last.filter((m) => m.type === 'counter' || m.type === 'histogram');
+      retired = (await AggregatorRegistry.aggregate([retired, counts] as never).getMetricsAsJSON()) as unknown as MetricJson[];
+    }
     const children = await Promise.all(
-      supervisor.admins().map((c) =>
+      live.map((c) =>
         childJson(c.admin, '/metrics.json').then(
-          (r) => r.body as unknown[],
+          (r) => {
+            lastSeen.set(c.pid, r.body as MetricJson[]);
+            return r.body as MetricJson[];
+          },
           (err: Error) => {
             log.warn({ err, pid: c.pid }, 'a proxy process did not give its metrics');
-            return [] as unknown[];
+            return lastSeen.get(c.pid) ?? [];
           },
         ),
       ),
     );
-    return AggregatorRegistry.aggregate([own, ...children] as never).metrics();
+    return AggregatorRegistry.aggregate([own, retired, ...children] as never).metrics();
   };
   let inForce = { file: policy.file, digest: policy.digest };
   const reload = async (): Promise<ReloadAnswer> => {
