@@ -28,7 +28,7 @@ export const proxyCommand: Command = {
   },
   details: [
     'SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.',
-    'SIGHUP (or `fhirguard reload`): read the policy file again; a good one is put in force for',
+    'SIGHUP (or `fhirguard reload`): read the TLS files and the policy file again; a good policy is put in force for',
     'new requests, one with problems is refused and the old one stays (docs/policy.md).',
   ].join('\n'),
   async run(values) {

@@ -7,7 +7,7 @@ import type { OptionSpec } from '../cli/command';
 export const PROXY_OPTIONS: Record<string, OptionSpec> = {
   listen: { type: 'string', env: 'FHIRGUARD_LISTEN', default: '127.0.0.1:8080', arg: '<host:port>', help: 'FHIR listener (port 0: any free port)' },
   base: { type: 'string', env: 'FHIRGUARD_BASE', default: '/fhir', arg: '<path>', help: 'FHIR base path' },
-  admin: { type: 'string', env: 'FHIRGUARD_ADMIN', default: '127.0.0.1:9464', arg: '<host:port>', help: 'admin listener: /metrics, /healthz, /readyz' },
+  admin: { type: 'string', env: 'FHIRGUARD_ADMIN', default: '127.0.0.1:9464', arg: '<host:port>', help: 'admin listener: /metrics, /healthz, /readyz, POST /reload' },
   'body-limit': { type: 'string', env: 'FHIRGUARD_BODY_LIMIT', default: '16777216', arg: '<bytes>', help: 'largest request body accepted (413 above)' },
   'max-depth': { type: 'string', env: 'FHIRGUARD_MAX_DEPTH', default: '64', arg: '<n>', help: 'deepest JSON nesting accepted in a body (400 above)' },
   'headers-timeout': { type: 'string', env: 'FHIRGUARD_HEADERS_TIMEOUT', default: '10000', arg: '<ms>', help: 'time a client has to send a request line and headers (408 and closed after)' },

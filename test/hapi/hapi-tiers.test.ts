@@ -7,7 +7,8 @@
 // inside a HAPI tier's confinement, the database going away under it, a tampered jar, and a
 // rollout under load.
 
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chmodSync, chownSync, cpSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkerInfo } from '../../src/agent-api/client';
@@ -23,6 +24,8 @@ import { HAPI_PROFILES, hapiJar, hapiWorld, type HapiWorld } from '../helpers/ha
 import { closeClients, send } from '../helpers/http-client';
 import { poll } from '../helpers/poll';
 import { underLoad } from '../rollout/workload';
+
+const execFileAsync = promisify(execFile);
 
 const TIERS = ['read', 'write'];
 
@@ -299,11 +302,21 @@ describe('supply chain', () => {
     // underLoad checks the workload: no failed request, every acknowledged write readable, none applied twice.
     const since = agent.log().length;
     // What the agent said meanwhile, when something failed: which worker ended, and why.
-    const { result: out, workload } = await underLoad(fhirUrl, 3, async () =>
-      execFileSync(FHIRGUARD, ['rollout', '--state-dir', agent.stateDir, '--tier', 'write', '--profile', next, '--attestations', path.join(dir, 'attestations'), '--ready-timeout', '300s'], {
-        encoding: 'utf8',
-        timeout: 600_000,
-      }),
+    // Asynchronous: the load goes on in this process while the rollout runs.
+    const { result: out, workload } = await underLoad(
+      fhirUrl,
+      3,
+      async () =>
+        (
+          await execFileAsync(
+            FHIRGUARD,
+            ['rollout', '--state-dir', agent.stateDir, '--tier', 'write', '--profile', next, '--attestations', path.join(dir, 'attestations'), '--ready-timeout', '300s'],
+            {
+              encoding: 'utf8',
+              timeout: 600_000,
+            },
+          )
+        ).stdout,
     ).catch((err: Error) => {
       throw new Error(
         `${err.message}\nthe agent meanwhile:\n${agent
