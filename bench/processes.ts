@@ -7,12 +7,11 @@
 // what the supervisor and the extra processes cost. The result goes to stdout and
 // bench/results/processes-<date>.json.
 
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { totalCpuSeconds } from './lib/cpu-time';
+import { childrenOf, totalCpuSeconds } from './lib/cpu-time';
 import { describe, load, machine as machineInfo } from './lib/machine';
 import { firstLine, freePort, spawnLogged, stopAll, waitFor } from './lib/procs';
 import { stats, type Stats } from './lib/stats';
@@ -45,8 +44,7 @@ async function startFhirguard(dir: string, processes: number, upstream: string):
     url: `http://127.0.0.1:${listen}/fhir/Patient/example`,
     pids: () => {
       // The supervisor's children are read from /proc at each measurement: a replaced one counts too.
-      const children = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).stdout;
-      return [pid, ...children.split('\n').filter(Boolean).map(Number)];
+      return [pid, ...childrenOf(pid)];
     },
   };
 }

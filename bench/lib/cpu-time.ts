@@ -1,7 +1,7 @@
 // CPU time of processes: what a request costs the measured processes, a figure that a busy
 // machine disturbs far less than throughput (which depends on the CPU share they get).
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** CPU seconds (user + system, all threads) a process has used: /proc/<pid>/stat, in USER_HZ = 100 ticks. */
 export function cpuSeconds(pid: number): number {
@@ -9,6 +9,23 @@ export function cpuSeconds(pid: number): number {
     .replace(/^.*\) /s, '')
     .split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The child processes of `pid` now (every thread's children, from /proc). */
+export function childrenOf(pid: number): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  return tasks.flatMap((t) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Summed CPU seconds of `pids`; a pid that is gone counts 0. */
