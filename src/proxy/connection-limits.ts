@@ -1,9 +1,10 @@
 // What bounds the connections a client can hold, beside the header and request timeouts
 // (server.ts): a cap on open connections per process and per client address, closed as they
 // arrive when over it (a client that opens thousands of sockets cannot starve the others);
-// an idle keep-alive connection closed after keepAliveTimeout; and any connection on which no
-// byte moves either way for idleTimeout closed, which bounds a client that stops reading its
-// response (its socket's buffers full, nothing written).
+// an idle keep-alive connection closed after keepAliveTimeout; and a connection on which
+// nothing is read or written for idleTimeout closed. A client that stops reading its answer
+// keeps writes waiting, which Node does not count as idle: that one is not bounded yet
+// (docs/http.md).
 
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';

@@ -24,7 +24,7 @@ export const PROXY_OPTIONS: Record<string, OptionSpec> = {
     env: 'FHIRGUARD_IDLE_TIMEOUT',
     default: '300000',
     arg: '<ms>',
-    help: 'a connection on which no byte moves either way for this long is closed (bounds clients that stop reading)',
+    help: 'a connection on which nothing is read or written for this long is closed (a stalled exchange)',
   },
   'max-connections': { type: 'string', env: 'FHIRGUARD_MAX_CONNECTIONS', default: '10000', arg: '<n>', help: 'open connections per proxy process; more are closed as they arrive' },
   'max-connections-per-address': {
