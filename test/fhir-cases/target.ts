@@ -46,6 +46,8 @@ export function caseTest(o: CaseOptions): (name: string, fn: () => Promise<void>
   return (name, fn, timeoutMs) => {
     named.add(name);
     const why = o.unsupported?.[name];
+    // Skipped, not dropped: the case and the server's reason stay in every report, and
+    // staleUnsupported() fails the suite when the list names a case that no longer exists.
     if (why) test.skip(`${name} [not supported by this server: ${why}]`, fn);
     else test(name, fn, timeoutMs);
   };
