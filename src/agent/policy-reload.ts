@@ -7,6 +7,7 @@
 // restarts by it.
 
 import type { Logger } from 'pino';
+import { OneAtATime } from '../agent-api/one-at-a-time';
 import type { ReloadAnswer } from '../agent-api/reload';
 import { loadPolicy, PolicyError, type Policy } from '../policy';
 import { issuerChanges, tierChanges } from '../policy/tier-changes';
@@ -28,14 +29,12 @@ export interface AgentPolicyReloadOptions {
 }
 
 export class AgentPolicyReload {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new OneAtATime();
 
   constructor(private readonly o: AgentPolicyReloadOptions) {}
 
   reload(): Promise<ReloadAnswer> {
-    const next = this.queue.then(() => this.once());
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.serial.run(() => this.once());
   }
 
   private async once(): Promise<ReloadAnswer> {

@@ -6,6 +6,7 @@
 // that puts it in force; requests in flight finish under the policy they started with.
 
 import type { Logger } from 'pino';
+import { OneAtATime } from '../agent-api/one-at-a-time';
 import type { ReloadAnswer } from '../agent-api/reload';
 import type { ProxyMetrics } from '../metrics/registry';
 import { loadPolicy, PolicyError, type Policy } from '../policy';
@@ -22,15 +23,12 @@ export interface PolicyReloadOptions {
 }
 
 export class PolicyReload {
-  // Reloads run one at a time: two signals in a row never build from the same old policy.
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new OneAtATime();
 
   constructor(private readonly o: PolicyReloadOptions) {}
 
   reload(): Promise<ReloadAnswer> {
-    const next = this.queue.then(() => this.once());
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.serial.run(() => this.once());
   }
 
   private async once(): Promise<ReloadAnswer> {
